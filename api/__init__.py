@@ -1,0 +1,1 @@
+"""TrustLedger HTTP API (issue 4)."""

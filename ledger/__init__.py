@@ -1,0 +1,1 @@
+"""TrustLedger write side: events, aggregates, the event store application, codec."""

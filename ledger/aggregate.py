@@ -1,0 +1,127 @@
+"""Aggregates decide, events evolve.
+
+An aggregate is rebuilt by applying its events in order. A command method
+first checks the command against the current state and raises a domain error
+if it is refused; only then does it record events, each applied at once, so
+later checks in the same command see the new state. Nothing is written until
+the application saves what ``collect_events`` returns: a refused command
+leaves the log untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, ClassVar, Self, TypeVar
+from uuid import UUID
+
+import msgspec
+
+from ledger.errors import ErrorCode, StateConflictError
+from ledger.events import Event
+from ledger.policy import PolicyBook
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any, Any], None]
+
+
+class Context(msgspec.Struct, frozen=True):
+    """What a command runs under: the recording clock reading and the policy in force."""
+
+    recorded_at: datetime
+    book: PolicyBook
+
+
+def evolves(
+    event_type: type[Event],
+) -> Callable[[Callable[[Any, E], None]], Callable[[Any, E], None]]:
+    """Mark a method as the state change for one event type."""
+
+    def mark(method: Callable[[Any, E], None]) -> Callable[[Any, E], None]:
+        method.__evolves__ = event_type  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+class Aggregate:
+    _handlers: ClassVar[dict[type[Event], Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._handlers = {
+            member.__evolves__: member
+            for member in vars(cls).values()
+            if hasattr(member, "__evolves__")
+        }
+
+    def __init__(self, aggregate_id: UUID) -> None:
+        self.id = aggregate_id
+        self.version = 0
+        self.last_at: datetime | None = None
+        self._pending: list[Event] = []
+        self._context: Context | None = None
+
+    @classmethod
+    def replay(cls, aggregate_id: UUID, events: Iterable[Event]) -> Self | None:
+        aggregate = cls(aggregate_id)
+        for event in events:
+            aggregate.apply(event)
+        return aggregate if aggregate.version else None
+
+    def begin(self, context: Context) -> Self:
+        self._context = context
+        return self
+
+    @property
+    def context(self) -> Context:
+        if self._context is None:
+            raise RuntimeError("begin(context) must be called before a command")
+        return self._context
+
+    def apply(self, event: Event) -> None:
+        if event.originator_version != self.version + 1:
+            raise ValueError(
+                f"event v{event.originator_version} does not follow v{self.version} of {self.id}"
+            )
+        self._handlers[type(event)](self, event)
+        self.version = event.originator_version
+        self.last_at = event.occurred_at
+
+    def check_not_before_last_fact(self, at: datetime) -> None:
+        """Facts of one aggregate form a timeline; a new one cannot precede it."""
+        if self.last_at is not None and at < self.last_at:
+            raise StateConflictError(
+                ErrorCode.OUT_OF_ORDER,
+                f"occurred_at {at.isoformat()} is before the last fact of this "
+                f"{type(self).__name__.lower()} ({self.last_at.isoformat()})",
+                field="occurred_at",
+            )
+
+    def record(self, event_type: type[E], *, occurred_at: datetime, **fields: Any) -> E:
+        event = event_type(
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            recorded_at=self.context.recorded_at,
+            occurred_at=occurred_at,
+            policy_version=self.context.book.stamp,
+            **fields,
+        )
+        self.apply(event)
+        self._pending.append(event)
+        return event
+
+    def collect_events(self) -> list[Event]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def next_deadline(self) -> datetime | None:
+        """When this aggregate's next time-driven fact falls due, if ever."""
+        return None
+
+    def settle(self, until: datetime) -> None:
+        """Record every deadline fact due at or before ``until``."""

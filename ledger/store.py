@@ -1,0 +1,384 @@
+"""Event recorders for memory, SQLite and PostgreSQL, with the ledger's side tables.
+
+Two small tables are written in the same transaction as the events they belong
+to, so they can never disagree with the log:
+
+- **idempotency**: (caller, key) → hash of the command and the keys of the
+  events it wrote. A repeated key answers with the original positions; it
+  survives restarts because it is stored, not held in memory.
+- **deadlines**: aggregate id → the time its next deadline falls due, so the
+  deadline worker finds due aggregates with an index range scan instead of
+  scanning the log.
+
+Both arrive as keyword arguments of ``insert_events`` (``Application.save``
+passes its keyword arguments through), the same way the library passes
+tracking records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteCursor,
+    SQLiteDatastore,
+)
+from psycopg.sql import SQL, Identifier
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+EventKey = tuple[UUID, int]
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True):
+    caller: str
+    key: str
+    command_hash: str
+    event_keys: tuple[EventKey, ...]
+
+
+class DeadlineUpdate(msgspec.Struct, frozen=True):
+    """The next due time of an aggregate's deadlines; ``None`` when it has none."""
+
+    originator_id: UUID
+    due_at: datetime | None
+
+
+def to_micros(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+_keys_encoder = msgspec.json.Encoder()
+_keys_decoder = msgspec.json.Decoder(tuple[tuple[UUID, int], ...])
+
+
+def _encode_keys(keys: Sequence[EventKey]) -> bytes:
+    return _keys_encoder.encode(keys)
+
+
+def _decode_keys(data: bytes) -> tuple[EventKey, ...]:
+    return _keys_decoder.decode(data)
+
+
+class LedgerRecorder(Protocol):
+    """What the ledger needs from its recorder beyond the library's interface."""
+
+    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None: ...
+
+    def positions_of(self, event_keys: Sequence[EventKey]) -> list[int]: ...
+
+    def due_aggregates(self, until: datetime, limit: int) -> list[UUID]: ...
+
+
+def _side_rows(
+    kwargs: dict[str, Any],
+) -> tuple[Sequence[IdempotencyRecord], Sequence[DeadlineUpdate]]:
+    return kwargs.get("idempotency", ()), kwargs.get("deadlines", ())
+
+
+# --- In memory -----------------------------------------------------------------
+
+
+class MemoryLedgerRecorder(POPOApplicationRecorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self._idempotency: dict[tuple[str, str], IdempotencyRecord] = {}
+        self._deadlines: dict[UUID, datetime] = {}
+
+    def _insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        idempotency, deadlines = _side_rows(kwargs)
+        with self._database_lock:
+            for record in idempotency:
+                if (record.caller, record.key) in self._idempotency:
+                    raise IntegrityError(f"idempotency key {record.key!r} already used")
+            ids = super()._insert_events(stored_events, **kwargs)
+            for record in idempotency:
+                self._idempotency[(record.caller, record.key)] = record
+            for update in deadlines:
+                if update.due_at is None:
+                    self._deadlines.pop(update.originator_id, None)
+                else:
+                    self._deadlines[update.originator_id] = update.due_at
+            return ids
+
+    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
+        with self._database_lock:
+            return self._idempotency.get((caller, key))
+
+    def positions_of(self, event_keys: Sequence[EventKey]) -> list[int]:
+        with self._database_lock:
+            return [self._stored_events_index[str(oid)][version] + 1 for oid, version in event_keys]
+
+    def due_aggregates(self, until: datetime, limit: int) -> list[UUID]:
+        with self._database_lock:
+            due = sorted((at, oid) for oid, at in self._deadlines.items() if at <= until)
+        return [oid for _, oid in due[:limit]]
+
+
+# --- SQLite --------------------------------------------------------------------
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    """SQLite events with an explicit, never-reused position column.
+
+    The library's table keys notifications on the implicit rowid, which VACUUM
+    may renumber; an ``INTEGER PRIMARY KEY AUTOINCREMENT`` column is the rowid
+    itself, survives VACUUM and is never reused after a delete.
+    """
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        table = self.events_table_name
+        self.insert_events_statement = (
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "VALUES (?,?,?,?)"
+        )
+        self.idempotency_table = f"{table}_idempotency"
+        self.deadlines_table = f"{table}_deadlines"
+
+    def construct_create_table_statements(self) -> list[str]:
+        table = self.events_table_name
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            "notification_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, "
+            "topic TEXT NOT NULL, "
+            "state BLOB NOT NULL, "
+            "UNIQUE (originator_id, originator_version))",
+            f"CREATE TABLE IF NOT EXISTS {table}_idempotency ("
+            "caller TEXT NOT NULL, key TEXT NOT NULL, command_hash TEXT NOT NULL, "
+            "event_keys BLOB NOT NULL, PRIMARY KEY (caller, key))",
+            f"CREATE TABLE IF NOT EXISTS {table}_deadlines ("
+            "originator_id TEXT PRIMARY KEY, due_at_us INTEGER NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {table}_deadlines_due ON {table}_deadlines (due_at_us)",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        idempotency, deadlines = _side_rows(kwargs)
+        for record in idempotency:
+            c.execute(
+                f"INSERT INTO {self.idempotency_table} VALUES (?,?,?,?)",
+                (
+                    record.caller,
+                    record.key,
+                    record.command_hash,
+                    _encode_keys(record.event_keys),
+                ),
+            )
+        for update in deadlines:
+            if update.due_at is None:
+                c.execute(
+                    f"DELETE FROM {self.deadlines_table} WHERE originator_id = ?",
+                    (update.originator_id.hex,),
+                )
+            else:
+                c.execute(
+                    f"INSERT INTO {self.deadlines_table} VALUES (?, ?) "
+                    "ON CONFLICT (originator_id) DO UPDATE SET due_at_us = excluded.due_at_us",
+                    (update.originator_id.hex, to_micros(update.due_at)),
+                )
+        return ids
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        # The library selects "rowid", which an INTEGER PRIMARY KEY column
+        # reports under its own name; select the position column explicitly.
+        clauses: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            clauses.append("notification_id >= ?" if inclusive_of_start else "notification_id > ?")
+            params.append(start)
+        if stop is not None:
+            clauses.append("notification_id <= ?")
+            params.append(stop)
+        if topics:
+            clauses.append(f"topic IN ({','.join('?' * len(topics))})")
+            params.extend(topics)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        params.append(limit)
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT * FROM {self.events_table_name} {where}ORDER BY notification_id LIMIT ?",
+                params,
+            )
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
+
+    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT command_hash, event_keys FROM {self.idempotency_table} "
+                "WHERE caller = ? AND key = ?",
+                (caller, key),
+            )
+            row = c.fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(caller, key, row["command_hash"], _decode_keys(row["event_keys"]))
+
+    def positions_of(self, event_keys: Sequence[EventKey]) -> list[int]:
+        positions = []
+        with self.datastore.transaction(commit=False) as c:
+            for oid, version in event_keys:
+                c.execute(
+                    f"SELECT notification_id FROM {self.events_table_name} "
+                    "WHERE originator_id = ? AND originator_version = ?",
+                    (oid.hex, version),
+                )
+                positions.append(int(c.fetchone()["notification_id"]))
+        return positions
+
+    def due_aggregates(self, until: datetime, limit: int) -> list[UUID]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_id FROM {self.deadlines_table} "
+                "WHERE due_at_us <= ? ORDER BY due_at_us LIMIT ?",
+                (to_micros(until), limit),
+            )
+            return [UUID(row["originator_id"]) for row in c.fetchall()]
+
+
+# --- PostgreSQL ----------------------------------------------------------------
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.idempotency_table = Identifier(f"{events_table_name}_idempotency")
+        self.deadlines_table = Identifier(f"{events_table_name}_deadlines")
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                    "caller text NOT NULL, key text NOT NULL, command_hash text NOT NULL, "
+                    "event_keys bytea NOT NULL, PRIMARY KEY (caller, key))"
+                ).format(schema=schema, table=self.idempotency_table),
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                    "originator_id uuid PRIMARY KEY, due_at_us bigint NOT NULL)"
+                ).format(schema=schema, table=self.deadlines_table),
+                SQL("CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (due_at_us)").format(
+                    index=Identifier(f"{events_table_name}_deadlines_due"),
+                    schema=schema,
+                    table=self.deadlines_table,
+                ),
+            ]
+        )
+        self._schema = schema
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # The events go first (under the library's table lock); the side rows
+        # use another cursor so the events' RETURNING rows stay readable.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        idempotency, deadlines = _side_rows(kwargs)
+        if not idempotency and not deadlines:
+            return
+        with curs.connection.cursor() as side:
+            for record in idempotency:
+                side.execute(
+                    SQL("INSERT INTO {schema}.{table} VALUES (%s, %s, %s, %s)").format(
+                        schema=self._schema, table=self.idempotency_table
+                    ),
+                    (
+                        record.caller,
+                        record.key,
+                        record.command_hash,
+                        _encode_keys(record.event_keys),
+                    ),
+                )
+            for update in deadlines:
+                if update.due_at is None:
+                    side.execute(
+                        SQL("DELETE FROM {schema}.{table} WHERE originator_id = %s").format(
+                            schema=self._schema, table=self.deadlines_table
+                        ),
+                        (update.originator_id,),
+                    )
+                else:
+                    side.execute(
+                        SQL(
+                            "INSERT INTO {schema}.{table} VALUES (%s, %s) "
+                            "ON CONFLICT (originator_id) DO UPDATE "
+                            "SET due_at_us = EXCLUDED.due_at_us"
+                        ).format(schema=self._schema, table=self.deadlines_table),
+                        (update.originator_id, to_micros(update.due_at)),
+                    )
+
+    def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT command_hash, event_keys FROM {schema}.{table} "
+                    "WHERE caller = %s AND key = %s"
+                ).format(schema=self._schema, table=self.idempotency_table),
+                (caller, key),
+            )
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            caller, key, row["command_hash"], _decode_keys(bytes(row["event_keys"]))
+        )
+
+    def positions_of(self, event_keys: Sequence[EventKey]) -> list[int]:
+        ids = [oid for oid, _ in event_keys]
+        versions = [version for _, version in event_keys]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT k.ord, e.notification_id FROM "
+                    "unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS k(oid, ver, ord) "
+                    "JOIN {schema}.{table} e "
+                    "ON e.originator_id = k.oid AND e.originator_version = k.ver "
+                    "ORDER BY k.ord"
+                ).format(schema=self._schema, table=Identifier(self.events_table_name)),
+                (ids, versions),
+            )
+            return [int(row["notification_id"]) for row in curs.fetchall()]
+
+    def due_aggregates(self, until: datetime, limit: int) -> list[UUID]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT originator_id FROM {schema}.{table} "
+                    "WHERE due_at_us <= %s ORDER BY due_at_us LIMIT %s"
+                ).format(schema=self._schema, table=self.deadlines_table),
+                (to_micros(until), limit),
+            )
+            return [row["originator_id"] for row in curs.fetchall()]
