@@ -1,0 +1,98 @@
+"""Fixtures: one ledger per test, on memory, SQLite and PostgreSQL.
+
+PostgreSQL tests carry the ``postgres`` marker. They skip when the server is
+unreachable on a developer machine, and fail when ``CI=true``: CI must never
+pass without running them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ledger.app import LedgerApp
+from tests.support import T0, Market
+
+POSTGRES_URL = os.environ.get(
+    "TRUSTLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_available() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_URL.split("?")[0], connect_timeout=3):
+            return None
+    except psycopg.OperationalError as error:
+        return str(error)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    problem = _postgres_available()
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and PostgreSQL is unreachable at {POSTGRES_URL}: {problem}")
+        pytest.skip(f"PostgreSQL unreachable: {problem}")
+    return POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh schema per test, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{postgres_server}?schema={schema}&pool_size=4&max_overflow=8"
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "memory:"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def market(database_url: str) -> Iterator[Market]:
+    """A ledger on every backend, driven through LedgerApp."""
+    m = Market.open(database_url)
+    try:
+        yield m
+    finally:
+        m.app.close()
+
+
+@pytest.fixture
+def memory_market() -> Iterator[Market]:
+    """A ledger in memory only, for rules that do not depend on the store."""
+    m = Market.open("memory:")
+    try:
+        yield m
+    finally:
+        m.app.close()
+
+
+@pytest.fixture
+def app_at_t0() -> Iterator[LedgerApp]:
+    from ledger.clock import FixedClock
+
+    app = LedgerApp("memory:", clock=FixedClock(T0))
+    try:
+        yield app
+    finally:
+        app.close()
