@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from ledger.app import LedgerApp
+from ledger.clock import FixedClock
 from tests.support import T0, Market
 
 POSTGRES_URL = os.environ.get(
@@ -89,8 +90,6 @@ def memory_market() -> Iterator[Market]:
 
 @pytest.fixture
 def app_at_t0() -> Iterator[LedgerApp]:
-    from ledger.clock import FixedClock
-
     app = LedgerApp("memory:", clock=FixedClock(T0))
     try:
         yield app
