@@ -12,6 +12,7 @@ from typing import Any
 
 from ledger import commands as c
 from ledger.app import Appended, LedgerApp, Origin
+from ledger.events import Dsr
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CALLER = "demo-scenario"
@@ -27,7 +28,7 @@ def _steps(app: LedgerApp) -> Iterator[tuple[Callable[[Any, Origin], Appended], 
     yield app.verify_identity, c.VerifyIdentity(member_id="bob-shop", occurred_at=_at(0.5))
 
     def trade(
-        trade_id: str, buyer: str, seller: str, item: str, amount: int, day: float
+        trade_id: str, buyer: str, seller: str, item: str, *, amount: int, day: float
     ) -> c.CreateTrade:
         return c.CreateTrade(
             trade_id=trade_id,
@@ -42,7 +43,7 @@ def _steps(app: LedgerApp) -> Iterator[tuple[Callable[[Any, Origin], Appended], 
         )
 
     # A happy trade: paid, shipped, confirmed, rated both ways with shop scores.
-    yield app.create_trade, trade("T-1001", "alice", "bob-shop", "teapot", 12_800, 1)
+    yield app.create_trade, trade("T-1001", "alice", "bob-shop", "teapot", amount=12_800, day=1)
     yield app.pay_into_escrow, c.PayIntoEscrow(trade_id="T-1001", occurred_at=_at(1.01))
     yield app.ship_trade, c.ShipTrade(trade_id="T-1001", occurred_at=_at(1.5))
     yield app.confirm_receipt, c.ConfirmReceipt(trade_id="T-1001", occurred_at=_at(4))
@@ -53,7 +54,7 @@ def _steps(app: LedgerApp) -> Iterator[tuple[Callable[[Any, Origin], Appended], 
             rater="buyer",
             score="positive",
             occurred_at=_at(4.1),
-            dsr=c.Dsr(as_described=5, service=5, shipping_speed=4, logistics=5),
+            dsr=Dsr(as_described=5, service=5, shipping_speed=4, logistics=5),
             comment="Lovely teapot, well packed.",
         ),
     )
@@ -63,7 +64,7 @@ def _steps(app: LedgerApp) -> Iterator[tuple[Callable[[Any, Origin], Appended], 
     )
 
     # A partial refund before success; the rest of the escrow is released later.
-    yield app.create_trade, trade("T-1002", "carol", "bob-shop", "cups", 6_000, 2)
+    yield app.create_trade, trade("T-1002", "carol", "bob-shop", "cups", amount=6_000, day=2)
     yield app.pay_into_escrow, c.PayIntoEscrow(trade_id="T-1002", occurred_at=_at(2.01))
     yield app.ship_trade, c.ShipTrade(trade_id="T-1002", occurred_at=_at(2.5))
     yield (
@@ -84,7 +85,7 @@ def _steps(app: LedgerApp) -> Iterator[tuple[Callable[[Any, Origin], Appended], 
     )
 
     # A rejected refund escalated to a dispute the seller loses, and a complaint.
-    yield app.create_trade, trade("T-1003", "alice", "dave-store", "lamp", 25_000, 3)
+    yield app.create_trade, trade("T-1003", "alice", "dave-store", "lamp", amount=25_000, day=3)
     yield app.pay_into_escrow, c.PayIntoEscrow(trade_id="T-1003", occurred_at=_at(3.01))
     yield app.ship_trade, c.ShipTrade(trade_id="T-1003", occurred_at=_at(6))
     yield (

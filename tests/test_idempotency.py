@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
+import pytest
+
 from ledger import commands as c
-from ledger.app import LedgerApp
-from ledger.errors import ErrorCode, StateConflictError
+from ledger.app import LedgerApp, Origin
+from ledger.errors import ErrorCode, NotFoundError, StateConflictError
 from tests.support import HOUR, T0, Market
 
 
@@ -52,8 +56,6 @@ def test_keys_are_scoped_to_the_caller(memory_market: Market) -> None:
     m = memory_market
     m.members("buyer-1", "seller-1")
     app = m.app
-    from ledger.app import Origin
-
     app.create_trade(create("T1"), Origin("order-service", "k1"))
     result = app.create_trade(create("T2"), Origin("risk-service", "k1"))
     assert not result.replayed
@@ -62,10 +64,9 @@ def test_keys_are_scoped_to_the_caller(memory_market: Market) -> None:
 def test_a_refused_command_does_not_bind_its_key(memory_market: Market) -> None:
     m = memory_market
     m.members("buyer-1")  # the seller is not registered yet: refused
-    try:
+    with pytest.raises(NotFoundError) as refused:
         m.run(m.app.create_trade, create(), key="k")
-    except Exception as error:
-        assert getattr(error, "code", None) == ErrorCode.UNKNOWN_MEMBER
+    assert refused.value.code == ErrorCode.UNKNOWN_MEMBER
     m.members("seller-1")
     ok = m.run(m.app.create_trade, create(amount_minor=500), key="k")
     assert not ok.replayed
@@ -77,8 +78,6 @@ def test_the_time_zone_of_a_repeated_command_does_not_make_it_different(
     m = memory_market
     m.members("buyer-1", "seller-1")
     first = m.run(m.app.create_trade, create(), key="k")
-    from datetime import timedelta, timezone
-
     shanghai = create()
     shanghai = c.CreateTrade(
         **{
