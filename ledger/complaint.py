@@ -155,7 +155,8 @@ class Complaint(Aggregate):
         waiver = policy.complaint_rulings.of(self.type).cash_waiver
         if waiver is None:
             return False
-        share = self.amount_minor * waiver.share_basis_points // 10_000
+        # "At least 5%": the share is rounded up to the next minor unit.
+        share = -(-self.amount_minor * waiver.share_basis_points // 10_000)
         required = min(
             max(share, waiver.min_major * policy.minor_per_major),
             waiver.max_major * policy.minor_per_major,
