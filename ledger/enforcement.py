@@ -49,6 +49,12 @@ class SellerEnforcement(Aggregate):
         self.check_not_before_last_fact(command.occurred_at)
         self._check_new_case(command.case_id)
         for trade in trades:
+            if trade.created_at is not None and trade.created_at > command.occurred_at:
+                raise StateConflictError(
+                    ErrorCode.OUT_OF_ORDER,
+                    f"trade {trade.trade_id} was created after this case's time",
+                    field="occurred_at",
+                )
             if trade.seller_id != command.seller_id:
                 raise StateConflictError(
                     ErrorCode.TRADE_OF_OTHER_SELLER,

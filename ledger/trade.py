@@ -217,6 +217,11 @@ class Trade(Aggregate):
         self.record(TradeShipped, occurred_at=at, confirm_due_at=at + timer, **self._fields())
 
     def confirm_receipt(self, at: datetime) -> None:
+        if self.succeeded_at is not None:
+            raise StateConflictError(
+                ErrorCode.ALREADY_CONFIRMED,
+                f"receipt of trade {self.trade_id} is already confirmed",
+            )
         self._check_open(at)
         if self.shipped_at is None:
             raise StateConflictError(
@@ -426,16 +431,16 @@ class Trade(Aggregate):
                 f"trade {self.trade_id} has not succeeded: nothing to rate yet",
             )
         self._check_party(rater, command.rater_id, field="rater_id")
-        if rater in self.ratings:
-            raise StateConflictError(
-                ErrorCode.ALREADY_RATED,
-                f"the {rater} already rated trade {self.trade_id}",
-            )
         if at >= self.rating_window_closes_at:
             raise StateConflictError(
                 ErrorCode.RATING_WINDOW_CLOSED,
                 f"the rating window of trade {self.trade_id} closed at "
                 f"{self.rating_window_closes_at.isoformat()}",
+            )
+        if rater in self.ratings:
+            raise StateConflictError(
+                ErrorCode.ALREADY_RATED,
+                f"the {rater} already rated trade {self.trade_id}",
             )
         self._record_rating(rater, command.score, at, dsr=command.dsr, comment=command.comment)
 
