@@ -1,0 +1,260 @@
+"""Credit (信用): counted rating points, levels and positive rates, per member and role.
+
+``evaluate`` is the reference computation of DOMAIN.md §3: given every rating
+a member received in one role and a business time ``as_of``, it says for each
+rating whether it counts, how much, and — if not — the first rule that
+excluded it. It is a pure function of the ratings' facts, so the result does
+not depend on the order in which they were recorded: a late rating of an
+older order is slotted into order-creation order.
+
+As-of semantics (DOMAIN.md §0): only facts with ``occurred_at <= as_of`` are
+used, and a rating counts only once it is visible at ``as_of``. A rating's
+visibility time can be computed from the final facts: any later fact that
+would move it is itself later than ``as_of`` whenever it matters.
+
+Decisions where DOMAIN.md is silent (README, rules section):
+- Hidden ratings take no part in the exclusion rules: they neither start a
+  14-day group nor use up the pair's cap until they show.
+- The 14-day groups are formed from the ratings that reached that rule.
+- Trailing windows (180 days for the positive rate) follow the trade's
+  success time, like the shop scores of §4.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from ledger.events import Party, Score
+from projections.rulebook import CreditScoring, ExclusionRule, Level, Scoring
+
+Reason = ExclusionRule | Literal["hidden"]
+
+
+class RatingRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One rating and every later fact about it, as the log holds them."""
+
+    trade_id: str
+    rater: Party
+    rater_id: str
+    ratee_id: str
+    item_id: str
+    amount_minor: int
+    order_created_at: datetime
+    succeeded_at: datetime
+    given_at: datetime
+    score: Score
+    position: int
+    visible_at: datetime
+    default: bool = False
+    revised_at: datetime | None = None
+    revised_score: Score | None = None
+    withdrawn_at: datetime | None = None
+    shielded_at: datetime | None = None
+    fake_at: datetime | None = None
+
+    def score_at(self, at: datetime) -> Score:
+        if self.revised_at is not None and self.revised_score is not None and self.revised_at <= at:
+            return self.revised_score
+        return self.score
+
+    @property
+    def order_key(self) -> tuple[datetime, str]:
+        """Order-creation order; ties broken by trade id (DOMAIN.md §3)."""
+        return (self.order_created_at, self.trade_id)
+
+
+class Counted(msgspec.Struct, frozen=True):
+    """How one rating fared as of a time: its points, or why it was excluded."""
+
+    record: RatingRecord
+    score: Score
+    points: int
+    reason: Reason | None
+
+    @property
+    def counted(self) -> bool:
+        return self.reason is None
+
+
+class CreditResult(msgspec.Struct, frozen=True):
+    score: int
+    level: Level
+    positive: int
+    neutral: int
+    negative: int
+    unscored: int
+    positive_rate_lifetime: float | None
+    positive_rate_window: float | None
+    ratings: tuple[Counted, ...]
+
+
+def visible_at(
+    *,
+    given_at: datetime,
+    score: Score,
+    other_given_at: datetime | None,
+    other_score: Score | None,
+    window_closes_at: datetime,
+    delay: timedelta,
+) -> datetime:
+    """When a rating shows (DOMAIN.md §3), from the original scores of both sides.
+
+    A default positive is a rating given at window close, so "one side rated
+    positive" shows at window close together with its default.
+    """
+    if other_given_at is None or other_score is None:
+        return window_closes_at if score == "positive" else window_closes_at + delay
+    second = max(given_at, other_given_at)
+    if score == "positive" and other_score == "positive":
+        return second
+    return second + delay
+
+
+def _cap_period(at: datetime, scoring: Scoring) -> tuple[int, int]:
+    local = at.astimezone(scoring.zone)
+    if scoring.credit.cap_period == "calendar_month":
+        return (local.year, local.month)
+    iso = local.isocalendar()  # Monday-Sunday weeks
+    return (iso.year, iso.week)
+
+
+def evaluate(
+    records: Iterable[RatingRecord],
+    as_of: datetime,
+    scoring: Scoring,
+    *,
+    minor_per_major: int,
+) -> CreditResult:
+    credit = scoring.credit
+    known = sorted((r for r in records if r.given_at <= as_of), key=lambda r: r.order_key)
+    verdicts: dict[tuple[str, Party], Counted] = {}
+    survivors: list[RatingRecord] = []
+    for record in known:
+        if record.visible_at > as_of:
+            verdicts[_key(record)] = _excluded(record, as_of, "hidden")
+        else:
+            survivors.append(record)
+    for rule in credit.exclusions:
+        kept = _apply(rule, survivors, as_of, scoring, minor_per_major)
+        for record in survivors:
+            if _key(record) not in kept:
+                verdicts[_key(record)] = _excluded(record, as_of, rule)
+        survivors = [r for r in survivors if _key(r) in kept]
+    for record in survivors:
+        score = record.score_at(as_of)
+        verdicts[_key(record)] = Counted(record, score, credit.points.of(score), None)
+    ordered = tuple(verdicts[_key(r)] for r in known)
+    return _summarise(ordered, as_of, scoring)
+
+
+def _key(record: RatingRecord) -> tuple[str, Party]:
+    return (record.trade_id, record.rater)
+
+
+def _excluded(record: RatingRecord, as_of: datetime, reason: Reason) -> Counted:
+    return Counted(record, record.score_at(as_of), 0, reason)
+
+
+def _apply(
+    rule: ExclusionRule,
+    ratings: Sequence[RatingRecord],
+    as_of: datetime,
+    scoring: Scoring,
+    minor_per_major: int,
+) -> set[tuple[str, Party]]:
+    """The keys of the ratings that pass one exclusion rule."""
+    credit = scoring.credit
+
+    def passing(keep: Iterable[RatingRecord]) -> set[tuple[str, Party]]:
+        return {_key(r) for r in keep}
+
+    if rule == "fake_trade":
+        return passing(r for r in ratings if r.fake_at is None or r.fake_at > as_of)
+    if rule == "shielded":
+        return passing(r for r in ratings if r.shielded_at is None or r.shielded_at > as_of)
+    if rule == "withdrawn":
+        return passing(r for r in ratings if r.withdrawn_at is None or r.withdrawn_at > as_of)
+    if rule == "amount_le_1":
+        floor = credit.min_amount_exclusive_major * minor_per_major
+        return passing(r for r in ratings if r.amount_minor > floor)
+    if rule == "not_allowed_by_rulebook":
+        allowed = set(credit.seller_to_buyer_scores)
+        return passing(r for r in ratings if r.rater == "buyer" or r.score_at(as_of) in allowed)
+    if rule == "same_item_14d":
+        return passing(_first_in_item_groups(ratings, as_of, credit))
+    return passing(_within_pair_cap(ratings, as_of, scoring))
+
+
+def _first_in_item_groups(
+    ratings: Sequence[RatingRecord], as_of: datetime, credit: CreditScoring
+) -> list[RatingRecord]:
+    """Per pair and item, 14-day groups from each group's first trade: the first
+    positive and the first negative count, further ones do not; neutrals do."""
+    span = timedelta(days=credit.same_item_group_days)
+    by_item: dict[tuple[str, str], list[RatingRecord]] = defaultdict(list)
+    for record in ratings:  # already in order-creation order
+        by_item[(record.rater_id, record.item_id)].append(record)
+    kept: list[RatingRecord] = []
+    for group_ratings in by_item.values():
+        group_start: datetime | None = None
+        seen: set[Score] = set()
+        for record in group_ratings:
+            if group_start is None or record.order_created_at >= group_start + span:
+                group_start, seen = record.order_created_at, set()
+            score = record.score_at(as_of)
+            if score == "neutral" or score not in seen:
+                kept.append(record)
+                seen.add(score)
+    return kept
+
+
+def _within_pair_cap(
+    ratings: Sequence[RatingRecord], as_of: datetime, scoring: Scoring
+) -> list[RatingRecord]:
+    """Per pair and cap period of order creation, a running net clipped to the
+    band: a rating whose points would leave the band is excluded."""
+    credit = scoring.credit
+    net: dict[tuple[str, tuple[int, int]], int] = defaultdict(int)
+    kept: list[RatingRecord] = []
+    for record in ratings:
+        bucket = (record.rater_id, _cap_period(record.order_created_at, scoring))
+        moved = net[bucket] + credit.points.of(record.score_at(as_of))
+        if credit.cap_min <= moved <= credit.cap_max:
+            net[bucket] = moved
+            kept.append(record)
+    return kept
+
+
+def _summarise(ratings: tuple[Counted, ...], as_of: datetime, scoring: Scoring) -> CreditResult:
+    credit = scoring.credit
+    counted = [c for c in ratings if c.counted]
+    window_start = as_of - timedelta(days=credit.positive_rate_window_days)
+    recent = [c for c in counted if window_start < c.record.succeeded_at <= as_of]
+    score = sum(c.points for c in counted)
+    tally = {
+        kind: sum(1 for c in counted if c.score == kind)
+        for kind in ("positive", "neutral", "negative")
+    }
+    return CreditResult(
+        score=score,
+        level=scoring.level(score),
+        positive=tally["positive"],
+        neutral=tally["neutral"],
+        negative=tally["negative"],
+        unscored=len(ratings) - len(counted),
+        positive_rate_lifetime=_positive_rate(counted, credit),
+        positive_rate_window=_positive_rate(recent, credit),
+        ratings=ratings,
+    )
+
+
+def _positive_rate(counted: Sequence[Counted], credit: CreditScoring) -> float | None:
+    denominator = sum(1 for c in counted if c.score in credit.positive_rate_denominator)
+    if denominator == 0:
+        return None
+    return sum(1 for c in counted if c.score == "positive") / denominator
