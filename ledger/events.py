@@ -53,8 +53,12 @@ ReceivedBy = Literal["seller", "silence"]
 DsrScore = Annotated[int, msgspec.Meta(ge=1, le=5)]
 
 
-class Dsr(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Shop scores (detailed seller ratings) from the buyer, 1-5 each."""
+class Dsr(msgspec.Struct, frozen=True):
+    """Shop scores (detailed seller ratings) from the buyer, 1-5 each.
+
+    Unknown fields are ignored, not refused: a stored event whose scores gain
+    a dimension later must still decode in older readers.
+    """
 
     as_described: DsrScore
     service: DsrScore
@@ -70,10 +74,15 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="topic"):
     policy_version: str
 
 
+TOPIC_PREFIX = "trustledger."
+
+
 def topic_of(event_type: type[Event]) -> str:
+    """The event's explicit topic. msgspec would tag a subclass declared
+    without ``tag=`` with its class name; such a topic is refused."""
     tag = event_type.__struct_config__.tag
-    if not isinstance(tag, str):
-        raise TypeError(f"{event_type.__name__} has no explicit topic")
+    if not isinstance(tag, str) or not tag.startswith(TOPIC_PREFIX):
+        raise TypeError(f"{event_type.__name__} has no explicit {TOPIC_PREFIX}... topic")
     return tag
 
 
