@@ -79,16 +79,6 @@ def market(database_url: str) -> Iterator[Market]:
 
 
 @pytest.fixture
-def memory_market() -> Iterator[Market]:
-    """A ledger in memory only, for rules that do not depend on the store."""
-    m = Market.open("memory:")
-    try:
-        yield m
-    finally:
-        m.app.close()
-
-
-@pytest.fixture
 def app_at_t0() -> Iterator[LedgerApp]:
     app = LedgerApp("memory:", clock=FixedClock(T0))
     try:

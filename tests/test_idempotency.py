@@ -52,8 +52,8 @@ def test_same_key_different_command_is_refused(market: Market) -> None:
     assert error.code == ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
-def test_keys_are_scoped_to_the_caller(memory_market: Market) -> None:
-    m = memory_market
+def test_keys_are_scoped_to_the_caller(market: Market) -> None:
+    m = market
     m.members("buyer-1", "seller-1")
     app = m.app
     app.create_trade(create("T1"), Origin("order-service", "k1"))
@@ -61,8 +61,8 @@ def test_keys_are_scoped_to_the_caller(memory_market: Market) -> None:
     assert not result.replayed
 
 
-def test_a_refused_command_does_not_bind_its_key(memory_market: Market) -> None:
-    m = memory_market
+def test_a_refused_command_does_not_bind_its_key(market: Market) -> None:
+    m = market
     m.members("buyer-1")  # the seller is not registered yet: refused
     with pytest.raises(NotFoundError) as refused:
         m.run(m.app.create_trade, create(), key="k")
@@ -73,9 +73,9 @@ def test_a_refused_command_does_not_bind_its_key(memory_market: Market) -> None:
 
 
 def test_the_time_zone_of_a_repeated_command_does_not_make_it_different(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.members("buyer-1", "seller-1")
     first = m.run(m.app.create_trade, create(), key="k")
     shanghai = create()
@@ -112,8 +112,8 @@ def test_idempotency_survives_a_restart(database_url: str) -> None:
         restarted.app.close()
 
 
-def test_the_original_positions_include_settled_deadlines(memory_market: Market) -> None:
-    m = memory_market
+def test_the_original_positions_include_settled_deadlines(market: Market) -> None:
+    m = market
     m.shipped_trade()
     rate = c.GiveRating(
         trade_id="T1", rater="buyer", score="positive", occurred_at=T0 + 20 * 24 * HOUR

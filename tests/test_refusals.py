@@ -342,10 +342,10 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("method", "command", "field"), MALFORMED)
 def test_malformed_input_is_refused_with_the_field_named(
-    memory_market: Market, method: str, command: Any, field: str
+    market: Market, method: str, command: Any, field: str
 ) -> None:
-    memory_market.succeeded_trade()  # a live trade T1, so only the input is at fault
-    error = refused(memory_market, method, command, InvalidInputError, ErrorCode.INVALID_INPUT)
+    market.succeeded_trade()  # a live trade T1, so only the input is at fault
+    error = refused(market, method, command, InvalidInputError, ErrorCode.INVALID_INPUT)
     assert error.field == field
 
 
@@ -361,28 +361,28 @@ def test_malformed_input_is_refused_with_the_field_named(
     ],
 )
 def test_a_malformed_caller_or_idempotency_key_is_refused(
-    memory_market: Market, caller: str, key: str, field: str
+    market: Market, caller: str, key: str, field: str
 ) -> None:
     def register(command: c.RegisterMember, _origin: Origin) -> Any:
-        return memory_market.app.register_member(command, Origin(caller, key))
+        return market.app.register_member(command, Origin(caller, key))
 
     command = c.RegisterMember(member_id="m-1", occurred_at=T0)
-    error = refused(memory_market, register, command, InvalidInputError, ErrorCode.INVALID_INPUT)
+    error = refused(market, register, command, InvalidInputError, ErrorCode.INVALID_INPUT)
     assert error.field == field
 
 
-def test_a_rating_comment_over_500_characters_is_refused(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    app = memory_market.app
+def test_a_rating_comment_over_500_characters_is_refused(market: Market) -> None:
+    market.succeeded_trade()
+    app = market.app
     error = refused(
-        memory_market,
+        market,
         "give_rating",
         give(comment="x" * 501),
         InvalidInputError,
         ErrorCode.INVALID_INPUT,
     )
     assert error.field == "comment"
-    memory_market.run(app.give_rating, give(comment="x" * 500))
+    market.run(app.give_rating, give(comment="x" * 500))
 
 
 @pytest.mark.parametrize(
@@ -393,18 +393,18 @@ def test_a_rating_comment_over_500_characters_is_refused(memory_market: Market) 
     ],
 )
 def test_a_batch_naming_the_same_id_twice_is_refused(
-    memory_market: Market, method: str, command: Any, field: str
+    market: Market, method: str, command: Any, field: str
 ) -> None:
-    memory_market.trade("T1")
-    memory_market.trade("T2")
-    error = refused(memory_market, method, command, InvalidInputError, ErrorCode.INVALID_INPUT)
+    market.trade("T1")
+    market.trade("T2")
+    error = refused(market, method, command, InvalidInputError, ErrorCode.INVALID_INPUT)
     assert error.field == field
 
 
 @pytest.mark.parametrize("limit", [0, 10_001])
-def test_a_log_page_outside_1_to_10000_is_refused(memory_market: Market, limit: int) -> None:
+def test_a_log_page_outside_1_to_10000_is_refused(market: Market, limit: int) -> None:
     with pytest.raises(InvalidInputError) as caught:
-        memory_market.app.read_log(limit=limit)
+        market.app.read_log(limit=limit)
     assert caught.value.code is ErrorCode.BATCH_TOO_LARGE
 
 
@@ -413,19 +413,17 @@ def test_a_log_page_outside_1_to_10000_is_refused(memory_market: Market, limit: 
     [("cash", None), ("voucher", None), ("apology", 500), ("replacement", 500)],
 )
 def test_compensation_needs_an_amount_exactly_when_money_is_paid(
-    memory_market: Market, kind: str, amount_minor: int | None
+    market: Market, kind: str, amount_minor: int | None
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.run(memory_market.app.file_complaint, complaint())
+    market.succeeded_trade()
+    market.run(market.app.file_complaint, complaint())
     command = c.PayCompensation(
         complaint_id="C1",
         kind=kind,  # type: ignore[arg-type]
         amount_minor=amount_minor,
         occurred_at=T0 + 3 * DAY,
     )
-    error = refused(
-        memory_market, "pay_compensation", command, InvalidInputError, ErrorCode.INVALID_INPUT
-    )
+    error = refused(market, "pay_compensation", command, InvalidInputError, ErrorCode.INVALID_INPUT)
     assert error.field == "amount_minor"
 
 
@@ -477,15 +475,15 @@ def test_a_currency_other_than_the_deployments_is_refused(market: Market) -> Non
     ],
 )
 def test_enforcement_and_verification_need_a_registered_member(
-    memory_market: Market, method: str, command: Any
+    market: Market, method: str, command: Any
 ) -> None:
-    refused(memory_market, method, command, NotFoundError, ErrorCode.UNKNOWN_MEMBER)
+    refused(market, method, command, NotFoundError, ErrorCode.UNKNOWN_MEMBER)
 
 
-def test_a_member_is_registered_once(memory_market: Market) -> None:
-    memory_market.members("buyer-1")
+def test_a_member_is_registered_once(market: Market) -> None:
+    market.members("buyer-1")
     refused(
-        memory_market,
+        market,
         "register_member",
         c.RegisterMember(member_id="buyer-1", occurred_at=T0 + DAY),
         StateConflictError,
@@ -493,12 +491,12 @@ def test_a_member_is_registered_once(memory_market: Market) -> None:
     )
 
 
-def test_identity_is_verified_once(memory_market: Market) -> None:
-    memory_market.members("buyer-1")
-    app = memory_market.app
-    memory_market.run(app.verify_identity, c.VerifyIdentity(member_id="buyer-1", occurred_at=T0))
+def test_identity_is_verified_once(market: Market) -> None:
+    market.members("buyer-1")
+    app = market.app
+    market.run(app.verify_identity, c.VerifyIdentity(member_id="buyer-1", occurred_at=T0))
     refused(
-        memory_market,
+        market,
         "verify_identity",
         c.VerifyIdentity(member_id="buyer-1", occurred_at=T0 + DAY),
         StateConflictError,
@@ -506,10 +504,10 @@ def test_identity_is_verified_once(memory_market: Market) -> None:
     )
 
 
-def test_a_trade_id_is_used_once(memory_market: Market) -> None:
-    memory_market.trade()
+def test_a_trade_id_is_used_once(market: Market) -> None:
+    market.trade()
     refused(
-        memory_market,
+        market,
         "create_trade",
         create(occurred_at=T0 + 2 * HOUR),
         StateConflictError,
@@ -539,34 +537,34 @@ def test_a_timestamp_beyond_five_minutes_of_clock_skew_is_refused(market: Market
     market.run(market.app.pay_into_escrow, pay(now + skew))  # exactly at the allowance: accepted
 
 
-def test_a_deadline_run_beyond_the_clock_skew_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()  # its auto-confirmation is due T0+3h+10d
+def test_a_deadline_run_beyond_the_clock_skew_is_refused(market: Market) -> None:
+    market.shipped_trade()  # its auto-confirmation is due T0+3h+10d
     now = T0 + 5 * DAY
-    memory_market.clock.set(now)
-    before = memory_market.log_size()
+    market.clock.set(now)
+    before = market.log_size()
 
     with pytest.raises(InvalidInputError) as caught:
-        memory_market.app.run_deadlines(now + timedelta(days=30))
+        market.app.run_deadlines(now + timedelta(days=30))
     assert caught.value.code is ErrorCode.FUTURE_TIMESTAMP
     with pytest.raises(InvalidInputError) as caught:
-        memory_market.app.run_deadlines(datetime(2036, 1, 1))  # naive
+        market.app.run_deadlines(datetime(2036, 1, 1))  # naive
     assert caught.value.code is ErrorCode.INVALID_INPUT
-    assert memory_market.log_size() == before
+    assert market.log_size() == before
 
 
 def test_a_trade_created_before_its_members_registered_is_out_of_order(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    memory_market.members("buyer-1", "seller-1", at=T0)
+    market.members("buyer-1", "seller-1", at=T0)
     error = refused(
-        memory_market,
+        market,
         "create_trade",
         create(occurred_at=T0 - US),
         StateConflictError,
         ErrorCode.OUT_OF_ORDER,
     )
     assert error.field == "occurred_at"
-    memory_market.run(memory_market.app.create_trade, create(occurred_at=T0))  # same instant: fine
+    market.run(market.app.create_trade, create(occurred_at=T0))  # same instant: fine
 
 
 def _paid(market: Market) -> None:
@@ -632,12 +630,12 @@ OUT_OF_ORDER = [
 
 @pytest.mark.parametrize(("story", "method", "command"), OUT_OF_ORDER)
 def test_a_fact_before_the_fact_it_depends_on_is_out_of_order(
-    memory_market: Market, story: Callable[[Market], None], method: str, command: Any
+    market: Market, story: Callable[[Market], None], method: str, command: Any
 ) -> None:
-    story(memory_market)
+    story(market)
     if method == "file_complaint":
-        memory_market.trade("T2")  # created at T0+1h
-    error = refused(memory_market, method, command, StateConflictError, ErrorCode.OUT_OF_ORDER)
+        market.trade("T2")  # created at T0+1h
+    error = refused(market, method, command, StateConflictError, ErrorCode.OUT_OF_ORDER)
     assert error.field == "occurred_at"
 
 
@@ -646,11 +644,11 @@ def test_a_fact_before_the_fact_it_depends_on_is_out_of_order(
 # =====================================================================================
 
 
-def test_paying_twice_is_refused(memory_market: Market) -> None:
-    memory_market.trade()
-    memory_market.pay()
+def test_paying_twice_is_refused(market: Market) -> None:
+    market.trade()
+    market.pay()
     refused(
-        memory_market,
+        market,
         "pay_into_escrow",
         pay(PAID + HOUR),
         StateConflictError,
@@ -658,15 +656,15 @@ def test_paying_twice_is_refused(memory_market: Market) -> None:
     )
 
 
-def test_shipping_an_unpaid_trade_is_refused(memory_market: Market) -> None:
-    memory_market.trade()
-    refused(memory_market, "ship_trade", ship(), StateConflictError, ErrorCode.NOT_PAID)
+def test_shipping_an_unpaid_trade_is_refused(market: Market) -> None:
+    market.trade()
+    refused(market, "ship_trade", ship(), StateConflictError, ErrorCode.NOT_PAID)
 
 
-def test_shipping_twice_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()
+def test_shipping_twice_is_refused(market: Market) -> None:
+    market.shipped_trade()
     refused(
-        memory_market,
+        market,
         "ship_trade",
         ship(SHIPPED + HOUR),
         StateConflictError,
@@ -679,16 +677,16 @@ def test_shipping_twice_is_refused(memory_market: Market) -> None:
     [pytest.param(Market.trade, id="unpaid"), pytest.param(_paid, id="paid-not-shipped")],
 )
 def test_confirming_receipt_before_shipping_is_refused(
-    memory_market: Market, story: Callable[[Market], Any]
+    market: Market, story: Callable[[Market], Any]
 ) -> None:
-    story(memory_market)
-    refused(memory_market, "confirm_receipt", confirm(), StateConflictError, ErrorCode.NOT_SHIPPED)
+    story(market)
+    refused(market, "confirm_receipt", confirm(), StateConflictError, ErrorCode.NOT_SHIPPED)
 
 
-def test_confirming_receipt_twice_is_refused(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
+def test_confirming_receipt_twice_is_refused(market: Market) -> None:
+    market.succeeded_trade()
     refused(
-        memory_market,
+        market,
         "confirm_receipt",
         confirm(SUCCESS + HOUR),
         StateConflictError,
@@ -697,12 +695,12 @@ def test_confirming_receipt_twice_is_refused(memory_market: Market) -> None:
 
 
 def test_confirming_receipt_after_automatic_confirmation_is_refused(
-    memory_market: Market,
+    market: Market,
 ) -> None:
     """The due auto-confirmation is settled before deciding, and not saved on refusal."""
-    memory_market.shipped_trade()  # auto-confirmed at T0+3h+10d: exactly then is too late
+    market.shipped_trade()  # auto-confirmed at T0+3h+10d: exactly then is too late
     refused(
-        memory_market,
+        market,
         "confirm_receipt",
         confirm(SHIPPED + 10 * DAY),
         StateConflictError,
@@ -710,10 +708,10 @@ def test_confirming_receipt_after_automatic_confirmation_is_refused(
     )
 
 
-def test_confirming_receipt_while_a_refund_is_open_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()
-    memory_market.refund(at=T0 + 4 * HOUR)
-    refused(memory_market, "confirm_receipt", confirm(), StateConflictError, ErrorCode.REFUND_OPEN)
+def test_confirming_receipt_while_a_refund_is_open_is_refused(market: Market) -> None:
+    market.shipped_trade()
+    market.refund(at=T0 + 4 * HOUR)
+    refused(market, "confirm_receipt", confirm(), StateConflictError, ErrorCode.REFUND_OPEN)
 
 
 @pytest.mark.parametrize(
@@ -726,19 +724,19 @@ def test_confirming_receipt_while_a_refund_is_open_is_refused(memory_market: Mar
     ],
 )
 def test_a_closed_trade_takes_no_more_escrow_facts(
-    memory_market: Market, method: str, command: Any
+    market: Market, method: str, command: Any
 ) -> None:
-    memory_market.trade()
-    memory_market.run(memory_market.app.close_trade, close("out_of_stock", T0 + 2 * HOUR))
-    refused(memory_market, method, command, StateConflictError, ErrorCode.TRADE_CLOSED)
+    market.trade()
+    market.run(market.app.close_trade, close("out_of_stock", T0 + 2 * HOUR))
+    refused(market, method, command, StateConflictError, ErrorCode.TRADE_CLOSED)
 
 
 def test_refunded_in_full_is_a_close_reason_only_the_ledger_records(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    memory_market.trade()
+    market.trade()
     error = refused(
-        memory_market,
+        market,
         "close_trade",
         close("refunded_in_full"),
         InvalidInputError,
@@ -758,10 +756,10 @@ def test_refunded_in_full_is_a_close_reason_only_the_ledger_records(
     ],
 )
 def test_closing_a_trade_that_moved_on_is_refused(
-    memory_market: Market, story: Callable[[Market], Any], reason: str, code: ErrorCode
+    market: Market, story: Callable[[Market], Any], reason: str, code: ErrorCode
 ) -> None:
-    story(memory_market)
-    refused(memory_market, "close_trade", close(reason), StateConflictError, code)
+    story(market)
+    refused(market, "close_trade", close(reason), StateConflictError, code)
 
 
 # =====================================================================================
@@ -793,13 +791,13 @@ def test_a_third_timer_extension_is_refused(market: Market) -> None:
     ],
 )
 def test_an_extension_outside_1_to_10_days_is_refused(
-    memory_market: Market, days: int, code: ErrorCode
+    market: Market, days: int, code: ErrorCode
 ) -> None:
-    memory_market.shipped_trade()
-    app = memory_market.app
-    error = refused(memory_market, "extend_confirm_timer", extend(days), InvalidInputError, code)
+    market.shipped_trade()
+    app = market.app
+    error = refused(market, "extend_confirm_timer", extend(days), InvalidInputError, code)
     assert error.field == "days"
-    memory_market.run(app.extend_confirm_timer, extend(10))  # the largest allowed
+    market.run(app.extend_confirm_timer, extend(10))  # the largest allowed
 
 
 @pytest.mark.parametrize(
@@ -807,11 +805,11 @@ def test_an_extension_outside_1_to_10_days_is_refused(
     [pytest.param(Market.trade, id="unpaid"), pytest.param(_paid, id="paid-not-shipped")],
 )
 def test_extending_the_timer_before_shipping_is_refused(
-    memory_market: Market, story: Callable[[Market], Any]
+    market: Market, story: Callable[[Market], Any]
 ) -> None:
-    story(memory_market)
+    story(market)
     refused(
-        memory_market,
+        market,
         "extend_confirm_timer",
         extend(3),
         StateConflictError,
@@ -819,36 +817,36 @@ def test_extending_the_timer_before_shipping_is_refused(
     )
 
 
-def test_extending_the_timer_while_a_refund_pauses_it_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()
-    memory_market.refund(at=T0 + 4 * HOUR)
-    app = memory_market.app
+def test_extending_the_timer_while_a_refund_pauses_it_is_refused(market: Market) -> None:
+    market.shipped_trade()
+    market.refund(at=T0 + 4 * HOUR)
+    app = market.app
     refused(
-        memory_market,
+        market,
         "extend_confirm_timer",
         extend(3, T0 + 5 * HOUR),
         StateConflictError,
         ErrorCode.TIMER_NOT_RUNNING,
     )
-    memory_market.run(
+    market.run(
         app.cancel_refund,
         c.CancelRefund(trade_id="T1", refund_id="R1", occurred_at=T0 + 6 * HOUR),
     )
-    memory_market.run(app.extend_confirm_timer, extend(3, T0 + 7 * HOUR))  # running again
+    market.run(app.extend_confirm_timer, extend(3, T0 + 7 * HOUR))  # running again
 
 
-def test_extending_the_timer_when_it_ran_out_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()
+def test_extending_the_timer_when_it_ran_out_is_refused(market: Market) -> None:
+    market.shipped_trade()
     due = SHIPPED + 10 * DAY
-    app = memory_market.app
+    app = market.app
     refused(
-        memory_market,
+        market,
         "extend_confirm_timer",
         extend(3, due),
         StateConflictError,
         ErrorCode.TRADE_SUCCEEDED,
     )
-    memory_market.run(app.extend_confirm_timer, extend(3, due - US))
+    market.run(app.extend_confirm_timer, extend(3, due - US))
 
 
 # =====================================================================================
@@ -880,29 +878,27 @@ def _cancelled_unpaid(market: Market) -> None:
     ],
 )
 def test_a_refund_needs_a_paid_open_trade(
-    memory_market: Market, story: Callable[[Market], Any], code: ErrorCode
+    market: Market, story: Callable[[Market], Any], code: ErrorCode
 ) -> None:
-    story(memory_market)
-    refused(memory_market, "request_refund", refund(at=T0 + 2 * DAY), StateConflictError, code)
+    story(market)
+    refused(market, "request_refund", refund(at=T0 + 2 * DAY), StateConflictError, code)
 
 
-def test_a_second_open_refund_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()
-    memory_market.refund("T1", "R1", amount_minor=1_000, at=T0 + 4 * HOUR)
-    refused(
-        memory_market, "request_refund", refund("R2"), StateConflictError, ErrorCode.REFUND_OPEN
-    )
+def test_a_second_open_refund_is_refused(market: Market) -> None:
+    market.shipped_trade()
+    market.refund("T1", "R1", amount_minor=1_000, at=T0 + 4 * HOUR)
+    refused(market, "request_refund", refund("R2"), StateConflictError, ErrorCode.REFUND_OPEN)
 
 
-def test_a_refund_id_is_used_once_per_trade(memory_market: Market) -> None:
-    memory_market.shipped_trade()
-    memory_market.refund("T1", "R1", amount_minor=1_000, at=T0 + 4 * HOUR)
-    app = memory_market.app
-    memory_market.run(
+def test_a_refund_id_is_used_once_per_trade(market: Market) -> None:
+    market.shipped_trade()
+    market.refund("T1", "R1", amount_minor=1_000, at=T0 + 4 * HOUR)
+    app = market.app
+    market.run(
         app.cancel_refund, c.CancelRefund(trade_id="T1", refund_id="R1", occurred_at=T0 + 5 * HOUR)
     )
     refused(
-        memory_market,
+        market,
         "request_refund",
         refund("R1", at=T0 + 6 * HOUR),
         StateConflictError,
@@ -910,10 +906,10 @@ def test_a_refund_id_is_used_once_per_trade(memory_market: Market) -> None:
     )
 
 
-def test_a_refund_beyond_the_escrowed_amount_is_refused(memory_market: Market) -> None:
-    memory_market.shipped_trade()  # 10_000 in escrow
+def test_a_refund_beyond_the_escrowed_amount_is_refused(market: Market) -> None:
+    market.shipped_trade()  # 10_000 in escrow
     error = refused(
-        memory_market,
+        market,
         "request_refund",
         refund(amount_minor=10_001),
         StateConflictError,
@@ -940,10 +936,10 @@ def test_a_refund_beyond_what_a_partial_refund_left_in_escrow_is_refused(market:
     market.run(market.app.request_refund, refund("R2", amount_minor=6_000, at=PAID + 3 * HOUR))
 
 
-def test_a_refund_with_return_before_shipping_is_refused(memory_market: Market) -> None:
-    _paid(memory_market)
+def test_a_refund_with_return_before_shipping_is_refused(market: Market) -> None:
+    _paid(market)
     refused(
-        memory_market,
+        market,
         "request_refund",
         refund(with_return=True, at=PAID + HOUR),
         StateConflictError,
@@ -970,25 +966,25 @@ REFUND_STEPS = [
 
 @pytest.mark.parametrize(("method", "command_type", "code"), REFUND_STEPS)
 def test_a_refund_step_on_an_unknown_refund_is_not_found(
-    memory_market: Market, method: str, command_type: type[c.RefundCommand], code: ErrorCode
+    market: Market, method: str, command_type: type[c.RefundCommand], code: ErrorCode
 ) -> None:
-    memory_market.shipped_trade()
+    market.shipped_trade()
     command = command_type(trade_id="T1", refund_id="R9", occurred_at=T0 + 5 * HOUR)
-    refused(memory_market, method, command, NotFoundError, ErrorCode.UNKNOWN_REFUND)
+    refused(market, method, command, NotFoundError, ErrorCode.UNKNOWN_REFUND)
 
 
 @pytest.mark.parametrize(("method", "command_type", "code"), REFUND_STEPS)
 def test_a_refund_step_on_a_paid_refund_is_refused(
-    memory_market: Market, method: str, command_type: type[c.RefundCommand], code: ErrorCode
+    market: Market, method: str, command_type: type[c.RefundCommand], code: ErrorCode
 ) -> None:
-    memory_market.shipped_trade()
-    memory_market.refund(amount_minor=1_000, at=T0 + 4 * HOUR)
-    app = memory_market.app
-    memory_market.run(
+    market.shipped_trade()
+    market.refund(amount_minor=1_000, at=T0 + 4 * HOUR)
+    app = market.app
+    market.run(
         app.agree_refund, c.AgreeRefund(trade_id="T1", refund_id="R1", occurred_at=T0 + 5 * HOUR)
     )  # paid at once: no return
     command = command_type(trade_id="T1", refund_id="R1", occurred_at=T0 + 6 * HOUR)
-    refused(memory_market, method, command, StateConflictError, code)
+    refused(market, method, command, StateConflictError, code)
 
 
 # =====================================================================================
@@ -996,11 +992,11 @@ def test_a_refund_step_on_a_paid_refund_is_refused(
 # =====================================================================================
 
 
-def test_a_dispute_needs_a_rejected_refund(memory_market: Market) -> None:
-    memory_market.shipped_trade()
-    memory_market.refund(at=T0 + 4 * HOUR)  # requested, not rejected
+def test_a_dispute_needs_a_rejected_refund(market: Market) -> None:
+    market.shipped_trade()
+    market.refund(at=T0 + 4 * HOUR)  # requested, not rejected
     refused(
-        memory_market,
+        market,
         "escalate_dispute",
         c.EscalateDispute(trade_id="T1", refund_id="R1", occurred_at=T0 + 5 * HOUR),
         StateConflictError,
@@ -1008,33 +1004,33 @@ def test_a_dispute_needs_a_rejected_refund(memory_market: Market) -> None:
     )
 
 
-def test_a_dispute_seven_days_after_the_rejection_is_too_late(memory_market: Market) -> None:
-    rejected_refund(memory_market)  # rejected at T0+5h: the request closes 7 days later
+def test_a_dispute_seven_days_after_the_rejection_is_too_late(market: Market) -> None:
+    rejected_refund(market)  # rejected at T0+5h: the request closes 7 days later
     closes = T0 + 5 * HOUR + 7 * DAY
-    app = memory_market.app
+    app = market.app
     refused(
-        memory_market,
+        market,
         "escalate_dispute",
         c.EscalateDispute(trade_id="T1", refund_id="R1", occurred_at=closes),
         StateConflictError,
         ErrorCode.NO_REJECTED_REFUND,
     )
-    memory_market.run(
+    market.run(
         app.escalate_dispute,
         c.EscalateDispute(trade_id="T1", refund_id="R1", occurred_at=closes - US),
     )
 
 
-def test_a_second_dispute_on_a_trade_is_refused(memory_market: Market) -> None:
-    disputed_refund(memory_market)
-    app = memory_market.app
-    memory_market.run(app.rule_dispute, rule("not_seller_fault", T0 + 7 * HOUR))
-    memory_market.refund("T1", "R2", at=T0 + 8 * HOUR)
-    memory_market.run(
+def test_a_second_dispute_on_a_trade_is_refused(market: Market) -> None:
+    disputed_refund(market)
+    app = market.app
+    market.run(app.rule_dispute, rule("not_seller_fault", T0 + 7 * HOUR))
+    market.refund("T1", "R2", at=T0 + 8 * HOUR)
+    market.run(
         app.reject_refund, c.RejectRefund(trade_id="T1", refund_id="R2", occurred_at=T0 + 9 * HOUR)
     )
     refused(
-        memory_market,
+        market,
         "escalate_dispute",
         c.EscalateDispute(trade_id="T1", refund_id="R2", occurred_at=T0 + 10 * HOUR),
         StateConflictError,
@@ -1050,11 +1046,11 @@ def test_a_second_dispute_on_a_trade_is_refused(memory_market: Market) -> None:
     ],
 )
 def test_a_ruling_without_a_dispute_is_refused(
-    memory_market: Market, story: Callable[[Market], Any]
+    market: Market, story: Callable[[Market], Any]
 ) -> None:
-    story(memory_market)
+    story(market)
     refused(
-        memory_market,
+        market,
         "rule_dispute",
         rule("seller_at_fault", T0 + 7 * HOUR),
         StateConflictError,
@@ -1091,20 +1087,18 @@ def test_a_dispute_is_ruled_once(market: Market, first: str) -> None:
 )
 @pytest.mark.parametrize("rater", ["buyer", "seller"])
 def test_rating_a_trade_that_has_not_succeeded_is_refused(
-    memory_market: Market, story: Callable[[Market], Any], rater: Party
+    market: Market, story: Callable[[Market], Any], rater: Party
 ) -> None:
-    story(memory_market)
-    refused(
-        memory_market, "give_rating", give(rater=rater), StateConflictError, ErrorCode.NOT_SUCCEEDED
-    )
+    story(market)
+    refused(market, "give_rating", give(rater=rater), StateConflictError, ErrorCode.NOT_SUCCEEDED)
 
 
 @pytest.mark.parametrize("rater", ["buyer", "seller"])
-def test_each_side_rates_a_trade_once(memory_market: Market, rater: Party) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(rater=rater, score="neutral")
+def test_each_side_rates_a_trade_once(market: Market, rater: Party) -> None:
+    market.succeeded_trade()
+    market.rate(rater=rater, score="neutral")
     refused(
-        memory_market,
+        market,
         "give_rating",
         give(RATED + HOUR, rater=rater, score="positive"),
         StateConflictError,
@@ -1112,11 +1106,11 @@ def test_each_side_rates_a_trade_once(memory_market: Market, rater: Party) -> No
     )
 
 
-def test_shop_scores_cannot_be_added_after_the_rating(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(rater="buyer", score="positive")
+def test_shop_scores_cannot_be_added_after_the_rating(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(rater="buyer", score="positive")
     refused(
-        memory_market,
+        market,
         "give_rating",
         give(RATED + HOUR, dsr=TOP_DSR),
         StateConflictError,
@@ -1124,10 +1118,10 @@ def test_shop_scores_cannot_be_added_after_the_rating(memory_market: Market) -> 
     )
 
 
-def test_shop_scores_from_the_seller_are_refused(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
+def test_shop_scores_from_the_seller_are_refused(market: Market) -> None:
+    market.succeeded_trade()
     error = refused(
-        memory_market,
+        market,
         "give_rating",
         give(rater="seller", dsr=TOP_DSR),
         InvalidInputError,
@@ -1144,12 +1138,12 @@ def test_a_rating_at_or_after_the_15_day_window_is_refused(market: Market, late:
 
 
 def test_a_late_rating_is_refused_when_the_other_side_rated_negative(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(rater="seller", score="negative")  # no default positive follows
+    market.succeeded_trade()
+    market.rate(rater="seller", score="negative")  # no default positive follows
     refused(
-        memory_market,
+        market,
         "give_rating",
         give(SUCCESS + 15 * DAY),
         StateConflictError,
@@ -1158,13 +1152,13 @@ def test_a_late_rating_is_refused_when_the_other_side_rated_negative(
 
 
 def test_a_late_rating_meets_the_default_positive_recorded_at_window_close(
-    memory_market: Market,
+    market: Market,
 ) -> None:
     """The window's close is reported, not the default positive it settled first."""
-    memory_market.succeeded_trade()
-    memory_market.rate(rater="seller", score="positive")
+    market.succeeded_trade()
+    market.rate(rater="seller", score="positive")
     refused(
-        memory_market,
+        market,
         "give_rating",
         give(SUCCESS + 15 * DAY, score="negative"),
         StateConflictError,
@@ -1182,12 +1176,12 @@ def test_a_late_rating_meets_the_default_positive_recorded_at_window_close(
     ],
 )
 def test_a_rater_id_that_is_not_that_party_is_refused(
-    memory_market: Market, rater: Party, rater_id: str
+    market: Market, rater: Party, rater_id: str
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.members("buyer-2")
+    market.succeeded_trade()
+    market.members("buyer-2")
     error = refused(
-        memory_market,
+        market,
         "give_rating",
         give(rater=rater, rater_id=rater_id),
         StateConflictError,
@@ -1200,17 +1194,17 @@ def test_a_rater_id_that_is_not_that_party_is_refused(
 
 
 @pytest.mark.parametrize("change", [revise, withdraw])
-def test_a_positive_rating_is_final(memory_market: Market, change: Callable[..., Any]) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="positive")
+def test_a_positive_rating_is_final(market: Market, change: Callable[..., Any]) -> None:
+    market.succeeded_trade()
+    market.rate(score="positive")
     method = f"{change.__name__}_rating"
-    refused(memory_market, method, change(RATED + DAY), StateConflictError, ErrorCode.RATING_FINAL)
+    refused(market, method, change(RATED + DAY), StateConflictError, ErrorCode.RATING_FINAL)
 
 
-def test_a_default_positive_is_final(memory_market: Market) -> None:
-    _buyer_has_default(memory_market)
+def test_a_default_positive_is_final(market: Market) -> None:
+    _buyer_has_default(market)
     refused(
-        memory_market,
+        market,
         "revise_rating",
         revise(SUCCESS + 16 * DAY),
         StateConflictError,
@@ -1221,14 +1215,14 @@ def test_a_default_positive_is_final(memory_market: Market) -> None:
 @pytest.mark.parametrize("second", [revise, withdraw])
 @pytest.mark.parametrize("first", [revise, withdraw])
 def test_a_rating_is_revised_once(
-    memory_market: Market, first: Callable[..., Any], second: Callable[..., Any]
+    market: Market, first: Callable[..., Any], second: Callable[..., Any]
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="negative")
-    app = memory_market.app
-    memory_market.run(getattr(app, f"{first.__name__}_rating"), first(RATED + DAY))
+    market.succeeded_trade()
+    market.rate(score="negative")
+    app = market.app
+    market.run(getattr(app, f"{first.__name__}_rating"), first(RATED + DAY))
     refused(
-        memory_market,
+        market,
         f"{second.__name__}_rating",
         second(RATED + 2 * DAY),
         StateConflictError,
@@ -1238,26 +1232,26 @@ def test_a_rating_is_revised_once(
 
 @pytest.mark.parametrize("change", [revise, withdraw])
 def test_a_revision_30_days_after_the_rating_is_too_late(
-    memory_market: Market, change: Callable[..., Any]
+    market: Market, change: Callable[..., Any]
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="neutral")
-    method = getattr(memory_market.app, f"{change.__name__}_rating")
+    market.succeeded_trade()
+    market.rate(score="neutral")
+    method = getattr(market.app, f"{change.__name__}_rating")
     refused(
-        memory_market,
+        market,
         method,
         change(RATED + 30 * DAY),
         StateConflictError,
         ErrorCode.REVISION_WINDOW_CLOSED,
     )
-    memory_market.run(method, change(RATED + 30 * DAY - US))
+    market.run(method, change(RATED + 30 * DAY - US))
 
 
-def test_a_revision_by_another_member_is_refused(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="negative")
+def test_a_revision_by_another_member_is_refused(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(score="negative")
     error = refused(
-        memory_market,
+        market,
         "revise_rating",
         revise(RATED + DAY, rater_id="seller-1"),
         StateConflictError,
@@ -1280,11 +1274,11 @@ def test_a_revision_by_another_member_is_refused(memory_market: Market) -> None:
     ],
 )
 def test_acting_on_a_rating_that_was_never_given_is_not_found(
-    memory_market: Market, method: str, command: Any
+    market: Market, method: str, command: Any
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(rater="buyer", score="negative")  # the seller has not rated
-    refused(memory_market, method, command, NotFoundError, ErrorCode.UNKNOWN_RATING)
+    market.succeeded_trade()
+    market.rate(rater="buyer", score="negative")  # the seller has not rated
+    refused(market, method, command, NotFoundError, ErrorCode.UNKNOWN_RATING)
 
 
 # --- Explanations: by the rated party, within 30 days of the rating. ----------------
@@ -1299,12 +1293,12 @@ def test_acting_on_a_rating_that_was_never_given_is_not_found(
     ],
 )
 def test_an_explanation_by_anyone_but_the_rated_party_is_refused(
-    memory_market: Market, rater: Party, author_id: str
+    market: Market, rater: Party, author_id: str
 ) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(rater=rater, score="negative")
+    market.succeeded_trade()
+    market.rate(rater=rater, score="negative")
     error = refused(
-        memory_market,
+        market,
         "explain_rating",
         explain(RATED + DAY, rater=rater, author_id=author_id),
         StateConflictError,
@@ -1313,27 +1307,27 @@ def test_an_explanation_by_anyone_but_the_rated_party_is_refused(
     assert error.field == "author_id"
 
 
-def test_an_explanation_30_days_after_the_rating_is_too_late(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="negative")
-    app = memory_market.app
+def test_an_explanation_30_days_after_the_rating_is_too_late(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(score="negative")
+    app = market.app
     refused(
-        memory_market,
+        market,
         "explain_rating",
         explain(RATED + 30 * DAY, author_id="seller-1"),
         StateConflictError,
         ErrorCode.EXPLANATION_WINDOW_CLOSED,
     )
-    memory_market.run(app.explain_rating, explain(RATED + 30 * DAY - US, author_id="seller-1"))
+    market.run(app.explain_rating, explain(RATED + 30 * DAY - US, author_id="seller-1"))
 
 
-def test_a_rating_is_explained_once(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="negative")
-    app = memory_market.app
-    memory_market.run(app.explain_rating, explain(RATED + DAY))
+def test_a_rating_is_explained_once(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(score="negative")
+    app = market.app
+    market.run(app.explain_rating, explain(RATED + DAY))
     refused(
-        memory_market,
+        market,
         "explain_rating",
         explain(RATED + 2 * DAY),
         StateConflictError,
@@ -1344,27 +1338,27 @@ def test_a_rating_is_explained_once(memory_market: Market) -> None:
 # --- Follow-up review: once, by a buyer who rated, within 180 days of success. -------
 
 
-def test_a_follow_up_review_180_days_after_success_is_too_late(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="negative")
-    app = memory_market.app
+def test_a_follow_up_review_180_days_after_success_is_too_late(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(score="negative")
+    app = market.app
     refused(
-        memory_market,
+        market,
         "review_follow_up",
         follow_up(SUCCESS + 180 * DAY),
         StateConflictError,
         ErrorCode.FOLLOW_UP_WINDOW_CLOSED,
     )
-    memory_market.run(app.review_follow_up, follow_up(SUCCESS + 180 * DAY - US))
+    market.run(app.review_follow_up, follow_up(SUCCESS + 180 * DAY - US))
 
 
-def test_a_second_follow_up_review_is_refused(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="positive")
-    app = memory_market.app
-    memory_market.run(app.review_follow_up, follow_up(T0 + 30 * DAY))
+def test_a_second_follow_up_review_is_refused(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(score="positive")
+    app = market.app
+    market.run(app.review_follow_up, follow_up(T0 + 30 * DAY))
     refused(
-        memory_market,
+        market,
         "review_follow_up",
         follow_up(T0 + 40 * DAY),
         StateConflictError,
@@ -1395,11 +1389,11 @@ def _buyer_has_default(market: Market) -> None:
     ],
 )
 def test_a_follow_up_review_needs_the_buyers_own_rating(
-    memory_market: Market, story: Callable[[Market], Any], at: datetime
+    market: Market, story: Callable[[Market], Any], at: datetime
 ) -> None:
-    story(memory_market)
+    story(market)
     refused(
-        memory_market,
+        market,
         "review_follow_up",
         follow_up(at),
         StateConflictError,
@@ -1407,12 +1401,12 @@ def test_a_follow_up_review_needs_the_buyers_own_rating(
     )
 
 
-def test_a_follow_up_review_is_the_buyers_only(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(rater="buyer", score="negative")
-    memory_market.rate(rater="seller", score="negative", at=RATED + HOUR)
+def test_a_follow_up_review_is_the_buyers_only(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(rater="buyer", score="negative")
+    market.rate(rater="seller", score="negative", at=RATED + HOUR)
     error = refused(
-        memory_market,
+        market,
         "review_follow_up",
         follow_up(RATED + DAY, rater="seller"),
         InvalidInputError,
@@ -1420,7 +1414,7 @@ def test_a_follow_up_review_is_the_buyers_only(memory_market: Market) -> None:
     )
     assert error.field == "rater"
     error = refused(
-        memory_market,
+        market,
         "review_follow_up",
         follow_up(RATED + DAY, author_id="seller-1"),
         StateConflictError,
@@ -1429,17 +1423,17 @@ def test_a_follow_up_review_is_the_buyers_only(memory_market: Market) -> None:
     assert error.field == "author_id"
 
 
-def test_a_rating_is_shielded_once(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.rate(score="negative")
-    app = memory_market.app
+def test_a_rating_is_shielded_once(market: Market) -> None:
+    market.succeeded_trade()
+    market.rate(score="negative")
+    app = market.app
 
     def shield(at: datetime) -> c.ShieldRating:
         return c.ShieldRating(trade_id="T1", rater="buyer", reason="abusive", occurred_at=at)
 
-    memory_market.run(app.shield_rating, shield(RATED + DAY))
+    market.run(app.shield_rating, shield(RATED + DAY))
     refused(
-        memory_market,
+        market,
         "shield_rating",
         shield(RATED + 2 * DAY),
         StateConflictError,
@@ -1453,12 +1447,10 @@ def test_a_rating_is_shielded_once(memory_market: Market) -> None:
 
 
 @pytest.mark.parametrize("filed_by", ["seller-1", "stranger"])
-def test_a_complaint_by_anyone_but_the_buyer_is_refused(
-    memory_market: Market, filed_by: str
-) -> None:
-    memory_market.succeeded_trade()
+def test_a_complaint_by_anyone_but_the_buyer_is_refused(market: Market, filed_by: str) -> None:
+    market.succeeded_trade()
     error = refused(
-        memory_market,
+        market,
         "file_complaint",
         complaint(filed_by=filed_by),
         StateConflictError,
@@ -1489,12 +1481,12 @@ def test_a_second_complaint_on_a_trade_is_refused_naming_the_first(
     assert "C1" in error.detail
 
 
-def test_a_complaint_id_is_used_once(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    memory_market.trade("T2", item="item-2")
-    memory_market.run(memory_market.app.file_complaint, complaint("C1"))
+def test_a_complaint_id_is_used_once(market: Market) -> None:
+    market.succeeded_trade()
+    market.trade("T2", item="item-2")
+    market.run(market.app.file_complaint, complaint("C1"))
     refused(
-        memory_market,
+        market,
         "file_complaint",
         complaint("C1", at=RATED + DAY, trade_id="T2"),
         StateConflictError,
@@ -1528,34 +1520,32 @@ COMPLAINT_STEPS = [
 
 @pytest.mark.parametrize(("method", "command"), COMPLAINT_STEPS)
 def test_a_step_on_an_unknown_complaint_is_not_found(
-    memory_market: Market, method: str, command: Any
+    market: Market, method: str, command: Any
 ) -> None:
-    memory_market.succeeded_trade()
-    refused(memory_market, method, command, NotFoundError, ErrorCode.UNKNOWN_COMPLAINT)
+    market.succeeded_trade()
+    refused(market, method, command, NotFoundError, ErrorCode.UNKNOWN_COMPLAINT)
 
 
 @pytest.mark.parametrize(("method", "command"), COMPLAINT_STEPS)
-def test_a_ruled_complaint_takes_no_more_steps(
-    memory_market: Market, method: str, command: Any
-) -> None:
-    memory_market.succeeded_trade()
-    app = memory_market.app
-    memory_market.run(app.file_complaint, complaint("C9", at=RATED - HOUR))
-    memory_market.run(
+def test_a_ruled_complaint_takes_no_more_steps(market: Market, method: str, command: Any) -> None:
+    market.succeeded_trade()
+    app = market.app
+    market.run(app.file_complaint, complaint("C9", at=RATED - HOUR))
+    market.run(
         app.rule_complaint,
         c.RuleComplaint(complaint_id="C9", outcome="dismissed", occurred_at=RATED - HOUR),
     )
-    refused(memory_market, method, command, StateConflictError, ErrorCode.COMPLAINT_RULED)
+    refused(market, method, command, StateConflictError, ErrorCode.COMPLAINT_RULED)
 
 
-def test_a_complaint_is_escalated_once(memory_market: Market) -> None:
-    memory_market.succeeded_trade()
-    app = memory_market.app
-    memory_market.run(app.file_complaint, complaint())
+def test_a_complaint_is_escalated_once(market: Market) -> None:
+    market.succeeded_trade()
+    app = market.app
+    market.run(app.file_complaint, complaint())
     escalate = c.EscalateComplaint(complaint_id="C1", occurred_at=RATED + HOUR)
-    memory_market.run(app.escalate_complaint, escalate)
+    market.run(app.escalate_complaint, escalate)
     refused(
-        memory_market,
+        market,
         "escalate_complaint",
         c.EscalateComplaint(complaint_id="C1", occurred_at=RATED + 2 * HOUR),
         StateConflictError,
@@ -1583,10 +1573,10 @@ def test_a_fake_trade_case_naming_a_trade_of_another_seller_is_refused(market: M
         assert other in error.detail
 
 
-def test_a_fake_trade_case_naming_an_unknown_trade_is_not_found(memory_market: Market) -> None:
-    memory_market.trade("T1")
+def test_a_fake_trade_case_naming_an_unknown_trade_is_not_found(market: Market) -> None:
+    market.trade("T1")
     refused(
-        memory_market,
+        market,
         "confirm_fake_trades",
         fake_case(("T1", "T404")),
         NotFoundError,
@@ -1594,13 +1584,13 @@ def test_a_fake_trade_case_naming_an_unknown_trade_is_not_found(memory_market: M
     )
 
 
-def test_a_trade_is_confirmed_fake_once(memory_market: Market) -> None:
-    memory_market.trade("T1")
-    memory_market.trade("T2", item="item-2")
-    app = memory_market.app
-    memory_market.run(app.confirm_fake_trades, fake_case(("T1",), "K1"))
+def test_a_trade_is_confirmed_fake_once(market: Market) -> None:
+    market.trade("T1")
+    market.trade("T2", item="item-2")
+    app = market.app
+    market.run(app.confirm_fake_trades, fake_case(("T1",), "K1"))
     refused(
-        memory_market,
+        market,
         "confirm_fake_trades",
         fake_case(("T2", "T1"), "K2", at=T0 + 4 * DAY),
         StateConflictError,
@@ -1609,11 +1599,11 @@ def test_a_trade_is_confirmed_fake_once(memory_market: Market) -> None:
 
 
 def test_a_fake_trade_case_dated_before_its_trade_was_created_is_out_of_order(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    memory_market.trade("T1", at=T0 + 5 * HOUR)
+    market.trade("T1", at=T0 + 5 * HOUR)
     refused(
-        memory_market,
+        market,
         "confirm_fake_trades",
         fake_case(("T1",), at=T0 + HOUR),
         StateConflictError,
@@ -1631,24 +1621,24 @@ def test_a_fake_trade_case_dated_before_its_trade_was_created_is_out_of_order(
         ),
     ],
 )
-def test_a_seller_case_id_is_used_once(memory_market: Market, first: Any, second: Any) -> None:
-    memory_market.trade("T1")
-    memory_market.trade("T2", item="item-2")
+def test_a_seller_case_id_is_used_once(market: Market, first: Any, second: Any) -> None:
+    market.trade("T1")
+    market.trade("T2", item="item-2")
 
     def method(command: Any) -> str:
         fake = isinstance(command, c.ConfirmFakeTrades)
         return "confirm_fake_trades" if fake else "record_search_cheating"
 
-    memory_market.run(getattr(memory_market.app, method(first)), first)
-    refused(memory_market, method(second), second, StateConflictError, ErrorCode.CASE_EXISTS)
+    market.run(getattr(market.app, method(first)), first)
+    refused(market, method(second), second, StateConflictError, ErrorCode.CASE_EXISTS)
 
 
-def test_a_violation_id_is_used_once(memory_market: Market) -> None:
-    memory_market.members("seller-1")
-    app = memory_market.app
-    memory_market.run(app.record_violation, violation("V1"))
+def test_a_violation_id_is_used_once(market: Market) -> None:
+    market.members("seller-1")
+    app = market.app
+    market.run(app.record_violation, violation("V1"))
     refused(
-        memory_market,
+        market,
         "record_violation",
         violation("V1", at=T0 + 2 * DAY, points=6),
         StateConflictError,
@@ -1693,10 +1683,10 @@ def test_a_violation_id_is_used_once(memory_market: Market) -> None:
     ],
 )
 def test_a_fact_about_an_unknown_trade_is_not_found(
-    memory_market: Market, method: str, command: Any
+    market: Market, method: str, command: Any
 ) -> None:
-    memory_market.succeeded_trade("T1")
-    error = refused(memory_market, method, command, NotFoundError, ErrorCode.UNKNOWN_TRADE)
+    market.succeeded_trade("T1")
+    error = refused(market, method, command, NotFoundError, ErrorCode.UNKNOWN_TRADE)
     assert error.field == "trade_id"
 
 

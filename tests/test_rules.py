@@ -313,9 +313,9 @@ def rule_complaint(m: Market, outcome: str, at: datetime = T0 + 5 * DAY) -> Appe
     ],
 )
 def test_auto_confirm_timer_runs_from_shipping_by_goods_kind_then_shipping_method(
-    memory_market: Market, goods_kind: str, shipping: str, days: int
+    market: Market, goods_kind: str, shipping: str, days: int
 ) -> None:
-    m = memory_market
+    m = market
     m.trade(goods_kind=goods_kind, shipping=shipping)
     m.pay()
     m.ship()
@@ -332,9 +332,9 @@ def test_auto_confirm_timer_runs_from_shipping_by_goods_kind_then_shipping_metho
 
 
 def test_creation_and_payment_record_the_order_and_the_escrowed_amount(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     created = m.trade(amount_minor=12_345, goods_kind="virtual", shipping="none")
     paid = m.pay()
 
@@ -355,9 +355,9 @@ def test_creation_and_payment_record_the_order_and_the_escrowed_amount(
 
 
 def test_timer_days_are_24_hours_in_utc_even_across_a_daylight_saving_change(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     los_angeles = ZoneInfo("America/Los_Angeles")  # clocks go forward on 2026-03-08
     m.trade(at=datetime(2026, 3, 7, 9, tzinfo=los_angeles))
     m.pay(at=datetime(2026, 3, 7, 10, tzinfo=los_angeles))
@@ -457,12 +457,12 @@ def _extended_then_cancelled(m: Market) -> None:
     ],
 )
 def test_confirm_timer_pauses_while_a_refund_is_open_and_resumes_with_the_time_left(
-    memory_market: Market,
+    market: Market,
     story: Callable[[Market], None],
     due: datetime,
     released_minor: int,
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade()
     story(m)
 
@@ -513,9 +513,9 @@ def test_seller_silence_before_shipping_agrees_to_a_refund_after_48_hours(market
     [("physical", 5), ("virtual", 3), ("auto_delivery", 3)],
 )
 def test_seller_silence_after_shipping_agrees_after_5_days_or_3_for_virtual_goods(
-    memory_market: Market, goods_kind: str, silence_days: int
+    market: Market, goods_kind: str, silence_days: int
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade(goods_kind=goods_kind)
     requested = SHIPPED + HOUR
     m.refund(amount_minor=4_000, at=requested, reason="damaged")
@@ -557,9 +557,9 @@ def test_a_refund_with_return_is_paid_when_the_seller_confirms_the_return(market
 
 
 def test_a_return_not_shipped_within_7_days_of_agreement_closes_the_request(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade()
     m.refund(amount_minor=5_000, with_return=True, at=S + DAY)  # agreed by silence at S + 6 d
     return_ship_by = S + 6 * DAY + 7 * DAY
@@ -584,9 +584,9 @@ def test_a_return_not_shipped_within_7_days_of_agreement_closes_the_request(
     [("express", 10), ("none", 10), ("overseas", 10), ("surface_mail", 30)],
 )
 def test_a_return_the_seller_does_not_confirm_in_time_counts_as_received(
-    memory_market: Market, shipping: str, confirm_days: int
+    market: Market, shipping: str, confirm_days: int
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade(shipping=shipping)
     m.refund(amount_minor=2_500, with_return=True, at=S + DAY)
     agree(m, S + 2 * DAY)
@@ -606,9 +606,9 @@ def test_a_return_the_seller_does_not_confirm_in_time_counts_as_received(
 
 
 def test_a_partial_refund_leaves_the_rest_in_escrow_and_the_trade_can_still_succeed(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade()
     m.refund(amount_minor=2_500, at=S + DAY)
     agree(m, S + 2 * DAY)
@@ -623,9 +623,9 @@ def test_a_partial_refund_leaves_the_rest_in_escrow_and_the_trade_can_still_succ
 
 
 def test_partial_refunds_that_add_up_to_the_price_close_the_trade_refunded_in_full(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.trade()
     m.pay()
     m.refund("T1", "R1", amount_minor=4_000, at=T0 + 3 * HOUR)
@@ -651,8 +651,8 @@ def test_partial_refunds_that_add_up_to_the_price_close_the_trade_refunded_in_fu
     ]
 
 
-def test_a_rejected_refund_stays_open_7_days_then_closes(memory_market: Market) -> None:
-    m = memory_market
+def test_a_rejected_refund_stays_open_7_days_then_closes(market: Market) -> None:
+    m = market
     m.shipped_trade()
     m.refund(amount_minor=5_000, at=S + DAY)
     reject(m, S + 2 * DAY)
@@ -692,9 +692,9 @@ def _awaiting_return(m: Market) -> None:
     ],
 )
 def test_the_buyer_cancels_a_refund_and_may_then_ask_again(
-    memory_market: Market, story: Callable[[Market], None]
+    market: Market, story: Callable[[Market], None]
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade()
     story(m)
     cancelled = cancel(m, S + 3 * DAY)
@@ -737,9 +737,9 @@ def test_a_dispute_ruled_seller_at_fault_agrees_and_pays_the_refund(market: Mark
 
 
 def test_a_dispute_ruled_seller_at_fault_on_a_return_starts_the_return_flow(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.shipped_trade()
     m.refund(amount_minor=5_000, with_return=True, at=S + DAY)
     reject(m, S + 2 * DAY)
@@ -758,8 +758,8 @@ def test_a_dispute_ruled_seller_at_fault_on_a_return_starts_the_return_flow(
     ]
 
 
-def test_a_dispute_ruled_not_seller_fault_closes_the_refund(memory_market: Market) -> None:
-    m = memory_market
+def test_a_dispute_ruled_not_seller_fault_closes_the_refund(market: Market) -> None:
+    m = market
     m.shipped_trade()
     m.refund(amount_minor=5_000, at=S + DAY)
     reject(m, S + 2 * DAY)
@@ -776,10 +776,8 @@ def test_a_dispute_ruled_not_seller_fault_closes_the_refund(memory_market: Marke
 
 
 @pytest.mark.parametrize("reason", ["unpaid", "buyer_cancelled", "seller_cancelled"])
-def test_a_trade_closes_before_payment_with_nothing_in_escrow(
-    memory_market: Market, reason: str
-) -> None:
-    m = memory_market
+def test_a_trade_closes_before_payment_with_nothing_in_escrow(market: Market, reason: str) -> None:
+    m = market
     m.trade()
     closed = close(m, reason, T0 + DAY)
 
@@ -791,9 +789,9 @@ def test_a_trade_closes_before_payment_with_nothing_in_escrow(
 
 @pytest.mark.parametrize("reason", ["seller_cancelled", "out_of_stock"])
 def test_the_seller_closes_a_paid_unshipped_trade_and_the_escrow_goes_back(
-    memory_market: Market, reason: str
+    market: Market, reason: str
 ) -> None:
-    m = memory_market
+    m = market
     m.trade()
     m.pay()
     closed = close(m, reason, T0 + DAY)
@@ -804,9 +802,9 @@ def test_the_seller_closes_a_paid_unshipped_trade_and_the_escrow_goes_back(
 
 
 def test_closing_after_a_partial_refund_returns_what_is_left_in_escrow(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.trade()
     m.pay()
     m.refund(amount_minor=4_000, at=T0 + 3 * HOUR)
@@ -821,8 +819,8 @@ def test_closing_after_a_partial_refund_returns_what_is_left_in_escrow(
 # --- Ratings -----------------------------------------------------------------------------------
 
 
-def test_both_sides_rate_and_no_default_is_added(memory_market: Market) -> None:
-    m = memory_market
+def test_both_sides_rate_and_no_default_is_added(market: Market) -> None:
+    m = market
     m.succeeded_trade()
     dsr = Dsr(as_described=5, service=4, shipping_speed=5, logistics=3)
     by_buyer = m.rate(
@@ -844,9 +842,9 @@ def test_both_sides_rate_and_no_default_is_added(memory_market: Market) -> None:
 
 @pytest.mark.parametrize("rater", ["buyer", "seller"])
 def test_a_lone_positive_gets_a_default_positive_for_the_silent_side_at_window_close(
-    memory_market: Market, rater: str
+    market: Market, rater: str
 ) -> None:
-    m = memory_market
+    m = market
     m.succeeded_trade()
     dsr = (
         Dsr(as_described=4, service=4, shipping_speed=4, logistics=4) if rater == "buyer" else None
@@ -872,9 +870,9 @@ def test_a_lone_positive_gets_a_default_positive_for_the_silent_side_at_window_c
     ],
 )
 def test_no_default_when_the_lone_rating_is_not_positive_or_nobody_rated(
-    memory_market: Market, rater: str | None, score: str | None
+    market: Market, rater: str | None, score: str | None
 ) -> None:
-    m = memory_market
+    m = market
     m.succeeded_trade()
     if rater is not None and score is not None:
         m.rate(rater=rater, score=score, at=CONFIRMED + DAY)
@@ -885,9 +883,9 @@ def test_no_default_when_the_lone_rating_is_not_positive_or_nobody_rated(
 
 
 def test_a_negative_revised_to_positive_within_the_window_then_gets_a_default(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.succeeded_trade()
     m.rate(rater="buyer", score="negative", at=CONFIRMED + DAY)
     revised = revise(m, "buyer", CONFIRMED + 2 * DAY)
@@ -900,9 +898,9 @@ def test_a_negative_revised_to_positive_within_the_window_then_gets_a_default(
 
 
 def test_a_revision_within_30_days_may_come_after_the_window_and_brings_no_default(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.succeeded_trade()
     given = WINDOW_CLOSES - DAY
     m.rate(rater="seller", score="neutral", at=given)
@@ -915,8 +913,8 @@ def test_a_revision_within_30_days_may_come_after_the_window_and_brings_no_defau
     assert m.app.run_deadlines(FAR).positions == ()
 
 
-def test_a_neutral_or_negative_may_be_withdrawn_within_30_days(memory_market: Market) -> None:
-    m = memory_market
+def test_a_neutral_or_negative_may_be_withdrawn_within_30_days(market: Market) -> None:
+    m = market
     m.succeeded_trade()
     given = CONFIRMED + DAY
     m.rate(rater="buyer", score="negative", at=given)
@@ -926,8 +924,8 @@ def test_a_neutral_or_negative_may_be_withdrawn_within_30_days(memory_market: Ma
     assert m.app.run_deadlines(FAR).positions == ()
 
 
-def test_a_withdrawn_negative_within_the_window_brings_no_default(memory_market: Market) -> None:
-    m = memory_market
+def test_a_withdrawn_negative_within_the_window_brings_no_default(market: Market) -> None:
+    m = market
     m.succeeded_trade()
     m.rate(rater="buyer", score="negative", at=CONFIRMED + DAY)
     withdraw(m, "buyer", CONFIRMED + 2 * DAY)
@@ -935,8 +933,8 @@ def test_a_withdrawn_negative_within_the_window_brings_no_default(memory_market:
     assert m.app.run_deadlines(FAR).positions == ()
 
 
-def test_the_buyer_gives_a_neutral_with_shop_scores(memory_market: Market) -> None:
-    m = memory_market
+def test_the_buyer_gives_a_neutral_with_shop_scores(market: Market) -> None:
+    m = market
     m.succeeded_trade()
     dsr = Dsr(as_described=3, service=2, shipping_speed=1, logistics=5)
     given = m.rate(rater="buyer", score="neutral", at=CONFIRMED + DAY, dsr=dsr, comment="so-so")
@@ -946,8 +944,8 @@ def test_the_buyer_gives_a_neutral_with_shop_scores(memory_market: Market) -> No
     ]
 
 
-def test_the_rated_party_explains_a_rating_within_30_days(memory_market: Market) -> None:
-    m = memory_market
+def test_the_rated_party_explains_a_rating_within_30_days(market: Market) -> None:
+    m = market
     m.succeeded_trade()
     m.rate(rater="buyer", score="negative", at=CONFIRMED + DAY)
     m.rate(rater="seller", score="neutral", at=CONFIRMED + 2 * DAY)
@@ -963,9 +961,9 @@ def test_the_rated_party_explains_a_rating_within_30_days(memory_market: Market)
 
 
 def test_the_buyer_writes_one_follow_up_review_within_180_days_of_success(
-    memory_market: Market,
+    market: Market,
 ) -> None:
-    m = memory_market
+    m = market
     m.succeeded_trade()
     m.rate(rater="buyer", score="positive", at=CONFIRMED + DAY)
     followed = m.run(
@@ -986,9 +984,9 @@ def test_the_buyer_writes_one_follow_up_review_within_180_days_of_success(
     ]
 
 
-def test_a_shielded_lone_positive_still_gets_its_default(memory_market: Market) -> None:
+def test_a_shielded_lone_positive_still_gets_its_default(market: Market) -> None:
     """DOMAIN.md is silent; the ledger keeps a shielded rating, so its default follows."""
-    m = memory_market
+    m = market
     m.succeeded_trade()
     m.rate(rater="buyer", score="positive", at=CONFIRMED + DAY, comment="abuse")
     shielded = m.run(
@@ -1076,14 +1074,14 @@ def test_a_complaint_is_filed_escalated_followed_up_compensated_and_ruled(market
     ],
 )
 def test_an_upheld_complaint_costs_the_points_of_its_type_and_severity(
-    memory_market: Market,
+    market: Market,
     type_: str,
     severity: str,
     outcome: str,
     ruled: tuple[int, str],
 ) -> None:
     points, category = ruled
-    m = memory_market
+    m = market
     m.trade()
     file_complaint(m, type_, severity)
     result = rule_complaint(m, outcome)
@@ -1117,9 +1115,9 @@ def test_an_upheld_complaint_costs_the_points_of_its_type_and_severity(
     ],
 )
 def test_cash_compensation_of_5_percent_clamped_to_5_to_30_before_the_ruling_waives_late_shipment(
-    memory_market: Market, price_minor: int, cash_minor: int, points: int
+    market: Market, price_minor: int, cash_minor: int, points: int
 ) -> None:
-    m = memory_market
+    m = market
     m.trade(amount_minor=price_minor)
     m.pay()
     file_complaint(m, "late_shipment", "minor")
@@ -1141,10 +1139,10 @@ def test_cash_compensation_of_5_percent_clamped_to_5_to_30_before_the_ruling_wai
 
 @pytest.mark.parametrize(("cash_minor", "points"), [(1_000, 3), (1_001, 0)])
 def test_the_cash_share_is_rounded_up_to_the_minor_unit(
-    memory_market: Market, cash_minor: int, points: int
+    market: Market, cash_minor: int, points: int
 ) -> None:
     """DOMAIN.md says "at least 5%": 5% of 200.01 is 10.0005, so 10.00 falls short."""
-    m = memory_market
+    m = market
     m.trade(amount_minor=20_001)
     file_complaint(m, "late_shipment", "minor")
     compensate(m, "cash", T0 + 3 * DAY, amount_minor=cash_minor)
@@ -1153,9 +1151,9 @@ def test_the_cash_share_is_rounded_up_to_the_minor_unit(
     assert written(m, ruled)[0][2]["points"] == points
 
 
-def test_cash_compensations_add_up_towards_the_waiver(memory_market: Market) -> None:
+def test_cash_compensations_add_up_towards_the_waiver(market: Market) -> None:
     """DOMAIN.md is silent; the ledger sums every cash payment made before the ruling."""
-    m = memory_market
+    m = market
     m.trade(amount_minor=20_000)
     file_complaint(m, "late_shipment", "minor")
     compensate(m, "cash", T0 + 3 * DAY, amount_minor=600)
@@ -1166,10 +1164,8 @@ def test_cash_compensations_add_up_towards_the_waiver(memory_market: Market) -> 
 
 
 @pytest.mark.parametrize("kind", ["refund", "voucher"])
-def test_only_cash_compensation_waives_late_shipment_points(
-    memory_market: Market, kind: str
-) -> None:
-    m = memory_market
+def test_only_cash_compensation_waives_late_shipment_points(market: Market, kind: str) -> None:
+    m = market
     m.trade(amount_minor=20_000)
     file_complaint(m, "late_shipment", "minor")
     compensate(m, kind, T0 + 3 * DAY, amount_minor=20_000)
@@ -1178,8 +1174,8 @@ def test_only_cash_compensation_waives_late_shipment_points(
     assert written(m, ruled)[0][2]["points"] == 3
 
 
-def test_cash_compensation_waives_only_late_shipment(memory_market: Market) -> None:
-    m = memory_market
+def test_cash_compensation_waives_only_late_shipment(market: Market) -> None:
+    m = market
     m.trade(amount_minor=20_000)
     file_complaint(m, "not_as_described", "minor")
     compensate(m, "cash", T0 + 3 * DAY, amount_minor=20_000)
@@ -1191,8 +1187,8 @@ def test_cash_compensation_waives_only_late_shipment(memory_market: Market) -> N
 # --- Enforcement ---------------------------------------------------------------------------
 
 
-def test_a_violation_is_recorded(memory_market: Market) -> None:
-    m = memory_market
+def test_a_violation_is_recorded(market: Market) -> None:
+    m = market
     m.members("seller-1")
     recorded = m.run(
         m.app.record_violation,
@@ -1273,11 +1269,11 @@ def test_a_fake_trade_confirmation_names_the_items_and_demotes_them_30_days(
     ],
 )
 def test_fake_trade_points_follow_the_offence_number_and_the_96_trade_threshold(
-    memory_market: Market,
+    market: Market,
     case_sizes: tuple[int, ...],
     expected: tuple[tuple[int, int, str], ...],
 ) -> None:
-    m = memory_market
+    m = market
     m.members("seller-1", "buyer-1")
     confirmations = []
     for case, size in enumerate(case_sizes, start=1):
@@ -1311,8 +1307,8 @@ def test_fake_trade_points_follow_the_offence_number_and_the_96_trade_threshold(
     ]
 
 
-def test_search_cheating_is_recorded(memory_market: Market) -> None:
-    m = memory_market
+def test_search_cheating_is_recorded(market: Market) -> None:
+    m = market
     m.members("seller-1")
     recorded = m.run(
         m.app.record_search_cheating,
@@ -1339,8 +1335,8 @@ def test_search_cheating_is_recorded(memory_market: Market) -> None:
 # --- Members -------------------------------------------------------------------------------
 
 
-def test_registration_and_identity_verification_are_recorded(memory_market: Market) -> None:
-    m = memory_market
+def test_registration_and_identity_verification_are_recorded(market: Market) -> None:
+    m = market
     registered = m.run(m.app.register_member, c.RegisterMember(member_id="buyer-1", occurred_at=T0))
     verified = m.run(
         m.app.verify_identity, c.VerifyIdentity(member_id="buyer-1", occurred_at=T0 + DAY)
@@ -1423,8 +1419,8 @@ def test_the_deadline_worker_settles_every_due_trade_in_one_run(market: Market) 
     assert (again.aggregates_settled, again.positions) == (0, ())
 
 
-def test_the_deadline_worker_settles_more_trades_than_one_batch(memory_market: Market) -> None:
-    m = memory_market
+def test_the_deadline_worker_settles_more_trades_than_one_batch(market: Market) -> None:
+    m = market
     count = DEADLINE_BATCH_MAX + 10
     m.members("buyer-1", "seller-1")
     for n in range(count):
@@ -1499,8 +1495,8 @@ def test_a_command_first_settles_its_trades_due_deadlines_in_the_same_save(
     ]
 
 
-def test_a_command_settles_a_chain_of_due_deadlines_in_order(memory_market: Market) -> None:
-    m = memory_market
+def test_a_command_settles_a_chain_of_due_deadlines_in_order(market: Market) -> None:
+    m = market
     m.shipped_trade()
     m.refund(amount_minor=3_000, with_return=True, at=S + DAY)  # 9 days of timer left
     # Silence agrees at S + 6 d; the return is never shipped, so the request
@@ -1516,8 +1512,8 @@ def test_a_command_settles_a_chain_of_due_deadlines_in_order(memory_market: Mark
     ]
 
 
-def test_a_default_rating_due_before_a_command_is_saved_with_it(memory_market: Market) -> None:
-    m = memory_market
+def test_a_default_rating_due_before_a_command_is_saved_with_it(market: Market) -> None:
+    m = market
     m.succeeded_trade()
     m.rate(rater="seller", score="positive", at=CONFIRMED + DAY)
     explained = explain(m, "seller", "thanks", WINDOW_CLOSES + DAY, "buyer-1")
