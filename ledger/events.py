@@ -213,6 +213,7 @@ class RatingGiven(RatingEvent, frozen=True, tag="trustledger.rating.given.v1"):
     score: Score
     item_id: str
     amount_minor: int
+    currency: str
     order_created_at: datetime
     succeeded_at: datetime
     dsr: Dsr | None = None

@@ -683,6 +683,7 @@ class Trade(Aggregate):
             score=score,
             item_id=self.item_id,
             amount_minor=self.amount_minor,
+            currency=self.currency,
             order_created_at=self.created_at,
             succeeded_at=self.succeeded_at,
             dsr=dsr,

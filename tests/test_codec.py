@@ -193,6 +193,7 @@ def test_shop_scores_with_an_unknown_extra_field_still_decode() -> None:
         score="positive",
         item_id="i",
         amount_minor=100,
+        currency="CNY",
         order_created_at=datetime(2026, 3, 1, tzinfo=UTC),
         succeeded_at=datetime(2026, 3, 2, tzinfo=UTC),
         dsr=ev.Dsr(as_described=5, service=5, shipping_speed=5, logistics=5),
