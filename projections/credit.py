@@ -30,7 +30,8 @@ from typing import Literal
 import msgspec
 
 from ledger.events import Party, Score
-from projections.rulebook import CreditScoring, ExclusionRule, Level, Scoring
+from projections.marketplace import Cut, MemberFile, TradeFacts
+from projections.rulebook import CreditScoring, ExclusionRule, Level, Rulebook, Scoring
 
 Reason = ExclusionRule | Literal["hidden"]
 
@@ -90,6 +91,7 @@ class CreditResult(msgspec.Struct, frozen=True):
     unscored: int
     positive_rate_lifetime: float | None
     positive_rate_window: float | None
+    window_counted: int
     ratings: tuple[Counted, ...]
 
 
@@ -249,6 +251,7 @@ def _summarise(ratings: tuple[Counted, ...], as_of: datetime, scoring: Scoring) 
         unscored=len(ratings) - len(counted),
         positive_rate_lifetime=_positive_rate(counted, credit),
         positive_rate_window=_positive_rate(recent, credit),
+        window_counted=sum(1 for c in recent if c.score in credit.positive_rate_denominator),
         ratings=ratings,
     )
 
@@ -258,3 +261,72 @@ def _positive_rate(counted: Sequence[Counted], credit: CreditScoring) -> float |
     if denominator == 0:
         return None
     return sum(1 for c in counted if c.score == "positive") / denominator
+
+
+# --- From the read model ------------------------------------------------------------
+
+
+def rating_visible_at(
+    trade: TradeFacts, rater: Party, cut: Cut, scoring: Scoring
+) -> datetime | None:
+    """When the rater's rating on this trade shows, as far as the cut's facts tell."""
+    rating = trade.ratings.get(rater)
+    if rating is None or not cut.sees(rating.given) or trade.window_closes_at is None:
+        return None
+    other = trade.ratings.get("seller" if rater == "buyer" else "buyer")
+    other_seen = other if other is not None and cut.sees(other.given) else None
+    return visible_at(
+        given_at=rating.given.at,
+        score=rating.score,
+        other_given_at=other_seen.given.at if other_seen else None,
+        other_score=other_seen.score if other_seen else None,
+        window_closes_at=trade.window_closes_at,
+        delay=timedelta(hours=scoring.visibility.non_positive_delay_hours),
+    )
+
+
+def rating_records(file: MemberFile, role: Party, cut: Cut, scoring: Scoring) -> list[RatingRecord]:
+    """The ratings a member received in one role, as the cut's facts describe them."""
+    rater: Party = "buyer" if role == "seller" else "seller"
+    trades = file.as_seller if role == "seller" else file.as_buyer
+    records = []
+    for trade in trades:
+        rating = trade.ratings.get(rater)
+        shown = rating_visible_at(trade, rater, cut, scoring)
+        if rating is None or shown is None or trade.succeeded is None:
+            continue
+        revised = cut.sees(rating.revised)
+        records.append(
+            RatingRecord(
+                trade_id=trade.trade_id,
+                rater=rater,
+                rater_id=trade.buyer_id if rater == "buyer" else trade.seller_id,
+                ratee_id=file.member.member_id,
+                item_id=trade.item_id,
+                amount_minor=trade.amount_minor,
+                order_created_at=trade.created.at,
+                succeeded_at=trade.succeeded.at,
+                given_at=rating.given.at,
+                score=rating.score,
+                position=rating.given.position,
+                visible_at=shown,
+                default=rating.default,
+                revised_at=rating.revised.at if revised and rating.revised else None,
+                revised_score=rating.revised_score if revised else None,
+                withdrawn_at=rating.withdrawn.at
+                if cut.sees(rating.withdrawn) and rating.withdrawn
+                else None,
+                shielded_at=rating.shielded.at
+                if cut.sees(rating.shielded) and rating.shielded
+                else None,
+                fake_at=trade.fake.at if cut.sees(trade.fake) and trade.fake else None,
+            )
+        )
+    return records
+
+
+def credit_of(file: MemberFile, role: Party, cut: Cut, rulebook: Rulebook) -> CreditResult:
+    records = rating_records(file, role, cut, rulebook.scoring)
+    return evaluate(
+        records, cut.as_of, rulebook.scoring, minor_per_major=rulebook.policy.minor_per_major
+    )

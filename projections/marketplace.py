@@ -1,0 +1,313 @@
+"""The marketplace as the log describes it: a fold of every event.
+
+``Marketplace.apply(event, position)`` is the whole fold: deterministic, no
+I/O, no clock; it updates its own state (an accumulator, for speed) and
+returns it. Every fact keeps a ``Stamp``: its business time and its log
+position. A ``Cut`` selects the facts a figure may use — those with
+``occurred_at <= as_of`` (DOMAIN.md §0 "as of") and ``position <=
+at_position`` (what the ledger knew then) — so one stored state answers any
+as-of time and any log prefix without replaying.
+
+Facts are grouped by the member they concern (``MemberFile``), which is what
+every figure reads; the stored views keep the same Structs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import singledispatchmethod
+
+import msgspec
+
+from ledger import events as ev
+from ledger.events import Dsr, Party, Score
+
+POSITION_MAX = 2**63 - 1
+
+
+class Stamp(msgspec.Struct, frozen=True, array_like=True):
+    at: datetime
+    position: int
+
+
+class Cut(msgspec.Struct, frozen=True):
+    """Which facts a figure sees: business time up to ``as_of``, log up to ``at_position``."""
+
+    as_of: datetime
+    at_position: int = POSITION_MAX
+
+    def sees(self, stamp: Stamp | None) -> bool:
+        return stamp is not None and stamp.at <= self.as_of and stamp.position <= self.at_position
+
+
+class RatingFacts(msgspec.Struct):
+    given: Stamp
+    score: Score
+    default: bool
+    dsr: Dsr | None = None
+    revised: Stamp | None = None
+    revised_score: Score | None = None
+    withdrawn: Stamp | None = None
+    shielded: Stamp | None = None
+
+    def score_seen(self, cut: Cut) -> Score:
+        """The score as the cut knows it: a revision replaces the original."""
+        if self.revised_score is not None and cut.sees(self.revised):
+            return self.revised_score
+        return self.score
+
+
+class RefundFacts(msgspec.Struct):
+    refund_id: str
+    requested: Stamp
+    amount_minor: int
+    reason: str
+    paid: Stamp | None = None
+
+
+class DisputeFacts(msgspec.Struct):
+    escalated: Stamp
+    ruled: Stamp | None = None
+    outcome: str | None = None
+
+
+class TradeFacts(msgspec.Struct):
+    trade_id: str
+    buyer_id: str
+    seller_id: str
+    item_id: str
+    amount_minor: int
+    created: Stamp
+    paid: Stamp | None = None
+    succeeded: Stamp | None = None
+    window_closes_at: datetime | None = None
+    closed: Stamp | None = None
+    close_reason: str | None = None
+    refunds: dict[str, RefundFacts] = msgspec.field(default_factory=dict)
+    dispute: DisputeFacts | None = None
+    ratings: dict[Party, RatingFacts] = msgspec.field(default_factory=dict)
+    fake: Stamp | None = None
+
+    def refunded_minor(self, cut: Cut) -> int:
+        return sum(r.amount_minor for r in self.refunds.values() if cut.sees(r.paid))
+
+    def counts_as_refunded(self, cut: Cut) -> bool:
+        """DOMAIN.md §2: a trade counts as refunded when any refund on it was paid."""
+        return any(cut.sees(r.paid) for r in self.refunds.values())
+
+
+class ComplaintFacts(msgspec.Struct):
+    complaint_id: str
+    trade_id: str
+    buyer_id: str
+    seller_id: str
+    type: str
+    severity: str
+    filed: Stamp
+    ruled: Stamp | None = None
+    outcome: str | None = None
+    points: int = 0
+
+
+class ViolationFacts(msgspec.Struct):
+    """Points against a seller: a violation, an upheld complaint or a fake-trade case."""
+
+    source: str
+    source_id: str
+    stamp: Stamp
+    category: str
+    points: int
+    reason: str = ""
+
+
+class FakeCaseFacts(msgspec.Struct):
+    case_id: str
+    stamp: Stamp
+    trade_ids: tuple[str, ...]
+    item_ids: tuple[str, ...]
+    demoted_until: datetime
+
+
+class CheatingFacts(msgspec.Struct):
+    case_id: str
+    stamp: Stamp
+    item_ids: tuple[str, ...]
+    kind: str
+
+
+class MemberFacts(msgspec.Struct):
+    member_id: str
+    registered: Stamp
+    verified: Stamp | None = None
+    violations: list[ViolationFacts] = msgspec.field(default_factory=list)
+    fake_cases: list[FakeCaseFacts] = msgspec.field(default_factory=list)
+    cheating: list[CheatingFacts] = msgspec.field(default_factory=list)
+
+
+class MemberFile(msgspec.Struct):
+    """Everything a member's figures are computed from."""
+
+    member: MemberFacts
+    as_seller: list[TradeFacts]
+    as_buyer: list[TradeFacts]
+    complaints_against: list[ComplaintFacts]
+    complaints_filed: list[ComplaintFacts]
+
+
+class Marketplace:
+    def __init__(self) -> None:
+        self.position = 0
+        self.members: dict[str, MemberFacts] = {}
+        self.trades: dict[str, TradeFacts] = {}
+        self.complaints: dict[str, ComplaintFacts] = {}
+        self._trades_of: dict[tuple[str, Party], list[str]] = {}
+        self._complaints_of: dict[tuple[str, Party], list[str]] = {}
+
+    def apply(self, event: ev.Event, position: int) -> Marketplace:
+        if position <= self.position:
+            raise ValueError(f"position {position} is not after {self.position}")
+        self._apply(event, Stamp(event.occurred_at, position))
+        self.position = position
+        return self
+
+    def file(self, member_id: str) -> MemberFile | None:
+        member = self.members.get(member_id)
+        if member is None:
+            return None
+
+        def trades(role: Party) -> list[TradeFacts]:
+            return [self.trades[t] for t in self._trades_of.get((member_id, role), [])]
+
+        def complaints(role: Party) -> list[ComplaintFacts]:
+            return [self.complaints[c] for c in self._complaints_of.get((member_id, role), [])]
+
+        return MemberFile(
+            member, trades("seller"), trades("buyer"), complaints("seller"), complaints("buyer")
+        )
+
+    @singledispatchmethod
+    def _apply(self, event: ev.Event, stamp: Stamp) -> None:
+        """Facts no figure depends on (shipping, timers, explanations, ...)."""
+
+    @_apply.register
+    def _registered(self, e: ev.MemberRegistered, stamp: Stamp) -> None:
+        self.members[e.member_id] = MemberFacts(e.member_id, stamp)
+
+    @_apply.register
+    def _verified(self, e: ev.IdentityVerified, stamp: Stamp) -> None:
+        self.members[e.member_id].verified = stamp
+
+    @_apply.register
+    def _created(self, e: ev.TradeCreated, stamp: Stamp) -> None:
+        self.trades[e.trade_id] = TradeFacts(
+            e.trade_id, e.buyer_id, e.seller_id, e.item_id, e.amount_minor, stamp
+        )
+        self._trades_of.setdefault((e.buyer_id, "buyer"), []).append(e.trade_id)
+        self._trades_of.setdefault((e.seller_id, "seller"), []).append(e.trade_id)
+
+    @_apply.register
+    def _paid(self, e: ev.PaymentEscrowed, stamp: Stamp) -> None:
+        self.trades[e.trade_id].paid = stamp
+
+    @_apply.register
+    def _succeeded(self, e: ev.ReceiptConfirmed, stamp: Stamp) -> None:
+        trade = self.trades[e.trade_id]
+        trade.succeeded, trade.window_closes_at = stamp, e.rating_window_closes_at
+
+    @_apply.register
+    def _closed(self, e: ev.TradeClosed, stamp: Stamp) -> None:
+        trade = self.trades[e.trade_id]
+        trade.closed, trade.close_reason = stamp, e.reason
+
+    @_apply.register
+    def _refund_requested(self, e: ev.RefundRequested, stamp: Stamp) -> None:
+        self.trades[e.trade_id].refunds[e.refund_id] = RefundFacts(
+            e.refund_id, stamp, e.amount_minor, e.reason
+        )
+
+    @_apply.register
+    def _refund_paid(self, e: ev.RefundPaid, stamp: Stamp) -> None:
+        self.trades[e.trade_id].refunds[e.refund_id].paid = stamp
+
+    @_apply.register
+    def _dispute_escalated(self, e: ev.DisputeEscalated, stamp: Stamp) -> None:
+        self.trades[e.trade_id].dispute = DisputeFacts(stamp)
+
+    @_apply.register
+    def _dispute_ruled(self, e: ev.DisputeRuled, stamp: Stamp) -> None:
+        dispute = self.trades[e.trade_id].dispute
+        if dispute is not None:
+            dispute.ruled, dispute.outcome = stamp, e.outcome
+
+    @_apply.register
+    def _rated(self, e: ev.RatingGiven, stamp: Stamp) -> None:
+        self.trades[e.trade_id].ratings[e.rater] = RatingFacts(stamp, e.score, e.default, e.dsr)
+
+    @_apply.register
+    def _revised(self, e: ev.RatingRevised, stamp: Stamp) -> None:
+        rating = self.trades[e.trade_id].ratings[e.rater]
+        rating.revised, rating.revised_score = stamp, e.score
+
+    @_apply.register
+    def _withdrawn(self, e: ev.RatingWithdrawn, stamp: Stamp) -> None:
+        self.trades[e.trade_id].ratings[e.rater].withdrawn = stamp
+
+    @_apply.register
+    def _shielded(self, e: ev.RatingShielded, stamp: Stamp) -> None:
+        self.trades[e.trade_id].ratings[e.rater].shielded = stamp
+
+    @_apply.register
+    def _complaint_filed(self, e: ev.ComplaintFiled, stamp: Stamp) -> None:
+        self.complaints[e.complaint_id] = ComplaintFacts(
+            e.complaint_id, e.trade_id, e.buyer_id, e.seller_id, e.type, e.severity, stamp
+        )
+        self._complaints_of.setdefault((e.buyer_id, "buyer"), []).append(e.complaint_id)
+        self._complaints_of.setdefault((e.seller_id, "seller"), []).append(e.complaint_id)
+
+    @_apply.register
+    def _complaint_ruled(self, e: ev.ComplaintRuled, stamp: Stamp) -> None:
+        complaint = self.complaints[e.complaint_id]
+        complaint.ruled, complaint.outcome, complaint.points = stamp, e.outcome, e.points
+        if e.points > 0:
+            self.members[e.seller_id].violations.append(
+                ViolationFacts(
+                    "complaint",
+                    e.complaint_id,
+                    stamp,
+                    e.category,
+                    e.points,
+                    f"complaint upheld: {e.complaint_type}",
+                )
+            )
+
+    @_apply.register
+    def _violation(self, e: ev.ViolationRecorded, stamp: Stamp) -> None:
+        self.members[e.seller_id].violations.append(
+            ViolationFacts("violation", e.violation_id, stamp, e.category, e.points, e.reason)
+        )
+
+    @_apply.register
+    def _fake_trades(self, e: ev.FakeTradesConfirmed, stamp: Stamp) -> None:
+        seller = self.members[e.seller_id]
+        seller.fake_cases.append(
+            FakeCaseFacts(e.case_id, stamp, e.trade_ids, e.item_ids, e.demoted_until)
+        )
+        for trade_id in e.trade_ids:
+            self.trades[trade_id].fake = stamp
+        if e.points > 0:
+            seller.violations.append(
+                ViolationFacts(
+                    "fake_trades",
+                    e.case_id,
+                    stamp,
+                    e.category,
+                    e.points,
+                    f"fake trades confirmed, offence {e.offence_number}",
+                )
+            )
+
+    @_apply.register
+    def _search_cheating(self, e: ev.SearchCheatingRecorded, stamp: Stamp) -> None:
+        self.members[e.seller_id].cheating.append(
+            CheatingFacts(e.case_id, stamp, e.item_ids, e.kind)
+        )
