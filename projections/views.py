@@ -1,0 +1,478 @@
+"""Stored views of the marketplace fold: in memory, SQLite and PostgreSQL.
+
+A view keeps the fold's member files as rows — members, trades, complaints —
+each a msgspec-encoded Struct, plus the log position it reflects. ``process``
+takes many events at once: it loads the rows the events touch, folds the
+events with ``Marketplace.apply``, and writes the rows back together with the
+new position **in one transaction**, so a crash never double-counts and a
+resumed run continues exactly after the last committed batch.
+
+Rows hold facts, not figures: every figure is computed at query time from a
+member's rows, under any scoring rulebook, as of any time or log position.
+
+Blue/green rebuilds: each view version has its own tables (``rv<N>_...``); a
+registry row names the version readers use, and ``activate`` switches it in
+one statement once a rebuild has caught up.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+import psycopg
+from psycopg import sql
+
+from ledger import events as ev
+from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
+
+# SQLite allows 32766 host parameters; stay far below it per IN (...) list.
+SQL_IN_LIST_MAX = 500
+Batch = Sequence[tuple[int, ev.Event]]
+
+_encoder = msgspec.msgpack.Encoder()
+_member_decoder = msgspec.msgpack.Decoder(MemberFacts)
+_trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
+_complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
+
+
+class Touched(msgspec.Struct):
+    """The rows a batch of events reads and writes."""
+
+    members: set[str] = msgspec.field(default_factory=set)
+    trades: set[str] = msgspec.field(default_factory=set)
+    complaints: set[str] = msgspec.field(default_factory=set)
+
+    def add(self, event: ev.Event) -> None:
+        if isinstance(event, ev.MemberEvent):
+            self.members.add(event.member_id)
+        elif isinstance(event, ev.TradeEvent):
+            self.trades.add(event.trade_id)
+        elif isinstance(event, ev.ComplaintEvent):
+            self.complaints.add(event.complaint_id)
+            self.members.add(event.seller_id)
+        elif isinstance(event, ev.EnforcementEvent):
+            self.members.add(event.seller_id)
+            if isinstance(event, ev.FakeTradesConfirmed):
+                self.trades.update(event.trade_ids)
+
+
+class ReputationView(ABC):
+    """The fold's state, stored; what every query reads."""
+
+    @abstractmethod
+    def position(self) -> int:
+        """The last log position this view reflects (0 when empty)."""
+
+    @abstractmethod
+    def process(self, batch: Batch) -> None:
+        """Fold a batch of (position, event) in log order and commit it with its position."""
+
+    @abstractmethod
+    def file(self, member_id: str) -> MemberFile | None: ...
+
+    def files(self, member_ids: Iterable[str]) -> dict[str, MemberFile]:
+        found = {}
+        for member_id in member_ids:
+            member_file = self.file(member_id)
+            if member_file is not None:
+                found[member_id] = member_file
+        return found
+
+    def close(self) -> None:  # noqa: B027 - views without resources need nothing here
+        """Release connections."""
+
+
+class MemoryView(ReputationView):
+    def __init__(self) -> None:
+        self.market = Marketplace()
+
+    def position(self) -> int:
+        return self.market.position
+
+    def process(self, batch: Batch) -> None:
+        for position, event in batch:
+            self.market.apply(event, position)
+
+    def file(self, member_id: str) -> MemberFile | None:
+        return self.market.file(member_id)
+
+
+class SqlView(ReputationView):
+    """Shared logic of the SQL views: load touched rows, fold, write back."""
+
+    registry = "reputation_views"
+    name = "reputation"
+
+    def process(self, batch: Batch) -> None:
+        if not batch:
+            return
+        touched = Touched()
+        for _, event in batch:
+            touched.add(event)
+        with self._transaction() as cursor:
+            market = self._load(cursor, touched)
+            market.position = self._tracked(cursor)
+            for position, event in batch:
+                market.apply(event, position)
+            self._write(cursor, market)
+            self._track(cursor, market.position)
+
+    def _load(self, cursor: Any, touched: Touched) -> Marketplace:
+        market = Marketplace()
+        for body in self._bodies(cursor, "members", "member_id", touched.members):
+            member = _member_decoder.decode(body)
+            market.members[member.member_id] = member
+        for body in self._bodies(cursor, "trades", "trade_id", touched.trades):
+            trade = _trade_decoder.decode(body)
+            market.trades[trade.trade_id] = trade
+        for body in self._bodies(cursor, "complaints", "complaint_id", touched.complaints):
+            complaint = _complaint_decoder.decode(body)
+            market.complaints[complaint.complaint_id] = complaint
+        return market
+
+    def _write(self, cursor: Any, market: Marketplace) -> None:
+        self._upsert(
+            cursor,
+            "members",
+            ("member_id", "body"),
+            [(m.member_id, _encoder.encode(m)) for m in market.members.values()],
+        )
+        self._upsert(
+            cursor,
+            "trades",
+            ("trade_id", "buyer_id", "seller_id", "body"),
+            [
+                (t.trade_id, t.buyer_id, t.seller_id, _encoder.encode(t))
+                for t in market.trades.values()
+            ],
+        )
+        self._upsert(
+            cursor,
+            "complaints",
+            ("complaint_id", "buyer_id", "seller_id", "body"),
+            [
+                (c.complaint_id, c.buyer_id, c.seller_id, _encoder.encode(c))
+                for c in market.complaints.values()
+            ],
+        )
+
+    def file(self, member_id: str) -> MemberFile | None:
+        with self._transaction() as cursor:
+            bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
+            if not bodies:
+                return None
+            return MemberFile(
+                member=_member_decoder.decode(bodies[0]),
+                as_seller=[
+                    _trade_decoder.decode(b)
+                    for b in self._bodies(cursor, "trades", "seller_id", [member_id])
+                ],
+                as_buyer=[
+                    _trade_decoder.decode(b)
+                    for b in self._bodies(cursor, "trades", "buyer_id", [member_id])
+                ],
+                complaints_against=[
+                    _complaint_decoder.decode(b)
+                    for b in self._bodies(cursor, "complaints", "seller_id", [member_id])
+                ],
+                complaints_filed=[
+                    _complaint_decoder.decode(b)
+                    for b in self._bodies(cursor, "complaints", "buyer_id", [member_id])
+                ],
+            )
+
+    @abstractmethod
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]: ...
+
+    @abstractmethod
+    def _bodies(
+        self, cursor: Any, table: str, column: str, keys: Iterable[str]
+    ) -> Iterator[bytes]: ...
+
+    @abstractmethod
+    def _upsert(
+        self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None: ...
+
+    @abstractmethod
+    def _tracked(self, cursor: Any) -> int: ...
+
+    @abstractmethod
+    def _track(self, cursor: Any, position: int) -> None: ...
+
+
+_KEYS = {"members": "member_id", "trades": "trade_id", "complaints": "complaint_id"}
+
+
+def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) == SQL_IN_LIST_MAX:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class SQLiteView(SqlView):
+    def __init__(self, path: str, *, version: int | None = None) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.registry} (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        self.version = version if version is not None else self.active_version()
+        self._prefix = f"rv{self.version}_"
+        self._create_tables()
+
+    def active_version(self) -> int:
+        row = self._db.execute(
+            f"SELECT version FROM {self.registry} WHERE name = ?", (self.name,)
+        ).fetchone()
+        return int(row[0]) if row else 1
+
+    def activate(self) -> None:
+        self._db.execute(
+            f"INSERT INTO {self.registry} VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            (self.name, self.version),
+        )
+
+    def _create_tables(self) -> None:
+        p = self._prefix
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {p}members (member_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {p}trades (trade_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, "
+            "seller_id TEXT NOT NULL, body BLOB NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {p}trades_seller ON {p}trades (seller_id)",
+            f"CREATE INDEX IF NOT EXISTS {p}trades_buyer ON {p}trades (buyer_id)",
+            f"CREATE TABLE IF NOT EXISTS {p}complaints (complaint_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, "
+            "seller_id TEXT NOT NULL, body BLOB NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {p}complaints_seller ON {p}complaints (seller_id)",
+            f"CREATE INDEX IF NOT EXISTS {p}complaints_buyer ON {p}complaints (buyer_id)",
+            f"CREATE TABLE IF NOT EXISTS {p}tracking (id INTEGER PRIMARY KEY CHECK (id = 1), "
+            "position INTEGER NOT NULL)",
+        ]
+        with self._transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def drop(self) -> None:
+        with self._transaction() as cursor:
+            for table in ("members", "trades", "complaints", "tracking"):
+                cursor.execute(f"DROP TABLE IF EXISTS {self._prefix}{table}")
+
+    def position(self) -> int:
+        with self._transaction() as cursor:
+            return self._tracked(cursor)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        # One connection serves the runner's thread and readers' threads:
+        # transactions on it take turns.
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _bodies(
+        self, cursor: sqlite3.Cursor, table: str, column: str, keys: Iterable[str]
+    ) -> Iterator[bytes]:
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(
+                f"SELECT body FROM {self._prefix}{table} WHERE {column} IN ({marks})", chunk
+            )
+            for (body,) in cursor.fetchall():
+                yield body
+
+    def _upsert(
+        self,
+        cursor: sqlite3.Cursor,
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        if rows:
+            names = ", ".join(columns)
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(
+                f"INSERT OR REPLACE INTO {self._prefix}{table} ({names}) VALUES ({marks})", rows
+            )
+
+    def _tracked(self, cursor: sqlite3.Cursor) -> int:
+        row = cursor.execute(f"SELECT position FROM {self._prefix}tracking WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
+    def _track(self, cursor: sqlite3.Cursor, position: int) -> None:
+        cursor.execute(f"INSERT OR REPLACE INTO {self._prefix}tracking VALUES (1, ?)", (position,))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresView(SqlView):
+    def __init__(
+        self, conninfo: str, *, schema: str = "public", version: int | None = None
+    ) -> None:
+        self._lock = threading.RLock()
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._schema = sql.Identifier(schema)
+        self._conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (name text PRIMARY KEY, version integer NOT NULL)"
+            ).format(self._schema, sql.Identifier(self.registry))
+        )
+        self.version = version if version is not None else self.active_version()
+        self._prefix = f"rv{self.version}_"
+        self._create_tables()
+
+    def _table(self, table: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self._schema, sql.Identifier(self._prefix + table))
+
+    def active_version(self) -> int:
+        row = self._conn.execute(
+            sql.SQL("SELECT version FROM {}.{} WHERE name = %s").format(
+                self._schema, sql.Identifier(self.registry)
+            ),
+            (self.name,),
+        ).fetchone()
+        return int(row[0]) if row else 1
+
+    def activate(self) -> None:
+        self._conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.{} VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version"
+            ).format(self._schema, sql.Identifier(self.registry)),
+            (self.name, self.version),
+        )
+
+    def _create_tables(self) -> None:
+        t = self._table
+        p = self._prefix
+        statements = [
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (member_id text PRIMARY KEY, body bytea NOT NULL)"
+            ).format(t("members")),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (trade_id text PRIMARY KEY, buyer_id text NOT NULL, "
+                "seller_id text NOT NULL, body bytea NOT NULL)"
+            ).format(t("trades")),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id)").format(
+                sql.Identifier(p + "trades_seller"), t("trades")
+            ),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (buyer_id)").format(
+                sql.Identifier(p + "trades_buyer"), t("trades")
+            ),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (complaint_id text PRIMARY KEY, buyer_id text NOT NULL, "
+                "seller_id text NOT NULL, body bytea NOT NULL)"
+            ).format(t("complaints")),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id)").format(
+                sql.Identifier(p + "complaints_seller"), t("complaints")
+            ),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (buyer_id)").format(
+                sql.Identifier(p + "complaints_buyer"), t("complaints")
+            ),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY CHECK (id = 1), position bigint NOT NULL)"
+            ).format(t("tracking")),
+        ]
+        with self._transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def drop(self) -> None:
+        with self._transaction() as cursor:
+            for table in ("members", "trades", "complaints", "tracking"):
+                cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(table)))
+
+    def position(self) -> int:
+        with self._transaction() as cursor:
+            return self._tracked(cursor)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
+            yield cursor
+
+    def _bodies(
+        self, cursor: psycopg.Cursor[Any], table: str, column: str, keys: Iterable[str]
+    ) -> Iterator[bytes]:
+        for chunk in _chunks(keys):
+            cursor.execute(
+                sql.SQL("SELECT body FROM {} WHERE {} = ANY(%s)").format(
+                    self._table(table), sql.Identifier(column)
+                ),
+                (chunk,),
+            )
+            for (body,) in cursor.fetchall():
+                yield bytes(body)
+
+    def _upsert(
+        self,
+        cursor: psycopg.Cursor[Any],
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        if not rows:
+            return
+        key = _KEYS[table]
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != key
+        )
+        statement = sql.SQL(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}"
+        ).format(
+            self._table(table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            sql.Identifier(key),
+            updates,
+        )
+        cursor.executemany(statement, rows)
+
+    def _tracked(self, cursor: psycopg.Cursor[Any]) -> int:
+        cursor.execute(
+            sql.SQL("SELECT position FROM {} WHERE id = 1").format(self._table("tracking"))
+        )
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def _track(self, cursor: psycopg.Cursor[Any], position: int) -> None:
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {} VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position"
+            ).format(self._table("tracking")),
+            (position,),
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_view(database_url: str, *, version: int | None = None) -> ReputationView:
+    """The view that lives beside the log named by a ledger database URL."""
+    if database_url == "memory:":
+        return MemoryView()
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        return SQLiteView(unquote(parts.path[1:]), version=version)
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    conninfo = database_url.split("?", 1)[0].replace("postgres://", "postgresql://")
+    return PostgresView(conninfo, schema=query.get("schema", "public"), version=version)

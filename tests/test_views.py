@@ -1,0 +1,172 @@
+"""The view contract, on memory, SQLite and PostgreSQL: rows and position in one
+transaction, resumable after a crash, equal to the in-memory fold."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.app import LedgerApp
+from ledger.clock import FixedClock
+from ledger.scenario import SCENARIO_END, run_scenario
+from projections.marketplace import Marketplace
+from projections.runner import Runner
+from projections.views import MemoryView, ReputationView, open_view
+from tests.support import DAY, Market
+
+MEMBERS = ("alice", "bob-shop", "carol", "dave-store")
+
+
+@pytest.fixture
+def story_app(database_url: str) -> Iterator[LedgerApp]:
+    app = LedgerApp(database_url, clock=FixedClock(SCENARIO_END + timedelta(days=1000)))
+    run_scenario(app)
+    app.run_deadlines(SCENARIO_END)
+    yield app
+    app.close()
+
+
+def oracle(app: LedgerApp) -> Marketplace:
+    market = Marketplace()
+    for notification in app.iter_log():
+        market.apply(app.decode(notification), notification.id)
+    return market
+
+
+def same_files(view: ReputationView, market: Marketplace) -> None:
+    for member_id in MEMBERS:
+        assert msgspec.to_builtins(view.file(member_id)) == msgspec.to_builtins(
+            market.file(member_id)
+        )
+
+
+def test_a_view_folds_the_log_in_batches_and_tracks_its_position(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    view = open_view(database_url)
+    runner = Runner(story_app, view, batch_events=7)
+    processed = runner.catch_up()
+    last = story_app.read_log(0, 1000)[-1].id
+    assert processed == len(story_app.read_log(0, 1000))
+    assert view.position() == last
+    same_files(view, oracle(story_app))
+    assert view.file("nobody") is None
+    view.close()
+
+
+def test_a_resumed_view_continues_after_its_last_committed_batch(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    if database_url == "memory:":
+        pytest.skip("a memory view does not survive its process")
+    first = open_view(database_url)
+    Runner(story_app, first, batch_events=5).run_batch()
+    Runner(story_app, first, batch_events=5).run_batch()
+    first.close()  # the process dies here
+
+    resumed = open_view(database_url)
+    assert resumed.position() == story_app.read_log(0, 10)[-1].id
+    Runner(story_app, resumed, batch_events=5).catch_up()
+    same_files(resumed, oracle(story_app))
+    resumed.close()
+
+
+def test_a_failed_batch_writes_neither_rows_nor_position(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    view = open_view(database_url)
+    notifications = story_app.read_log(0, 10)
+    batch = [(n.id, story_app.decode(n)) for n in notifications]
+    broken = [*batch[:5], (batch[4][0], batch[5][1])]  # a repeated position: the fold refuses it
+    with pytest.raises(ValueError, match="not after"):
+        view.process(broken)
+    if database_url != "memory:":
+        assert view.position() == 0
+        assert view.file("alice") is None
+    view.close()
+
+
+def test_blue_green_rebuild_switches_readers_only_when_activated(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    if database_url == "memory:":
+        pytest.skip("a memory view has no stored versions")
+    blue = open_view(database_url)
+    Runner(story_app, blue).catch_up()
+    blue.activate()  # type: ignore[attr-defined]
+    green = open_view(database_url, version=blue.version + 1)  # type: ignore[attr-defined]
+    still_blue = open_view(database_url)
+    assert still_blue.version == blue.version  # type: ignore[attr-defined]
+    still_blue.close()
+    Runner(story_app, green).catch_up()
+    green.activate()  # type: ignore[attr-defined]
+    readers = open_view(database_url)
+    assert readers.version == blue.version + 1  # type: ignore[attr-defined]
+    same_files(readers, oracle(story_app))
+    for v in (blue, green, readers):
+        v.close()
+
+
+def test_the_runner_follows_new_events(story_app: LedgerApp, database_url: str) -> None:
+    view = open_view(database_url)
+    runner = Runner(story_app, view)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.follow, args=(stop,), kwargs={"poll_seconds": 0.05})
+    thread.start()
+    try:
+        market = Market(story_app, story_app.clock)  # type: ignore[arg-type]
+        market.members("erin")
+        last = story_app.read_log(0, 1000)[-1].id
+        for _ in range(100):
+            if view.position() >= last:
+                break
+            threading.Event().wait(0.05)
+        assert view.position() == last
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    view.close()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=8))
+def test_any_batch_sizes_give_the_same_rows_as_one_rebuild(sizes: list[int]) -> None:
+    app = LedgerApp("memory:", clock=FixedClock(SCENARIO_END + 1000 * DAY))
+    run_scenario(app)
+    app.run_deadlines(SCENARIO_END)
+    view = MemoryView()
+    for size in sizes:
+        Runner(app, view, batch_events=size).run_batch()
+    Runner(app, view, batch_events=sizes[-1]).catch_up()
+    same_files(view, oracle(app))
+
+
+@pytest.mark.postgres
+def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(postgres_url: str) -> None:
+    app = LedgerApp(postgres_url, clock=FixedClock(SCENARIO_END + 1000 * DAY))
+    view = open_view(postgres_url)
+    runner = Runner(app, view)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.follow, args=(stop,), kwargs={"poll_seconds": 60})
+    thread.start()
+    try:
+        threading.Event().wait(0.3)  # the runner has caught up and waits
+        Market(app, app.clock).members("erin")  # type: ignore[arg-type]
+        for _ in range(50):
+            if view.position() >= 1:
+                break
+            threading.Event().wait(0.05)
+        assert view.position() == 1  # well before the 60-second poll
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        view.close()
+        app.close()
