@@ -1,0 +1,137 @@
+"""Reputation queries: every figure as of a business time and at a log position.
+
+This is what the API and the CLI call. Each answer names the scoring rulebook
+(id@version) that produced it, the business time it is computed as of, and
+the last log position it reflects. ``as_of`` defaults to now (the injected
+clock); ``at_position`` keeps only what the log held at that position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import msgspec
+
+from ledger.clock import Clock
+from ledger.events import Party
+from ledger.policy import DEFAULT_RULEBOOK
+from projections.buyers import BuyerHistory, buyer_history
+from projections.credit import CreditResult, credit_of
+from projections.dsr import DsrResult, dsr_of
+from projections.marketplace import POSITION_MAX, Cut, MemberFile
+from projections.penalties import Penalty, penalty_of
+from projections.rulebook import Rulebook, load_rulebook
+from projections.seller_level import SellerLevel, seller_level_of
+from projections.views import ReputationView
+from projections.violations import ViolationStanding, violations_of
+
+PENALTY_BATCH_MAX = 1_000
+
+T = TypeVar("T")
+
+
+class Answer(msgspec.Struct, Generic[T], frozen=True):
+    """A figure with what produced it."""
+
+    figure: T
+    rulebook: str
+    as_of: datetime
+    position: int
+
+
+class UnknownMemberError(LookupError):
+    pass
+
+
+class Where(msgspec.Struct, frozen=True):
+    """Which answer is asked for: as of a business time, at a log position, under a rulebook."""
+
+    as_of: datetime | None = None
+    at_position: int | None = None
+    rulebook: str | None = None
+
+
+NOW = Where()
+
+
+class Reputation:
+    def __init__(
+        self,
+        view: ReputationView,
+        clock: Clock,
+        *,
+        default_rulebook: str = DEFAULT_RULEBOOK,
+        time_at: Callable[[int], datetime | None] | None = None,
+    ) -> None:
+        self.view = view
+        self.clock = clock
+        self.default_rulebook = default_rulebook
+        self._rulebooks: dict[str, Rulebook] = {}
+        # The business time of a log position, for at_position without as_of.
+        self._time_at = time_at
+
+    def rulebook(self, rulebook_id: str | None = None) -> Rulebook:
+        key = rulebook_id or self.default_rulebook
+        if key not in self._rulebooks:
+            self._rulebooks[key] = load_rulebook(key)
+        return self._rulebooks[key]
+
+    def cut(self, as_of: datetime | None = None, at_position: int | None = None) -> tuple[Cut, int]:
+        """The facts an answer may use, and the log position the answer reflects."""
+        position = self.view.position()
+        if at_position is not None:
+            position = min(position, at_position)
+        if as_of is None:
+            at_time = self._time_at(position) if at_position is not None and self._time_at else None
+            as_of = at_time or self.clock.now()
+        return Cut(as_of, at_position if at_position is not None else POSITION_MAX), position
+
+    def credit(self, member_id: str, role: Party, where: Where = NOW) -> Answer[CreditResult]:
+        return self._answer(member_id, lambda f, c, r: credit_of(f, role, c, r), where)
+
+    def dsr(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:
+        return self._answer(seller_id, dsr_of, where)
+
+    def penalty(self, seller_id: str, where: Where = NOW) -> Answer[Penalty]:
+        return self._answer(seller_id, penalty_of, where)
+
+    def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:
+        return self._answer(seller_id, violations_of, where)
+
+    def buyer_history(self, buyer_id: str, where: Where = NOW) -> Answer[BuyerHistory]:
+        return self._answer(buyer_id, buyer_history, where)
+
+    def seller_level(self, seller_id: str, where: Where = NOW) -> Answer[SellerLevel | None]:
+        return self._answer(seller_id, seller_level_of, where)
+
+    def penalties(
+        self,
+        seller_ids: Iterable[str],
+        *,
+        as_of: datetime | None = None,
+        rulebook: str | None = None,
+    ) -> tuple[list[Penalty | None], str, datetime, int]:
+        """Penalties for many sellers at once, in the order asked; ``None`` for unknown ones."""
+        ids = list(seller_ids)
+        if len(ids) > PENALTY_BATCH_MAX:
+            raise ValueError(f"at most {PENALTY_BATCH_MAX} sellers per batch")
+        book = self.rulebook(rulebook)
+        cut, position = self.cut(as_of)
+        files = self.view.files(ids)
+        found = [penalty_of(files[i], cut, book) if i in files else None for i in ids]
+        return found, book.scoring_stamp, cut.as_of, position
+
+    def _answer(
+        self,
+        member_id: str,
+        compute: Callable[[MemberFile, Cut, Rulebook], T],
+        where: Where,
+    ) -> Answer[T]:
+        book = self.rulebook(where.rulebook)
+        cut, position = self.cut(where.as_of, where.at_position)
+        member_file = self.view.file(member_id)
+        if member_file is None or not cut.sees(member_file.member.registered):
+            raise UnknownMemberError(member_id)
+        return Answer(compute(member_file, cut, book), book.scoring_stamp, cut.as_of, position)
