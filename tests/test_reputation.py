@@ -21,7 +21,7 @@ from ledger import commands as c
 from ledger.app import LedgerApp, Origin
 from ledger.clock import FixedClock
 from ledger.scenario import SCENARIO_END, START, run_scenario
-from projections.marketplace import Cut, Marketplace
+from projections.marketplace import Cut
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.runner import Runner
 from projections.views import MemoryView, open_view
