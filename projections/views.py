@@ -109,6 +109,15 @@ class SqlView(ReputationView):
 
     registry = "reputation_views"
     name = "reputation"
+    version: int
+
+    @abstractmethod
+    def activate(self) -> None:
+        """Make this version the one readers open."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Remove this version's tables."""
 
     def process(self, batch: Batch) -> None:
         if not batch:

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger.cli import main
+from api.cli import main
+from ledger.app import LedgerApp
+from projections.runner import Runner
+from projections.views import open_view
 
 
 def test_demo_writes_the_story_once_and_replays_it_on_a_second_run(
@@ -52,3 +55,70 @@ def test_log_prints_events_as_json_lines(
     assert [line["position"] for line in lines] == [6, 7, 8]
     assert lines[0]["topic"] == "trustledger.trade.created.v1"
     assert lines[0]["body"]["trade_id"] == "T-1001"
+
+
+def test_project_once_catches_the_view_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    main(["--database-url", url, "demo"])
+    capsys.readouterr()
+    assert main(["--database-url", url, "project", "--once"]) == 0
+    assert "view at position 36" in capsys.readouterr().out
+
+
+def test_credit_explains_every_rating(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    main(["--database-url", url, "demo"])
+    capsys.readouterr()
+    argv = [
+        "--database-url",
+        url,
+        "credit",
+        "bob-shop",
+        "--explain",
+        "--as-of",
+        "2026-02-14T00:00:00Z",
+    ]
+    assert main(argv) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["score"] == 2
+    assert answer["rulebook"] == "taobao-classic@1"
+    assert [(r["trade_id"], r["points"], r["reason"]) for r in answer["ratings"]] == [
+        ("T-1001", 1, None),
+        ("T-1002", 1, None),
+    ]
+    assert main(["--database-url", url, "credit", "nobody"]) == 2
+
+
+def test_penalty_and_whatif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    main(["--database-url", url, "demo"])
+    capsys.readouterr()
+    assert main(["--database-url", url, "penalty", "dave-store"]) == 0
+    assert json.loads(capsys.readouterr().out)["figure"]["searchable"] is True
+    assert main(["--database-url", url, "whatif", "--vs", "ebay-style"]) == 0
+    assert "2 sellers" in capsys.readouterr().out
+
+
+def test_rebuild_resumes_an_interrupted_version_and_switches_readers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    main(["--database-url", url, "demo"])
+    app = LedgerApp(url)
+    interrupted = open_view(url, version=2)  # a rebuild that died after two batches
+    Runner(app, interrupted, batch_events=10).run_batch()
+    Runner(app, interrupted, batch_events=10).run_batch()
+    interrupted.close()
+    app.close()
+    capsys.readouterr()
+
+    assert main(["--database-url", url, "rebuild"]) == 0
+    captured = capsys.readouterr()
+    assert "resuming the rebuild of version 2 after position 20" in captured.err
+    assert "readers switched to version 2 at position 36" in captured.out
+    readers = open_view(url)
+    assert readers.version == 2  # type: ignore[attr-defined]
+    assert readers.position() == 36
+    readers.close()

@@ -1,0 +1,279 @@
+"""The ``trustledger`` command line: the write side, the projections, and what-ifs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import msgspec
+
+from api.progress import Progress
+from ledger.app import LedgerApp
+from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
+from ledger.errors import LedgerError
+from ledger.policy import DEFAULT_RULEBOOK, builtin_rulebook_ids
+from ledger.scenario import SCENARIO_END, run_scenario
+from projections.queries import Reputation, UnknownMemberError, Where
+from projections.rulebook import load_rulebook
+from projections.runner import Runner
+from projections.views import MemoryView, ReputationView, SqlView, open_view
+from projections.whatif import what_if
+
+LOG_LIMIT_DEFAULT = 100
+
+
+def _time(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from error
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone, e.g. Z")
+    return at.astimezone(UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trustledger", description=__doc__)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help=f"memory:, sqlite:///path or postgresql://... (default: ${DATABASE_URL_SETTING} "
+        "or sqlite:///trustledger.db)",
+    )
+    parser.add_argument(
+        "--rulebook",
+        default=DEFAULT_RULEBOOK,
+        help=f"rulebook id or file: {builtin_rulebook_ids()}",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "demo", help="append a small built-in marketplace story, project it, show it"
+    )
+    deadlines = commands.add_parser("deadlines", help="fire every deadline due by --now, once")
+    deadlines.add_argument("--now", type=_time, default=None, help="RFC 3339 time (default: now)")
+    log = commands.add_parser("log", help="print events in log order as JSON lines")
+    log.add_argument("--after", type=int, default=0, help="start after this position")
+    log.add_argument("--limit", type=int, default=LOG_LIMIT_DEFAULT)
+    project = commands.add_parser("project", help="keep the projections up with the log")
+    project.add_argument("--once", action="store_true", help="catch up, then exit")
+    rebuild = commands.add_parser(
+        "rebuild", help="replay the log into a fresh view version, then switch"
+    )
+    rebuild.add_argument("--projection", default="reputation", choices=["reputation"])
+    rebuild.add_argument("--fresh", action="store_true", help="discard an unfinished rebuild")
+    whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
+    whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
+    whatif.add_argument("--as-of", type=_time, default=None)
+    for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
+        query = commands.add_parser(name, help=text)
+        query.add_argument("member_id")
+        query.add_argument("--as-of", type=_time, default=None)
+        query.add_argument("--at-position", type=int, default=None)
+        if name == "credit":
+            query.add_argument("--role", choices=["seller", "buyer"], default="seller")
+            query.add_argument(
+                "--explain", action="store_true", help="every rating and why it counted"
+            )
+    return parser
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+
+
+def _print_log(app: LedgerApp, after: int, limit: int) -> None:
+    for notification in app.read_log(after, limit):
+        _print_json(
+            {
+                "position": notification.id,
+                "topic": notification.topic,
+                "body": msgspec.Raw(notification.state),
+            }
+        )
+
+
+def _demo(app: LedgerApp, view: ReputationView, rulebook: str) -> None:
+    results = run_scenario(app)
+    written = sum(len(result.positions) for _, result in results if not result.replayed)
+    replayed = sum(1 for _, result in results if result.replayed)
+    run = app.run_deadlines(SCENARIO_END)
+    Runner(app, view).catch_up()
+    print(f"database: {app.database_url}")
+    print(
+        f"{len(results)} commands: {written} events written, {replayed} replayed "
+        f"(idempotency keys make the story safe to run again)"
+    )
+    print(f"deadlines due by {SCENARIO_END.isoformat()}: {len(run.positions)} facts fired")
+    print()
+    for notification in app.iter_log():
+        event = app.decode(notification)
+        print(f"{notification.id:>4}  {event.occurred_at:%Y-%m-%d %H:%M}  {notification.topic}")
+    reputation = Reputation(view, app.clock, default_rulebook=rulebook)
+    where = Where(as_of=SCENARIO_END)
+    print(f"\nas of {SCENARIO_END:%Y-%m-%d}, under {reputation.rulebook().scoring_stamp}:")
+    for seller in ("bob-shop", "dave-store"):
+        credit = reputation.credit(seller, "seller", where).figure
+        penalty = reputation.penalty(seller, where).figure
+        print(
+            f"  {seller:<11} credit {credit.score:>3} ({credit.level.name}), "
+            f"searchable {penalty.searchable}, multiplier {penalty.multiplier}, "
+            f"reasons {[r.code for r in penalty.reasons]}"
+        )
+
+
+def _rebuild(app: LedgerApp, fresh: bool) -> None:
+    active = open_view(app.database_url)
+    if not isinstance(active, SqlView):
+        raise SystemExit("a memory view is rebuilt by every process that opens it")
+    green_version = active.version + 1
+    green = _sql_view(app.database_url, green_version)
+    if fresh and green.position() > 0:
+        green.drop()
+        green = _sql_view(app.database_url, green_version)
+    start = green.position()
+    if start:
+        print(
+            f"resuming the rebuild of version {green_version} after position {start}",
+            file=sys.stderr,
+        )
+    total = app.recorder.max_notification_id() or 0
+    progress = Progress(f"rebuild v{green_version}", total)
+    Runner(app, green).catch_up(lambda position, _done: progress.update(position))
+    progress.finish(green.position())
+    green.activate()
+    active.drop()
+    print(f"readers switched to version {green_version} at position {green.position()}")
+    green.close()
+    active.close()
+
+
+def _sql_view(url: str, version: int) -> SqlView:
+    view = open_view(url, version=version)
+    if not isinstance(view, SqlView):
+        raise TypeError("only stored views have versions")
+    return view
+
+
+def _whatif(app: LedgerApp, a: str, b: str, as_of: datetime | None) -> None:
+    view = MemoryView()
+    total = app.recorder.max_notification_id() or 0
+    progress = Progress("replay", total)
+    Runner(app, view).catch_up(lambda position, _done: progress.update(position))
+    progress.finish(view.position())
+    market = view.market
+    sellers = (
+        f for f in (market.file(m) for m in sorted(market.members)) if f is not None and f.as_seller
+    )
+    report = what_if(sellers, load_rulebook(a), load_rulebook(b), as_of or app.clock.now())
+    print(
+        f"{report.sellers} sellers as of {report.as_of.isoformat()}: {report.rulebook} vs {report.versus}\n"
+        f"  level changed {report.level_changed}, searchable changed {report.searchable_changed}, "
+        f"sort_hidden changed {report.sort_hidden_changed}, multiplier changed {report.multiplier_changed}"
+    )
+    for change in report.changes:
+        print(
+            f"  {change.seller_id}: {msgspec.to_builtins(change.before)} -> {msgspec.to_builtins(change.after)}"
+        )
+
+
+def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> None:
+    Runner(app, view).catch_up()
+    reputation = Reputation(view, app.clock, default_rulebook=args.rulebook)
+    where = Where(as_of=args.as_of, at_position=args.at_position)
+    if args.command == "penalty":
+        answer: object = reputation.penalty(args.member_id, where)
+    else:
+        credit = reputation.credit(args.member_id, args.role, where)
+        figure = credit.figure
+        summary = {
+            "score": figure.score,
+            "level": msgspec.to_builtins(figure.level),
+            "positive_rate_lifetime": figure.positive_rate_lifetime,
+            "positive_rate_window": figure.positive_rate_window,
+            "rulebook": credit.rulebook,
+            "as_of": credit.as_of,
+            "position": credit.position,
+        }
+        if args.explain:
+            summary["ratings"] = [
+                {
+                    "trade_id": r.record.trade_id,
+                    "position": r.record.position,
+                    "score": r.score,
+                    "points": r.points,
+                    "reason": r.reason,
+                    "visible_at": r.record.visible_at,
+                }
+                for r in figure.ratings
+            ]
+        answer = summary
+    _print_json(answer)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    url = args.database_url or database_url_from_environment()
+    app = LedgerApp(
+        url, rulebook=args.rulebook if args.command in ("demo", "deadlines") else DEFAULT_RULEBOOK
+    )
+    view: ReputationView | None = None
+    try:
+        if args.command == "demo":
+            view = open_view(url)
+            _demo(app, view, args.rulebook)
+        elif args.command == "deadlines":
+            run = app.run_deadlines(args.now or app.clock.now())
+            print(
+                f"now {run.now.isoformat()}: {run.aggregates_settled} trades looked at, "
+                f"{len(run.positions)} facts fired"
+            )
+        elif args.command == "log":
+            _print_log(app, args.after, args.limit)
+        elif args.command == "project":
+            view = open_view(url)
+            _project(app, view, once=args.once)
+        elif args.command == "rebuild":
+            _rebuild(app, args.fresh)
+        elif args.command == "whatif":
+            _whatif(app, args.rulebook, args.vs, args.as_of)
+        else:
+            view = open_view(url)
+            _query(app, view, args)
+    except LedgerError as error:
+        print(f"refused ({error.code}): {error.detail}", file=sys.stderr)
+        return 2
+    except UnknownMemberError as error:
+        print(f"unknown member: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone; that is not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stream
+    finally:
+        if view is not None:
+            view.close()
+        app.close()
+    return 0
+
+
+def _project(app: LedgerApp, view: ReputationView, *, once: bool) -> None:
+    runner = Runner(app, view)
+    if once:
+        processed = runner.catch_up()
+        print(f"caught up: {processed} events, view at position {view.position()}")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"following the log from position {view.position()} (Ctrl-C stops)", file=sys.stderr)
+    try:
+        runner.follow(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
