@@ -69,6 +69,9 @@ DEADLINE_BATCH_MAX = 500
 DEADLINE_ROUNDS_MAX = 1_000
 DEADLINE_RETRIES_MAX = 3
 LOG_PAGE_MAX = 10_000
+# Positions can have gaps (a rolled-back append on PostgreSQL consumes ids);
+# looking back this far finds the event at or before a position.
+POSITION_LOOKBACK_MAX = 1_000
 
 
 class Origin(msgspec.Struct, frozen=True):
@@ -407,6 +410,12 @@ class LedgerApp(Application[UUID]):
             if len(notifications) < page:
                 return
             after = notifications[-1].id
+
+    def recorded_at(self, position: int) -> datetime | None:
+        """When the ledger recorded the last event at or before a position (None: before the log)."""
+        low = max(position - POSITION_LOOKBACK_MAX, 0)
+        found = self.recorder.select_notifications(start=low, limit=POSITION_LOOKBACK_MAX, stop=position)
+        return self.decode(found[-1]).recorded_at if found else None
 
     def decode(self, notification: Notification) -> Event:
         event = self.mapper.to_domain_event(notification)

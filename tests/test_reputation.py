@@ -259,3 +259,13 @@ def test_cut_defaults() -> None:
     cut, position = reputation.cut()
     assert cut == Cut(SCENARIO_END)
     assert position == EVENTS[-1][0]
+
+
+def test_at_position_alone_is_answered_as_of_when_the_ledger_recorded_that_position() -> None:
+    view = MemoryView()
+    view.process(EVENTS)
+    reputation = Reputation(view, FixedClock(SCENARIO_END + 5000 * DAY), time_at=STORY.recorded_at)
+    answer = reputation.credit("alice", "buyer", Where(at_position=20))
+    assert answer.as_of == STORY.recorded_at(20) == SCENARIO_END + 1000 * DAY
+    assert answer.position == 20
+    assert STORY.recorded_at(0) is None
