@@ -1,7 +1,10 @@
 """Buyer history and tier, DOMAIN.md §5.
 
 Fake trades stop counting for the buyer as for the seller: they are left out
-of every figure except ``fake_trades``, which counts them.
+of every trade figure (trades, purchases, spend, refunds, disputes, ratings,
+tier) except ``fake_trades``, which counts them. Complaints filed are
+customer-service cases and count whatever became of the trade. Ratings count
+once they show (DOMAIN.md §3: hidden ratings count nowhere yet).
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from collections import Counter
 
 import msgspec
 
-from projections.marketplace import Cut, MemberFile
+from ledger.events import Party
+from projections.credit import rating_visible_at
+from projections.marketplace import Cut, MemberFile, TradeFacts
 from projections.rulebook import BuyerTier, Rulebook
 from projections.windows import in_trailing
 
@@ -49,13 +54,9 @@ def buyer_history(file: MemberFile, cut: Cut, rulebook: Rulebook) -> BuyerHistor
     rulings = Counter(d.outcome for d in disputes if cut.sees(d.ruled))
     complaints = [c for c in file.complaints_filed if cut.sees(c.filed)]
     outcomes = Counter(c.outcome for c in complaints if cut.sees(c.ruled))
-    given = [
-        t.ratings["buyer"]
-        for t in real
-        if "buyer" in t.ratings and cut.sees(t.ratings["buyer"].given)
-    ]
+    given = [t.ratings["buyer"] for t in real if _shown(t, "buyer", cut, rulebook)]
     given_own = [r for r in given if not r.default]
-    received = [t for t in real if "seller" in t.ratings and cut.sees(t.ratings["seller"].given)]
+    received = [t for t in real if _shown(t, "seller", cut, rulebook)]
     window = [
         t
         for t in purchases
@@ -99,3 +100,8 @@ def _tier(purchases: int, spend_minor: int, rulebook: Rulebook) -> BuyerTier:
         if purchases >= tier.min_purchases or by_spend:
             reached = tier
     return reached
+
+
+def _shown(trade: TradeFacts, rater: Party, cut: Cut, rulebook: Rulebook) -> bool:
+    shown = rating_visible_at(trade, rater, cut, rulebook.scoring)
+    return shown is not None and shown <= cut.as_of

@@ -52,7 +52,11 @@ class ViolationStanding(msgspec.Struct, frozen=True):
         while extended:
             extended = False
             for ban in self.bans:
-                if ban.start <= end and ban.until is not None and ban.until > end:
+                if ban.start > end:
+                    continue
+                if ban.until is None:
+                    return None  # the run reaches a permanent ban
+                if ban.until > end:
                     end, extended = ban.until, True
         return end
 

@@ -99,15 +99,15 @@ def test_blue_green_rebuild_switches_readers_only_when_activated(
         pytest.skip("a memory view has no stored versions")
     blue = open_view(database_url)
     Runner(story_app, blue).catch_up()
-    blue.activate()  # type: ignore[attr-defined]
-    green = open_view(database_url, version=blue.version + 1)  # type: ignore[attr-defined]
+    blue.activate()
+    green = open_view(database_url, version=blue.version + 1)
     still_blue = open_view(database_url)
-    assert still_blue.version == blue.version  # type: ignore[attr-defined]
+    assert still_blue.version == blue.version
     still_blue.close()
     Runner(story_app, green).catch_up()
-    green.activate()  # type: ignore[attr-defined]
+    green.activate()
     readers = open_view(database_url)
-    assert readers.version == blue.version + 1  # type: ignore[attr-defined]
+    assert readers.version == blue.version + 1
     same_files(readers, oracle(story_app))
     for v in (blue, green, readers):
         v.close()
