@@ -61,7 +61,11 @@ class Penalty(msgspec.Struct, frozen=True):
 
 
 def rates_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Rates:
-    """Trailing-window rates over the seller's trades paid in the window (fake ones left out)."""
+    """Trailing-window rates over the seller's trades paid in the window.
+
+    Fake trades are left out of the denominator and their disputes and
+    complaints out of the counts, as if they had never happened.
+    """
     days = rulebook.scoring.rates.window_days
     paid = [
         t
@@ -72,10 +76,12 @@ def rates_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Rates:
         and not cut.sees(t.fake)
     ]
     refunded = [t for t in paid if t.counts_as_refunded(cut)]
+    fake = {t.trade_id for t in file.as_seller if cut.sees(t.fake)}
     lost = [
         t
         for t in file.as_seller
-        if t.dispute is not None
+        if t.trade_id not in fake
+        and t.dispute is not None
         and t.dispute.outcome == "seller_at_fault"
         and t.dispute.ruled is not None
         and cut.sees(t.dispute.ruled)
@@ -84,7 +90,8 @@ def rates_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Rates:
     upheld = [
         c
         for c in file.complaints_against
-        if c.outcome == "upheld"
+        if c.trade_id not in fake
+        and c.outcome == "upheld"
         and c.ruled is not None
         and cut.sees(c.ruled)
         and in_trailing(c.ruled.at, cut.as_of, days)
@@ -187,7 +194,14 @@ def _factor_reason(
         rate = credit.positive_rate_window
         if rate is None or credit.window_counted < factor.min_count or not _below(rate, factor):
             return None
-        behind = (c.record.position for c in credit.ratings if c.counted and c.score != "positive")
+        days = rulebook.scoring.credit.positive_rate_window_days
+        behind = (
+            c.record.position
+            for c in credit.ratings
+            if c.counted
+            and c.score != "positive"
+            and in_trailing(c.record.succeeded_at, cut.as_of, days)
+        )
         return _rate_reason(factor, rate, _positions(behind))
     if code == "dsr_low":
         low = [v for v in dsr.means().values() if v is not None and _below(v, factor)]
@@ -259,10 +273,16 @@ def _shop_demotion_reason(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Pen
     active = [r for r in triggers if r.stamp.at <= cut.as_of < r.stamp.at + span]
     if not active:
         return None
+    behind = {
+        r.stamp.position
+        for trigger in active
+        for r in seen
+        if in_trailing(r.stamp.at, trigger.stamp.at, rules.shop_demotion_window_days)
+    }
     return PenaltyReason(
         code="shop_demoted",
         until=max(r.stamp.at for r in active) + span,
-        positions=_positions(r.stamp.position for r in active),
+        positions=_positions(behind),
     )
 
 
