@@ -183,7 +183,9 @@ def _whatif(app: LedgerApp, a: str, b: str, as_of: datetime | None) -> None:
 
 def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> None:
     Runner(app, view).catch_up()
-    reputation = Reputation(view, app.clock, default_rulebook=args.rulebook, time_at=app.recorded_at)
+    reputation = Reputation(
+        view, app.clock, default_rulebook=args.rulebook, time_at=app.recorded_at
+    )
     where = Where(as_of=args.as_of, at_position=args.at_position)
     if args.command == "penalty":
         answer: object = reputation.penalty(args.member_id, where)

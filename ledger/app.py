@@ -414,7 +414,9 @@ class LedgerApp(Application[UUID]):
     def recorded_at(self, position: int) -> datetime | None:
         """When the ledger recorded the last event at or before a position (None: before the log)."""
         low = max(position - POSITION_LOOKBACK_MAX, 0)
-        found = self.recorder.select_notifications(start=low, limit=POSITION_LOOKBACK_MAX, stop=position)
+        found = self.recorder.select_notifications(
+            start=low, limit=POSITION_LOOKBACK_MAX, stop=position
+        )
         return self.decode(found[-1]).recorded_at if found else None
 
     def decode(self, notification: Notification) -> Event:
