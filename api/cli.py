@@ -20,7 +20,7 @@ from ledger.policy import DEFAULT_RULEBOOK, builtin_rulebook_ids
 from ledger.scenario import SCENARIO_END, run_scenario
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.rulebook import load_rulebook
-from projections.runner import Runner
+from projections.runner import BATCH_EVENTS_MAX, Runner
 from projections.views import MemoryView, ReputationView, SqlView, open_view
 from projections.whatif import what_if
 
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("--projection", default="reputation", choices=["reputation"])
     rebuild.add_argument("--fresh", action="store_true", help="discard an unfinished rebuild")
+    rebuild.add_argument(
+        "--batch-events", type=int, default=BATCH_EVENTS_MAX, help="events per transaction"
+    )
     whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
     whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
     whatif.add_argument("--as-of", type=_time, default=None)
@@ -126,7 +129,7 @@ def _demo(app: LedgerApp, view: ReputationView, rulebook: str) -> None:
         )
 
 
-def _rebuild(app: LedgerApp, fresh: bool) -> None:
+def _rebuild(app: LedgerApp, fresh: bool, batch_events: int) -> None:
     active = open_view(app.database_url)
     if not isinstance(active, SqlView):
         raise SystemExit("a memory view is rebuilt by every process that opens it")
@@ -143,7 +146,9 @@ def _rebuild(app: LedgerApp, fresh: bool) -> None:
         )
     total = app.recorder.max_notification_id() or 0
     progress = Progress(f"rebuild v{green_version}", total)
-    Runner(app, green).catch_up(lambda position, _done: progress.update(position))
+    Runner(app, green, batch_events=batch_events).catch_up(
+        lambda position, _done: progress.update(position)
+    )
     progress.finish(green.position())
     green.activate()
     active.drop()
@@ -240,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             view = open_view(url)
             _project(app, view, once=args.once)
         elif args.command == "rebuild":
-            _rebuild(app, args.fresh)
+            _rebuild(app, args.fresh, args.batch_events)
         elif args.command == "whatif":
             _whatif(app, args.rulebook, args.vs, args.as_of)
         else:
