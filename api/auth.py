@@ -1,0 +1,94 @@
+"""API keys: stored as hashes, one role each, sent as ``Authorization: Bearer``.
+
+A key reads ``tl_<id>_<secret>``. The keys file keeps only the id, the role
+and the SHA-256 of the whole key, so a leaked file grants nothing. The id
+names the caller: idempotency keys are scoped to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import msgspec
+
+KEYS_FILE_MAX_BYTES = 1_000_000
+KEY_PREFIX = "tl_"
+
+
+class Role(StrEnum):
+    SERVICE = "service"
+    RANKING = "ranking"
+    READER = "reader"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+# What each role may do (the issue's role matrix).
+APPEND_ROLES = frozenset({Role.SERVICE, Role.ADMIN})
+PENALTY_ROLES = frozenset({Role.RANKING, Role.READER, Role.AUDITOR, Role.ADMIN})
+QUERY_ROLES = frozenset({Role.READER, Role.AUDITOR, Role.ADMIN})
+AUDIT_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})
+ADMIN_ROLES = frozenset({Role.ADMIN})
+
+
+class StoredKey(msgspec.Struct, frozen=True):
+    id: str
+    role: Role
+    sha256: str
+    created_at: datetime
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: the key id (the idempotency scope) and its role."""
+
+    key_id: str
+    role: Role
+
+
+class KeyRing:
+    def __init__(self, keys: list[StoredKey]) -> None:
+        self._by_id = {key.id: key for key in keys}
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        if not path.exists():
+            return cls([])
+        if path.stat().st_size > KEYS_FILE_MAX_BYTES:
+            raise ValueError(f"keys file {path} is over {KEYS_FILE_MAX_BYTES} bytes")
+        return cls(msgspec.json.decode(path.read_bytes(), type=list[StoredKey]))
+
+    def save(self, path: Path) -> None:
+        data = msgspec.json.encode(sorted(self._by_id.values(), key=lambda k: k.id))
+        path.write_text(json.dumps(json.loads(data), indent=2) + "\n")
+        path.chmod(0o600)
+
+    def add(self, role: Role) -> str:
+        """Create a key for a role; the plain key is returned once and never stored."""
+        key_id = secrets.token_hex(4)
+        while key_id in self._by_id:
+            key_id = secrets.token_hex(4)
+        plain = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
+        self._by_id[key_id] = StoredKey(key_id, role, _digest(plain), datetime.now(UTC))
+        return plain
+
+    def authenticate(self, plain: str) -> Principal | None:
+        if not plain.startswith(KEY_PREFIX) or plain.count("_") < 2:
+            return None
+        key_id = plain[len(KEY_PREFIX) :].split("_", 1)[0]
+        stored = self._by_id.get(key_id)
+        if stored is None or not hmac.compare_digest(stored.sha256, _digest(plain)):
+            return None
+        return Principal(stored.id, stored.role)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+
+def _digest(plain: str) -> str:
+    return hashlib.sha256(plain.encode()).hexdigest()

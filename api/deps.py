@@ -1,0 +1,76 @@
+"""Typed dependencies: the service, the caller's principal, the idempotency key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from fastapi import Depends, Header, Request
+
+from api.auth import Principal, Role
+from api.problems import ApiProblem
+from api.service import Service
+from ledger.app import Origin
+from ledger.commands import Command
+from ledger.errors import ErrorCode, InvalidInputError
+
+IDEMPOTENCY_KEY_MAX_CHARS = 255
+C = TypeVar("C", bound=Command)
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def require(roles: frozenset[Role]) -> Callable[..., Principal]:
+    def authorise(
+        service: ServiceDep,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Principal:
+        if authorization is None or not authorization.startswith("Bearer "):
+            raise ApiProblem(
+                401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'"
+            )
+        principal = service.keys.authenticate(authorization.removeprefix("Bearer ").strip())
+        if principal is None:
+            raise ApiProblem(401, "unauthenticated", "unknown API key")
+        if principal.role not in roles:
+            allowed = ", ".join(sorted(roles))
+            raise ApiProblem(
+                403, "forbidden", f"role {principal.role} may not do this (needs {allowed})"
+            )
+        return principal
+
+    return authorise
+
+
+IdempotencyKey = Annotated[
+    str,
+    Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX_CHARS),
+]
+
+
+def origin(principal: Principal, key: str) -> Origin:
+    return Origin(caller=principal.key_id, idempotency_key=key)
+
+
+def command(command_type: type[C], **fields: Any) -> C:
+    """An HTTP body (already checked by its schema) as a command Struct."""
+    try:
+        return msgspec.convert(fields, command_type, from_attributes=True)
+    except msgspec.ValidationError as error:
+        raise InvalidInputError(
+            ErrorCode.INVALID_INPUT, str(error), field=_field(str(error))
+        ) from error
+
+
+def _field(message: str) -> str | None:
+    marker = "at `$."
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1].rstrip("`")

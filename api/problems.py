@@ -1,0 +1,107 @@
+"""Every refusal as RFC 9457 problem details, mapped in one place.
+
+Statuses follow DOMAIN.md §8: malformed input 422, unknown entities 404,
+state and idempotency conflicts 409, oversize batches 413. The body carries
+the stable ``code``, a human ``detail`` and, when known, the offending
+``field``. Nothing is written on any of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import (
+    ConcurrentUpdateError,
+    InvalidInputError,
+    LedgerError,
+    NotFoundError,
+    StateConflictError,
+)
+from ledger.policy import RulebookError
+from projections.queries import UnknownMemberError
+
+PROBLEM_JSON = "application/problem+json"
+STATUS_BY_KIND = {InvalidInputError: 422, NotFoundError: 404, StateConflictError: 409}
+TITLES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+class ApiProblem(Exception):
+    """A refusal raised by the HTTP layer itself (auth, sizes, headers)."""
+
+    def __init__(self, status: int, code: str, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.field = status, code, detail, field
+
+
+def problem(
+    status: int, code: str, detail: str, *, field: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://trustledger.dev/problems/{code}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    headers = {"Retry-After": "1"} if extra.get("retryable") else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def status_of(error: LedgerError) -> int:
+    for kind, status in STATUS_BY_KIND.items():
+        if isinstance(error, kind):
+            return status
+    return 409
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    async def ledger_error(request: Request, error: LedgerError) -> JSONResponse:
+        service = getattr(request.app.state, "service", None)
+        if service is not None:
+            service.metrics.refused(str(error.code))
+        extra = {"retryable": True} if isinstance(error, ConcurrentUpdateError) else {}
+        return problem(status_of(error), str(error.code), error.detail, field=error.field, **extra)
+
+    @app.exception_handler(ApiProblem)
+    async def api_problem(_: Request, error: ApiProblem) -> JSONResponse:
+        return problem(error.status, error.code, error.detail, field=error.field)
+
+    @app.exception_handler(RulebookError)
+    async def unknown_rulebook(_: Request, error: RulebookError) -> JSONResponse:
+        return problem(422, "unknown_rulebook", str(error), field="rulebook")
+
+    @app.exception_handler(UnknownMemberError)
+    async def unknown_member(_: Request, error: UnknownMemberError) -> JSONResponse:
+        return problem(404, "unknown_member", f"no member {error}")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        location = [
+            str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        field = ".".join(location) or None
+        return problem(422, "invalid_input", str(first.get("msg", "invalid request")), field=field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return problem(error.status_code, code, str(error.detail))

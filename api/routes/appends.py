@@ -1,0 +1,329 @@
+"""Appends (role ``service``): platform services record facts.
+
+Every append takes an ``Idempotency-Key`` header, scoped to the API key, and
+answers 201 with the log positions written — deadline facts settled first
+included — or, for a repeated key, the original answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+
+from api import schemas as s
+from api.auth import APPEND_ROLES, Principal
+from api.deps import IdempotencyKey, ServiceDep, command, origin, require
+from ledger import commands as c
+from ledger.app import Appended, Origin
+
+router = APIRouter(prefix="/v1", tags=["appends"])
+Appender = Annotated[Principal, Depends(require(APPEND_ROLES))]
+
+
+def created(path: str) -> Callable[[Callable[..., s.Positions]], Callable[..., s.Positions]]:
+    return router.post(path, status_code=201, response_model=s.Positions)
+
+
+def _append(
+    service: ServiceDep,
+    principal: Principal,
+    key: str,
+    method: Callable[[Any, Origin], Appended],
+    cmd: c.Command,
+) -> s.Positions:
+    result = method(cmd, origin(principal, key))
+    if not result.replayed:
+        service.metrics.appended(len(result.positions))
+    return s.Positions(positions=list(result.positions))
+
+
+# --- Members ----------------------------------------------------------------------
+
+
+@created("/members")
+def register_member(
+    body: s.NewMember, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.RegisterMember, **body.model_dump())
+    return _append(service, who, key, service.ledger.register_member, cmd)
+
+
+@created("/members/{member_id}/verification")
+def verify_identity(
+    member_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.VerifyIdentity, member_id=member_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.verify_identity, cmd)
+
+
+# --- Trades -------------------------------------------------------------------------
+
+
+@created("/trades")
+def create_trade(
+    body: s.NewTrade, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.CreateTrade, **body.model_dump())
+    return _append(service, who, key, service.ledger.create_trade, cmd)
+
+
+@created("/trades/{trade_id}/payment")
+def pay(
+    trade_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.PayIntoEscrow, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.pay_into_escrow, cmd)
+
+
+@created("/trades/{trade_id}/shipment")
+def ship(
+    trade_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.ShipTrade, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.ship_trade, cmd)
+
+
+@created("/trades/{trade_id}/receipt")
+def confirm_receipt(
+    trade_id: str, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.ConfirmReceipt, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.confirm_receipt, cmd)
+
+
+@created("/trades/{trade_id}/timer-extension")
+def extend_timer(
+    trade_id: str, body: s.TimerExtension, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.ExtendConfirmTimer, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.extend_confirm_timer, cmd)
+
+
+@created("/trades/{trade_id}/close")
+def close_trade(
+    trade_id: str, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.CloseTrade, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.close_trade, cmd)
+
+
+# --- Refunds and disputes -------------------------------------------------------------
+
+
+@created("/trades/{trade_id}/refunds")
+def request_refund(
+    trade_id: str, body: s.NewRefund, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.RequestRefund, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.request_refund, cmd)
+
+
+RefundStep = Literal["agree", "reject", "return-shipment", "return-receipt", "cancel"]
+REFUND_STEPS: dict[str, type[c.RefundCommand]] = {
+    "agree": c.AgreeRefund,
+    "reject": c.RejectRefund,
+    "return-shipment": c.ShipReturn,
+    "return-receipt": c.ConfirmReturnReceipt,
+    "cancel": c.CancelRefund,
+}
+
+
+@created("/trades/{trade_id}/refunds/{refund_id}/{step}")
+def refund_step(
+    trade_id: str,
+    refund_id: str,
+    step: RefundStep,
+    body: s.At,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    ledger = service.ledger
+    methods: dict[str, Callable[[Any, Origin], Appended]] = {
+        "agree": ledger.agree_refund,
+        "reject": ledger.reject_refund,
+        "return-shipment": ledger.ship_return,
+        "return-receipt": ledger.confirm_return_receipt,
+        "cancel": ledger.cancel_refund,
+    }
+    cmd = command(REFUND_STEPS[step], trade_id=trade_id, refund_id=refund_id, **body.model_dump())
+    return _append(service, who, key, methods[step], cmd)
+
+
+@created("/trades/{trade_id}/dispute")
+def escalate_dispute(
+    trade_id: str, body: s.NewDispute, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.EscalateDispute, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.escalate_dispute, cmd)
+
+
+@created("/trades/{trade_id}/dispute/ruling")
+def rule_dispute(
+    trade_id: str, body: s.DisputeRuling, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.RuleDispute, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.rule_dispute, cmd)
+
+
+# --- Ratings --------------------------------------------------------------------------
+
+
+Rater = Literal["buyer", "seller"]
+
+
+@created("/trades/{trade_id}/ratings")
+def give_rating(
+    trade_id: str, body: s.NewRating, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.GiveRating, trade_id=trade_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.give_rating, cmd)
+
+
+@created("/trades/{trade_id}/ratings/{rater}/revision")
+def revise_rating(
+    trade_id: str,
+    rater: Rater,
+    body: s.Revision,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.ReviseRating, trade_id=trade_id, rater=rater, **body.model_dump())
+    return _append(service, who, key, service.ledger.revise_rating, cmd)
+
+
+@created("/trades/{trade_id}/ratings/{rater}/withdrawal")
+def withdraw_rating(
+    trade_id: str,
+    rater: Rater,
+    body: s.Withdrawal,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.WithdrawRating, trade_id=trade_id, rater=rater, **body.model_dump())
+    return _append(service, who, key, service.ledger.withdraw_rating, cmd)
+
+
+@created("/trades/{trade_id}/ratings/{rater}/explanation")
+def explain_rating(
+    trade_id: str,
+    rater: Rater,
+    body: s.Explanation,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.ExplainRating, trade_id=trade_id, rater=rater, **body.model_dump())
+    return _append(service, who, key, service.ledger.explain_rating, cmd)
+
+
+@created("/trades/{trade_id}/ratings/{rater}/follow-up")
+def review_follow_up(
+    trade_id: str,
+    rater: Rater,
+    body: s.FollowUp,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.ReviewFollowUp, trade_id=trade_id, rater=rater, **body.model_dump())
+    return _append(service, who, key, service.ledger.review_follow_up, cmd)
+
+
+@created("/trades/{trade_id}/ratings/{rater}/shielding")
+def shield_rating(
+    trade_id: str,
+    rater: Rater,
+    body: s.Shielding,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.ShieldRating, trade_id=trade_id, rater=rater, **body.model_dump())
+    return _append(service, who, key, service.ledger.shield_rating, cmd)
+
+
+# --- Complaints -------------------------------------------------------------------------
+
+
+@created("/complaints")
+def file_complaint(
+    body: s.NewComplaint, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.FileComplaint, **body.model_dump())
+    return _append(service, who, key, service.ledger.file_complaint, cmd)
+
+
+@created("/complaints/{complaint_id}/escalation")
+def escalate_complaint(
+    complaint_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.EscalateComplaint, complaint_id=complaint_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.escalate_complaint, cmd)
+
+
+@created("/complaints/{complaint_id}/follow-up")
+def complaint_follow_up(
+    complaint_id: str,
+    body: s.ComplaintNote,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.RecordComplaintFollowUp, complaint_id=complaint_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.record_complaint_follow_up, cmd)
+
+
+@created("/complaints/{complaint_id}/compensation")
+def pay_compensation(
+    complaint_id: str, body: s.Compensation, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.PayCompensation, complaint_id=complaint_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.pay_compensation, cmd)
+
+
+@created("/complaints/{complaint_id}/ruling")
+def rule_complaint(
+    complaint_id: str,
+    body: s.ComplaintRuling,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.RuleComplaint, complaint_id=complaint_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.rule_complaint, cmd)
+
+
+# --- Seller enforcement ------------------------------------------------------------------
+
+
+@created("/sellers/{seller_id}/violations")
+def record_violation(
+    seller_id: str, body: s.NewViolation, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.RecordViolation, seller_id=seller_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.record_violation, cmd)
+
+
+@created("/sellers/{seller_id}/fake-trades")
+def confirm_fake_trades(
+    seller_id: str, body: s.FakeTradeCase, service: ServiceDep, who: Appender, key: IdempotencyKey
+) -> s.Positions:
+    cmd = command(c.ConfirmFakeTrades, seller_id=seller_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.confirm_fake_trades, cmd)
+
+
+@created("/sellers/{seller_id}/search-cheating")
+def record_search_cheating(
+    seller_id: str,
+    body: s.SearchCheatingCase,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
+) -> s.Positions:
+    cmd = command(c.RecordSearchCheating, seller_id=seller_id, **body.model_dump())
+    return _append(service, who, key, service.ledger.record_search_cheating, cmd)

@@ -1,0 +1,111 @@
+"""Audit (role auditor): page through the log, and replay a member's figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from api.auth import AUDIT_ROLES, Principal
+from api.deps import ServiceDep, require
+from projections.queries import Reputation, Where
+from projections.views import MemoryView
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+Auditor = Annotated[Principal, Depends(require(AUDIT_ROLES))]
+LOG_LIMIT_MAX = 100_000
+LOG_PAGE_EVENTS = 1_000
+REPLAY_BATCH_EVENTS = 1_000
+NDJSON = "application/x-ndjson"
+
+_encoder = msgspec.json.Encoder()
+_envelope_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+@router.get(
+    "/log",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {NDJSON: {}}, "description": "events in log order, one JSON object a line"}
+    },
+)
+def read_log(
+    service: ServiceDep,
+    who: Auditor,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=LOG_LIMIT_MAX)] = 1_000,
+) -> StreamingResponse:
+    ledger = service.ledger
+
+    def lines() -> Iterator[bytes]:
+        position, left = after, limit
+        while left > 0:
+            page = ledger.read_log(position, min(left, LOG_PAGE_EVENTS))
+            for notification in page:
+                body = _envelope_decoder.decode(notification.state)
+                line = {
+                    "position": notification.id,
+                    "originator_id": str(notification.originator_id),
+                    "originator_version": notification.originator_version,
+                    "topic": notification.topic,
+                    "occurred_at": body.get("occurred_at"),
+                    "recorded_at": body.get("recorded_at"),
+                    "body": msgspec.Raw(notification.state),
+                }
+                yield _encoder.encode(line) + b"\n"
+            if len(page) < min(left, LOG_PAGE_EVENTS):
+                return
+            position, left = page[-1].id, left - len(page)
+
+    return StreamingResponse(lines(), media_type=NDJSON)
+
+
+@router.get("/replay")
+def replay(
+    service: ServiceDep,
+    who: Auditor,
+    member_id: Annotated[str, Query(max_length=128)],
+    as_of: Annotated[AwareDatetime | None, Query()] = None,
+    at_position: Annotated[int | None, Query(ge=0)] = None,
+    rulebook: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """The member's figures recomputed by folding the log itself, not the stored view."""
+    view, replayed = MemoryView(), 0
+    batch: list[tuple[int, Any]] = []
+    for notification in service.ledger.iter_log():
+        if at_position is not None and notification.id > at_position:
+            break
+        batch.append((notification.id, service.ledger.decode(notification)))
+        if len(batch) == REPLAY_BATCH_EVENTS:
+            view.process(batch)
+            replayed, batch = replayed + len(batch), []
+    view.process(batch)
+    replayed += len(batch)
+    reputation = Reputation(
+        view,
+        service.clock,
+        default_rulebook=service.settings.rulebook,
+        time_at=service.ledger.recorded_at,
+    )
+    scope = Where(as_of=as_of, at_position=at_position, rulebook=rulebook)
+    credit_seller = reputation.credit(member_id, "seller", scope)
+    figures = {
+        "credit_seller": credit_seller.figure,
+        "credit_buyer": reputation.credit(member_id, "buyer", scope).figure,
+        "dsr": reputation.dsr(member_id, scope).figure,
+        "penalty": reputation.penalty(member_id, scope).figure,
+        "violations": reputation.violations(member_id, scope).figure,
+        "buyer_history": reputation.buyer_history(member_id, scope).figure,
+    }
+    return {
+        "member_id": member_id,
+        "rulebook": credit_seller.rulebook,
+        "as_of": credit_seller.as_of,
+        "position": credit_seller.position,
+        "events_replayed": replayed,
+        "figures": msgspec.to_builtins(figures),
+    }

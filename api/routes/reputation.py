@@ -1,0 +1,257 @@
+"""Queries (roles ranking, reader, auditor, admin): figures as of a time, at a position.
+
+Every GET takes ``as_of`` (business time), ``at_position`` (auditors only) and
+``rulebook``; every answer carries ``rulebook``, ``as_of`` and ``position``.
+``min_position`` lets a caller read its own writes: the view is brought up to
+that position first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
+
+from api import schemas as s
+from api.auth import AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
+from api.deps import ServiceDep, require
+from api.problems import ApiProblem
+from projections.credit import CreditResult
+from projections.penalties import Penalty
+from projections.queries import PENALTY_BATCH_MAX, Answer, Where
+from projections.violations import ViolationStanding
+
+router = APIRouter(prefix="/v1", tags=["reputation"])
+Reader = Annotated[Principal, Depends(require(QUERY_ROLES))]
+Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
+AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
+AtPosition = Annotated[int | None, Query(ge=0, description="log position (auditors)")]
+RulebookId = Annotated[str | None, Query(max_length=64, description="scoring rulebook id")]
+MinPosition = Annotated[
+    int | None, Query(ge=0, description="wait until the view reflects this position")
+]
+Role = Annotated[Literal["seller", "buyer"], Query()]
+
+
+def where(
+    service: ServiceDep,
+    principal: Principal,
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> Where:
+    if at_position is not None and principal.role not in AUDIT_ROLES:
+        raise ApiProblem(403, "forbidden", "at_position is for auditors", field="at_position")
+    if min_position is not None:
+        service.catch_up_to(min_position)
+    service.reputation.rulebook(rulebook)  # an unknown rulebook is refused before anything runs
+    return Where(as_of=as_of, at_position=at_position, rulebook=rulebook)
+
+
+def _stamp(answer: Answer[object]) -> dict[str, object]:
+    return {"rulebook": answer.rulebook, "as_of": answer.as_of, "position": answer.position}
+
+
+@router.get("/members/{member_id}/credit", response_model=s.CreditOut)
+def credit(
+    member_id: str,
+    service: ServiceDep,
+    who: Reader,
+    role: Role = "seller",
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> s.CreditOut:
+    scope = where(service, who, as_of, at_position, rulebook, min_position)
+    answer = service.reputation.credit(member_id, role, scope)
+    figure: CreditResult = answer.figure
+    return s.CreditOut(
+        score=figure.score,
+        level=s.LevelOut(index=figure.level.index, name=figure.level.name, icon=figure.level.icon),
+        positive_rate_lifetime=figure.positive_rate_lifetime,
+        positive_rate_180d=figure.positive_rate_window,
+        ratings=s.RatingCounts(
+            positive=figure.positive,
+            neutral=figure.neutral,
+            negative=figure.negative,
+            unscored=figure.unscored,
+        ),
+        **_stamp(answer),  # type: ignore[arg-type]
+    )
+
+
+@router.get("/members/{member_id}/credit/explanation", response_model=s.CreditExplanationOut)
+def credit_explanation(
+    member_id: str,
+    service: ServiceDep,
+    who: Reader,
+    role: Role = "seller",
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> s.CreditExplanationOut:
+    scope = where(service, who, as_of, at_position, rulebook, min_position)
+    answer = service.reputation.credit(member_id, role, scope)
+    auditor = who.role in AUDIT_ROLES
+    ratings = [
+        s.RatingExplained(
+            trade_id=r.record.trade_id,
+            rater_id=r.record.rater_id,
+            position=r.record.position,
+            score=r.score,
+            points=r.points,
+            reason=r.reason,
+            order_created_at=r.record.order_created_at,
+            visible_at=r.record.visible_at,
+        )
+        for r in answer.figure.ratings
+        if auditor or r.reason != "hidden"  # hidden ratings are shown to auditors only
+    ]
+    return s.CreditExplanationOut(score=answer.figure.score, ratings=ratings, **_stamp(answer))  # type: ignore[arg-type]
+
+
+@router.get("/sellers/{seller_id}/dsr", response_model=s.DsrOut)
+def dsr(
+    seller_id: str,
+    service: ServiceDep,
+    who: Reader,
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> s.DsrOut:
+    scope = where(service, who, as_of, at_position, rulebook, min_position)
+    answer = service.reputation.dsr(seller_id, scope)
+    decimals = service.reputation.rulebook(rulebook).scoring.dsr.display_decimals
+    means = {
+        k: (round(v, decimals) if v is not None else None) for k, v in answer.figure.means().items()
+    }
+    return s.DsrOut(count=answer.figure.count, **means, **_stamp(answer))  # type: ignore[arg-type]
+
+
+def penalty_out(
+    penalty: Penalty, rulebook: str, answer_as_of: object, position: int
+) -> s.PenaltyOut:
+    return s.PenaltyOut(
+        seller_id=penalty.seller_id,
+        searchable=penalty.searchable,
+        multiplier=penalty.multiplier,
+        sort_hidden=penalty.sort_hidden,
+        demoted_items=penalty.demoted_items,
+        demoted_items_unlisted=penalty.demoted_items_unlisted,
+        verified=penalty.verified,
+        reasons=[
+            s.ReasonOut(
+                code=r.code,
+                figure=r.figure,
+                threshold=r.threshold,
+                until=r.until,
+                positions=list(r.positions),
+            )
+            for r in penalty.reasons
+        ],
+        rulebook=rulebook,
+        as_of=answer_as_of,  # type: ignore[arg-type]
+        position=position,
+    )
+
+
+@router.get("/sellers/{seller_id}/penalty", response_model=s.PenaltyOut)
+def penalty(
+    seller_id: str,
+    service: ServiceDep,
+    who: Ranker,
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> s.PenaltyOut:
+    scope = where(service, who, as_of, at_position, rulebook, min_position)
+    answer = service.reputation.penalty(seller_id, scope)
+    return penalty_out(answer.figure, answer.rulebook, answer.as_of, answer.position)
+
+
+@router.post("/penalties/batch", response_model=s.PenaltyBatchOut)
+def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> s.PenaltyBatchOut:
+    if len(body.seller_ids) > PENALTY_BATCH_MAX:
+        raise ApiProblem(
+            413,
+            "batch_too_large",
+            f"at most {PENALTY_BATCH_MAX} sellers per batch",
+            field="seller_ids",
+        )
+    service.reputation.rulebook(body.rulebook)
+    found, rulebook, as_of, position = service.reputation.penalties(
+        body.seller_ids, as_of=body.as_of, rulebook=body.rulebook
+    )
+    return s.PenaltyBatchOut(
+        penalties=[
+            penalty_out(p, rulebook, as_of, position)
+            if p is not None
+            else s.UnknownSeller(seller_id=i)
+            for i, p in zip(body.seller_ids, found, strict=True)
+        ]
+    )
+
+
+@router.get("/sellers/{seller_id}/violations", response_model=s.ViolationsOut)
+def violations(
+    seller_id: str,
+    service: ServiceDep,
+    who: Reader,
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> s.ViolationsOut:
+    scope = where(service, who, as_of, at_position, rulebook, min_position)
+    answer = service.reputation.violations(seller_id, scope)
+    standing: ViolationStanding = answer.figure
+    return s.ViolationsOut(
+        points=s.ViolationPoints(general=standing.general, serious=standing.serious),
+        sealed=standing.sealed,
+        records=[
+            s.ViolationRecordOut(
+                source=v.source,
+                source_id=v.source_id,
+                category=v.category,
+                points=v.points,
+                reason=v.reason,
+                occurred_at=v.stamp.at,
+                position=v.stamp.position,
+            )
+            for v in standing.records
+        ],
+        bans=[
+            s.BanOut(
+                node=b.node,
+                category=b.category,
+                action=b.action,
+                start=b.start,
+                until=b.until,
+                position=b.position,
+            )
+            for b in standing.bans
+        ],
+        **_stamp(answer),  # type: ignore[arg-type]
+    )
+
+
+@router.get("/buyers/{buyer_id}/history", response_model=s.BuyerHistoryOut)
+def buyer_history(
+    buyer_id: str,
+    service: ServiceDep,
+    who: Reader,
+    as_of: AsOf = None,
+    at_position: AtPosition = None,
+    rulebook: RulebookId = None,
+    min_position: MinPosition = None,
+) -> s.BuyerHistoryOut:
+    scope = where(service, who, as_of, at_position, rulebook, min_position)
+    answer = service.reputation.buyer_history(buyer_id, scope)
+    history = {f: getattr(answer.figure, f) for f in answer.figure.__struct_fields__}
+    return s.BuyerHistoryOut(**history, **_stamp(answer))  # type: ignore[arg-type]

@@ -1,0 +1,99 @@
+"""The running service: the ledger, its view, the runner and the deadline worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from api.auth import KeyRing, Role
+from api.metrics import Metrics
+from api.settings import Settings
+from ledger.app import LedgerApp
+from ledger.clock import Clock, SystemClock
+from projections.queries import Reputation
+from projections.runner import Runner
+from projections.views import ReputationView, open_view
+
+log = logging.getLogger("trustledger")
+
+# How long a request may wait for the view to reach the position it asked for.
+READ_YOUR_WRITES_MAX_BATCHES = 100
+
+
+class Service:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.ledger = LedgerApp(settings.database_url, clock=self.clock, rulebook=settings.rulebook)
+        self.view: ReputationView = open_view(settings.database_url)
+        self.runner = Runner(self.ledger, self.view)
+        self.reputation = Reputation(
+            self.view,
+            self.clock,
+            default_rulebook=settings.rulebook,
+            time_at=self.ledger.recorded_at,
+        )
+        self.keys = KeyRing.load(settings.keys_file)
+        self.metrics = Metrics()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def dev_keys(self) -> dict[Role, str]:
+        """One fresh key per role, kept in memory only (development mode)."""
+        return {role: self.keys.add(role) for role in Role}
+
+    def start(self, *, background: bool = True) -> None:
+        self.runner.catch_up()
+        if not background:
+            return
+        self._spawn("projection-runner", self._follow)
+        if self.settings.deadline_worker:
+            self._spawn("deadline-worker", self._deadlines)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.view.close()
+        self.ledger.close()
+
+    def catch_up_to(self, position: int) -> None:
+        """Read your writes: fold the log until the view reflects ``position``."""
+        for _ in range(READ_YOUR_WRITES_MAX_BATCHES):
+            if self.view.position() >= position or self.runner.run_batch() == 0:
+                return
+
+    def lag(self) -> tuple[int, float]:
+        """How far the view trails the log: in events, and in seconds of recording time."""
+        head = self.ledger.recorder.max_notification_id() or 0
+        position = self.view.position()
+        if head <= position:
+            return 0, 0.0
+        behind = len(self.ledger.read_log(position, min(head - position, 10_000)))
+        first = self.ledger.read_log(position, 1)
+        seconds = 0.0
+        if first:
+            recorded: datetime = self.ledger.decode(first[0]).recorded_at
+            seconds = max((self.clock.now() - recorded).total_seconds(), 0.0)
+        return behind, seconds
+
+    def _spawn(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.runner.follow(self._stop, poll_seconds=self.settings.projection_poll_seconds)
+            except Exception:
+                log.exception("projection runner failed; restarting")
+                self._stop.wait(1.0)
+
+    def _deadlines(self) -> None:
+        while not self._stop.wait(self.settings.deadline_interval_seconds):
+            try:
+                self.ledger.run_deadlines(self.clock.now())
+            except Exception:
+                log.exception("deadline worker run failed")

@@ -1,0 +1,69 @@
+"""An HTTP client for the service, with one API key per role."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.auth import KeyRing, Role
+from api.main import create_app
+from api.settings import Settings
+from ledger.clock import FixedClock
+from tests.support import T0
+
+
+class Api:
+    def __init__(self, client: TestClient, keys: dict[Role, str], clock: FixedClock) -> None:
+        self.client = client
+        self.keys = keys
+        self.clock = clock
+        self._keys = itertools.count(1)
+
+    def headers(self, role: Role | None = Role.SERVICE, key: str | None = None) -> dict[str, str]:
+        headers = {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
+        headers["Idempotency-Key"] = key or f"idem-{next(self._keys)}"
+        return headers
+
+    def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        role: Role | None = Role.SERVICE,
+        key: str | None = None,
+    ) -> Any:
+        return self.client.post(path, json=body, headers=self.headers(role, key))
+
+    def get(self, path: str, *, role: Role = Role.READER, **params: Any) -> Any:
+        return self.client.get(
+            path, params=params, headers={"Authorization": f"Bearer {self.keys[role]}"}
+        )
+
+    def ok(self, path: str, body: dict[str, Any], **kwargs: Any) -> list[int]:
+        response = self.post(path, body, **kwargs)
+        assert response.status_code == 201, response.text
+        positions: list[int] = response.json()["positions"]
+        return positions
+
+
+def at(hours: float) -> str:
+    return (T0 + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+
+
+@contextmanager
+def running_api(database_url: str, tmp_path: Path, *, now: datetime | None = None) -> Iterator[Api]:
+    ring = KeyRing([])
+    keys = {role: ring.add(role) for role in Role}
+    keys_file = tmp_path / "keys.json"
+    ring.save(keys_file)
+    clock = FixedClock(now or T0 + timedelta(days=3650))
+    settings = Settings(database_url=database_url, keys_file=keys_file, deadline_worker=False)
+    app = create_app(settings, clock=clock, background=False)
+    with TestClient(app) as client:
+        yield Api(client, keys, clock)

@@ -1,0 +1,245 @@
+"""End to end through HTTP, on memory, SQLite and PostgreSQL: one test per feature."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.auth import Role
+from tests.api_support import Api, at, running_api
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    with running_api(database_url, tmp_path) as client:
+        yield client
+
+
+def story(api: Api) -> list[int]:
+    positions = []
+    for member in ("buyer-1", "seller-1"):
+        positions += api.ok("/v1/members", {"member_id": member, "occurred_at": at(0)})
+    positions += api.ok(
+        "/v1/trades",
+        {
+            "trade_id": "T1",
+            "buyer_id": "buyer-1",
+            "seller_id": "seller-1",
+            "item_id": "teapot",
+            "amount_minor": 12_800,
+            "currency": "CNY",
+            "goods_kind": "physical",
+            "shipping": "express",
+            "occurred_at": at(1),
+        },
+    )
+    positions += api.ok("/v1/trades/T1/payment", {"occurred_at": at(2)})
+    positions += api.ok("/v1/trades/T1/shipment", {"occurred_at": at(3)})
+    positions += api.ok("/v1/trades/T1/receipt", {"by": "buyer", "occurred_at": at(24)})
+    positions += api.ok(
+        "/v1/trades/T1/ratings",
+        {
+            "rater": "buyer",
+            "score": "positive",
+            "occurred_at": at(30),
+            "dsr": {"as_described": 5, "service": 5, "shipping_speed": 4, "logistics": 5},
+        },
+    )
+    positions += api.ok(
+        "/v1/trades/T1/ratings", {"rater": "seller", "score": "positive", "occurred_at": at(31)}
+    )
+    return positions
+
+
+def test_a_trade_through_http_shows_in_credit_dsr_and_penalty(api: Api) -> None:
+    positions = story(api)
+    last = positions[-1]
+    credit = api.get(
+        "/v1/members/seller-1/credit", role=Role.READER, min_position=last, as_of=at(40)
+    )
+    assert credit.status_code == 200, credit.text
+    body = credit.json()
+    assert body["score"] == 1
+    assert body["level"] == {"index": 0, "name": "no level", "icon": ""}
+    assert body["ratings"] == {"positive": 1, "neutral": 0, "negative": 0, "unscored": 0}
+    assert body["rulebook"] == "taobao-classic@1"
+    assert body["position"] == last
+    dsr = api.get("/v1/sellers/seller-1/dsr", as_of=at(40)).json()
+    assert (dsr["as_described"], dsr["shipping_speed"], dsr["count"]) == (5.0, 4.0, 1)
+    penalty = api.get("/v1/sellers/seller-1/penalty", role=Role.RANKING).json()
+    assert (penalty["searchable"], penalty["multiplier"], penalty["sort_hidden"]) == (
+        True,
+        1.0,
+        False,
+    )
+    history = api.get("/v1/buyers/buyer-1/history", as_of=at(40)).json()
+    assert (history["purchases"], history["tier"]) == (1, "novice")
+    explanation = api.get("/v1/members/seller-1/credit/explanation", as_of=at(40)).json()
+    assert [(r["trade_id"], r["points"], r["reason"]) for r in explanation["ratings"]] == [
+        ("T1", 1, None)
+    ]
+
+
+def test_appends_answer_201_with_positions_and_replay_a_repeated_key(api: Api) -> None:
+    first = api.post("/v1/members", {"member_id": "m1", "occurred_at": at(0)}, key="k-1")
+    again = api.post("/v1/members", {"member_id": "m1", "occurred_at": at(0)}, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    reused = api.post("/v1/members", {"member_id": "m2", "occurred_at": at(0)}, key="k-1")
+    assert reused.status_code == 409
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert reused.headers["content-type"] == "application/problem+json"
+
+
+def test_refusals_are_problem_details_with_their_status_class(api: Api) -> None:
+    story(api)
+    bad = api.post(
+        "/v1/trades/T1/ratings", {"rater": "buyer", "score": "great", "occurred_at": at(40)}
+    )
+    assert (bad.status_code, bad.json()["code"], bad.json()["field"]) == (
+        422,
+        "invalid_input",
+        "score",
+    )
+    unknown = api.post("/v1/trades/T9/payment", {"occurred_at": at(40)})
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_trade")
+    twice = api.post(
+        "/v1/trades/T1/ratings", {"rater": "buyer", "score": "positive", "occurred_at": at(40)}
+    )
+    assert (twice.status_code, twice.json()["code"]) == (409, "already_rated")
+    future = api.post("/v1/members", {"member_id": "m9", "occurred_at": "2999-01-01T00:00:00Z"})
+    assert (future.status_code, future.json()["code"]) == (422, "future_timestamp")
+    bad_id = api.post("/v1/trades/T%201/payment", {"occurred_at": at(40)})
+    assert (bad_id.status_code, bad_id.json()["field"]) == (422, "trade_id")
+    no_key = api.client.post(
+        "/v1/members",
+        json={"member_id": "x", "occurred_at": at(0)},
+        headers={"Authorization": f"Bearer {api.keys[Role.SERVICE]}"},
+    )
+    assert (no_key.status_code, no_key.json()["code"]) == (422, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    ("role", "append", "penalty", "credit", "log"),
+    [
+        (Role.SERVICE, 201, 403, 403, 403),
+        (Role.RANKING, 403, 200, 403, 403),
+        (Role.READER, 403, 200, 200, 403),
+        (Role.AUDITOR, 403, 200, 200, 200),
+        (Role.ADMIN, 201, 200, 200, 200),
+    ],
+)
+def test_the_role_matrix(
+    api: Api, role: Role, append: int, penalty: int, credit: int, log: int
+) -> None:
+    api.ok("/v1/members", {"member_id": "seller-1", "occurred_at": at(0)})
+    assert (
+        api.post(
+            "/v1/members", {"member_id": f"m-{role}", "occurred_at": at(0)}, role=role
+        ).status_code
+        == append
+    )
+    assert api.get("/v1/sellers/seller-1/penalty", role=role, min_position=1).status_code == penalty
+    assert api.get("/v1/members/seller-1/credit", role=role, min_position=1).status_code == credit
+    assert api.get("/v1/log", role=role).status_code == log
+
+
+def test_missing_or_unknown_keys_are_401(api: Api) -> None:
+    assert (
+        api.post("/v1/members", {"member_id": "m", "occurred_at": at(0)}, role=None).status_code
+        == 401
+    )
+    forged = api.client.get(
+        "/v1/sellers/x/penalty", headers={"Authorization": "Bearer tl_abcd1234_nope"}
+    )
+    assert (forged.status_code, forged.json()["code"]) == (401, "unauthenticated")
+
+
+def test_at_position_is_for_auditors(api: Api) -> None:
+    positions = story(api)
+    assert (
+        api.get("/v1/members/seller-1/credit", role=Role.READER, at_position=3).status_code == 403
+    )
+    answer = api.get(
+        "/v1/members/seller-1/credit", role=Role.AUDITOR, at_position=3, min_position=positions[-1]
+    )
+    assert answer.status_code == 200
+    assert answer.json()["position"] == 3
+
+
+def test_penalty_batch_keeps_order_and_marks_unknown_sellers(api: Api) -> None:
+    positions = story(api)
+    api.get("/v1/sellers/seller-1/penalty", role=Role.RANKING, min_position=positions[-1])
+    batch = api.client.post(
+        "/v1/penalties/batch",
+        json={"seller_ids": ["nobody", "seller-1"]},
+        headers={"Authorization": f"Bearer {api.keys[Role.RANKING]}"},
+    )
+    assert batch.status_code == 200
+    first, second = batch.json()["penalties"]
+    assert first == {"seller_id": "nobody", "unknown": True}
+    assert second["seller_id"] == "seller-1"
+    too_many = api.client.post(
+        "/v1/penalties/batch",
+        json={"seller_ids": [f"s{i}" for i in range(1001)]},
+        headers={"Authorization": f"Bearer {api.keys[Role.RANKING]}"},
+    )
+    assert (too_many.status_code, too_many.json()["code"]) == (413, "batch_too_large")
+
+
+def test_the_log_streams_as_ndjson_pages(api: Api) -> None:
+    positions = story(api)
+    response = api.get("/v1/log", role=Role.AUDITOR, after=2, limit=3)
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["position"] for line in lines] == positions[2:5]
+    assert lines[0]["topic"] == "trustledger.trade.created.v1"
+    assert lines[0]["body"]["trade_id"] == "T1"
+    assert lines[0]["occurred_at"] == at(1)
+
+
+def test_replay_recomputes_a_members_figures_from_the_log(api: Api) -> None:
+    positions = story(api)
+    replayed = api.get("/v1/replay", role=Role.AUDITOR, member_id="seller-1", as_of=at(40))
+    assert replayed.status_code == 200, replayed.text
+    body = replayed.json()
+    assert body["figures"]["credit_seller"]["score"] == 1
+    assert body["events_replayed"] == len(positions)
+    prefix = api.get(
+        "/v1/replay", role=Role.AUDITOR, member_id="seller-1", at_position=positions[4]
+    )
+    assert prefix.json()["figures"]["credit_seller"]["score"] == 0
+    assert prefix.json()["position"] == positions[4]
+
+
+def test_deadlines_run_is_for_admins(api: Api) -> None:
+    story(api)
+    assert api.post("/v1/deadlines/run", {"now": at(24 * 30)}, role=Role.SERVICE).status_code == 403
+    run = api.post("/v1/deadlines/run", {"now": at(24 * 30)}, role=Role.ADMIN)
+    assert run.status_code == 200
+    assert run.json()["positions"] == []
+
+
+def test_operations_endpoints(api: Api) -> None:
+    story(api)
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["lag_events"] == ready["log_position"] - ready["view_position"]
+    api.post("/v1/members", {"member_id": "buyer-1", "occurred_at": at(50)})  # refused: exists
+    metrics = api.client.get("/metrics").text
+    assert "trustledger_appends_total 8" in metrics
+    assert 'trustledger_refusals_total{code="member_exists"} 1' in metrics
+    assert "trustledger_request_seconds_bucket" in metrics
+
+
+def test_unknown_member_and_rulebook(api: Api) -> None:
+    assert api.get("/v1/members/nobody/credit").json()["code"] == "unknown_member"
+    story(api)
+    bad = api.get("/v1/members/seller-1/credit", rulebook="nope")
+    assert (bad.status_code, bad.json()["code"]) == (422, "unknown_rulebook")
+    ebay = api.get("/v1/members/seller-1/credit", rulebook="ebay-style", min_position=10)
+    assert ebay.json()["rulebook"] == "ebay-style@1"
