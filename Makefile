@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job on the embedded SQLite default (./trustledger.db).
+# The main job on the embedded SQLite default (./trustledger.db): the HTTP API
+# at http://127.0.0.1:8000 (docs at /docs), filled with the demo story, with
+# one development key per role printed at start.
 run: install
-	$(BIN)/trustledger demo
+	$(BIN)/trustledger serve --dev --demo
 
 test: install
 	$(BIN)/pytest

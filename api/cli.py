@@ -9,10 +9,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
+from api.auth import KeyRing, Role
 from api.progress import Progress
+from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
 from ledger.errors import LedgerError
@@ -72,6 +75,20 @@ def _parser() -> argparse.ArgumentParser:
     whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
     whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
     whatif.add_argument("--as-of", type=_time, default=None)
+    serve = commands.add_parser(
+        "serve", help="the HTTP API (uvicorn), with the runner and deadline worker"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--dev", action="store_true", help="create and print one API key per role")
+    serve.add_argument("--demo", action="store_true", help="append the demo story first")
+    serve.add_argument("--no-deadline-worker", action="store_true")
+    serve.add_argument("--keys-file", type=Path, default=None)
+    keys = commands.add_parser("keys", help="manage API keys (stored as hashes)")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    add_key = keys_commands.add_parser("add", help="create a key for a role; it is printed once")
+    add_key.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add_key.add_argument("--keys-file", type=Path, default=None)
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
         query.add_argument("member_id")
@@ -222,9 +239,47 @@ def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> No
     _print_json(answer)
 
 
+def _serve(args: argparse.Namespace, url: str) -> None:
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    from api.main import create_app  # noqa: PLC0415 - keeps the other commands light
+
+    overrides: dict[str, object] = {
+        "database_url": url,
+        "rulebook": args.rulebook,
+        "dev_keys": args.dev,
+        "deadline_worker": not args.no_deadline_worker,
+    }
+    if args.keys_file is not None:
+        overrides["keys_file"] = args.keys_file
+    settings = Settings.from_environment(**overrides)
+    if args.demo:
+        app = LedgerApp(url, rulebook=args.rulebook)
+        try:
+            run_scenario(app)
+        finally:
+            app.close()
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+
+
+def _add_key(role: str, keys_file: Path | None) -> None:
+    path = keys_file or Settings.from_environment(database_url="memory:").keys_file
+    ring = KeyRing.load(path)
+    plain = ring.add(Role(role))
+    ring.save(path)
+    print(plain)
+    print(f"(a {role} key; only its hash is kept in {path}: store the key now)", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     url = args.database_url or database_url_from_environment()
+    if args.command == "serve":
+        _serve(args, url)
+        return 0
+    if args.command == "keys":
+        _add_key(args.role, args.keys_file)
+        return 0
     app = LedgerApp(
         url, rulebook=args.rulebook if args.command in ("demo", "deadlines") else DEFAULT_RULEBOOK
     )

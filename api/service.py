@@ -44,6 +44,9 @@ class Service:
         return {role: self.keys.add(role) for role in Role}
 
     def start(self, *, background: bool = True) -> None:
+        if self.settings.dev_keys:
+            for role, key in self.dev_keys().items():
+                print(f"development key, role {role:<8} {key}", flush=True)
         self.runner.catch_up()
         if not background:
             return
@@ -92,8 +95,10 @@ class Service:
                 self._stop.wait(1.0)
 
     def _deadlines(self) -> None:
-        while not self._stop.wait(self.settings.deadline_interval_seconds):
+        while True:
             try:
                 self.ledger.run_deadlines(self.clock.now())
             except Exception:
                 log.exception("deadline worker run failed")
+            if self._stop.wait(self.settings.deadline_interval_seconds):
+                return

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from api.auth import KeyRing, Role
 from api.cli import main
 from ledger.app import LedgerApp
 from projections.runner import Runner
@@ -122,3 +123,19 @@ def test_rebuild_resumes_an_interrupted_version_and_switches_readers(
     assert readers.version == 2  # type: ignore[attr-defined]
     assert readers.position() == 36
     readers.close()
+
+
+def test_keys_add_prints_a_key_once_and_stores_only_its_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys_file = tmp_path / "keys.json"
+    assert main(["keys", "add", "--role", "auditor", "--keys-file", str(keys_file)]) == 0
+    plain = capsys.readouterr().out.strip()
+    assert plain.startswith("tl_")
+    stored = keys_file.read_text()
+    assert plain not in stored
+    assert '"role": "auditor"' in stored
+    principal = KeyRing.load(keys_file).authenticate(plain)
+    assert principal is not None
+    assert principal.role == Role.AUDITOR
+    assert KeyRing.load(keys_file).authenticate(plain + "x") is None
