@@ -7,6 +7,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, Role
 from api.problems import ApiProblem
@@ -27,16 +28,21 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
+bearer = HTTPBearer(
+    auto_error=False, description="an API key: Authorization: Bearer tl_<id>_<secret>"
+)
+
+
 def require(roles: frozenset[Role]) -> Callable[..., Principal]:
     def authorise(
         service: ServiceDep,
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        if authorization is None or not authorization.startswith("Bearer "):
+        if credentials is None:
             raise ApiProblem(
                 401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'"
             )
-        principal = service.keys.authenticate(authorization.removeprefix("Bearer ").strip())
+        principal = service.keys.authenticate(credentials.credentials.strip())
         if principal is None:
             raise ApiProblem(401, "unauthenticated", "unknown API key")
         if principal.role not in roles:

@@ -1,0 +1,60 @@
+"""Schemathesis against the service's own OpenAPI schema: no 5xx, no schema violation.
+
+Bounded in CI: a few examples per operation, on the in-memory store.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from api.auth import Role
+from tests.api_support import Api, running_api
+
+EXAMPLES_PER_OPERATION = 10
+_idempotency_keys = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with running_api("memory:", tmp_path_factory.mktemp("openapi")) as client:
+        yield client
+
+
+def test_every_operation_is_described(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert len(document["paths"]) >= 35
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert operation.get("responses"), f"{method} {path} has no responses"
+
+
+def test_no_server_errors_and_no_schema_violations(api: Api) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api.client.app)
+    headers = {"Authorization": f"Bearer {api.keys[Role.ADMIN]}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 35
+
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def check(case: schemathesis.Case) -> None:
+            key = {"Idempotency-Key": f"fuzz-{next(_idempotency_keys)}"}
+            response = case.call(headers={**headers, **key})
+            assert response.status_code < 500, f"{case.method} {case.path}: {response.text}"
+            case.validate_response(
+                response, checks=[schemathesis.checks.response_schema_conformance]
+            )
+
+        check()
