@@ -35,14 +35,18 @@ class Runner:
         self.app = app
         self.view = view
         self.batch_events = batch_events
+        # A follower thread and readers asking to read their own writes may
+        # both catch up: batches are taken one at a time.
+        self._lock = threading.Lock()
 
     def run_batch(self) -> int:
         """Fold the next batch after the view's position; how many events it held."""
-        after = self.view.position()
-        notifications = self.app.read_log(after, self.batch_events)
-        if notifications:
-            self.view.process([(n.id, self.app.decode(n)) for n in notifications])
-        return len(notifications)
+        with self._lock:
+            after = self.view.position()
+            notifications = self.app.read_log(after, self.batch_events)
+            if notifications:
+                self.view.process([(n.id, self.app.decode(n)) for n in notifications])
+            return len(notifications)
 
     def catch_up(self, progress: Progress | None = None, *, until: int | None = None) -> int:
         """Process everything the log holds now (or up to ``until``); events processed."""
