@@ -28,12 +28,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 import psycopg
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQL_IN_LIST_MAX = 500
+# Connections of a PostgreSQL view: the runner's and the request threads' reads.
+VIEW_POOL_SIZE = 16
 Batch = Sequence[tuple[int, ev.Event]]
 
 _encoder = msgspec.msgpack.Encoder()
@@ -336,16 +339,24 @@ class SQLiteView(SqlView):
 
 class PostgresView(SqlView):
     def __init__(
-        self, conninfo: str, *, schema: str = "public", version: int | None = None
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        version: int | None = None,
+        pool_size: int = VIEW_POOL_SIZE,
     ) -> None:
-        self._lock = threading.RLock()
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        self._schema = sql.Identifier(schema)
-        self._conn.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {}.{} (name text PRIMARY KEY, version integer NOT NULL)"
-            ).format(self._schema, sql.Identifier(self.registry))
+        # Readers (request threads) and the runner each take a pooled connection.
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=True
         )
+        self._schema = sql.Identifier(schema)
+        with self._pool.connection() as conn:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.{} (name text PRIMARY KEY, version integer NOT NULL)"
+                ).format(self._schema, sql.Identifier(self.registry))
+            )
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
         self._create_tables()
@@ -354,21 +365,23 @@ class PostgresView(SqlView):
         return sql.SQL("{}.{}").format(self._schema, sql.Identifier(self._prefix + table))
 
     def active_version(self) -> int:
-        row = self._conn.execute(
-            sql.SQL("SELECT version FROM {}.{} WHERE name = %s").format(
-                self._schema, sql.Identifier(self.registry)
-            ),
-            (self.name,),
-        ).fetchone()
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT version FROM {}.{} WHERE name = %s").format(
+                    self._schema, sql.Identifier(self.registry)
+                ),
+                (self.name,),
+            ).fetchone()
         return int(row[0]) if row else 1
 
     def activate(self) -> None:
-        self._conn.execute(
-            sql.SQL(
-                "INSERT INTO {}.{} VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version"
-            ).format(self._schema, sql.Identifier(self.registry)),
-            (self.name, self.version),
-        )
+        with self._pool.connection() as conn:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.{} VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version"
+                ).format(self._schema, sql.Identifier(self.registry)),
+                (self.name, self.version),
+            )
 
     def _create_tables(self) -> None:
         t = self._table
@@ -416,7 +429,7 @@ class PostgresView(SqlView):
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield cursor
 
     def _bodies(
@@ -472,7 +485,7 @@ class PostgresView(SqlView):
         )
 
     def close(self) -> None:
-        self._conn.close()
+        self._pool.close()
 
 
 def open_view(database_url: str, *, version: int | None = None) -> ReputationView:
