@@ -18,7 +18,8 @@ from ledger.store import PostgresLedgerRecorder, SQLiteLedgerRecorder
 DATABASE_URL_SETTING = "TRUSTLEDGER_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///trustledger.db"
 POSTGRES_POOL_SIZE_DEFAULT = 8
-POSTGRES_MAX_OVERFLOW_DEFAULT = 8
+# With the pool size, 40 connections: as many as the HTTP worker threads (anyio default).
+POSTGRES_MAX_OVERFLOW_DEFAULT = 32
 
 
 class DatabaseUrlError(ValueError):
