@@ -319,3 +319,32 @@ class BuyerHistoryOut(Stamped):
 
 
 __all__ = ["PENALTY_BATCH_MAX"]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with TrustLedger's stable code and the offending field."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    field: str | None = None
+    retryable: bool | None = None
+
+
+def _problem(description: str) -> dict[str, object]:
+    schema = Problem.model_json_schema()
+    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+
+
+PROBLEMS: dict[int | str, dict[str, object]] = {
+    401: _problem("no or an unknown API key"),
+    403: _problem("the key's role may not do this"),
+    404: _problem("an unknown member, trade, refund, rating, complaint or case"),
+    409: _problem(
+        "the fact contradicts the current state, or the idempotency key was used for another command"
+    ),
+    413: _problem("a batch over its limit"),
+    422: _problem("malformed or out-of-range input"),
+}

@@ -18,7 +18,7 @@ from api.deps import IdempotencyKey, ServiceDep, command, origin, require
 from ledger import commands as c
 from ledger.app import Appended, Origin
 
-router = APIRouter(prefix="/v1", tags=["appends"])
+router = APIRouter(prefix="/v1", tags=["appends"], responses=s.PROBLEMS)
 Appender = Annotated[Principal, Depends(require(APPEND_ROLES))]
 
 

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
+from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
 from projections.queries import Reputation, Where
 from projections.views import MemoryView
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = APIRouter(prefix="/v1", tags=["audit"], responses=s.PROBLEMS)
 Auditor = Annotated[Principal, Depends(require(AUDIT_ROLES))]
 LOG_LIMIT_MAX = 100_000
 LOG_PAGE_EVENTS = 1_000

@@ -44,7 +44,12 @@ def metrics(service: ServiceDep) -> PlainTextResponse:
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
-@router.post("/v1/deadlines/run", response_model=s.DeadlineRunAnswer, tags=["deadlines"])
+@router.post(
+    "/v1/deadlines/run",
+    response_model=s.DeadlineRunAnswer,
+    tags=["deadlines"],
+    responses=s.PROBLEMS,
+)
 def run_deadlines(
     body: s.DeadlineRunRequest, service: ServiceDep, who: Admin
 ) -> s.DeadlineRunAnswer:

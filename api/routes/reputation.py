@@ -22,7 +22,7 @@ from projections.penalties import Penalty
 from projections.queries import PENALTY_BATCH_MAX, Answer, Where
 from projections.violations import ViolationStanding
 
-router = APIRouter(prefix="/v1", tags=["reputation"])
+router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
 Reader = Annotated[Principal, Depends(require(QUERY_ROLES))]
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
 AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
