@@ -8,13 +8,16 @@ that position first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
+import msgspec
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from api import schemas as s
 from api.auth import AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
+from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from projections.credit import CreditResult
@@ -23,7 +26,6 @@ from projections.queries import PENALTY_BATCH_MAX, Answer, Where
 from projections.violations import ViolationStanding
 
 router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
-Reader = Annotated[Principal, Depends(require(QUERY_ROLES))]
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
 AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
 AtPosition = Annotated[int | None, Query(ge=0, description="log position (auditors)")]
@@ -31,23 +33,37 @@ RulebookId = Annotated[str | None, Query(max_length=64, description="scoring rul
 MinPosition = Annotated[
     int | None, Query(ge=0, description="wait until the view reflects this position")
 ]
-Role = Annotated[Literal["seller", "buyer"], Query()]
+PartyRole = Annotated[Literal["seller", "buyer"], Query()]
 
 
-def where(
-    service: ServiceDep,
-    principal: Principal,
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
-) -> Where:
-    if at_position is not None and principal.role not in AUDIT_ROLES:
-        raise ApiProblem(403, "forbidden", "at_position is for auditors", field="at_position")
-    if min_position is not None:
-        service.catch_up_to(min_position)
-    service.reputation.rulebook(rulebook)  # an unknown rulebook is refused before anything runs
-    return Where(as_of=as_of, at_position=at_position, rulebook=rulebook)
+class Scope(msgspec.Struct, frozen=True):
+    where: Where
+    principal: Principal
+
+
+def scoped(roles: frozenset[AuthRole]) -> Callable[..., Scope]:
+    """A dependency: the caller's key checked, then the answer's scope from the query."""
+
+    def scope(
+        service: ServiceDep,
+        principal: Annotated[Principal, Depends(require(roles))],
+        as_of: AsOf = None,
+        at_position: AtPosition = None,
+        rulebook: RulebookId = None,
+        min_position: MinPosition = None,
+    ) -> Scope:
+        if at_position is not None and principal.role not in AUDIT_ROLES:
+            raise ApiProblem(403, "forbidden", "at_position is for auditors", field="at_position")
+        if min_position is not None:
+            service.catch_up_to(min_position)
+        service.reputation.rulebook(rulebook)  # an unknown rulebook is refused before anything runs
+        return Scope(Where(as_of=as_of, at_position=at_position, rulebook=rulebook), principal)
+
+    return scope
+
+
+ReaderScope = Annotated[Scope, Depends(scoped(QUERY_ROLES))]
+RankerScope = Annotated[Scope, Depends(scoped(PENALTY_ROLES))]
 
 
 def _stamp(answer: Answer[object]) -> dict[str, object]:
@@ -58,15 +74,10 @@ def _stamp(answer: Answer[object]) -> dict[str, object]:
 def credit(
     member_id: str,
     service: ServiceDep,
-    who: Reader,
-    role: Role = "seller",
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
+    scope: ReaderScope,
+    role: PartyRole = "seller",
 ) -> s.CreditOut:
-    scope = where(service, who, as_of, at_position, rulebook, min_position)
-    answer = service.reputation.credit(member_id, role, scope)
+    answer = service.reputation.credit(member_id, role, scope.where)
     figure: CreditResult = answer.figure
     return s.CreditOut(
         score=figure.score,
@@ -87,16 +98,11 @@ def credit(
 def credit_explanation(
     member_id: str,
     service: ServiceDep,
-    who: Reader,
-    role: Role = "seller",
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
+    scope: ReaderScope,
+    role: PartyRole = "seller",
 ) -> s.CreditExplanationOut:
-    scope = where(service, who, as_of, at_position, rulebook, min_position)
-    answer = service.reputation.credit(member_id, role, scope)
-    auditor = who.role in AUDIT_ROLES
+    answer = service.reputation.credit(member_id, role, scope.where)
+    auditor = scope.principal.role in AUDIT_ROLES
     ratings = [
         s.RatingExplained(
             trade_id=r.record.trade_id,
@@ -118,15 +124,10 @@ def credit_explanation(
 def dsr(
     seller_id: str,
     service: ServiceDep,
-    who: Reader,
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
+    scope: ReaderScope,
 ) -> s.DsrOut:
-    scope = where(service, who, as_of, at_position, rulebook, min_position)
-    answer = service.reputation.dsr(seller_id, scope)
-    decimals = service.reputation.rulebook(rulebook).scoring.dsr.display_decimals
+    answer = service.reputation.dsr(seller_id, scope.where)
+    decimals = service.reputation.rulebook(scope.where.rulebook).scoring.dsr.display_decimals
     means = {
         k: (round(v, decimals) if v is not None else None) for k, v in answer.figure.means().items()
     }
@@ -164,14 +165,9 @@ def penalty_out(
 def penalty(
     seller_id: str,
     service: ServiceDep,
-    who: Ranker,
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
+    scope: RankerScope,
 ) -> s.PenaltyOut:
-    scope = where(service, who, as_of, at_position, rulebook, min_position)
-    answer = service.reputation.penalty(seller_id, scope)
+    answer = service.reputation.penalty(seller_id, scope.where)
     return penalty_out(answer.figure, answer.rulebook, answer.as_of, answer.position)
 
 
@@ -202,14 +198,9 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
 def violations(
     seller_id: str,
     service: ServiceDep,
-    who: Reader,
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
+    scope: ReaderScope,
 ) -> s.ViolationsOut:
-    scope = where(service, who, as_of, at_position, rulebook, min_position)
-    answer = service.reputation.violations(seller_id, scope)
+    answer = service.reputation.violations(seller_id, scope.where)
     standing: ViolationStanding = answer.figure
     return s.ViolationsOut(
         points=s.ViolationPoints(general=standing.general, serious=standing.serious),
@@ -245,13 +236,8 @@ def violations(
 def buyer_history(
     buyer_id: str,
     service: ServiceDep,
-    who: Reader,
-    as_of: AsOf = None,
-    at_position: AtPosition = None,
-    rulebook: RulebookId = None,
-    min_position: MinPosition = None,
+    scope: ReaderScope,
 ) -> s.BuyerHistoryOut:
-    scope = where(service, who, as_of, at_position, rulebook, min_position)
-    answer = service.reputation.buyer_history(buyer_id, scope)
+    answer = service.reputation.buyer_history(buyer_id, scope.where)
     history = {f: getattr(answer.figure, f) for f in answer.figure.__struct_fields__}
     return s.BuyerHistoryOut(**history, **_stamp(answer))  # type: ignore[arg-type]
