@@ -6,8 +6,6 @@ Every GET takes ``as_of`` (business time), ``at_position`` (auditors only) and
 that position first.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -42,7 +40,11 @@ class Scope(msgspec.Struct, frozen=True):
 
 
 def scoped(roles: frozenset[AuthRole]) -> Callable[..., Scope]:
-    """A dependency: the caller's key checked, then the answer's scope from the query."""
+    """A dependency: the caller's key checked, then the answer's scope from the query.
+
+    This module keeps its annotations evaluated (no ``from __future__ import
+    annotations``): FastAPI reads the closure's ``Depends(require(roles))``.
+    """
 
     def scope(
         service: ServiceDep,
