@@ -43,6 +43,7 @@ from ledger.errors import (
     StateConflictError,
 )
 from ledger.events import Event
+from ledger.group_commit import GroupCommitter
 from ledger.ids import (
     complaint_aggregate_id,
     enforcement_aggregate_id,
@@ -69,6 +70,7 @@ DEADLINE_BATCH_MAX = 500
 DEADLINE_ROUNDS_MAX = 1_000
 DEADLINE_RETRIES_MAX = 3
 LOG_PAGE_MAX = 10_000
+IMPORT_BATCH_EVENTS_MAX = 50_000
 # Positions can have gaps (a rolled-back append on PostgreSQL consumes ids);
 # looking back this far finds the event at or before a position.
 POSITION_LOOKBACK_MAX = 1_000
@@ -121,6 +123,7 @@ class LedgerApp(Application[UUID]):
         self.book: PolicyBook = load_policy(rulebook)
         self.database_url = database_url or database_url_from_environment()
         super().__init__(env={**persistence_env(self.database_url), **(env or {})})
+        self._committer = GroupCommitter(self._save_together)
 
     # --- Infrastructure ------------------------------------------------------------
 
@@ -385,6 +388,24 @@ class LedgerApp(Application[UUID]):
                 continue  # Another worker or a command moved this trade on: look again.
         return []
 
+    # --- Bulk path -------------------------------------------------------------------
+
+    def import_events(
+        self, events: Sequence[Event], deadlines: Sequence[DeadlineUpdate] = ()
+    ) -> list[int]:
+        """Append historical events in one transaction (imports, restores, simulations).
+
+        The caller (``ledger.transfer``) has already checked every event against
+        the aggregates it belongs to; a version clash with what the store holds
+        still fails the whole batch, and nothing of it is written.
+        """
+        if not 1 <= len(events) <= IMPORT_BATCH_EVENTS_MAX:
+            raise InvalidInputError(
+                ErrorCode.BATCH_TOO_LARGE, f"an import batch is 1-{IMPORT_BATCH_EVENTS_MAX} events"
+            )
+        recordings = self.save(*events, idempotency=(), deadlines=deadlines)
+        return [recording.notification.id for recording in recordings]
+
     # --- Reads for auditors and tools ----------------------------------------------
 
     def trade(self, trade_id: str) -> Trade | None:
@@ -513,6 +534,15 @@ class LedgerApp(Application[UUID]):
             for aggregate in aggregates
             if isinstance(aggregate, Trade)
         ]
+        return self._committer.commit(events, idempotency, deadlines)
+
+    def _save_together(
+        self,
+        events: Sequence[Event],
+        idempotency: Sequence[IdempotencyRecord],
+        deadlines: Sequence[DeadlineUpdate],
+    ) -> list[int]:
+        """One transaction for the writes of one command, or of a group of them."""
         recordings = self.save(*events, idempotency=idempotency, deadlines=deadlines)
         return [recording.notification.id for recording in recordings]
 
