@@ -3,15 +3,18 @@
 Every command runs the same path (``_execute``):
 
 1. check the command's fields and normalise its time to UTC (422 on failure);
-2. answer a repeated idempotency key from the stored record, or refuse it if
-   the command differs (``idempotency_key_reused``);
-3. refuse a time beyond the clock-skew allowance (``future_timestamp``);
-4. load the aggregates, settle their deadlines due by the command's time,
+2. refuse a time beyond the clock-skew allowance (``future_timestamp``);
+3. load the aggregates, settle their deadlines due by the command's time,
    and let them decide (a refusal raises; nothing is written);
-5. save the new events, the idempotency record and the deadline index in one
-   transaction. A version conflict means another command won the race: the
-   caller gets a retryable ``concurrent_update`` — unless the winner was this
-   same command under the same key, whose result is then returned.
+4. save the new events, the idempotency record and the deadline index in one
+   transaction (with other commands waiting, see ``group_commit``). A version
+   conflict means another command won the race: the caller gets a retryable
+   ``concurrent_update``.
+
+A repeated idempotency key is answered from the stored record — the original
+positions, or ``idempotency_key_reused`` if the command differs — whenever
+the command is refused (step 2 or 3) or its save clashes (step 4): a repeat
+is always one or the other, since its key is already taken.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from ledger.errors import (
     ConcurrentUpdateError,
     ErrorCode,
     InvalidInputError,
+    LedgerError,
     NotFoundError,
     StateConflictError,
 )
@@ -497,11 +501,17 @@ class LedgerApp(Application[UUID]):
         command = self._validated(command)
         self._check_origin(origin)
         command_hash = hashlib.sha256(_command_encoder.encode(command)).hexdigest()
-        earlier = self._replay(origin, command_hash)
-        if earlier is not None:
-            return earlier
-        self._check_not_future(command.occurred_at, field="occurred_at")
-        aggregates = decide(command, self._context())
+        try:
+            self._check_not_future(command.occurred_at, field="occurred_at")
+            aggregates = decide(command, self._context())
+        except LedgerError:
+            # A repeat of an accepted command is usually refused by the state it
+            # left behind: answer it from its idempotency record instead. Looking
+            # the key up only here keeps the common path at one read less.
+            earlier = self._replay(origin, command_hash)
+            if earlier is not None:
+                return earlier
+            raise
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
         record = IdempotencyRecord(
             origin.caller,
