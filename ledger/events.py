@@ -12,6 +12,7 @@ Rules for this module (they keep stored events readable forever):
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -77,6 +78,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="topic"):
 TOPIC_PREFIX = "trustledger."
 
 
+@functools.cache
 def topic_of(event_type: type[Event]) -> str:
     """The event's explicit topic. msgspec would tag a subclass declared
     without ``tag=`` with its class name; such a topic is refused."""

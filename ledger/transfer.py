@@ -1,0 +1,743 @@
+"""Bulk export and import of the log as NDJSON (issue 5: migrations, restores, benchmarks).
+
+**Export** writes the log in order from a position, one line per event::
+
+    {"position": P, "originator_id": "...", "originator_version": N, "topic": "...", "body": {...}}
+
+where ``body`` is the stored event JSON embedded as is (``msgspec.Raw``), so an
+exported body is byte-identical to the stored one.
+
+**Import** reads such lines (each at most ``LINE_BYTES_MAX`` bytes; other
+fields, such as the HTTP log's ``occurred_at``, are ignored), decodes every
+body with the codec and checks it before anything is written:
+
+- the line: valid JSON, a known topic that is the body's own tag, the
+  originator id and version the body carries, positions in increasing order;
+- the event: the aggregate id derived from its platform id (so a member event
+  lands on that member), platform ids, amounts, the ledger's currency, every
+  time with a timezone and none beyond the ledger's clock;
+- its aggregate (``Member``, ``Trade``, ``Complaint``, ``TradeComplaintSlot``
+  or ``SellerEnforcement``, chosen by the event type): the version follows,
+  creation facts come first and only first, a fact is not dated before the
+  aggregate's last one, no trade deadline due before it was left unrecorded,
+  and ``apply`` accepts it (a fact about an unknown refund or rating raises);
+- across aggregates, where it is cheap: the parties of a trade are registered
+  members by its creation, facts repeat their trade's parties and amounts, a
+  complaint names an existing trade, a fake-trade case only that seller's
+  trades not confirmed before.
+
+Aggregates are kept in a bounded LRU cache; a miss loads the aggregate's
+events from the store. A version-1 fact needs no load: if the store already
+holds that aggregate, the append clashes and the batch is refused.
+
+Events are appended in batches of ``batch_events`` through
+``LedgerApp.import_events``, one transaction each, with the next deadline of
+every trade the batch touched, so the deadline worker carries on after an
+import. The first bad line refuses the import with its line number and the
+reason: nothing of its batch is written (earlier batches stay, and the error
+says how many events they held). Positions are the target store's own; an
+export's positions are informational. A non-empty store can be imported into
+only when the import continues it (every aggregate's versions follow on).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import IO, NamedTuple, TypeVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import IntegrityError
+
+from ledger import events as ev
+from ledger.aggregate import Aggregate, Context
+from ledger.app import IMPORT_BATCH_EVENTS_MAX, LOG_PAGE_MAX, LedgerApp
+from ledger.codec import TOPICS, decode_event
+from ledger.commands import AMOUNT_MINOR_MAX, FAKE_TRADE_CASE_TRADES_MAX
+from ledger.complaint import Complaint, TradeComplaintSlot
+from ledger.enforcement import SellerEnforcement
+from ledger.errors import ErrorCode, LedgerError
+from ledger.ids import (
+    complaint_aggregate_id,
+    enforcement_aggregate_id,
+    is_platform_id,
+    member_aggregate_id,
+    trade_aggregate_id,
+    trade_complaint_slot_id,
+)
+from ledger.member import Member
+from ledger.store import DeadlineUpdate
+from ledger.trade import Trade
+
+# Named limits.
+# The longest event is a fake-trade case: 5,000 trade ids and as many item ids
+# of up to 128 characters each, about 1.3 MB of JSON; texts are a few KB.
+LINE_BYTES_MAX = 4 * 1024 * 1024
+BATCH_EVENTS_DEFAULT = 10_000
+BATCH_EVENTS_MAX = IMPORT_BATCH_EVENTS_MAX
+# About 1 KB per cached trade (measured): the default holds some 50 MB.
+AGGREGATE_CACHE_DEFAULT = 50_000
+AGGREGATE_CACHE_MAX = 1_000_000
+EXPORT_PAGE_EVENTS = LOG_PAGE_MAX
+EXPORT_FLUSH_BYTES = 1 << 20
+
+A = TypeVar("A", bound=Aggregate)
+
+Progress = Callable[[int, int], None]
+"""Called after each page or batch: (log position reached, events so far)."""
+
+
+class LogLine(msgspec.Struct, frozen=True):
+    """One exported event. Unknown fields are ignored on import."""
+
+    position: int
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    body: msgspec.Raw
+
+
+class TransferReport(msgspec.Struct, frozen=True):
+    """What an export read or an import wrote; positions are those of this store."""
+
+    events: int
+    batches: int
+    seconds: float
+    first_position: int | None = None
+    last_position: int | None = None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class ImportRefusedError(Exception):
+    """An import stopped at a bad line; nothing of that line's batch was written."""
+
+    def __init__(self, line: int, code: str, reason: str, imported: TransferReport) -> None:
+        self.line = line
+        self.code = code
+        self.reason = reason
+        self.imported = imported
+        super().__init__(f"line {line}: {reason} ({code})")
+
+
+class _Refusal(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# --- Export ----------------------------------------------------------------------
+
+_line_encoder = msgspec.json.Encoder()
+
+
+def export_log(
+    app: LedgerApp,
+    out: IO[bytes],
+    *,
+    after: int = 0,
+    page_events: int = EXPORT_PAGE_EVENTS,
+    progress: Progress | None = None,
+) -> TransferReport:
+    """Write every event after ``after`` to ``out`` as NDJSON, in log order."""
+    started = time.perf_counter()
+    buffer = bytearray()
+    events = pages = 0
+    first: int | None = None
+    last: int | None = None
+    position = after
+    while True:
+        notifications = app.read_log(position, page_events)
+        if not notifications:
+            break
+        pages += 1
+        for n in notifications:
+            oid = n.originator_id
+            line = LogLine(
+                n.id,
+                oid if isinstance(oid, UUID) else UUID(oid),
+                n.originator_version,
+                n.topic,
+                msgspec.Raw(n.state),
+            )
+            _line_encoder.encode_into(line, buffer, len(buffer))
+            buffer += b"\n"
+            if len(buffer) >= EXPORT_FLUSH_BYTES:
+                out.write(buffer)
+                buffer.clear()
+        events += len(notifications)
+        position = notifications[-1].id
+        first = notifications[0].id if first is None else first
+        last = position
+        if progress is not None:
+            progress(position, events)
+        if len(notifications) < page_events:
+            break
+    out.write(buffer)
+    out.flush()
+    return TransferReport(events, pages, time.perf_counter() - started, first, last)
+
+
+# --- Import ----------------------------------------------------------------------
+
+_line_decoder = msgspec.json.Decoder(LogLine)
+
+KIND_OF: dict[type[ev.Event], type[Aggregate]] = {
+    **{t: Member for t in ev.EVENT_TYPES if issubclass(t, ev.MemberEvent)},
+    **{t: Trade for t in ev.EVENT_TYPES if issubclass(t, ev.TradeEvent)},
+    **{t: Complaint for t in ev.EVENT_TYPES if issubclass(t, ev.ComplaintEvent)},
+    ev.ComplaintSlotTaken: TradeComplaintSlot,
+    **{t: SellerEnforcement for t in ev.EVENT_TYPES if issubclass(t, ev.EnforcementEvent)},
+}
+# The fact that creates each kind of aggregate (enforcement records have none).
+CREATION: dict[type[Aggregate], type[ev.Event]] = {
+    Member: ev.MemberRegistered,
+    Trade: ev.TradeCreated,
+    Complaint: ev.ComplaintFiled,
+    TradeComplaintSlot: ev.ComplaintSlotTaken,
+}
+
+
+class _Shape(NamedTuple):
+    """What the field checks look at in one event type, worked out once."""
+
+    topic: str
+    times: tuple[str, ...]
+    ids: tuple[str, ...]
+    id_lists: tuple[str, ...]
+    has_currency: bool
+    has_amount: bool
+    # The platform id that names the event's aggregate, as the aggregate keeps it.
+    key: str | None
+
+
+def _is_time(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_is_time(member) for member in info.types)
+    return isinstance(info, msgspec.inspect.DateTimeType)
+
+
+def _bound_ids(event_type: type[ev.Event]) -> set[str]:
+    """Id fields another check pins down: equal to the aggregate's (or another
+    aggregate's) own, or naming something that must exist; these need no pattern."""
+    if event_type in CREATION.values():
+        # A trade's parties and a complaint's trade and parties must exist.
+        return {"buyer_id", "seller_id", "trade_id"} if event_type is ev.ComplaintFiled else set()
+    if issubclass(event_type, ev.TradeEvent):
+        bound = {"trade_id", "buyer_id", "seller_id"}
+        if event_type is ev.RatingGiven:
+            bound.add("item_id")
+        if issubclass(event_type, ev.RefundEvent) and event_type is not ev.RefundRequested:
+            bound.add("refund_id")
+        return bound
+    if issubclass(event_type, ev.MemberEvent):
+        return {"member_id"}
+    if issubclass(event_type, ev.ComplaintEvent):
+        return {"complaint_id", "trade_id", "buyer_id", "seller_id"}
+    return {"seller_id", "trade_ids"}  # a registered seller; existing trades
+
+
+def _shape(event_type: type[ev.Event]) -> _Shape:
+    info = msgspec.inspect.type_info(event_type)
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError(f"{event_type.__name__} is not a Struct")
+    bound = _bound_ids(event_type)
+    names = [f.name for f in info.fields if f.name not in bound]
+    key = {
+        Member: "member_id",
+        Trade: "trade_id",
+        Complaint: "complaint_id",
+        SellerEnforcement: "seller_id",
+    }.get(KIND_OF[event_type])
+    return _Shape(
+        topic=ev.topic_of(event_type),
+        times=tuple(f.name for f in info.fields if _is_time(f.type)),
+        ids=tuple(n for n in names if n.endswith("_id") and n != "originator_id"),
+        id_lists=tuple(n for n in names if n.endswith("_ids")),
+        has_currency="currency" in names,
+        has_amount="amount_minor" in names,
+        key=key,
+    )
+
+
+_SHAPES = {t: _shape(t) for t in ev.EVENT_TYPES}
+
+
+def _aggregate_id(event: ev.Event) -> UUID:
+    if isinstance(event, ev.MemberEvent):
+        return member_aggregate_id(event.member_id)
+    if isinstance(event, ev.TradeEvent):
+        return trade_aggregate_id(event.trade_id)
+    if isinstance(event, ev.ComplaintSlotTaken):
+        return trade_complaint_slot_id(event.trade_id)
+    if isinstance(event, ev.ComplaintEvent):
+        return complaint_aggregate_id(event.complaint_id)
+    if isinstance(event, ev.EnforcementEvent):
+        return enforcement_aggregate_id(event.seller_id)
+    raise TypeError(f"no aggregate for {type(event).__name__}")
+
+
+def _subject(event: ev.Event) -> str:
+    """The record an event belongs to, in words."""
+    if isinstance(event, ev.MemberEvent):
+        return f"member {event.member_id}"
+    if isinstance(event, ev.TradeEvent):
+        return f"trade {event.trade_id}"
+    if isinstance(event, ev.ComplaintSlotTaken):
+        return f"the complaint slot of trade {event.trade_id}"
+    if isinstance(event, ev.ComplaintEvent):
+        return f"complaint {event.complaint_id}"
+    if isinstance(event, ev.EnforcementEvent):
+        return f"the enforcement record of seller {event.seller_id}"
+    return str(event.originator_id)
+
+
+class _Importer:
+    """Checks events against their aggregates and appends them batch by batch."""
+
+    def __init__(
+        self,
+        app: LedgerApp,
+        *,
+        batch_events: int,
+        cache_aggregates: int,
+        progress: Progress | None,
+    ) -> None:
+        if not 1 <= batch_events <= BATCH_EVENTS_MAX:
+            raise ValueError(f"batch_events is 1-{BATCH_EVENTS_MAX}")
+        if not 1 <= cache_aggregates <= AGGREGATE_CACHE_MAX:
+            raise ValueError(f"cache_aggregates is 1-{AGGREGATE_CACHE_MAX}")
+        self.app = app
+        self.batch_events = batch_events
+        self.cache_max = cache_aggregates
+        self.progress = progress
+        policy = app.book.policy
+        self.currency = policy.currency
+        self.latest = app.clock.now() + policy.clock_skew
+        self.context = Context(recorded_at=app.clock.now(), book=app.book)
+        # Aggregates as the store holds them (least recently used first), and
+        # those the pending batch changed, which must not be evicted before it
+        # is written.
+        self.cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self.pinned: dict[UUID, Aggregate] = {}
+        # The next deadline the store's index holds for each pinned trade, so a
+        # batch updates only the trades whose deadline it moved.
+        self.due_before: dict[UUID, datetime | None] = {}
+        self.events: list[ev.Event] = []
+        self.lines: list[int] = []
+        self.written = 0
+        self.batches = 0
+        self.first: int | None = None
+        self.last: int | None = None
+        self.started = time.perf_counter()
+        self.last_export_position = 0
+
+    def report(self) -> TransferReport:
+        return TransferReport(
+            self.written,
+            self.batches,
+            time.perf_counter() - self.started,
+            self.first,
+            self.last,
+        )
+
+    # --- Lines -------------------------------------------------------------------
+
+    def add_line(self, number: int, raw: bytes) -> None:
+        try:
+            line = _line_decoder.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise _Refusal("bad_line", f"not an exported log line: {error}") from error
+        if line.topic not in TOPICS:
+            raise _Refusal("unknown_topic", f"unknown topic {line.topic!r}")
+        try:
+            event = decode_event(line.body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise _Refusal("bad_body", f"the body is not a ledger event: {error}") from error
+        body_topic = _SHAPES[type(event)].topic
+        if body_topic != line.topic:
+            raise _Refusal(
+                "topic_mismatch",
+                f"the line's topic {line.topic!r} is not the body's {body_topic!r}",
+            )
+        if (
+            event.originator_id != line.originator_id
+            or event.originator_version != line.originator_version
+        ):
+            raise _Refusal(
+                "originator_mismatch",
+                f"the line names {line.originator_id} v{line.originator_version}, "
+                f"the body {event.originator_id} v{event.originator_version}",
+            )
+        if line.position <= self.last_export_position:
+            raise _Refusal(
+                "not_in_log_order",
+                f"position {line.position} does not follow position {self.last_export_position}",
+            )
+        self.check(event)
+        self.last_export_position = line.position
+        self.events.append(event)
+        self.lines.append(number)
+        if len(self.events) >= self.batch_events:
+            self.flush()
+
+    # --- Aggregates ----------------------------------------------------------------
+
+    def _cached(self, aggregate_id: UUID) -> Aggregate | None:
+        aggregate = self.pinned.get(aggregate_id)
+        if aggregate is None:
+            aggregate = self.cache.get(aggregate_id)
+            if aggregate is not None:
+                self.cache.move_to_end(aggregate_id)
+        return aggregate
+
+    def _remember(self, aggregate: Aggregate) -> None:
+        self.cache[aggregate.id] = aggregate
+        self.cache.move_to_end(aggregate.id)
+        while len(self.cache) > self.cache_max:
+            self.cache.popitem(last=False)
+
+    def _load(self, kind: type[A], aggregate_id: UUID) -> A:
+        """The aggregate as the store holds it (version 0 when it holds nothing)."""
+        aggregate = kind(aggregate_id).begin(self.context)
+        for stored in self.app.events.get(aggregate_id):
+            if not isinstance(stored, ev.Event):
+                raise TypeError(f"{aggregate_id} holds a non-ledger event")
+            aggregate.apply(stored)
+        return aggregate
+
+    def existing(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """An aggregate this import or the store knows (read only), or None."""
+        aggregate = self._cached(aggregate_id)
+        if aggregate is None:
+            aggregate = self._load(kind, aggregate_id)
+            self._remember(aggregate)
+        if not isinstance(aggregate, kind):
+            raise _Refusal("invalid_input", f"{aggregate_id} is a {type(aggregate).__name__}")
+        return aggregate if aggregate.version else None
+
+    def _changing(self, kind: type[Aggregate], event: ev.Event) -> Aggregate:
+        """The aggregate an event changes, pinned until its batch is written."""
+        aggregate_id = event.originator_id
+        aggregate = self.pinned.get(aggregate_id)
+        if aggregate is None:
+            aggregate = self.cache.pop(aggregate_id, None)
+            if aggregate is None:
+                # A first version needs no look-up: if the store holds this
+                # aggregate already, the append clashes and the batch is refused.
+                if event.originator_version == 1:
+                    aggregate = kind(aggregate_id).begin(self.context)
+                else:
+                    aggregate = self._load(kind, aggregate_id)
+            self.pinned[aggregate_id] = aggregate
+            if isinstance(aggregate, Trade):
+                self.due_before[aggregate_id] = aggregate.next_deadline()
+        return aggregate
+
+    # --- Checks --------------------------------------------------------------------
+
+    def check(self, event: ev.Event) -> None:
+        kind = KIND_OF[type(event)]
+        shape = _SHAPES[type(event)]
+        self._check_fields(event, shape)
+        aggregate = self._changing(kind, event)
+        # The aggregate's id is derived from its platform id; one already
+        # checked (or stored) need not be derived again.
+        known = (
+            aggregate.version > 0
+            and shape.key is not None
+            and getattr(aggregate, shape.key) == getattr(event, shape.key)
+        )
+        if not known and _aggregate_id(event) != event.originator_id:
+            raise _Refusal(
+                "invalid_input",
+                f"originator {event.originator_id} is not the {kind.__name__} the event names",
+            )
+        if event.originator_version != aggregate.version + 1:
+            raise _Refusal(
+                "version_gap",
+                f"{_subject(event)} is at v{aggregate.version} in the store and this import, "
+                f"so v{event.originator_version} does not follow",
+            )
+        creation = CREATION.get(kind)
+        if creation is not None and (type(event) is creation) != (aggregate.version == 0):
+            raise _Refusal(
+                "invalid_input",
+                f"{creation.__name__} is the first fact of a {kind.__name__} and only the first",
+            )
+        try:
+            aggregate.check_not_before_last_fact(event.occurred_at)
+        except LedgerError as error:
+            raise _Refusal(error.code, error.detail) from error
+        if isinstance(aggregate, Trade):
+            self._check_trade(aggregate, event)  # type: ignore[arg-type]
+        elif isinstance(aggregate, Complaint | TradeComplaintSlot):
+            self._check_complaint(aggregate, event)  # type: ignore[arg-type]
+        elif isinstance(aggregate, SellerEnforcement):
+            self._check_enforcement(aggregate, event)  # type: ignore[arg-type]
+        try:
+            aggregate.apply(event)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise _Refusal(
+                "does_not_apply",
+                f"{type(event).__name__} does not apply to {_subject(event)}: "
+                f"{type(error).__name__} {error}",
+            ) from error
+
+    def _check_fields(self, event: ev.Event, shape: _Shape) -> None:
+        for field in shape.times:
+            value = getattr(event, field)
+            if value is not None and value.tzinfo is None:
+                raise _Refusal("invalid_input", f"{field} needs a timezone")
+        if event.occurred_at > self.latest:
+            raise _Refusal(
+                ErrorCode.FUTURE_TIMESTAMP,
+                f"occurred_at {event.occurred_at.isoformat()} is after the ledger's clock",
+            )
+        for field in shape.ids:
+            value = getattr(event, field)
+            if value is not None and not is_platform_id(value):
+                raise _Refusal("invalid_input", f"{field} {value!r} is not a platform id")
+        for field in shape.id_lists:
+            for value in getattr(event, field):
+                if not is_platform_id(value):
+                    raise _Refusal("invalid_input", f"{field} holds {value!r}, not a platform id")
+        if shape.has_currency:
+            currency = getattr(event, "currency")  # noqa: B009 - not every event has one
+            if currency is not None and currency != self.currency:
+                raise _Refusal(
+                    ErrorCode.CURRENCY_MISMATCH,
+                    f"this ledger keeps {self.currency}, not {currency}",
+                )
+        if shape.has_amount:
+            amount = getattr(event, "amount_minor")  # noqa: B009
+            if amount is not None and not 0 <= amount <= AMOUNT_MINOR_MAX:
+                raise _Refusal("invalid_input", f"amount_minor {amount} is out of range")
+
+    def _member(self, member_id: str, at: datetime, role: str) -> None:
+        member = self.existing(Member, member_aggregate_id(member_id))
+        if member is None:
+            raise _Refusal(
+                ErrorCode.UNKNOWN_MEMBER, f"{role} {member_id} is not a registered member"
+            )
+        if member.registered_at is not None and member.registered_at > at:
+            raise _Refusal(
+                ErrorCode.OUT_OF_ORDER,
+                f"{role} {member_id} registered at {member.registered_at.isoformat()}, "
+                "after this fact",
+            )
+
+    def _check_trade(self, trade: Trade, event: ev.TradeEvent) -> None:
+        if isinstance(event, ev.TradeCreated):
+            if event.buyer_id == event.seller_id:
+                raise _Refusal(ErrorCode.BUYER_IS_SELLER, "buyer and seller must differ")
+            if event.amount_minor <= 0:
+                raise _Refusal("invalid_input", "a trade's amount_minor is positive")
+            self._member(event.buyer_id, event.occurred_at, "buyer")
+            self._member(event.seller_id, event.occurred_at, "seller")
+            return
+        if (event.buyer_id, event.seller_id) != (trade.buyer_id, trade.seller_id):
+            raise _Refusal(
+                ErrorCode.NOT_THAT_PARTY,
+                f"the fact names {event.buyer_id}/{event.seller_id}, trade {trade.trade_id} "
+                f"is between {trade.buyer_id}/{trade.seller_id}",
+            )
+        due = trade.next_deadline()
+        if due is not None and due < event.occurred_at:
+            raise _Refusal(
+                ErrorCode.OUT_OF_ORDER,
+                f"trade {trade.trade_id} had a deadline due at {due.isoformat()} that is "
+                "not recorded before this fact",
+            )
+        if isinstance(event, ev.DisputeRuled) and (
+            trade.dispute is None
+            or trade.dispute.refund_id != event.refund_id
+            or trade.dispute.outcome is not None
+        ):
+            raise _Refusal(
+                ErrorCode.NO_DISPUTE,
+                f"trade {trade.trade_id} has no dispute on refund {event.refund_id} to rule",
+            )
+        expected: int | None = None
+        if isinstance(event, ev.PaymentEscrowed | ev.RatingGiven):
+            expected = trade.amount_minor
+        elif isinstance(event, ev.EscrowReleased):
+            expected = trade.amount_minor - trade.refunded_minor
+        elif isinstance(event, ev.RefundPaid) and event.refund_id in trade.refunds:
+            expected = trade.refunds[event.refund_id].amount_minor
+        elif isinstance(event, ev.RefundRequested) and not (
+            0 < event.amount_minor <= trade.escrow_left_minor
+        ):
+            raise _Refusal(
+                ErrorCode.REFUND_EXCEEDS_ESCROW,
+                f"{event.amount_minor} asked, {trade.escrow_left_minor} left in escrow",
+            )
+        amount = getattr(event, "amount_minor", None)
+        if expected is not None and amount != expected:
+            raise _Refusal(
+                "invalid_input", f"amount_minor is {amount}, trade {trade.trade_id} says {expected}"
+            )
+        if isinstance(event, ev.RatingGiven) and (
+            event.item_id != trade.item_id
+            or event.order_created_at != trade.created_at
+            or event.succeeded_at != trade.succeeded_at
+        ):
+            raise _Refusal(
+                "invalid_input",
+                f"the rating's item or times are not those of trade {trade.trade_id}",
+            )
+
+    def _check_complaint(
+        self, aggregate: Complaint | TradeComplaintSlot, event: ev.ComplaintEvent
+    ) -> None:
+        parties = (event.trade_id, event.buyer_id, event.seller_id)
+        if isinstance(event, ev.ComplaintFiled):
+            trade = self.existing(Trade, trade_aggregate_id(event.trade_id))
+            if trade is None:
+                raise _Refusal(ErrorCode.UNKNOWN_TRADE, f"no trade {event.trade_id}")
+            if parties[1:] != (trade.buyer_id, trade.seller_id):
+                raise _Refusal(
+                    ErrorCode.NOT_THAT_PARTY, f"the parties are not those of trade {trade.trade_id}"
+                )
+            if trade.created_at is not None and event.occurred_at < trade.created_at:
+                raise _Refusal(
+                    ErrorCode.OUT_OF_ORDER,
+                    f"a complaint cannot precede trade {trade.trade_id}'s creation",
+                )
+            if event.amount_minor != trade.amount_minor:
+                raise _Refusal("invalid_input", f"the amount is not trade {trade.trade_id}'s")
+            return
+        complaint = (
+            self.existing(Complaint, complaint_aggregate_id(event.complaint_id))
+            if isinstance(aggregate, TradeComplaintSlot)
+            else aggregate
+        )
+        if complaint is None:
+            raise _Refusal(ErrorCode.UNKNOWN_COMPLAINT, f"no complaint {event.complaint_id}")
+        if parties != (complaint.trade_id, complaint.buyer_id, complaint.seller_id):
+            raise _Refusal(
+                ErrorCode.NOT_THAT_PARTY,
+                f"the trade or parties are not those of complaint {complaint.complaint_id}",
+            )
+
+    def _check_enforcement(self, case: SellerEnforcement, event: ev.EnforcementEvent) -> None:
+        self._member(event.seller_id, event.occurred_at, "seller")
+        if not isinstance(event, ev.FakeTradesConfirmed):
+            return
+        if not 1 <= len(event.trade_ids) <= FAKE_TRADE_CASE_TRADES_MAX:
+            raise _Refusal("invalid_input", f"a case names 1-{FAKE_TRADE_CASE_TRADES_MAX} trades")
+        if len(set(event.trade_ids)) != len(event.trade_ids):
+            raise _Refusal("invalid_input", "trade_ids repeat a trade")
+        for trade_id in event.trade_ids:
+            trade = self.existing(Trade, trade_aggregate_id(trade_id))
+            if trade is None:
+                raise _Refusal(ErrorCode.UNKNOWN_TRADE, f"no trade {trade_id}")
+            if trade.seller_id != event.seller_id:
+                raise _Refusal(
+                    ErrorCode.TRADE_OF_OTHER_SELLER,
+                    f"trade {trade_id} belongs to seller {trade.seller_id}",
+                )
+            if trade.created_at is not None and trade.created_at > event.occurred_at:
+                raise _Refusal(
+                    ErrorCode.OUT_OF_ORDER, f"trade {trade_id} was created after this case"
+                )
+            if trade_id in case.fake_trade_ids:
+                raise _Refusal(
+                    ErrorCode.TRADE_ALREADY_FAKE,
+                    f"trade {trade_id} was confirmed fake in an earlier case",
+                )
+
+    # --- Writing -------------------------------------------------------------------
+
+    def flush(self) -> None:
+        if not self.events:
+            return
+        deadlines = []
+        for aggregate in self.pinned.values():
+            if isinstance(aggregate, Trade):
+                due = aggregate.next_deadline()
+                if due != self.due_before[aggregate.id]:
+                    deadlines.append(DeadlineUpdate(aggregate.id, due))
+        try:
+            positions = self.app.import_events(self.events, deadlines)
+        except IntegrityError as error:
+            line, reason = self._clash(error)
+            raise ImportRefusedError(line, "version_clash", reason, self.report()) from error
+        for aggregate in self.pinned.values():
+            self._remember(aggregate)
+        self.pinned.clear()
+        self.due_before.clear()
+        self.written += len(self.events)
+        self.batches += 1
+        if positions:
+            self.first = positions[0] if self.first is None else self.first
+            self.last = positions[-1]
+        self.events.clear()
+        self.lines.clear()
+        if self.progress is not None:
+            self.progress(self.last or 0, self.written)
+
+    def _clash(self, error: IntegrityError) -> tuple[int, str]:
+        """The first line of a refused batch whose version the store already holds."""
+        stored: dict[UUID, int] = {}
+        for number, event in zip(self.lines, self.events, strict=True):
+            oid = event.originator_id
+            if oid not in stored:
+                last = next(iter(self.app.events.get(oid, desc=True, limit=1)), None)
+                stored[oid] = last.originator_version if last is not None else 0
+            if event.originator_version <= stored[oid]:
+                return number, (
+                    f"the store already holds v{stored[oid]} of {_subject(event)}, so "
+                    f"v{event.originator_version} clashes: this import does not continue "
+                    "the store (was it imported before?)"
+                )
+        return self.lines[0], f"the store refused the batch starting here: {error}"
+
+
+def import_log(
+    app: LedgerApp,
+    source: IO[bytes],
+    *,
+    batch_events: int = BATCH_EVENTS_DEFAULT,
+    cache_aggregates: int = AGGREGATE_CACHE_DEFAULT,
+    progress: Progress | None = None,
+) -> TransferReport:
+    """Check and append an export; raises ``ImportRefusedError`` at the first bad line.
+
+    Blank lines are skipped. Every batch that was written before the bad line
+    stays written; the error's ``imported`` report counts them.
+    """
+    importer = _Importer(
+        app, batch_events=batch_events, cache_aggregates=cache_aggregates, progress=progress
+    )
+    number = 0
+    try:
+        while raw := source.readline(LINE_BYTES_MAX + 1):
+            number += 1
+            if len(raw) > LINE_BYTES_MAX:
+                raise _Refusal("line_too_long", f"a line is at most {LINE_BYTES_MAX:,} bytes")
+            if not raw.isspace():
+                importer.add_line(number, raw)
+    except _Refusal as refusal:
+        raise ImportRefusedError(number, refusal.code, refusal.reason, importer.report()) from None
+    importer.flush()
+    return importer.report()
+
+
+def describe(report: TransferReport, verb: str) -> str:
+    """One line for people: counts, batches and rate."""
+    where = (
+        f", positions {report.first_position}-{report.last_position}"
+        if report.first_position is not None
+        else ""
+    )
+    return (
+        f"{verb} {report.events:,} events in {report.batches:,} batches{where} "
+        f"in {report.seconds:.2f}s ({report.events_per_second:,.0f} events/s)"
+    )
