@@ -8,6 +8,8 @@ from typing import TextIO
 
 BAR_WIDTH = 30
 LINE_EVERY_SECONDS = 5.0
+# A terminal bar is redrawn at most this often, however often it is updated.
+BAR_EVERY_SECONDS = 0.1
 
 
 class Progress:
@@ -22,7 +24,8 @@ class Progress:
 
     def update(self, done: int) -> None:
         now = time.monotonic()
-        if not self._tty and now - self._last_line < LINE_EVERY_SECONDS:
+        every = BAR_EVERY_SECONDS if self._tty else LINE_EVERY_SECONDS
+        if now - self._last_line < every:
             return
         self._last_line, self._last_done = now, done
         self.stream.write(self._render(done, now) + ("\r" if self._tty else "\n"))

@@ -1,0 +1,154 @@
+"""`trustledger simulate`: a deterministic marketplace appended to the ledger (issue 5).
+
+The simulated period runs from ``--start`` (default 2025-01-01T00:00:00Z) over
+``--days``. The ledger refuses business times more than its clock-skew
+allowance (5 minutes) after its clock, so its clock must stand after the
+period: when the period ended at least ``CLOCK_MARGIN`` ago the real clock is
+used (``recorded_at`` is then the real time of recording); when it reaches
+into the future, a ``FixedClock`` at the period's end plus ``CLOCK_MARGIN``
+records the simulation as if it were appended then. Queries on the real clock
+(``trustledger credit`` without ``--as-of``) do not see such future facts;
+ask them ``--as-of`` a time inside the period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from api.progress import Progress
+from ledger.app import LedgerApp
+from ledger.clock import Clock, FixedClock, SystemClock
+from ledger.errors import LedgerError
+from ledger.simulator import DEFAULT_START, SimulationConfig, SimulationReport, simulate
+
+CLOCK_MARGIN = timedelta(hours=1)
+
+
+def _time(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from error
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone, e.g. Z")
+    return at.astimezone(UTC)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    simulate = commands.add_parser("simulate", help="append a deterministic simulated marketplace")
+    simulate.add_argument("--members", type=int, default=1_000)
+    simulate.add_argument("--trades", type=int, default=10_000)
+    simulate.add_argument("--days", type=int, default=90)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--farming-rings", type=int, default=2)
+    simulate.add_argument("--violators", type=int, default=3)
+    simulate.add_argument(
+        "--start",
+        type=_time,
+        default=DEFAULT_START,
+        help="RFC 3339 start of the simulated period (default 2025-01-01T00:00:00Z)",
+    )
+    simulate.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def simulation_clock(config: SimulationConfig, now: datetime) -> Clock:
+    """The real clock when the period is past, else a fixed clock just after it."""
+    after = config.end + CLOCK_MARGIN
+    return SystemClock() if now >= after else FixedClock(after)
+
+
+def run(args: argparse.Namespace, database_url: str) -> int:
+    config = SimulationConfig(
+        members=args.members,
+        trades=args.trades,
+        days=args.days,
+        seed=args.seed,
+        farming_rings=args.farming_rings,
+        violators=args.violators,
+        start=args.start,
+    )
+    try:
+        config.check()
+    except ValueError as error:
+        print(f"simulate: {error}", file=sys.stderr)
+        return 2
+    app = LedgerApp(
+        database_url,
+        clock=simulation_clock(config, datetime.now(UTC)),
+        rulebook=args.rulebook,
+    )
+    bar = Progress("simulate", None)
+
+    def planned(total: int) -> None:
+        bar.total = total
+
+    started = time.monotonic()
+    try:
+        report = simulate(app, config, bar.update, on_plan=planned)
+    except LedgerError as error:  # the deadline worker's refusals; commands' are counted
+        print(f"refused ({error.code}): {error.detail}", file=sys.stderr)
+        return 2
+    finally:
+        app.close()
+    bar.finish(report.commands)
+    seconds = time.monotonic() - started
+    if args.json:
+        body = {**msgspec.to_builtins(report), "seconds": round(seconds, 3)}
+        sys.stdout.write(msgspec.json.encode(body).decode() + "\n")
+    else:
+        print(describe(report, seconds))
+    return 0
+
+
+def _z(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "-"
+
+
+def _scores(scores: dict[str, int]) -> str:
+    total = sum(scores.values())
+    positive, neutral, negative = (scores.get(k, 0) for k in ("positive", "neutral", "negative"))
+    return (
+        f"{_share(positive, total)} positive "
+        f"({positive:,} positive, {neutral:,} neutral, {negative:,} negative)"
+    )
+
+
+def describe(report: SimulationReport, seconds: float) -> str:
+    """What a run generated, for people."""
+    r = report
+    rate = max(seconds, 1e-9)
+    lines = [
+        f"simulated {r.run_id}: {_z(r.start)} to {_z(r.end)}",
+        f"members     {r.members:,} registered, {r.verified:,} verified "
+        f"({r.sellers:,} shops; farming-ring accounts included)",
+        f"trades      {r.trades:,} ({r.ring_trades:,} by farming rings: {r.rings}; "
+        f"{r.closed_unpaid_or_cancelled:,} closed unpaid or cancelled)",
+        f"commands    {r.commands:,} in {seconds:,.1f} s ({r.commands / rate:,.0f}/s): "
+        f"{r.replayed:,} replayed, {r.refused:,} refused",
+        f"events      {r.events_written:,} written ({r.events_written / rate:,.0f}/s), "
+        f"{r.deadline_events:,} of them by the deadline worker",
+        f"ratings     buyers {_scores(r.buyer_ratings)}",
+        f"            sellers {_scores(r.seller_ratings)}",
+        f"            {r.revisions:,} revised, {r.withdrawals:,} withdrawn, "
+        f"{r.explanations:,} explained, {r.follow_ups:,} follow-ups, {r.shielded:,} shielded",
+        f"refunds     {r.refunds:,} ({_share(r.refunds, r.trades)} of trades; "
+        f"{r.refunds_before_shipping:,} before shipping, {r.refunds_with_return:,} with return, "
+        f"{r.refunds_partial:,} partial)",
+        f"disputes    {r.disputes:,} ({r.disputes_seller_at_fault:,} ruled seller at fault)",
+        f"complaints  {r.complaints:,} ({r.complaints_upheld:,} upheld)",
+        f"enforcement violations: {r.violations:,}, search-cheating cases: {r.search_cheating:,}, "
+        f"fake-trade cases: {r.fake_cases:,} ({r.fake_trades:,} trades)",
+    ]
+    if r.refused:
+        lines.append("refused     " + ", ".join(f"{k} {v:,}" for k, v in r.refused_by_code.items()))
+        lines.extend(f"  {example}" for example in r.refusal_examples)
+    return "\n".join(lines)
