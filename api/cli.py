@@ -13,6 +13,9 @@ from pathlib import Path
 
 import msgspec
 
+from api import bench as bench_command
+from api import simulate as simulate_command
+from api import transfer as transfer_command
 from api.auth import KeyRing, Role
 from api.progress import Progress
 from api.settings import Settings
@@ -89,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     add_key = keys_commands.add_parser("add", help="create a key for a role; it is printed once")
     add_key.add_argument("--role", required=True, choices=[r.value for r in Role])
     add_key.add_argument("--keys-file", type=Path, default=None)
+    simulate_command.register(commands)
+    transfer_command.register(commands)
+    bench_command.register(commands)
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
         query.add_argument("member_id")
@@ -280,6 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys":
         _add_key(args.role, args.keys_file)
         return 0
+    if args.command == "simulate":
+        return simulate_command.run(args, url)
+    if args.command in ("export", "import"):
+        return transfer_command.run(args, url)
+    if args.command == "bench":
+        return bench_command.run(args)
     app = LedgerApp(
         url, rulebook=args.rulebook if args.command in ("demo", "deadlines") else DEFAULT_RULEBOOK
     )

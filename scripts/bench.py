@@ -1,0 +1,8 @@
+"""Run the benchmarks: `python scripts/bench.py [--quick]` (the same as `trustledger bench`)."""
+
+import sys
+
+from api.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["bench", *sys.argv[1:]]))
