@@ -18,6 +18,7 @@ from api import simulate as simulate_command
 from api import transfer as transfer_command
 from api.auth import KeyRing, Role
 from api.progress import Progress
+from api.runtime import tune_garbage_collector
 from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
@@ -279,6 +280,7 @@ def _add_key(role: str, keys_file: Path | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    tune_garbage_collector()
     url = args.database_url or database_url_from_environment()
     if args.command == "serve":
         _serve(args, url)

@@ -14,8 +14,9 @@ every figure reads; the stored views keep the same Structs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from functools import singledispatchmethod
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -154,6 +155,23 @@ class MemberFile(msgspec.Struct):
     complaints_filed: list[ComplaintFacts]
 
 
+E = TypeVar("E", bound=ev.Event)
+Fold = Callable[[Any, Any, Stamp], None]
+_FOLDS: dict[type[ev.Event], Fold] = {}
+
+
+def folds(
+    event_type: type[E],
+) -> Callable[[Callable[[Any, E, Stamp], None]], Callable[[Any, E, Stamp], None]]:
+    """Register a Marketplace method as the fold of one event type (a dict lookup per event)."""
+
+    def register(method: Callable[[Any, E, Stamp], None]) -> Callable[[Any, E, Stamp], None]:
+        _FOLDS[event_type] = method
+        return method
+
+    return register
+
+
 class Marketplace:
     def __init__(self) -> None:
         self.position = 0
@@ -166,7 +184,9 @@ class Marketplace:
     def apply(self, event: ev.Event, position: int) -> Marketplace:
         if position <= self.position:
             raise ValueError(f"position {position} is not after {self.position}")
-        self._apply(event, Stamp(event.occurred_at, position))
+        fold = _FOLDS.get(type(event))
+        if fold is not None:  # facts no figure depends on (shipping, timers, ...) pass by
+            fold(self, event, Stamp(event.occurred_at, position))
         self.position = position
         return self
 
@@ -185,19 +205,15 @@ class Marketplace:
             member, trades("seller"), trades("buyer"), complaints("seller"), complaints("buyer")
         )
 
-    @singledispatchmethod
-    def _apply(self, event: ev.Event, stamp: Stamp) -> None:
-        """Facts no figure depends on (shipping, timers, explanations, ...)."""
-
-    @_apply.register
+    @folds(ev.MemberRegistered)
     def _registered(self, e: ev.MemberRegistered, stamp: Stamp) -> None:
         self.members[e.member_id] = MemberFacts(e.member_id, stamp)
 
-    @_apply.register
+    @folds(ev.IdentityVerified)
     def _verified(self, e: ev.IdentityVerified, stamp: Stamp) -> None:
         self.members[e.member_id].verified = stamp
 
-    @_apply.register
+    @folds(ev.TradeCreated)
     def _created(self, e: ev.TradeCreated, stamp: Stamp) -> None:
         self.trades[e.trade_id] = TradeFacts(
             e.trade_id, e.buyer_id, e.seller_id, e.item_id, e.amount_minor, stamp
@@ -205,58 +221,58 @@ class Marketplace:
         self._trades_of.setdefault((e.buyer_id, "buyer"), []).append(e.trade_id)
         self._trades_of.setdefault((e.seller_id, "seller"), []).append(e.trade_id)
 
-    @_apply.register
+    @folds(ev.PaymentEscrowed)
     def _paid(self, e: ev.PaymentEscrowed, stamp: Stamp) -> None:
         self.trades[e.trade_id].paid = stamp
 
-    @_apply.register
+    @folds(ev.ReceiptConfirmed)
     def _succeeded(self, e: ev.ReceiptConfirmed, stamp: Stamp) -> None:
         trade = self.trades[e.trade_id]
         trade.succeeded, trade.window_closes_at = stamp, e.rating_window_closes_at
 
-    @_apply.register
+    @folds(ev.TradeClosed)
     def _closed(self, e: ev.TradeClosed, stamp: Stamp) -> None:
         trade = self.trades[e.trade_id]
         trade.closed, trade.close_reason = stamp, e.reason
 
-    @_apply.register
+    @folds(ev.RefundRequested)
     def _refund_requested(self, e: ev.RefundRequested, stamp: Stamp) -> None:
         self.trades[e.trade_id].refunds[e.refund_id] = RefundFacts(
             e.refund_id, stamp, e.amount_minor, e.reason
         )
 
-    @_apply.register
+    @folds(ev.RefundPaid)
     def _refund_paid(self, e: ev.RefundPaid, stamp: Stamp) -> None:
         self.trades[e.trade_id].refunds[e.refund_id].paid = stamp
 
-    @_apply.register
+    @folds(ev.DisputeEscalated)
     def _dispute_escalated(self, e: ev.DisputeEscalated, stamp: Stamp) -> None:
         self.trades[e.trade_id].dispute = DisputeFacts(stamp)
 
-    @_apply.register
+    @folds(ev.DisputeRuled)
     def _dispute_ruled(self, e: ev.DisputeRuled, stamp: Stamp) -> None:
         dispute = self.trades[e.trade_id].dispute
         if dispute is not None:
             dispute.ruled, dispute.outcome = stamp, e.outcome
 
-    @_apply.register
+    @folds(ev.RatingGiven)
     def _rated(self, e: ev.RatingGiven, stamp: Stamp) -> None:
         self.trades[e.trade_id].ratings[e.rater] = RatingFacts(stamp, e.score, e.default, e.dsr)
 
-    @_apply.register
+    @folds(ev.RatingRevised)
     def _revised(self, e: ev.RatingRevised, stamp: Stamp) -> None:
         rating = self.trades[e.trade_id].ratings[e.rater]
         rating.revised, rating.revised_score = stamp, e.score
 
-    @_apply.register
+    @folds(ev.RatingWithdrawn)
     def _withdrawn(self, e: ev.RatingWithdrawn, stamp: Stamp) -> None:
         self.trades[e.trade_id].ratings[e.rater].withdrawn = stamp
 
-    @_apply.register
+    @folds(ev.RatingShielded)
     def _shielded(self, e: ev.RatingShielded, stamp: Stamp) -> None:
         self.trades[e.trade_id].ratings[e.rater].shielded = stamp
 
-    @_apply.register
+    @folds(ev.ComplaintFiled)
     def _complaint_filed(self, e: ev.ComplaintFiled, stamp: Stamp) -> None:
         self.complaints[e.complaint_id] = ComplaintFacts(
             e.complaint_id, e.trade_id, e.buyer_id, e.seller_id, e.type, e.severity, stamp
@@ -264,7 +280,7 @@ class Marketplace:
         self._complaints_of.setdefault((e.buyer_id, "buyer"), []).append(e.complaint_id)
         self._complaints_of.setdefault((e.seller_id, "seller"), []).append(e.complaint_id)
 
-    @_apply.register
+    @folds(ev.ComplaintRuled)
     def _complaint_ruled(self, e: ev.ComplaintRuled, stamp: Stamp) -> None:
         complaint = self.complaints[e.complaint_id]
         complaint.ruled, complaint.outcome, complaint.points = stamp, e.outcome, e.points
@@ -280,13 +296,13 @@ class Marketplace:
                 )
             )
 
-    @_apply.register
+    @folds(ev.ViolationRecorded)
     def _violation(self, e: ev.ViolationRecorded, stamp: Stamp) -> None:
         self.members[e.seller_id].violations.append(
             ViolationFacts("violation", e.violation_id, stamp, e.category, e.points, e.reason)
         )
 
-    @_apply.register
+    @folds(ev.FakeTradesConfirmed)
     def _fake_trades(self, e: ev.FakeTradesConfirmed, stamp: Stamp) -> None:
         seller = self.members[e.seller_id]
         seller.fake_cases.append(
@@ -306,7 +322,7 @@ class Marketplace:
                 )
             )
 
-    @_apply.register
+    @folds(ev.SearchCheatingRecorded)
     def _search_cheating(self, e: ev.SearchCheatingRecorded, stamp: Stamp) -> None:
         self.members[e.seller_id].cheating.append(
             CheatingFacts(e.case_id, stamp, e.item_ids, e.kind)
