@@ -62,6 +62,7 @@ from ledger.store import (
     IdempotencyRecord,
     LedgerRecorder,
     MemoryLedgerRecorder,
+    PostgresLedgerRecorder,
 )
 from ledger.trade import Trade
 
@@ -407,6 +408,9 @@ class LedgerApp(Application[UUID]):
             raise InvalidInputError(
                 ErrorCode.BATCH_TOO_LARGE, f"an import batch is 1-{IMPORT_BATCH_EVENTS_MAX} events"
             )
+        if isinstance(self.recorder, PostgresLedgerRecorder):
+            stored = [self.mapper.to_stored_event(event) for event in events]
+            return self.recorder.copy_events(stored, deadlines)
         # Straight to the event store: the application's save() checks every
         # event against a runtime protocol, which a bulk path can do without.
         recordings = self.events.put(list(events), idempotency=(), deadlines=deadlines)

@@ -340,6 +340,61 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                         (update.originator_id, to_micros(update.due_at)),
                     )
 
+    def copy_events(
+        self, stored_events: Sequence[StoredEvent], deadlines: Sequence[DeadlineUpdate]
+    ) -> list[int]:
+        """The bulk path: COPY a batch under the table lock; its positions in order.
+
+        With the table locked, the batch's positions are exactly those above
+        the highest one before it, so they are read back instead of returned.
+        """
+        table = SQL("{schema}.{table}").format(
+            schema=self._schema, table=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            curs.execute(
+                SQL("SELECT COALESCE(MAX(notification_id), 0) AS top FROM {t}").format(t=table)
+            )
+            top = curs.fetchone()["top"]  # type: ignore[index]
+            statement = SQL(
+                "COPY {t} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)"
+            ).format(t=table)
+            with curs.copy(statement) as copy:
+                copy.set_types(["uuid", "int8", "text", "bytea"])
+                for event in stored_events:
+                    copy.write_row(
+                        (event.originator_id, event.originator_version, event.topic, event.state)
+                    )
+            self._notify_channel(curs)
+            self._write_deadlines(curs, deadlines)
+            curs.execute(
+                SQL(
+                    "SELECT notification_id FROM {t} WHERE notification_id > %s ORDER BY notification_id"
+                ).format(t=table),
+                (top,),
+            )
+            return [int(row["notification_id"]) for row in curs.fetchall()]
+
+    def _write_deadlines(self, curs: Any, deadlines: Sequence[DeadlineUpdate]) -> None:
+        removed = [u.originator_id for u in deadlines if u.due_at is None]
+        due = [(u.originator_id, to_micros(u.due_at)) for u in deadlines if u.due_at is not None]
+        if removed:
+            curs.execute(
+                SQL("DELETE FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
+                    schema=self._schema, table=self.deadlines_table
+                ),
+                (removed,),
+            )
+        if due:
+            curs.executemany(
+                SQL(
+                    "INSERT INTO {schema}.{table} VALUES (%s, %s) "
+                    "ON CONFLICT (originator_id) DO UPDATE SET due_at_us = EXCLUDED.due_at_us"
+                ).format(schema=self._schema, table=self.deadlines_table),
+                due,
+            )
+
     def find_idempotency(self, caller: str, key: str) -> IdempotencyRecord | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
