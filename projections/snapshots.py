@@ -1,0 +1,98 @@
+"""Penalty snapshots: a seller's penalty kept ready for the ranking engine.
+
+A penalty computed as of T stays right until one of two things happens: a new
+fact about the seller (the view marks the seller touched at that position),
+or business time reaching the next instant at which a figure of the penalty
+can change by itself — a fact dated later than T taking effect, a rating
+showing, a trade leaving a trailing window, a ban or a demotion ending.
+``penalty_valid_until`` finds that instant conservatively: every fact time,
+every fact time plus each window that reads it, every visibility time and
+every ban and demotion boundary. A snapshot is served only inside
+``[as_of, valid_until)`` and only while no newer fact touched its seller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from projections.credit import rating_visible_at
+from projections.marketplace import POSITION_MAX, Cut, MemberFile, Stamp
+from projections.penalties import Penalty
+from projections.rulebook import Rulebook
+from projections.violations import violations_of
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class PenaltySnapshot(msgspec.Struct, frozen=True):
+    seller_id: str
+    rulebook: str
+    as_of: datetime
+    valid_until: datetime | None
+    based_on: int  # the seller's last touched position it reflects
+    penalty: Penalty
+
+    def serves(self, at: datetime, touched: int) -> bool:
+        return (
+            self.based_on >= touched
+            and self.as_of <= at
+            and (self.valid_until is None or at < self.valid_until)
+        )
+
+
+def penalty_valid_until(file: MemberFile, as_of: datetime, rulebook: Rulebook) -> datetime | None:
+    """The first instant after ``as_of`` at which the penalty may change with no new fact."""
+    later = [t for t in _boundaries(file, rulebook) if t > as_of]
+    return min(later) if later else None
+
+
+def _boundaries(file: MemberFile, rulebook: Rulebook) -> Iterator[datetime]:
+    scoring = rulebook.scoring
+    rates = timedelta(days=scoring.rates.window_days)
+    positive = timedelta(days=scoring.credit.positive_rate_window_days)
+    dsr = timedelta(days=scoring.dsr.window_days)
+    fake_window = timedelta(days=scoring.penalty.fake_trade_window_days)
+    item_days = timedelta(days=scoring.search_cheating.item_demotion_days)
+    shop_days = timedelta(days=scoring.search_cheating.shop_demotion_days)
+    everything = Cut(FAR_FUTURE, POSITION_MAX)
+
+    def stamps(*found: Stamp | None) -> Iterator[datetime]:
+        return (stamp.at for stamp in found if stamp is not None)
+
+    for trade in file.as_seller:
+        yield from stamps(trade.created, trade.paid, trade.succeeded, trade.closed, trade.fake)
+        if trade.paid is not None:
+            yield trade.paid.at + rates
+        if trade.succeeded is not None:
+            yield trade.succeeded.at + positive
+            yield trade.succeeded.at + dsr
+        for refund in trade.refunds.values():
+            yield from stamps(refund.requested, refund.paid)
+        if trade.dispute is not None:
+            yield from stamps(trade.dispute.escalated, trade.dispute.ruled)
+            if trade.dispute.ruled is not None:
+                yield trade.dispute.ruled.at + rates
+        for rater, rating in trade.ratings.items():
+            yield from stamps(rating.given, rating.revised, rating.withdrawn, rating.shielded)
+            shown = rating_visible_at(trade, rater, everything, scoring)
+            if shown is not None:
+                yield shown
+    for complaint in file.complaints_against:
+        yield from stamps(complaint.filed, complaint.ruled)
+        if complaint.ruled is not None:
+            yield complaint.ruled.at + rates
+    member = file.member
+    yield from stamps(member.registered, member.verified)
+    for violation in member.violations:
+        yield violation.stamp.at
+    for ban in violations_of(file, everything, rulebook).bans:
+        yield ban.start
+        if ban.until is not None:
+            yield ban.until
+    for case in member.fake_cases:
+        yield from (case.stamp.at, case.stamp.at + fake_window, case.demoted_until)
+    for record in member.cheating:
+        yield from (record.stamp.at, record.stamp.at + item_days, record.stamp.at + shop_days)
