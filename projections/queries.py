@@ -24,6 +24,7 @@ from projections.marketplace import POSITION_MAX, Cut, MemberFile
 from projections.penalties import Penalty, penalty_of
 from projections.rulebook import Rulebook, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
+from projections.snapshots import PenaltySnapshot, penalty_valid_until
 from projections.views import ReputationView
 from projections.violations import ViolationStanding, violations_of
 
@@ -95,6 +96,11 @@ class Reputation:
         return self._answer(seller_id, dsr_of, where)
 
     def penalty(self, seller_id: str, where: Where = NOW) -> Answer[Penalty]:
+        if where.as_of is None and where.at_position is None:
+            found, rulebook, as_of, position = self.penalties([seller_id], rulebook=where.rulebook)
+            if found[0] is None:
+                raise UnknownMemberError(seller_id)
+            return Answer(found[0], rulebook, as_of, position)
         return self._answer(seller_id, penalty_of, where)
 
     def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:
@@ -119,9 +125,40 @@ class Reputation:
             raise ValueError(f"at most {PENALTY_BATCH_MAX} sellers per batch")
         book = self.rulebook(rulebook)
         cut, position = self.cut(as_of)
-        files = self.view.files(ids)
-        found = [penalty_of(files[i], cut, book) if i in files else None for i in ids]
-        return found, book.scoring_stamp, cut.as_of, position
+        if as_of is not None:
+            files = self.view.files(ids)
+            found = {i: penalty_of(f, cut, book) for i, f in files.items()}
+        else:
+            found = self._current_penalties(ids, cut, book)
+        return [found.get(i) for i in ids], book.scoring_stamp, cut.as_of, position
+
+    def _current_penalties(self, ids: list[str], cut: Cut, book: Rulebook) -> dict[str, Penalty]:
+        """Now: from snapshots still right, computing (and keeping) only the others."""
+        touched = self.view.touched(ids)  # read before the files: a later fact invalidates
+        stored = self.view.snapshots(book.scoring_stamp, ids)
+        found: dict[str, Penalty] = {}
+        missing = []
+        for seller in ids:
+            snapshot = stored.get(seller)
+            if snapshot is not None and snapshot.serves(cut.as_of, touched.get(seller, 0)):
+                found[seller] = snapshot.penalty
+            else:
+                missing.append(seller)
+        fresh = [
+            PenaltySnapshot(
+                seller_id=seller,
+                rulebook=book.scoring_stamp,
+                as_of=cut.as_of,
+                valid_until=penalty_valid_until(file, cut.as_of, book),
+                based_on=touched.get(seller, 0),
+                penalty=penalty_of(file, cut, book),
+            )
+            for seller, file in self.view.files(missing).items()
+        ]
+        if fresh:
+            self.view.keep_snapshots(fresh)
+        found.update((snapshot.seller_id, snapshot.penalty) for snapshot in fresh)
+        return found
 
     def _answer(
         self,

@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
+from projections.snapshots import PenaltySnapshot
 
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQL_IN_LIST_MAX = 500
@@ -43,6 +44,33 @@ _encoder = msgspec.msgpack.Encoder()
 _member_decoder = msgspec.msgpack.Decoder(MemberFacts)
 _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
+
+
+_snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
+_touch_decoder = msgspec.msgpack.Decoder(tuple[str, int])
+
+
+def seller_of(event: ev.Event) -> str | None:
+    """The member whose penalty a fact can change: the seller, or a verified member."""
+    if isinstance(event, ev.TradeEvent | ev.ComplaintEvent | ev.EnforcementEvent):
+        return event.seller_id
+    if isinstance(event, ev.IdentityVerified):
+        return event.member_id
+    return None
+
+
+def sellers_touched(batch: Batch) -> dict[str, int]:
+    """Each seller a batch touches, with the last position that touched it."""
+    touched: dict[str, int] = {}
+    for position, event in batch:
+        seller = seller_of(event)
+        if seller is not None:
+            touched[seller] = position
+    return touched
+
+
+def snapshot_key(rulebook: str, seller_id: str) -> str:
+    return f"{rulebook}|{seller_id}"
 
 
 class Touched(msgspec.Struct):
@@ -88,6 +116,18 @@ class ReputationView(ABC):
                 found[member_id] = member_file
         return found
 
+    @abstractmethod
+    def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
+        """The last position that touched each seller (absent: never)."""
+
+    @abstractmethod
+    def snapshots(self, rulebook: str, seller_ids: Iterable[str]) -> dict[str, PenaltySnapshot]:
+        """The stored penalty snapshots of these sellers under a rulebook."""
+
+    @abstractmethod
+    def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
+        """Store penalty snapshots (they are checked when read, never trusted blindly)."""
+
     def close(self) -> None:  # noqa: B027 - views without resources need nothing here
         """Release connections."""
 
@@ -95,6 +135,8 @@ class ReputationView(ABC):
 class MemoryView(ReputationView):
     def __init__(self) -> None:
         self.market = Marketplace()
+        self._touched: dict[str, int] = {}
+        self._snapshots: dict[str, PenaltySnapshot] = {}
 
     def position(self) -> int:
         return self.market.position
@@ -102,9 +144,21 @@ class MemoryView(ReputationView):
     def process(self, batch: Batch) -> None:
         for position, event in batch:
             self.market.apply(event, position)
+        self._touched.update(sellers_touched(batch))
 
     def file(self, member_id: str) -> MemberFile | None:
         return self.market.file(member_id)
+
+    def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
+        return {s: self._touched[s] for s in seller_ids if s in self._touched}
+
+    def snapshots(self, rulebook: str, seller_ids: Iterable[str]) -> dict[str, PenaltySnapshot]:
+        found = (self._snapshots.get(snapshot_key(rulebook, s)) for s in seller_ids)
+        return {snapshot.seller_id: snapshot for snapshot in found if snapshot is not None}
+
+    def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
+        for snapshot in snapshots:
+            self._snapshots[snapshot_key(snapshot.rulebook, snapshot.seller_id)] = snapshot
 
 
 class SqlView(ReputationView):
@@ -134,6 +188,15 @@ class SqlView(ReputationView):
             for position, event in batch:
                 market.apply(event, position)
             self._write(cursor, market)
+            self._upsert(
+                cursor,
+                "touched",
+                ("seller_id", "body"),
+                [
+                    (seller, _encoder.encode((seller, p)))
+                    for seller, p in sellers_touched(batch).items()
+                ],
+            )
             self._track(cursor, market.position)
 
     def _load(self, cursor: Any, touched: Touched) -> Marketplace:
@@ -174,6 +237,28 @@ class SqlView(ReputationView):
                 for c in market.complaints.values()
             ],
         )
+
+    def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
+        with self._transaction() as cursor:
+            pairs = [
+                _touch_decoder.decode(b)
+                for b in self._bodies(cursor, "touched", "seller_id", seller_ids)
+            ]
+        return dict(pairs)
+
+    def snapshots(self, rulebook: str, seller_ids: Iterable[str]) -> dict[str, PenaltySnapshot]:
+        keys = [snapshot_key(rulebook, s) for s in seller_ids]
+        with self._transaction() as cursor:
+            found = [
+                _snapshot_decoder.decode(b)
+                for b in self._bodies(cursor, "snapshots", "snapshot_key", keys)
+            ]
+        return {snapshot.seller_id: snapshot for snapshot in found}
+
+    def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
+        rows = [(snapshot_key(s.rulebook, s.seller_id), _encoder.encode(s)) for s in snapshots]
+        with self._transaction() as cursor:
+            self._upsert(cursor, "snapshots", ("snapshot_key", "body"), rows)
 
     def file(self, member_id: str) -> MemberFile | None:
         with self._transaction() as cursor:
@@ -221,7 +306,14 @@ class SqlView(ReputationView):
     def _track(self, cursor: Any, position: int) -> None: ...
 
 
-_KEYS = {"members": "member_id", "trades": "trade_id", "complaints": "complaint_id"}
+_KEYS = {
+    "members": "member_id",
+    "trades": "trade_id",
+    "complaints": "complaint_id",
+    "touched": "seller_id",
+    "snapshots": "snapshot_key",
+}
+VIEW_TABLES = ("members", "trades", "complaints", "touched", "snapshots", "tracking")
 
 
 def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
@@ -273,6 +365,8 @@ class SQLiteView(SqlView):
             f"CREATE INDEX IF NOT EXISTS {p}complaints_buyer ON {p}complaints (buyer_id)",
             f"CREATE TABLE IF NOT EXISTS {p}tracking (id INTEGER PRIMARY KEY CHECK (id = 1), "
             "position INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {p}touched (seller_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {p}snapshots (snapshot_key TEXT PRIMARY KEY, body BLOB NOT NULL)",
         ]
         with self._transaction() as cursor:
             for statement in statements:
@@ -280,7 +374,7 @@ class SQLiteView(SqlView):
 
     def drop(self) -> None:
         with self._transaction() as cursor:
-            for table in ("members", "trades", "complaints", "tracking"):
+            for table in VIEW_TABLES:
                 cursor.execute(f"DROP TABLE IF EXISTS {self._prefix}{table}")
 
     def position(self) -> int:
@@ -413,6 +507,12 @@ class PostgresView(SqlView):
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY CHECK (id = 1), position bigint NOT NULL)"
             ).format(t("tracking")),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (seller_id text PRIMARY KEY, body bytea NOT NULL)"
+            ).format(t("touched")),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (snapshot_key text PRIMARY KEY, body bytea NOT NULL)"
+            ).format(t("snapshots")),
         ]
         with self._transaction() as cursor:
             for statement in statements:
@@ -420,7 +520,7 @@ class PostgresView(SqlView):
 
     def drop(self) -> None:
         with self._transaction() as cursor:
-            for table in ("members", "trades", "complaints", "tracking"):
+            for table in VIEW_TABLES:
                 cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(table)))
 
     def position(self) -> int:

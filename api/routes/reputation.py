@@ -7,10 +7,11 @@ that position first.
 """
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
 from api import schemas as s
@@ -19,7 +20,7 @@ from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from projections.credit import CreditResult
-from projections.penalties import Penalty
+from projections.penalties import Penalty, PenaltyReason
 from projections.queries import PENALTY_BATCH_MAX, Answer, Where
 from projections.violations import ViolationStanding
 
@@ -136,45 +137,58 @@ def dsr(
     return s.DsrOut(count=answer.figure.count, **means, **_stamp(answer))  # type: ignore[arg-type]
 
 
-def penalty_out(
-    penalty: Penalty, rulebook: str, answer_as_of: object, position: int
-) -> s.PenaltyOut:
-    return s.PenaltyOut(
-        seller_id=penalty.seller_id,
-        searchable=penalty.searchable,
-        multiplier=penalty.multiplier,
-        sort_hidden=penalty.sort_hidden,
-        demoted_items=penalty.demoted_items,
-        demoted_items_unlisted=penalty.demoted_items_unlisted,
-        verified=penalty.verified,
-        reasons=[
-            s.ReasonOut(
-                code=r.code,
-                figure=r.figure,
-                threshold=r.threshold,
-                until=r.until,
-                positions=list(r.positions),
-            )
-            for r in penalty.reasons
-        ],
-        rulebook=rulebook,
-        as_of=answer_as_of,  # type: ignore[arg-type]
-        position=position,
+class PenaltyBody(msgspec.Struct, frozen=True):
+    """The penalty answer, encoded by msgspec: the ranking engine's hot path skips Pydantic.
+
+    Its fields are exactly ``schemas.PenaltyOut``'s, which documents it.
+    """
+
+    seller_id: str
+    searchable: bool
+    multiplier: float
+    sort_hidden: bool
+    demoted_items: dict[str, datetime]
+    demoted_items_unlisted: int
+    verified: bool
+    reasons: tuple[PenaltyReason, ...]
+    rulebook: str
+    as_of: datetime
+    position: int
+
+
+class UnknownSellerBody(msgspec.Struct, frozen=True):
+    seller_id: str
+    unknown: bool = True
+
+
+_json = msgspec.json.Encoder()
+
+
+def penalty_body(penalty: Penalty, rulebook: str, as_of: datetime, position: int) -> PenaltyBody:
+    return PenaltyBody(
+        penalty.seller_id,
+        penalty.searchable,
+        penalty.multiplier,
+        penalty.sort_hidden,
+        penalty.demoted_items,
+        penalty.demoted_items_unlisted,
+        penalty.verified,
+        penalty.reasons,
+        rulebook,
+        as_of,
+        position,
     )
 
 
 @router.get("/sellers/{seller_id}/penalty", response_model=s.PenaltyOut)
-def penalty(
-    seller_id: str,
-    service: ServiceDep,
-    scope: RankerScope,
-) -> s.PenaltyOut:
+def penalty(seller_id: str, service: ServiceDep, scope: RankerScope) -> Response:
     answer = service.reputation.penalty(seller_id, scope.where)
-    return penalty_out(answer.figure, answer.rulebook, answer.as_of, answer.position)
+    body = penalty_body(answer.figure, answer.rulebook, answer.as_of, answer.position)
+    return Response(_json.encode(body), media_type="application/json")
 
 
 @router.post("/penalties/batch", response_model=s.PenaltyBatchOut)
-def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> s.PenaltyBatchOut:
+def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> Response:
     if len(body.seller_ids) > PENALTY_BATCH_MAX:
         raise ApiProblem(
             413,
@@ -186,14 +200,11 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
     found, rulebook, as_of, position = service.reputation.penalties(
         body.seller_ids, as_of=body.as_of, rulebook=body.rulebook
     )
-    return s.PenaltyBatchOut(
-        penalties=[
-            penalty_out(p, rulebook, as_of, position)
-            if p is not None
-            else s.UnknownSeller(seller_id=i)
-            for i, p in zip(body.seller_ids, found, strict=True)
-        ]
-    )
+    answers = [
+        penalty_body(p, rulebook, as_of, position) if p is not None else UnknownSellerBody(i)
+        for i, p in zip(body.seller_ids, found, strict=True)
+    ]
+    return Response(_json.encode({"penalties": answers}), media_type="application/json")
 
 
 @router.get("/sellers/{seller_id}/violations", response_model=s.ViolationsOut)
