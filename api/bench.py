@@ -64,10 +64,10 @@ QUICK = Workload(
 )
 FULL = Workload(
     "full",
-    memory_trades=400_000,
+    memory_trades=150_000,
     commands=20_000,
     clients=(1, 32),
-    rebuild_trades=250_000,
+    rebuild_trades=150_000,
     http_sellers=10_000,
     http_requests=3_000,
     http_clients=16,
