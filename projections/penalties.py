@@ -3,8 +3,8 @@
 ``searchable`` is false while a node's ban runs; ``multiplier`` is the
 product of the rulebook factors that apply; ``sort_hidden`` is true when a
 rate, positive-rate or DSR factor applies; ``demoted_items`` lists item
-demotions; every reason names its figure, threshold, ``until`` and up to 20
-log positions of the facts behind it.
+demotions; every reason names its figure, threshold, ``until`` and up to the
+rulebook's number (20) of log positions of the facts behind it.
 """
 
 from __future__ import annotations
@@ -136,7 +136,13 @@ def penalty_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Penalty:
         demoted_items=listed,
         demoted_items_unlisted=len(demoted) - len(listed),
         verified=cut.sees(file.member.verified),
-        reasons=tuple(reasons),
+        # Up to the rulebook's number of log positions behind each reason.
+        reasons=tuple(
+            msgspec.structs.replace(
+                r, positions=r.positions[: scoring.penalty.reason_positions_max]
+            )
+            for r in reasons
+        ),
     )
 
 
@@ -207,7 +213,7 @@ def _factor_reason(
         low = [v for v in dsr.means().values() if v is not None and _below(v, factor)]
         if dsr.count < factor.min_count or not low:
             return None
-        return _rate_reason(factor, min(low), dsr.positions[:20])
+        return _rate_reason(factor, min(low), dsr.positions)
     if code == "fake_trade_recent":
         days = rulebook.scoring.penalty.fake_trade_window_days
         recent = [
@@ -292,5 +298,5 @@ def _first_paid_refund(trade: TradeFacts, cut: Cut) -> int:
     )
 
 
-def _positions(positions: Iterable[int], limit: int = 20) -> tuple[int, ...]:
-    return tuple(sorted(positions)[:limit])
+def _positions(positions: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(positions))

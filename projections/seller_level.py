@@ -76,7 +76,9 @@ def seller_level_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> SellerLev
         defect_rate=rate,
         defect_buyers=buyers,
         sales_minor=sales,
-        positions=tuple(sorted(p for _, p in defects)[:20]),
+        positions=tuple(
+            sorted(p for _, p in defects)[: rulebook.scoring.penalty.reason_positions_max]
+        ),
     )
 
 
