@@ -17,7 +17,6 @@ from ledger.commands import (
     TIMER_EXTENSION_DAYS_MAX,
 )
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
-from projections.queries import PENALTY_BATCH_MAX
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=["T-1001"])]
 Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True)]
@@ -316,9 +315,6 @@ class BuyerHistoryOut(Stamped):
     tier_label: str
     window_purchases: int
     window_net_spend_minor: int
-
-
-__all__ = ["PENALTY_BATCH_MAX"]
 
 
 class Problem(BaseModel):

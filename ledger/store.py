@@ -56,10 +56,6 @@ def to_micros(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 
-def from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
 _keys_encoder = msgspec.json.Encoder()
 _keys_decoder = msgspec.json.Decoder(tuple[tuple[UUID, int], ...])
 

@@ -15,9 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ledger.app import LedgerApp
-from ledger.clock import FixedClock
-from tests.support import T0, Market
+from tests.support import Market
 
 POSTGRES_URL = os.environ.get(
     "TRUSTLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -76,12 +74,3 @@ def market(database_url: str) -> Iterator[Market]:
         yield m
     finally:
         m.app.close()
-
-
-@pytest.fixture
-def app_at_t0() -> Iterator[LedgerApp]:
-    app = LedgerApp("memory:", clock=FixedClock(T0))
-    try:
-        yield app
-    finally:
-        app.close()

@@ -24,7 +24,16 @@ REPLAY_BATCH_EVENTS = 1_000
 NDJSON = "application/x-ndjson"
 
 _encoder = msgspec.json.Encoder()
-_envelope_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Times(msgspec.Struct):
+    """The two times of a stored event body; the rest is passed on as is."""
+
+    occurred_at: str | None = None
+    recorded_at: str | None = None
+
+
+_times_decoder = msgspec.json.Decoder(_Times)
 
 
 @router.get(
@@ -47,14 +56,14 @@ def read_log(
         while left > 0:
             page = ledger.read_log(position, min(left, LOG_PAGE_EVENTS))
             for notification in page:
-                body = _envelope_decoder.decode(notification.state)
+                times = _times_decoder.decode(notification.state)
                 line = {
                     "position": notification.id,
                     "originator_id": str(notification.originator_id),
                     "originator_version": notification.originator_version,
                     "topic": notification.topic,
-                    "occurred_at": body.get("occurred_at"),
-                    "recorded_at": body.get("recorded_at"),
+                    "occurred_at": times.occurred_at,
+                    "recorded_at": times.recorded_at,
                     "body": msgspec.Raw(notification.state),
                 }
                 yield _encoder.encode(line) + b"\n"

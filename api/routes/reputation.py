@@ -8,7 +8,7 @@ that position first.
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Response
@@ -69,7 +69,13 @@ ReaderScope = Annotated[Scope, Depends(scoped(QUERY_ROLES))]
 RankerScope = Annotated[Scope, Depends(scoped(PENALTY_ROLES))]
 
 
-def _stamp(answer: Answer[object]) -> dict[str, object]:
+class StampFields(TypedDict):
+    rulebook: str
+    as_of: datetime
+    position: int
+
+
+def _stamp(answer: Answer[Any]) -> StampFields:
     return {"rulebook": answer.rulebook, "as_of": answer.as_of, "position": answer.position}
 
 
@@ -93,7 +99,7 @@ def credit(
             negative=figure.negative,
             unscored=figure.unscored,
         ),
-        **_stamp(answer),  # type: ignore[arg-type]
+        **_stamp(answer),
     )
 
 
@@ -120,7 +126,7 @@ def credit_explanation(
         for r in answer.figure.ratings
         if auditor or r.reason != "hidden"  # hidden ratings are shown to auditors only
     ]
-    return s.CreditExplanationOut(score=answer.figure.score, ratings=ratings, **_stamp(answer))  # type: ignore[arg-type]
+    return s.CreditExplanationOut(score=answer.figure.score, ratings=ratings, **_stamp(answer))
 
 
 @router.get("/sellers/{seller_id}/dsr", response_model=s.DsrOut)
@@ -134,7 +140,7 @@ def dsr(
     means = {
         k: (round(v, decimals) if v is not None else None) for k, v in answer.figure.means().items()
     }
-    return s.DsrOut(count=answer.figure.count, **means, **_stamp(answer))  # type: ignore[arg-type]
+    return s.DsrOut(count=answer.figure.count, **means, **_stamp(answer))
 
 
 class PenaltyBody(msgspec.Struct, frozen=True):
@@ -241,7 +247,7 @@ def violations(
             )
             for b in standing.bans
         ],
-        **_stamp(answer),  # type: ignore[arg-type]
+        **_stamp(answer),
     )
 
 
@@ -253,4 +259,4 @@ def buyer_history(
 ) -> s.BuyerHistoryOut:
     answer = service.reputation.buyer_history(buyer_id, scope.where)
     history = {f: getattr(answer.figure, f) for f in answer.figure.__struct_fields__}
-    return s.BuyerHistoryOut(**history, **_stamp(answer))  # type: ignore[arg-type]
+    return s.BuyerHistoryOut(**history, **_stamp(answer))
