@@ -34,7 +34,7 @@ from eventsourcing.popo import POPOFactory
 from ledger import commands as c
 from ledger.aggregate import Aggregate, Context
 from ledger.clock import Clock, SystemClock
-from ledger.codec import MsgspecMapper
+from ledger.codec import MsgspecMapper, decode_stored
 from ledger.complaint import Complaint, TradeComplaintSlot
 from ledger.database import database_url_from_environment, persistence_env
 from ledger.enforcement import SellerEnforcement
@@ -433,6 +433,18 @@ class LedgerApp(Application[UUID]):
         return list(
             self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         )
+
+    def read_events(self, after: int = 0, limit: int = 1_000) -> list[tuple[int, Event]]:
+        """The decoded events after a position, with their positions: what projections fold."""
+        if not 1 <= limit <= LOG_PAGE_MAX:
+            raise InvalidInputError(
+                ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
+            )
+        recorder: LedgerRecorder = self.recorder  # type: ignore[assignment]
+        return [
+            (position, decode_stored(position, topic, state))
+            for position, topic, state in recorder.select_entries(after, limit)
+        ]
 
     def iter_log(self, after: int = 0, page: int = 1_000) -> Iterator[Notification]:
         while True:

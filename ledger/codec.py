@@ -63,16 +63,20 @@ class MsgspecMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        try:
-            event = decode_event(stored_event.state)
-        except msgspec.DecodeError as error:
-            raise MapperDeserialisationError(
-                f"event {stored_event.originator_id} v{stored_event.originator_version}"
-                f" ({stored_event.topic}) cannot be decoded: {error}"
-            ) from error
-        if topic_of(type(event)) != stored_event.topic:
-            raise MapperDeserialisationError(
-                f"event {stored_event.originator_id} v{stored_event.originator_version}:"
-                f" stored topic {stored_event.topic!r} disagrees with its body"
-            )
-        return event
+        where = f"event {stored_event.originator_id} v{stored_event.originator_version}"
+        return _checked_decode(where, stored_event.topic, stored_event.state)
+
+
+def decode_stored(position: int, topic: str, state: bytes) -> Event:
+    """Decode a stored body, checking it against the topic stored beside it."""
+    return _checked_decode(f"position {position}", topic, state)
+
+
+def _checked_decode(where: str, topic: str, state: bytes) -> Event:
+    try:
+        event = decode_event(state)
+    except msgspec.DecodeError as error:
+        raise MapperDeserialisationError(f"{where} ({topic}) cannot be decoded: {error}") from error
+    if topic_of(type(event)) != topic:
+        raise MapperDeserialisationError(f"{where}: stored topic {topic!r} disagrees with its body")
+    return event

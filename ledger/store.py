@@ -31,11 +31,14 @@ from eventsourcing.sqlite import (
     SQLiteCursor,
     SQLiteDatastore,
 )
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 EventKey = tuple[UUID, int]
+# What a projection reads from the log: position, topic and the stored body.
+LogEntry = tuple[int, str, bytes]
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
@@ -76,6 +79,10 @@ class LedgerRecorder(Protocol):
     def positions_of(self, event_keys: Sequence[EventKey]) -> list[int]: ...
 
     def due_aggregates(self, until: datetime, limit: int) -> list[UUID]: ...
+
+    def select_entries(self, after: int, limit: int) -> list[LogEntry]:
+        """The log after a position, lean: no Notification objects, no ids decoded."""
+        ...
 
 
 def _side_rows(
@@ -123,6 +130,10 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         with self._database_lock:
             due = sorted((at, oid) for oid, at in self._deadlines.items() if at <= until)
         return [oid for _, oid in due[:limit]]
+
+    def select_entries(self, after: int, limit: int) -> list[LogEntry]:
+        found = self.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [(n.id, n.topic, n.state) for n in found]
 
 
 # --- SQLite --------------------------------------------------------------------
@@ -265,6 +276,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 (to_micros(until), limit),
             )
             return [UUID(row["originator_id"]) for row in c.fetchall()]
+
+    def select_entries(self, after: int, limit: int) -> list[LogEntry]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT notification_id, topic, state FROM {self.events_table_name} "
+                "WHERE notification_id > ? ORDER BY notification_id LIMIT ?",
+                (after, limit),
+            )
+            return [(row[0], row[1], row[2]) for row in c.fetchall()]
 
 
 # --- PostgreSQL ----------------------------------------------------------------
@@ -433,3 +453,19 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 (to_micros(until), limit),
             )
             return [row["originator_id"] for row in curs.fetchall()]
+
+    def select_entries(self, after: int, limit: int) -> list[LogEntry]:
+        # Plain tuples and binary results: a rebuild reads millions of rows.
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, topic, state FROM {schema}.{table} "
+                    "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                ).format(schema=self._schema, table=Identifier(self.events_table_name)),
+                (after, limit),
+                prepare=True,
+            )
+            return curs.fetchall()

@@ -181,6 +181,11 @@ class Marketplace:
         self._trades_of: dict[tuple[str, Party], list[str]] = {}
         self._complaints_of: dict[tuple[str, Party], list[str]] = {}
 
+    @staticmethod
+    def matters(event: ev.Event) -> bool:
+        """Whether any figure depends on this kind of fact (others pass by)."""
+        return type(event) in _FOLDS
+
     def apply(self, event: ev.Event, position: int) -> Marketplace:
         if position <= self.position:
             raise ValueError(f"position {position} is not after {self.position}")

@@ -13,14 +13,16 @@ import select
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import psycopg
 
-from ledger.app import LedgerApp
+from ledger.app import LOG_PAGE_MAX, LedgerApp
+from ledger.events import Event
 from projections.views import ReputationView
 
-BATCH_EVENTS_MAX = 1_000
+BATCH_EVENTS_MAX = 50_000
 POLL_SECONDS_DEFAULT = 1.0
 
 Progress = Callable[[int, int], None]  # (position reached, events processed so far)
@@ -43,21 +45,40 @@ class Runner:
         """Fold the next batch after the view's position; how many events it held."""
         with self._lock:
             after = self.view.position()
-            notifications = self.app.read_log(after, self.batch_events)
-            if notifications:
-                self.view.process([(n.id, self.app.decode(n)) for n in notifications])
-            return len(notifications)
+            batch = self._read(after)
+            if batch:
+                self.view.process(batch)
+            return len(batch)
+
+    def _read(self, after: int) -> list[tuple[int, Event]]:
+        batch: list[tuple[int, Event]] = []
+        while len(batch) < self.batch_events:
+            limit = min(LOG_PAGE_MAX, self.batch_events - len(batch))
+            page = self.app.read_events(after, limit)
+            batch.extend(page)
+            if len(page) < limit:
+                break
+            after = page[-1][0]
+        return batch
 
     def catch_up(self, progress: Progress | None = None, *, until: int | None = None) -> int:
-        """Process everything the log holds now (or up to ``until``); events processed."""
+        """Process everything the log holds now (or up to ``until``); events processed.
+
+        While the view writes one batch (waiting on the database), a reader
+        thread reads and decodes the next: a rebuild keeps the CPU busy.
+        """
         processed = 0
-        while until is None or self.view.position() < until:
-            count = self.run_batch()
-            if count == 0:
-                break
-            processed += count
-            if progress is not None:
-                progress(self.view.position(), processed)
+        with self._lock, ThreadPoolExecutor(1, thread_name_prefix="log-reader") as reader:
+            batch = self._read(self.view.position())
+            while batch:
+                position = batch[-1][0]
+                more = len(batch) == self.batch_events and (until is None or position < until)
+                ahead = reader.submit(self._read, position) if more else None
+                self.view.process(batch)
+                processed += len(batch)
+                if progress is not None:
+                    progress(position, processed)
+                batch = ahead.result() if ahead is not None else []
         return processed
 
     def follow(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS_DEFAULT) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,8 @@ from projections.snapshots import PenaltySnapshot
 
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQL_IN_LIST_MAX = 500
+# Rows a view remembers from its own last writes (about 0.5 KB each).
+RECENT_ROWS_MAX = 100_000
 # Connections of a PostgreSQL view: the runner's and the request threads' reads.
 VIEW_POOL_SIZE = 16
 Batch = Sequence[tuple[int, ev.Event]]
@@ -63,7 +66,7 @@ def sellers_touched(batch: Batch) -> dict[str, int]:
     """Each seller a batch touches, with the last position that touched it."""
     touched: dict[str, int] = {}
     for position, event in batch:
-        seller = seller_of(event)
+        seller = seller_of(event) if Marketplace.matters(event) else None
         if seller is not None:
             touched[seller] = position
     return touched
@@ -81,6 +84,8 @@ class Touched(msgspec.Struct):
     complaints: set[str] = msgspec.field(default_factory=set)
 
     def add(self, event: ev.Event) -> None:
+        if not Marketplace.matters(event):
+            return  # a fact no figure depends on changes no row
         if isinstance(event, ev.MemberEvent):
             self.members.add(event.member_id)
         elif isinstance(event, ev.TradeEvent):
@@ -92,6 +97,39 @@ class Touched(msgspec.Struct):
             self.members.add(event.seller_id)
             if isinstance(event, ev.FakeTradesConfirmed):
                 self.trades.update(event.trade_ids)
+
+
+class RecentRows:
+    """The bodies a view wrote in its last batches, so the next batch need not read them back.
+
+    A trade's facts arrive over days, across many batches; during a rebuild
+    most rows a batch touches were written a batch or two before. What is
+    remembered is valid only while this view is the sole writer: it is tied
+    to the position of its own last commit and forgotten when the stored
+    position differs. Bodies are immutable bytes, so a failed batch (whose
+    fold mutated decoded copies) cannot spoil it.
+    """
+
+    def __init__(self, rows_max: int) -> None:
+        self.rows_max = rows_max
+        self.position = -1
+        self._bodies: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+
+    def get(self, table: str, key: str) -> bytes | None:
+        return self._bodies.get((table, key))
+
+    def keep(self, written: Iterable[tuple[str, str, bytes]], position: int) -> None:
+        bodies = self._bodies
+        for table, key, body in written:
+            bodies[(table, key)] = body
+            bodies.move_to_end((table, key))
+        while len(bodies) > self.rows_max:
+            bodies.popitem(last=False)
+        self.position = position
+
+    def clear(self) -> None:
+        self._bodies.clear()
+        self.position = -1
 
 
 class ReputationView(ABC):
@@ -176,18 +214,24 @@ class SqlView(ReputationView):
     def drop(self) -> None:
         """Remove this version's tables."""
 
+    _recent: RecentRows | None = None
+
     def process(self, batch: Batch) -> None:
         if not batch:
             return
         touched = Touched()
         for _, event in batch:
             touched.add(event)
+        recent = self._recent_rows()
         with self._transaction() as cursor:
-            market = self._load(cursor, touched)
-            market.position = self._tracked(cursor)
+            tracked = self._tracked(cursor)
+            if tracked != recent.position:
+                recent.clear()  # someone else wrote this view: what we remember is stale
+            market = self._load(cursor, touched, recent)
+            market.position = tracked
             for position, event in batch:
                 market.apply(event, position)
-            self._write(cursor, market)
+            written = self._write(cursor, market)
             self._upsert(
                 cursor,
                 "touched",
@@ -198,45 +242,59 @@ class SqlView(ReputationView):
                 ],
             )
             self._track(cursor, market.position)
+        recent.keep(written, market.position)  # only once the transaction committed
 
-    def _load(self, cursor: Any, touched: Touched) -> Marketplace:
+    def _recent_rows(self) -> RecentRows:
+        if self._recent is None:
+            self._recent = RecentRows(RECENT_ROWS_MAX)
+        return self._recent
+
+    def _load(self, cursor: Any, touched: Touched, recent: RecentRows) -> Marketplace:
         market = Marketplace()
-        for body in self._bodies(cursor, "members", "member_id", touched.members):
+        for body in self._rows(cursor, recent, "members", touched.members):
             member = _member_decoder.decode(body)
             market.members[member.member_id] = member
-        for body in self._bodies(cursor, "trades", "trade_id", touched.trades):
+        for body in self._rows(cursor, recent, "trades", touched.trades):
             trade = _trade_decoder.decode(body)
             market.trades[trade.trade_id] = trade
-        for body in self._bodies(cursor, "complaints", "complaint_id", touched.complaints):
+        for body in self._rows(cursor, recent, "complaints", touched.complaints):
             complaint = _complaint_decoder.decode(body)
             market.complaints[complaint.complaint_id] = complaint
         return market
 
-    def _write(self, cursor: Any, market: Marketplace) -> None:
+    def _rows(
+        self, cursor: Any, recent: RecentRows, table: str, keys: Iterable[str]
+    ) -> Iterator[bytes]:
+        missing = []
+        for key in keys:
+            body = recent.get(table, key)
+            if body is None:
+                missing.append(key)
+            else:
+                yield body
+        yield from self._bodies(cursor, table, _KEYS[table], missing)
+
+    def _write(self, cursor: Any, market: Marketplace) -> list[tuple[str, str, bytes]]:
+        """Upsert the market's rows; each written (table, key, body)."""
+        members = [(m.member_id, _encoder.encode(m)) for m in market.members.values()]
+        trades = [
+            (t.trade_id, t.buyer_id, t.seller_id, _encoder.encode(t))
+            for t in market.trades.values()
+        ]
+        complaints = [
+            (c.complaint_id, c.buyer_id, c.seller_id, _encoder.encode(c))
+            for c in market.complaints.values()
+        ]
+        self._upsert(cursor, "members", ("member_id", "body"), members)
+        self._upsert(cursor, "trades", ("trade_id", "buyer_id", "seller_id", "body"), trades)
         self._upsert(
-            cursor,
-            "members",
-            ("member_id", "body"),
-            [(m.member_id, _encoder.encode(m)) for m in market.members.values()],
+            cursor, "complaints", ("complaint_id", "buyer_id", "seller_id", "body"), complaints
         )
-        self._upsert(
-            cursor,
-            "trades",
-            ("trade_id", "buyer_id", "seller_id", "body"),
-            [
-                (t.trade_id, t.buyer_id, t.seller_id, _encoder.encode(t))
-                for t in market.trades.values()
-            ],
-        )
-        self._upsert(
-            cursor,
-            "complaints",
-            ("complaint_id", "buyer_id", "seller_id", "body"),
-            [
-                (c.complaint_id, c.buyer_id, c.seller_id, _encoder.encode(c))
-                for c in market.complaints.values()
-            ],
-        )
+        return [
+            *(("members", row[0], row[-1]) for row in members),
+            *(("trades", row[0], row[-1]) for row in trades),
+            *(("complaints", row[0], row[-1]) for row in complaints),
+        ]
 
     def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
         with self._transaction() as cursor:
@@ -486,7 +544,7 @@ class PostgresView(SqlView):
             ).format(t("members")),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (trade_id text PRIMARY KEY, buyer_id text NOT NULL, "
-                "seller_id text NOT NULL, body bytea NOT NULL)"
+                "seller_id text NOT NULL, body bytea NOT NULL) WITH (fillfactor = 50)"
             ).format(t("trades")),
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id)").format(
                 sql.Identifier(p + "trades_seller"), t("trades")
@@ -554,20 +612,25 @@ class PostgresView(SqlView):
     ) -> None:
         if not rows:
             return
+        # One statement over arrays (``unnest``) instead of a round of
+        # ``executemany``: a batch's rows cost one parse and one plan.
         key = _KEYS[table]
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != key
         )
+        arrays = sql.SQL(", ").join(
+            sql.SQL("%b::bytea[]" if c == "body" else "%b::text[]") for c in columns
+        )
         statement = sql.SQL(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}"
+            "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}"
         ).format(
             self._table(table),
             sql.SQL(", ").join(map(sql.Identifier, columns)),
-            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            arrays,
             sql.Identifier(key),
             updates,
         )
-        cursor.executemany(statement, rows)
+        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
 
     def _tracked(self, cursor: psycopg.Cursor[Any]) -> int:
         cursor.execute(

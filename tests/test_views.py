@@ -92,6 +92,38 @@ def test_a_failed_batch_writes_neither_rows_nor_position(
     view.close()
 
 
+def test_two_writers_taking_turns_each_see_the_others_rows(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    # A view remembers the rows it wrote last; rows another writer changed
+    # in between must be read back, not taken from that memory.
+    if database_url == "memory:":
+        pytest.skip("a memory view is not shared")
+    first, second = open_view(database_url), open_view(database_url)
+    for turn in range(40):
+        writer = first if turn % 2 == 0 else second
+        if Runner(story_app, writer, batch_events=3).run_batch() == 0:
+            break
+    same_files(first, oracle(story_app))
+    first.close()
+    second.close()
+
+
+def test_a_failed_batch_leaves_nothing_behind_for_the_next(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    if database_url == "memory:":
+        pytest.skip("a memory view has no transactions")
+    view = open_view(database_url)
+    batch = story_app.read_events(0, 1000)
+    view.process(batch[:5])
+    with pytest.raises(ValueError, match="not after"):
+        view.process([*batch[5:12], batch[11]])  # folds seven events, then refuses
+    view.process(batch[5:])
+    same_files(view, oracle(story_app))
+    view.close()
+
+
 def test_blue_green_rebuild_switches_readers_only_when_activated(
     story_app: LedgerApp, database_url: str
 ) -> None:
