@@ -16,6 +16,7 @@ import msgspec
 from api import bench as bench_command
 from api import simulate as simulate_command
 from api import transfer as transfer_command
+from api import witness as witness_command
 from api.auth import KeyRing, Role
 from api.progress import Progress
 from api.runtime import tune_garbage_collector
@@ -25,6 +26,7 @@ from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
 from ledger.errors import LedgerError
 from ledger.policy import DEFAULT_RULEBOOK, builtin_rulebook_ids
 from ledger.scenario import SCENARIO_END, run_scenario
+from projections.log_tree import LogTreeRunner, open_log_tree
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.rulebook import load_rulebook
 from projections.runner import BATCH_EVENTS_MAX, Runner
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     add_key.add_argument("--keys-file", type=Path, default=None)
     simulate_command.register(commands)
     transfer_command.register(commands)
+    witness_command.register(commands)
     bench_command.register(commands)
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
@@ -294,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return transfer_command.run(args, url)
     if args.command == "bench":
         return bench_command.run(args)
+    if args.command in ("keygen", "audit"):
+        return witness_command.run(args)
     app = LedgerApp(
         url, rulebook=args.rulebook if args.command in ("demo", "deadlines") else DEFAULT_RULEBOOK
     )
@@ -337,18 +342,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _project(app: LedgerApp, view: ReputationView, *, once: bool) -> None:
+    """Keep both projections up: the reputation view and the log's Merkle tree."""
     runner = Runner(app, view)
-    if once:
-        processed = runner.catch_up()
-        print(f"caught up: {processed} events, view at position {view.position()}")
-        return
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"following the log from position {view.position()} (Ctrl-C stops)", file=sys.stderr)
+    tree = open_log_tree(app.database_url)
+    tree_runner = LogTreeRunner(app, tree)
     try:
-        runner.follow(stop)
-    except KeyboardInterrupt:
-        stop.set()
+        if once:
+            processed = runner.catch_up()
+            hashed = tree_runner.catch_up()
+            print(f"caught up: {processed} events, view at position {view.position()}")
+            print(f"log tree: {hashed} events hashed, {tree.size} leaves")
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        print(f"following the log from position {view.position()} (Ctrl-C stops)", file=sys.stderr)
+        hasher = threading.Thread(
+            target=tree_runner.follow, args=(stop,), kwargs={"poll_seconds": 1.0}, daemon=True
+        )
+        hasher.start()
+        try:
+            runner.follow(stop)
+        except KeyboardInterrupt:
+            stop.set()
+        hasher.join(timeout=10)
+    finally:
+        tree.close()
 
 
 if __name__ == "__main__":

@@ -344,3 +344,38 @@ PROBLEMS: dict[int | str, dict[str, object]] = {
     413: _problem("a batch over its limit"),
     422: _problem("malformed or out-of-range input"),
 }
+PROBLEMS_503 = _problem("no tree head key is configured")
+
+
+class TreeHeadOut(BaseModel):
+    """A signed tree head; bytes are base64. One line of it is what a witness keeps."""
+
+    tree_size: int
+    root_hash: str
+    timestamp: datetime
+    signature: str
+    key_id: str
+
+
+class InclusionProofOut(BaseModel):
+    """RFC 9162 inclusion proof of the event at ``position`` (leaf ``leaf_index``)."""
+
+    position: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    proof: list[str]
+
+
+class ConsistencyProofOut(BaseModel):
+    """RFC 9162 consistency proof: the tree of size ``second`` extends that of ``first``."""
+
+    first: int
+    second: int
+    proof: list[str]
+
+
+class PublicKeyOut(BaseModel):
+    algorithm: Literal["Ed25519"]
+    key_id: str
+    public_key_pem: str

@@ -11,6 +11,8 @@ from api.metrics import Metrics
 from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.clock import Clock, SystemClock
+from ledger.tree_head import TreeHead, TreeHeadSigner
+from projections.log_tree import LogTree, LogTreeRunner, open_log_tree
 from projections.queries import Reputation
 from projections.runner import Runner
 from projections.views import ReputationView, open_view
@@ -35,6 +37,11 @@ class Service:
             time_at=self.ledger.recorded_at,
         )
         self.keys = KeyRing.load(settings.keys_file)
+        self.tree: LogTree = open_log_tree(settings.database_url)
+        self.tree_runner = LogTreeRunner(self.ledger, self.tree)
+        self.signer = self._signer(settings)
+        self._head_lock = threading.Lock()
+        self._latest_head: TreeHead | None = None
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -48,9 +55,13 @@ class Service:
             for role, key in self.dev_keys().items():
                 print(f"development key, role {role:<8} {key}", flush=True)
         self.runner.catch_up()
+        self.tree_runner.catch_up()
         if not background:
             return
         self._spawn("projection-runner", self._follow)
+        self._spawn("log-tree", self._follow_tree)
+        if self.signer is not None:
+            self._spawn("tree-heads", self._sign_heads)
         if self.settings.deadline_worker:
             self._spawn("deadline-worker", self._deadlines)
 
@@ -59,7 +70,33 @@ class Service:
         for thread in self._threads:
             thread.join(timeout=10)
         self.view.close()
+        self.tree.close()
         self.ledger.close()
+
+    def tree_head(self) -> TreeHead | None:
+        """A signed head of the whole log as it stands (None: no signing key).
+
+        The tree is brought up to the log first; a head is signed only when
+        the tree grew since the last one, so polling witnesses add no rows.
+        """
+        if self.signer is None:
+            return None
+        self.tree_runner.catch_up()
+        with self._head_lock:
+            latest = self._latest_head
+            if latest is None or latest.tree_size != self.tree.size:
+                latest = self.tree.sign_head(self.signer, self.clock.now())
+                self._latest_head = latest
+            return latest
+
+    @staticmethod
+    def _signer(settings: Settings) -> TreeHeadSigner | None:
+        if settings.tree_head_key is not None:
+            return TreeHeadSigner.from_file(settings.tree_head_key)
+        if settings.dev_keys:
+            log.warning("no tree head key configured: signing with a key made for this run only")
+            return TreeHeadSigner.generate()
+        return None
 
     def catch_up_to(self, position: int) -> None:
         """Read your writes: fold the log until the view reflects ``position``."""
@@ -95,6 +132,23 @@ class Service:
             except Exception:
                 log.exception("projection runner failed; restarting")
                 self._stop.wait(1.0)
+
+    def _follow_tree(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tree_runner.follow(
+                    self._stop, poll_seconds=self.settings.projection_poll_seconds
+                )
+            except Exception:
+                log.exception("log tree runner failed; restarting")
+                self._stop.wait(1.0)
+
+    def _sign_heads(self) -> None:
+        while not self._stop.wait(self.settings.tree_head_interval_seconds):
+            try:
+                self.tree_head()
+            except Exception:
+                log.exception("signing a tree head failed")
 
     def _deadlines(self) -> None:
         while True:

@@ -20,6 +20,11 @@ class Settings(msgspec.Struct, frozen=True):
     deadline_worker: bool = True
     deadline_interval_seconds: float = 30.0
     projection_poll_seconds: float = 1.0
+    # The Ed25519 key that signs tree heads (``trustledger keygen`` makes one).
+    # Without one, development mode signs with a key made at start-up; otherwise
+    # tree heads are refused (503) rather than signed by a key nobody keeps.
+    tree_head_key: Path | None = None
+    tree_head_interval_seconds: float = 300.0
 
     @classmethod
     def from_environment(cls, **overrides: object) -> Settings:
@@ -28,10 +33,22 @@ class Settings(msgspec.Struct, frozen=True):
             "rulebook": os.environ.get("TRUSTLEDGER_RULEBOOK", DEFAULT_RULEBOOK),
             "keys_file": Path(os.environ.get("TRUSTLEDGER_KEYS_FILE", "trustledger-keys.json")),
             "dev_keys": os.environ.get("TRUSTLEDGER_DEV_KEYS", "") == "1",
+            "tree_head_key": _path_or_none(os.environ.get("TRUSTLEDGER_TREE_HEAD_KEY", "")),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        if self.deadline_interval_seconds <= 0 or self.projection_poll_seconds <= 0:
+        if (
+            min(
+                self.deadline_interval_seconds,
+                self.projection_poll_seconds,
+                self.tree_head_interval_seconds,
+            )
+            <= 0
+        ):
             raise ValueError("intervals must be positive")
+
+
+def _path_or_none(value: str) -> Path | None:
+    return Path(value) if value else None

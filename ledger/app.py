@@ -63,6 +63,7 @@ from ledger.store import (
     LedgerRecorder,
     MemoryLedgerRecorder,
     PostgresLedgerRecorder,
+    StoredEntry,
 )
 from ledger.trade import Trade
 
@@ -445,6 +446,15 @@ class LedgerApp(Application[UUID]):
             (position, decode_stored(position, topic, state))
             for position, topic, state in recorder.select_entries(after, limit)
         ]
+
+    def read_stored(self, after: int = 0, limit: int = 1_000) -> list[StoredEntry]:
+        """The stored rows after a position as written, undecoded: what the Merkle tree hashes."""
+        if not 1 <= limit <= LOG_PAGE_MAX:
+            raise InvalidInputError(
+                ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
+            )
+        recorder: LedgerRecorder = self.recorder  # type: ignore[assignment]
+        return recorder.select_stored(after, limit)
 
     def iter_log(self, after: int = 0, page: int = 1_000) -> Iterator[Notification]:
         while True:

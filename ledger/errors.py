@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_REFUND = "unknown_refund"
     UNKNOWN_RATING = "unknown_rating"
     UNKNOWN_COMPLAINT = "unknown_complaint"
+    UNKNOWN_POSITION = "unknown_position"
+    UNKNOWN_TREE_SIZE = "unknown_tree_size"
     # Contradicts the current state (409).
     OUT_OF_ORDER = "out_of_order"
     MEMBER_EXISTS = "member_exists"

@@ -39,6 +39,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EventKey = tuple[UUID, int]
 # What a projection reads from the log: position, topic and the stored body.
 LogEntry = tuple[int, str, bytes]
+# What the verifiable log hashes: position, originator id and version, topic, body.
+StoredEntry = tuple[int, UUID, int, str, bytes]
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
@@ -82,6 +84,10 @@ class LedgerRecorder(Protocol):
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
         """The log after a position, lean: no Notification objects, no ids decoded."""
+        ...
+
+    def select_stored(self, after: int, limit: int) -> list[StoredEntry]:
+        """The log after a position with every stored column (the Merkle tree's leaves)."""
         ...
 
 
@@ -134,6 +140,13 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
         found = self.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         return [(n.id, n.topic, n.state) for n in found]
+
+    def select_stored(self, after: int, limit: int) -> list[StoredEntry]:
+        found = self.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        return [
+            (n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, n.state)
+            for n in found
+        ]
 
 
 # --- SQLite --------------------------------------------------------------------
@@ -285,6 +298,16 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 (after, limit),
             )
             return [(row[0], row[1], row[2]) for row in c.fetchall()]
+
+    def select_stored(self, after: int, limit: int) -> list[StoredEntry]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} "
+                "WHERE notification_id > ? ORDER BY notification_id LIMIT ?",
+                (after, limit),
+            )
+            return [(row[0], UUID(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
 
 
 # --- PostgreSQL ----------------------------------------------------------------
@@ -463,6 +486,22 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute(
                 SQL(
                     "SELECT notification_id, topic, state FROM {schema}.{table} "
+                    "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                ).format(schema=self._schema, table=Identifier(self.events_table_name)),
+                (after, limit),
+                prepare=True,
+            )
+            return curs.fetchall()
+
+    def select_stored(self, after: int, limit: int) -> list[StoredEntry]:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, originator_id, originator_version, topic, state "
+                    "FROM {schema}.{table} "
                     "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
                 ).format(schema=self._schema, table=Identifier(self.events_table_name)),
                 (after, limit),

@@ -83,13 +83,13 @@ class Runner:
 
     def follow(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS_DEFAULT) -> None:
         """Catch up, then keep up until ``stop`` is set."""
-        with _Waker(self.app.database_url) as waker:
+        with Waker(self.app.database_url) as waker:
             while not stop.is_set():
                 self.catch_up()
                 waker.wait(poll_seconds, stop)
 
 
-class _Waker:
+class Waker:
     """Waits for the next append: LISTEN/NOTIFY on PostgreSQL, a timer elsewhere."""
 
     def __init__(self, database_url: str) -> None:
@@ -99,7 +99,7 @@ class _Waker:
             # The event store notifies the channel named after its events table.
             self._conn.execute(f'LISTEN "{LedgerApp.name}_events"')
 
-    def __enter__(self) -> _Waker:
+    def __enter__(self) -> Waker:
         return self
 
     def __exit__(self, *_: object) -> None:

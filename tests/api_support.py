@@ -15,6 +15,7 @@ from api.auth import KeyRing, Role
 from api.main import create_app
 from api.settings import Settings
 from ledger.clock import FixedClock
+from ledger.tree_head import write_new_key
 from tests.support import T0
 
 
@@ -57,13 +58,27 @@ def at(hours: float) -> str:
 
 
 @contextmanager
-def running_api(database_url: str, tmp_path: Path, *, now: datetime | None = None) -> Iterator[Api]:
+def running_api(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    now: datetime | None = None,
+    tree_head_key: bool = True,
+) -> Iterator[Api]:
     ring = KeyRing([])
     keys = {role: ring.add(role) for role in Role}
     keys_file = tmp_path / "keys.json"
     ring.save(keys_file)
+    key_file = tmp_path / "tree-head.pem"
+    if tree_head_key and not key_file.exists():
+        write_new_key(key_file)
     clock = FixedClock(now or T0 + timedelta(days=3650))
-    settings = Settings(database_url=database_url, keys_file=keys_file, deadline_worker=False)
+    settings = Settings(
+        database_url=database_url,
+        keys_file=keys_file,
+        deadline_worker=False,
+        tree_head_key=key_file if tree_head_key else None,
+    )
     app = create_app(settings, clock=clock, background=False)
     with TestClient(app) as client:
         yield Api(client, keys, clock)

@@ -1,4 +1,5 @@
-"""Audit (role auditor): page through the log, and replay a member's figures."""
+"""Audit (role auditor): page through the log, replay a member's figures, and
+check the log itself: signed tree heads, inclusion and consistency proofs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
 
 from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
+from api.problems import ApiProblem
+from ledger.tree_head import to_json
 from projections.queries import Reputation, Where
 from projections.views import MemoryView
 
@@ -119,3 +122,66 @@ def replay(
         "events_replayed": replayed,
         "figures": msgspec.to_builtins(figures),
     }
+
+
+# --- The verifiable log (issue 6) --------------------------------------------------------
+
+TREE = "/audit"
+
+
+def _no_signing_key() -> ApiProblem:
+    return ApiProblem(
+        503, "signing_key_missing", "no tree head key is configured (TRUSTLEDGER_TREE_HEAD_KEY)"
+    )
+
+
+@router.get(
+    f"{TREE}/tree-head",
+    response_model=s.TreeHeadOut,
+    responses={503: s.PROBLEMS_503},
+)
+def tree_head(service: ServiceDep, who: Auditor) -> Response:
+    """A signed head of the whole log now; append it to a witness file as it is."""
+    head = service.tree_head()
+    if head is None:
+        raise _no_signing_key()
+    return Response(to_json(head), media_type="application/json")
+
+
+@router.get(f"{TREE}/inclusion", response_model=s.InclusionProofOut)
+def inclusion(
+    service: ServiceDep,
+    who: Auditor,
+    position: Annotated[int, Query(ge=1)],
+    tree_size: Annotated[int, Query(ge=1)],
+) -> Response:
+    """The proof that the event at a log position is in the tree of a given size."""
+    return _json(service.tree.inclusion(position, tree_size))
+
+
+@router.get(f"{TREE}/consistency", response_model=s.ConsistencyProofOut)
+def consistency(
+    service: ServiceDep,
+    who: Auditor,
+    first: Annotated[int, Query(ge=0)],
+    second: Annotated[int, Query(ge=0)],
+) -> Response:
+    """The proof that the tree of size ``second`` extends the tree of size ``first`` unchanged."""
+    return _json(service.tree.consistency(first, second))
+
+
+@router.get(f"{TREE}/public-key", response_model=s.PublicKeyOut, responses={503: s.PROBLEMS_503})
+def public_key(service: ServiceDep, who: Auditor) -> dict[str, str]:
+    """The key tree heads are signed with; auditors keep their own copy."""
+    if service.signer is None:
+        raise _no_signing_key()
+    return {
+        "algorithm": "Ed25519",
+        "key_id": service.signer.key_id,
+        "public_key_pem": service.signer.public_key_pem().decode(),
+    }
+
+
+def _json(value: object) -> Response:
+    # msgspec writes bytes as base64, as in tree heads.
+    return Response(_encoder.encode(value), media_type="application/json")

@@ -1,0 +1,177 @@
+"""`trustledger keygen` and `trustledger audit pull-tree-head`: the operator's
+signing key, and an auditor's witness file of the tree heads it has seen (issue 6).
+
+A witness appends every head it pulls to a JSON-lines file::
+
+    trustledger audit pull-tree-head --url https://ledger.example --check heads.jsonl >> heads.jsonl
+
+With ``--check``, the new head is accepted only if its signature verifies and
+the server proves (RFC 9162 consistency proof, checked here) that it extends
+the latest head already in the file: a server that rewrote history cannot
+produce that proof. ``trustledger verify --tree-heads heads.jsonl`` later
+checks the whole store against every head in the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ledger import merkle
+from ledger.tree_head import (
+    TreeHead,
+    TreeHeadError,
+    TreeHeadVerifier,
+    from_json,
+    to_json,
+    write_new_key,
+)
+
+API_KEY_SETTING = "TRUSTLEDGER_API_KEY"
+HTTP_TIMEOUT_SECONDS = 30.0
+WITNESS_LINES_MAX = 10_000_000
+
+
+class _Consistency(msgspec.Struct):
+    first: int
+    second: int
+    proof: list[bytes]
+
+
+class _PublicKey(msgspec.Struct):
+    key_id: str
+    public_key_pem: str
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key that signs tree heads")
+    keygen.add_argument("path", type=Path, help="where to write the private key (never replaced)")
+    audit = commands.add_parser("audit", help="an auditor's tools against a running server")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    pull = audit_commands.add_parser(
+        "pull-tree-head", help="print the server's signed tree head as one JSON line"
+    )
+    pull.add_argument("--url", required=True, help="the server's base URL")
+    pull.add_argument(
+        "--key", default=None, help=f"an auditor API key (default: ${API_KEY_SETTING})"
+    )
+    pull.add_argument(
+        "--check",
+        type=Path,
+        default=None,
+        help="a witness file: accept the head only if it extends the latest head there",
+    )
+    pull.add_argument(
+        "--public-key", type=Path, default=None, help="the operator's public key (PEM) to trust"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "keygen":
+        return _keygen(args.path)
+    return _pull(args)
+
+
+def _keygen(path: Path) -> int:
+    try:
+        signer = write_new_key(path)
+    except FileExistsError:
+        print(f"{path} exists; a signing key is never replaced", file=sys.stderr)
+        return 2
+    sys.stdout.write(signer.public_key_pem().decode())
+    print(
+        f"key {signer.key_id} written to {path} (mode 0600); set TRUSTLEDGER_TREE_HEAD_KEY={path}"
+        " and give auditors the public key above",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    key = args.key or os.environ.get(API_KEY_SETTING, "")
+    if not key:
+        print(f"give --key or set {API_KEY_SETTING}", file=sys.stderr)
+        return 2
+    base = args.url.rstrip("/")
+    try:
+        head = from_json(_get(base, "/v1/audit/tree-head", key))
+        verifier = _verifier(base, key, args.public_key)
+        if not verifier.verify(head):
+            print("refused: the tree head's signature does not verify", file=sys.stderr)
+            return 1
+        if args.check is not None:
+            problem = _extends_latest(base, key, head, _latest(args.check))
+            if problem:
+                print(f"refused: {problem}", file=sys.stderr)
+                return 1
+    except (urllib.error.URLError, TreeHeadError, msgspec.DecodeError, OSError) as error:
+        print(f"cannot pull a tree head: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(to_json(head).decode() + "\n")
+    return 0
+
+
+def _verifier(base: str, key: str, trusted: Path | None) -> TreeHeadVerifier:
+    """The auditor's own copy of the key if given; else the one the server serves."""
+    if trusted is not None:
+        return TreeHeadVerifier.from_pem(trusted.read_bytes())
+    served = msgspec.json.decode(_get(base, "/v1/audit/public-key", key), type=_PublicKey)
+    return TreeHeadVerifier.from_pem(served.public_key_pem.encode())
+
+
+def _latest(witness: Path) -> TreeHead | None:
+    """The largest head in a witness file (None: no file or no heads yet)."""
+    if not witness.exists():
+        return None
+    latest: TreeHead | None = None
+    with witness.open("rb") as file:
+        for number, line in enumerate(file, start=1):
+            if number > WITNESS_LINES_MAX:
+                raise TreeHeadError(f"{witness} has over {WITNESS_LINES_MAX:,} lines")
+            if not line.strip():
+                continue
+            head = from_json(line)
+            if latest is None or head.tree_size >= latest.tree_size:
+                latest = head
+    return latest
+
+
+def _extends_latest(base: str, key: str, head: TreeHead, latest: TreeHead | None) -> str:
+    """Why the new head does not extend the latest witnessed one ('' when it does)."""
+    if latest is None:
+        return ""
+    if head.tree_size < latest.tree_size:
+        return f"the log shrank from {latest.tree_size} to {head.tree_size} events"
+    if head.tree_size == latest.tree_size:
+        same = head.root_hash == latest.root_hash
+        return "" if same else f"a different root for the same {head.tree_size} events"
+    query = urllib.parse.urlencode({"first": latest.tree_size, "second": head.tree_size})
+    proof = msgspec.json.decode(
+        _get(base, f"/v1/audit/consistency?{query}", key), type=_Consistency
+    )
+    if merkle.verify_consistency(
+        latest.tree_size, head.tree_size, latest.root_hash, head.root_hash, proof.proof
+    ):
+        return ""
+    return (
+        f"the server cannot prove the log of {head.tree_size} events extends the witnessed "
+        f"log of {latest.tree_size} (root {base64.b64encode(latest.root_hash).decode()})"
+    )
+
+
+def _get(base: str, path: str, key: str) -> bytes:
+    request = urllib.request.Request(
+        base + path, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+        body: Any = response.read()
+    return bytes(body)

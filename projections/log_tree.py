@@ -1,0 +1,475 @@
+"""The verifiable log: an RFC 9162 Merkle tree kept beside the log (issue 6).
+
+A projection like the reputation view, with its own tables: it follows the
+log, hashes each stored row into a leaf (``ledger.merkle.canonical_leaf``),
+and writes the new perfect-subtree nodes, each leaf's log position and its own
+tracking (log position, tree size) **in one transaction**. Appends never wait
+for it; a crash resumes after the last committed batch. Leaf ``i`` is the
+``i``-th event in log order: positions may have gaps (rolled-back appends), so
+the tree keeps the position of every leaf for inclusion proofs by position.
+
+Signed tree heads are kept in a heads table, so a head handed out once can be
+shown again and the verifier can check every head the operator ever signed.
+Nodes never change once written; the tracking row is checked inside the
+transaction, so two writers cannot both extend the same tree.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from ledger import merkle
+from ledger.app import LedgerApp
+from ledger.errors import ErrorCode, NotFoundError
+from ledger.merkle import NodeKey
+from ledger.store import StoredEntry, to_micros
+from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
+from projections.runner import Waker
+
+TREE_BATCH_EVENTS = 10_000
+HEADS_PAGE_MAX = 1_000
+TREE_POOL_SIZE = 4
+
+
+class TreeConflictError(RuntimeError):
+    """Another writer extended the tree first; this batch was not written."""
+
+
+class InclusionProof(msgspec.Struct, frozen=True):
+    position: int
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    proof: list[bytes]
+
+
+class ConsistencyProof(msgspec.Struct, frozen=True):
+    first: int
+    second: int
+    proof: list[bytes]
+
+
+def leaf_of(entry: StoredEntry) -> bytes:
+    """The leaf hash of one stored row: (position, originator id, version, topic, body)."""
+    return merkle.leaf_hash(merkle.canonical_leaf(*entry))
+
+
+class LogTree(ABC):
+    """The stored tree; a ``merkle.NodeStore``."""
+
+    @abstractmethod
+    def nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
+
+    @abstractmethod
+    def tracked(self) -> tuple[int, int]:
+        """(last log position hashed, tree size)."""
+
+    @abstractmethod
+    def leaf_index(self, position: int) -> int | None:
+        """The leaf holding a log position (None: no event there, or not hashed yet)."""
+
+    @abstractmethod
+    def keep_head(self, head: TreeHead) -> None: ...
+
+    @abstractmethod
+    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
+        """The signed heads kept, oldest first."""
+
+    @abstractmethod
+    def _commit(
+        self,
+        nodes: Mapping[NodeKey, bytes],
+        leaves: Sequence[tuple[int, int]],
+        position: int,
+        size_before: int,
+    ) -> None:
+        """Write nodes, (leaf index, position) rows and the new tracking, if still at size_before."""
+
+    def close(self) -> None:  # noqa: B027 - trees without resources need nothing here
+        """Release connections."""
+
+    @property
+    def size(self) -> int:
+        return self.tracked()[1]
+
+    def append(self, entries: Sequence[StoredEntry]) -> None:
+        """Hash stored rows (in log order, after the tracked position) into new leaves."""
+        if not entries:
+            return
+        position, size = self.tracked()
+        for entry in entries:
+            if entry[0] <= position:
+                raise ValueError(f"position {entry[0]} is not after {position}")
+            position = entry[0]
+        hashes = [leaf_of(entry) for entry in entries]
+        nodes = merkle.new_nodes(size, hashes, self)
+        leaves = [(size + i, entry[0]) for i, entry in enumerate(entries)]
+        self._commit(nodes, leaves, position, size)
+
+    def root(self, tree_size: int | None = None) -> bytes:
+        return merkle.root(self, self._size_within(tree_size))
+
+    def inclusion(self, position: int, tree_size: int | None = None) -> InclusionProof:
+        size = self._size_within(tree_size)
+        index = self.leaf_index(position)
+        if index is None or index >= size:
+            raise NotFoundError(
+                ErrorCode.UNKNOWN_POSITION,
+                f"no event at position {position} in the tree of size {size}",
+                field="position",
+            )
+        leaf = self.nodes([(0, index)])[(0, index)]
+        return InclusionProof(
+            position, index, size, leaf, merkle.inclusion_proof(self, index, size)
+        )
+
+    def consistency(self, first: int, second: int) -> ConsistencyProof:
+        if first > second:
+            raise NotFoundError(
+                ErrorCode.UNKNOWN_TREE_SIZE,
+                f"first ({first}) is after second ({second})",
+                field="first",
+            )
+        self._size_within(second)
+        return ConsistencyProof(first, second, merkle.consistency_proof(self, first, second))
+
+    def sign_head(self, signer: TreeHeadSigner, at: datetime) -> TreeHead:
+        """Sign the tree as it stands and keep the head."""
+        size = self.size
+        head = signer.sign(size, merkle.root(self, size), at)
+        self.keep_head(head)
+        return head
+
+    def _size_within(self, tree_size: int | None) -> int:
+        size = self.size
+        if tree_size is None:
+            return size
+        if not 0 <= tree_size <= size:
+            raise NotFoundError(
+                ErrorCode.UNKNOWN_TREE_SIZE,
+                f"the tree holds {size} events; no tree of size {tree_size} yet",
+                field="tree_size",
+            )
+        return tree_size
+
+
+class MemoryLogTree(LogTree):
+    def __init__(self) -> None:
+        self._nodes = merkle.MemoryNodeStore()
+        self._positions: dict[int, int] = {}
+        self._tracked = (0, 0)
+        self._heads: list[TreeHead] = []
+        self._lock = threading.Lock()
+
+    def nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        return self._nodes.nodes(keys)
+
+    def tracked(self) -> tuple[int, int]:
+        return self._tracked
+
+    def leaf_index(self, position: int) -> int | None:
+        return self._positions.get(position)
+
+    def keep_head(self, head: TreeHead) -> None:
+        self._heads.append(head)
+
+    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
+        return self._heads[:limit]
+
+    def _commit(
+        self,
+        nodes: Mapping[NodeKey, bytes],
+        leaves: Sequence[tuple[int, int]],
+        position: int,
+        size_before: int,
+    ) -> None:
+        with self._lock:
+            if self._tracked[1] != size_before:
+                raise TreeConflictError("the tree grew meanwhile")
+            self._nodes.put(nodes)
+            self._positions.update((p, i) for i, p in leaves)
+            self._tracked = (position, size_before + len(leaves))
+
+
+class SQLiteLogTree(LogTree):
+    def __init__(self, path: str) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        statements = [
+            "CREATE TABLE IF NOT EXISTS log_tree_nodes (level INTEGER NOT NULL, "
+            "idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS log_tree_leaves (position INTEGER PRIMARY KEY, "
+            "leaf_index INTEGER NOT NULL UNIQUE)",
+            "CREATE TABLE IF NOT EXISTS log_tree_tracking (id INTEGER PRIMARY KEY CHECK (id = 1), "
+            "position INTEGER NOT NULL, size INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS log_tree_heads (tree_size INTEGER NOT NULL, "
+            "timestamp_us INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tree_size, timestamp_us))",
+        ]
+        with self._transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        if not keys:
+            return {}
+        values = ", ".join("(?, ?)" for _ in keys)
+        params = [part for key in keys for part in key]
+        with self._transaction() as cursor:
+            rows = cursor.execute(
+                f"SELECT level, idx, hash FROM log_tree_nodes WHERE (level, idx) IN (VALUES {values})",
+                params,
+            ).fetchall()
+        return {(level, idx): digest for level, idx, digest in rows}
+
+    def tracked(self) -> tuple[int, int]:
+        with self._transaction() as cursor:
+            return self._tracked(cursor)
+
+    def _tracked(self, cursor: sqlite3.Cursor) -> tuple[int, int]:
+        row = cursor.execute("SELECT position, size FROM log_tree_tracking WHERE id = 1").fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def leaf_index(self, position: int) -> int | None:
+        with self._transaction() as cursor:
+            row = cursor.execute(
+                "SELECT leaf_index FROM log_tree_leaves WHERE position = ?", (position,)
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def keep_head(self, head: TreeHead) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                "INSERT OR IGNORE INTO log_tree_heads VALUES (?, ?, ?)",
+                (head.tree_size, to_micros(head.timestamp), to_json(head)),
+            )
+
+    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
+        with self._transaction() as cursor:
+            rows = cursor.execute(
+                "SELECT body FROM log_tree_heads ORDER BY tree_size, timestamp_us LIMIT ?",
+                (min(limit, HEADS_PAGE_MAX),),
+            ).fetchall()
+        return [from_json(body) for (body,) in rows]
+
+    def _commit(
+        self,
+        nodes: Mapping[NodeKey, bytes],
+        leaves: Sequence[tuple[int, int]],
+        position: int,
+        size_before: int,
+    ) -> None:
+        with self._transaction() as cursor:
+            if self._tracked(cursor)[1] != size_before:
+                raise TreeConflictError("the tree grew meanwhile")
+            cursor.executemany(
+                "INSERT INTO log_tree_nodes VALUES (?, ?, ?)",
+                [(level, idx, digest) for (level, idx), digest in nodes.items()],
+            )
+            cursor.executemany(
+                "INSERT INTO log_tree_leaves (leaf_index, position) VALUES (?, ?)", leaves
+            )
+            cursor.execute(
+                "INSERT OR REPLACE INTO log_tree_tracking VALUES (1, ?, ?)",
+                (position, size_before + len(leaves)),
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresLogTree(LogTree):
+    def __init__(self, conninfo: str, *, schema: str = "public") -> None:
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            conninfo, min_size=1, max_size=TREE_POOL_SIZE, kwargs={"autocommit": True}, open=True
+        )
+        self._schema = sql.Identifier(schema)
+        t = self._table
+        statements = [
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (level smallint NOT NULL, idx bigint NOT NULL, "
+                "hash bytea NOT NULL, PRIMARY KEY (level, idx))"
+            ).format(t("nodes")),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY, "
+                "leaf_index bigint NOT NULL UNIQUE)"
+            ).format(t("leaves")),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY CHECK (id = 1), "
+                "position bigint NOT NULL, size bigint NOT NULL)"
+            ).format(t("tracking")),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (tree_size bigint NOT NULL, timestamp_us bigint "
+                "NOT NULL, body bytea NOT NULL, PRIMARY KEY (tree_size, timestamp_us))"
+            ).format(t("heads")),
+        ]
+        with self._transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def _table(self, table: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self._schema, sql.Identifier(f"log_tree_{table}"))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield cursor
+
+    def nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        if not keys:
+            return {}
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT level, idx, hash FROM {} "
+                    "WHERE (level, idx) IN (SELECT * FROM unnest(%s::smallint[], %s::bigint[]))"
+                ).format(self._table("nodes")),
+                ([level for level, _ in keys], [idx for _, idx in keys]),
+            )
+            return {(level, idx): bytes(digest) for level, idx, digest in cursor.fetchall()}
+
+    def tracked(self) -> tuple[int, int]:
+        with self._transaction() as cursor:
+            return self._tracked(cursor)
+
+    def _tracked(self, cursor: psycopg.Cursor[Any], *, lock: bool = False) -> tuple[int, int]:
+        cursor.execute(
+            sql.SQL(
+                "SELECT position, size FROM {} WHERE id = 1" + (" FOR UPDATE" if lock else "")
+            ).format(self._table("tracking"))
+        )
+        row = cursor.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def leaf_index(self, position: int) -> int | None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL("SELECT leaf_index FROM {} WHERE position = %s").format(
+                    self._table("leaves")
+                ),
+                (position,),
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row else None
+
+    def keep_head(self, head: TreeHead) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING").format(
+                    self._table("heads")
+                ),
+                (head.tree_size, to_micros(head.timestamp), to_json(head)),
+            )
+
+    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL("SELECT body FROM {} ORDER BY tree_size, timestamp_us LIMIT %s").format(
+                    self._table("heads")
+                ),
+                (min(limit, HEADS_PAGE_MAX),),
+            )
+            return [from_json(bytes(body)) for (body,) in cursor.fetchall()]
+
+    def _commit(
+        self,
+        nodes: Mapping[NodeKey, bytes],
+        leaves: Sequence[tuple[int, int]],
+        position: int,
+        size_before: int,
+    ) -> None:
+        with self._transaction() as cursor:
+            if self._tracked(cursor, lock=True)[1] != size_before:
+                raise TreeConflictError("the tree grew meanwhile")
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} SELECT * FROM unnest(%s::smallint[], %s::bigint[], %b::bytea[])"
+                ).format(self._table("nodes")),
+                (
+                    [level for level, _ in nodes],
+                    [idx for _, idx in nodes],
+                    list(nodes.values()),
+                ),
+            )
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (leaf_index, position) "
+                    "SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
+                ).format(self._table("leaves")),
+                ([index for index, _ in leaves], [p for _, p in leaves]),
+            )
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} VALUES (1, %s, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, size = EXCLUDED.size"
+                ).format(self._table("tracking")),
+                (position, size_before + len(leaves)),
+            )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def open_log_tree(database_url: str) -> LogTree:
+    """The Merkle tree that lives beside the log named by a ledger database URL."""
+    if database_url == "memory:":
+        return MemoryLogTree()
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        return SQLiteLogTree(unquote(parts.path[1:]))
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    conninfo = database_url.split("?", 1)[0].replace("postgres://", "postgresql://")
+    return PostgresLogTree(conninfo, schema=query.get("schema", "public"))
+
+
+class LogTreeRunner:
+    """Keeps the tree up with the log, like the reputation view's runner."""
+
+    def __init__(self, app: LedgerApp, tree: LogTree, *, batch_events: int = TREE_BATCH_EVENTS):
+        if not 1 <= batch_events <= TREE_BATCH_EVENTS:
+            raise ValueError(f"batch_events is 1-{TREE_BATCH_EVENTS}")
+        self.app = app
+        self.tree = tree
+        self.batch_events = batch_events
+        self._lock = threading.Lock()
+
+    def catch_up(self) -> int:
+        """Hash everything the log holds now into the tree; events hashed."""
+        hashed = 0
+        with self._lock:
+            while True:
+                entries = self.app.read_stored(self.tree.tracked()[0], self.batch_events)
+                self.tree.append(entries)
+                hashed += len(entries)
+                if len(entries) < self.batch_events:
+                    return hashed
+
+    def follow(self, stop: threading.Event, *, poll_seconds: float) -> None:
+        with Waker(self.app.database_url) as waker:
+            while not stop.is_set():
+                self.catch_up()
+                waker.wait(poll_seconds, stop)

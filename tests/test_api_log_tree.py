@@ -1,0 +1,244 @@
+"""End to end through HTTP: signed tree heads, inclusion and consistency proofs,
+the public key, and a witness pulling heads with ``trustledger audit``."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import uvicorn
+
+from api.auth import KeyRing, Role
+from api.cli import main
+from api.main import create_app
+from api.settings import Settings
+from ledger import merkle
+from ledger.tree_head import TreeHeadVerifier, from_json, to_json, write_new_key
+from tests.api_support import Api, at, running_api
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    with running_api(database_url, tmp_path) as client:
+        yield client
+
+
+def b64(value: str) -> bytes:
+    return base64.b64decode(value)
+
+
+def register(api: Api, *members: str) -> list[int]:
+    positions = []
+    for member in members:
+        positions += api.ok("/v1/members", {"member_id": member, "occurred_at": at(0)})
+    return positions
+
+
+def audit(api: Api, path: str, **params: Any) -> Any:
+    response = api.get(path, role=Role.AUDITOR, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_signed_head_covers_every_event_and_proves_each_one_in_it(api: Api) -> None:
+    positions = register(api, "m-1", "m-2", "m-3")
+    key = audit(api, "/v1/audit/public-key")
+    verifier = TreeHeadVerifier.from_pem(key["public_key_pem"].encode())
+    response = api.get("/v1/audit/tree-head", role=Role.AUDITOR)
+    head = from_json(response.content)
+    assert verifier.verify(head)
+    assert head.key_id == key["key_id"]
+    assert head.tree_size == len(positions)
+    for index, position in enumerate(positions):
+        proof = audit(api, "/v1/audit/inclusion", position=position, tree_size=head.tree_size)
+        assert proof["leaf_index"] == index
+        assert merkle.verify_inclusion(
+            b64(proof["leaf_hash"]),
+            index,
+            head.tree_size,
+            [b64(h) for h in proof["proof"]],
+            head.root_hash,
+        )
+
+
+def test_a_later_head_is_proved_to_extend_an_earlier_one(api: Api) -> None:
+    register(api, "m-1", "m-2")
+    first = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
+    again = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
+    assert again == first  # nothing new: the same head, not a new row
+    register(api, "m-3", "m-4", "m-5")
+    second = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
+    assert second.tree_size == first.tree_size + 3
+    proof = audit(api, "/v1/audit/consistency", first=first.tree_size, second=second.tree_size)
+    hashes = [b64(h) for h in proof["proof"]]
+    assert merkle.verify_consistency(
+        first.tree_size, second.tree_size, first.root_hash, second.root_hash, hashes
+    )
+    assert not merkle.verify_consistency(
+        first.tree_size, second.tree_size, second.root_hash, second.root_hash, hashes
+    )
+
+
+def test_proofs_refuse_what_the_tree_does_not_hold(api: Api) -> None:
+    register(api, "m-1")
+    head = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
+    beyond = api.get(
+        "/v1/audit/inclusion", role=Role.AUDITOR, position=1, tree_size=head.tree_size + 5
+    )
+    assert beyond.status_code == 404
+    assert beyond.json()["code"] == "unknown_tree_size"
+    nowhere = api.get(
+        "/v1/audit/inclusion", role=Role.AUDITOR, position=999, tree_size=head.tree_size
+    )
+    assert nowhere.status_code == 404
+    assert nowhere.json()["code"] == "unknown_position"
+    backwards = api.get("/v1/audit/consistency", role=Role.AUDITOR, first=1, second=0)
+    assert backwards.status_code == 404
+
+
+def test_only_auditors_see_the_tree(api: Api) -> None:
+    for role in (Role.SERVICE, Role.RANKING, Role.READER):
+        assert api.get("/v1/audit/tree-head", role=role).status_code == 403
+
+
+def test_without_a_signing_key_heads_are_refused_not_signed(tmp_path: Path) -> None:
+    with running_api("memory:", tmp_path, tree_head_key=False) as api:
+        response = api.get("/v1/audit/tree-head", role=Role.AUDITOR)
+        assert response.status_code == 503
+        assert response.json()["code"] == "signing_key_missing"
+        assert api.get("/v1/audit/public-key", role=Role.AUDITOR).status_code == 503
+
+
+# --- A witness against a live server ---------------------------------------------------
+
+
+class Live(msgspec.Struct):
+    url: str
+    key: str  # an auditor's
+    service_key: str
+    public_key: Path
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[Live]:
+    ring = KeyRing([])
+    auditor = ring.add(Role.AUDITOR)
+    service = ring.add(Role.SERVICE)
+    ring.save(tmp_path / "keys.json")
+    signer = write_new_key(tmp_path / "tree-head.pem")
+    public_key = tmp_path / "public.pem"
+    public_key.write_bytes(signer.public_key_pem())
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        keys_file=tmp_path / "keys.json",
+        deadline_worker=False,
+        tree_head_key=tmp_path / "tree-head.pem",
+    )
+    app = create_app(settings, background=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Live(f"http://127.0.0.1:{port}", auditor, service, public_key)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def pull(live: Live, witness: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(
+        [
+            "audit",
+            "pull-tree-head",
+            "--url",
+            live.url,
+            "--key",
+            live.key,
+            "--public-key",
+            str(live.public_key),
+            "--check",
+            str(witness),
+        ]
+    )
+    out = capsys.readouterr().out
+    if code == 0:
+        with witness.open("a") as file:
+            file.write(out)
+    return code, out
+
+
+def append_member(live: Live, member: str) -> None:
+    host, port = live.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = json.dumps({"member_id": member, "occurred_at": at(0)})
+    conn.request(
+        "POST",
+        "/v1/members",
+        body=body,
+        headers={
+            "Authorization": f"Bearer {live.service_key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f"k-{member}",
+        },
+    )
+    assert conn.getresponse().status == 201
+    conn.close()
+
+
+def test_a_witness_accepts_heads_that_extend_what_it_saw(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    witness = tmp_path / "heads.jsonl"
+    append_member(live, "m-1")
+    assert pull(live, witness, capsys)[0] == 0
+    append_member(live, "m-2")
+    append_member(live, "m-3")
+    assert pull(live, witness, capsys)[0] == 0
+    heads = [from_json(line.encode()) for line in witness.read_text().splitlines()]
+    assert [h.tree_size for h in heads] == [1, 3]
+
+
+def test_a_witness_refuses_a_head_that_rewrote_what_it_saw(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    witness = tmp_path / "heads.jsonl"
+    append_member(live, "m-1")
+    append_member(live, "m-2")
+    assert pull(live, witness, capsys)[0] == 0
+    # The witness's record is of another history than the server's: as if the
+    # operator rewrote the first events after the witness saw them.
+    seen = from_json(witness.read_text().strip().encode())
+    forged = seen.__class__(
+        tree_size=seen.tree_size,
+        root_hash=bytes(32),
+        timestamp=seen.timestamp,
+        signature=seen.signature,
+        key_id=seen.key_id,
+    )
+    witness.write_bytes(to_json(forged) + b"\n")
+    append_member(live, "m-3")
+    code, out = pull(live, witness, capsys)
+    assert code == 1
+    assert out == ""
+
+
+def test_keygen_never_replaces_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "signing.pem"
+    assert main(["keygen", str(path)]) == 0
+    assert "BEGIN PUBLIC KEY" in capsys.readouterr().out
+    assert path.stat().st_mode & 0o777 == 0o600
+    first = path.read_bytes()
+    assert main(["keygen", str(path)]) == 2
+    assert path.read_bytes() == first
