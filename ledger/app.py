@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -57,6 +58,7 @@ from ledger.ids import (
 )
 from ledger.member import Member, member_exists_error
 from ledger.policy import DEFAULT_RULEBOOK, PolicyBook, load_policy
+from ledger.recent_events import RecentEvents
 from ledger.store import (
     DeadlineUpdate,
     IdempotencyRecord,
@@ -130,6 +132,10 @@ class LedgerApp(Application[UUID]):
         self.database_url = database_url or database_url_from_environment()
         super().__init__(env={**persistence_env(self.database_url), **(env or {})})
         self._committer = GroupCommitter(self._save_together)
+        self._recent = RecentEvents()
+        # Per thread: whether this command read remembered events, and whether
+        # it must read the store instead (its second attempt).
+        self._attempt_state = threading.local()
 
     # --- Infrastructure ------------------------------------------------------------
 
@@ -409,6 +415,8 @@ class LedgerApp(Application[UUID]):
             raise InvalidInputError(
                 ErrorCode.BATCH_TOO_LARGE, f"an import batch is 1-{IMPORT_BATCH_EVENTS_MAX} events"
             )
+        # Imported events bypass the command path: forget what they continue.
+        self._recent.forget({event.originator_id for event in events})
         if isinstance(self.recorder, PostgresLedgerRecorder):
             stored = [self.mapper.to_stored_event(event) for event in events]
             return self.recorder.copy_events(stored, deadlines)
@@ -421,10 +429,12 @@ class LedgerApp(Application[UUID]):
 
     def trade(self, trade_id: str) -> Trade | None:
         """The trade's current state, as its events leave it (for tools and tests)."""
-        return self._load(Trade, trade_aggregate_id(trade_id))
+        aggregate_id = trade_aggregate_id(trade_id)
+        return Trade.replay(aggregate_id, self._stored_history(aggregate_id))
 
     def member(self, member_id: str) -> Member | None:
-        return self._load(Member, member_aggregate_id(member_id))
+        aggregate_id = member_aggregate_id(member_id)
+        return Member.replay(aggregate_id, self._stored_history(aggregate_id))
 
     def read_log(self, after: int = 0, limit: int = 1_000) -> list[Notification]:
         if not 1 <= limit <= LOG_PAGE_MAX:
@@ -529,6 +539,30 @@ class LedgerApp(Application[UUID]):
         command = self._validated(command)
         self._check_origin(origin)
         command_hash = hashlib.sha256(_command_encoder.encode(command)).hexdigest()
+        state = self._attempt_state
+        state.remembered, state.fresh = False, False
+        try:
+            return self._attempt(command, origin, command_hash, decide)
+        except ConcurrentUpdateError:
+            raise  # the aggregates are forgotten: the caller's retry reads the store
+        except LedgerError:
+            if not state.remembered:
+                raise
+        # Refused on remembered events, which another process may have moved
+        # on: decide once more on what the store holds before refusing.
+        state.fresh = True
+        try:
+            return self._attempt(command, origin, command_hash, decide)
+        finally:
+            state.fresh = False
+
+    def _attempt(
+        self,
+        command: C,
+        origin: Origin,
+        command_hash: str,
+        decide: Callable[[C, Context], list[Aggregate]],
+    ) -> Appended:
         try:
             self._check_not_future(command.occurred_at, field="occurred_at")
             aggregates = decide(command, self._context())
@@ -572,7 +606,13 @@ class LedgerApp(Application[UUID]):
             for aggregate in aggregates
             if isinstance(aggregate, Trade)
         ]
-        return self._committer.commit(events, idempotency, deadlines)
+        try:
+            positions = self._committer.commit(events, idempotency, deadlines)
+        except BaseException:
+            self._recent.forget(aggregate.id for aggregate in aggregates)
+            raise
+        self._recent.extend(events)
+        return positions
 
     def _save_together(
         self,
@@ -641,8 +681,22 @@ class LedgerApp(Application[UUID]):
         return Context(recorded_at=self.clock.now(), book=self.book)
 
     def _load(self, kind: type[A], aggregate_id: UUID) -> A | None:
-        events = self.events.get(aggregate_id)
-        return kind.replay(aggregate_id, events)  # type: ignore[arg-type]
+        """An aggregate as this command sees it: remembered, or read from the store."""
+        state = self._attempt_state
+        events = None if getattr(state, "fresh", True) else self._recent.history(aggregate_id)
+        if events is not None:
+            state.remembered = True
+        else:
+            events = self._stored_history(aggregate_id)
+            self._recent.keep(aggregate_id, events)
+        return kind.replay(aggregate_id, events)
+
+    def _stored_history(self, aggregate_id: UUID) -> tuple[Event, ...]:
+        events = tuple(self.events.get(aggregate_id))
+        for event in events:
+            if not isinstance(event, Event):
+                raise TypeError(f"{aggregate_id} holds a non-ledger event")
+        return events  # type: ignore[return-value]
 
     def _trade(self, trade_id: str) -> Trade:
         trade = self._load(Trade, trade_aggregate_id(trade_id))
