@@ -16,6 +16,7 @@ import msgspec
 from api import bench as bench_command
 from api import simulate as simulate_command
 from api import transfer as transfer_command
+from api import verify as verify_command
 from api import witness as witness_command
 from api.auth import KeyRing, Role
 from api.progress import Progress
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate_command.register(commands)
     transfer_command.register(commands)
     witness_command.register(commands)
+    verify_command.register(commands)
     bench_command.register(commands)
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
@@ -299,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bench_command.run(args)
     if args.command in ("keygen", "audit"):
         return witness_command.run(args)
+    if args.command == "verify":
+        return verify_command.run(args, url)
     app = LedgerApp(
         url, rulebook=args.rulebook if args.command in ("demo", "deadlines") else DEFAULT_RULEBOOK
     )

@@ -41,6 +41,8 @@ from projections.runner import Waker
 TREE_BATCH_EVENTS = 10_000
 HEADS_PAGE_MAX = 1_000
 TREE_POOL_SIZE = 4
+# SQLite allows 32766 host parameters; stay far below it per IN (...) list.
+SQLITE_IN_LIST_MAX = 500
 
 
 class TreeConflictError(RuntimeError):
@@ -77,8 +79,12 @@ class LogTree(ABC):
         """(last log position hashed, tree size)."""
 
     @abstractmethod
+    def leaf_indexes(self, positions: Sequence[int]) -> dict[int, int]:
+        """The leaf of each log position the tree holds (others are left out); one query."""
+
     def leaf_index(self, position: int) -> int | None:
         """The leaf holding a log position (None: no event there, or not hashed yet)."""
+        return self.leaf_indexes([position]).get(position)
 
     @abstractmethod
     def keep_head(self, head: TreeHead) -> None: ...
@@ -179,8 +185,9 @@ class MemoryLogTree(LogTree):
     def tracked(self) -> tuple[int, int]:
         return self._tracked
 
-    def leaf_index(self, position: int) -> int | None:
-        return self._positions.get(position)
+    def leaf_indexes(self, positions: Sequence[int]) -> dict[int, int]:
+        found = ((p, self._positions.get(p)) for p in positions)
+        return {p: i for p, i in found if i is not None}
 
     def keep_head(self, head: TreeHead) -> None:
         self._heads.append(head)
@@ -223,10 +230,11 @@ class SQLiteLogTree(LogTree):
                 cursor.execute(statement)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Cursor]:
+        # Reads take no write lock: the verifier reads a leaf for every row.
         with self._lock:
             cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield cursor
             except BaseException:
@@ -239,7 +247,7 @@ class SQLiteLogTree(LogTree):
             return {}
         values = ", ".join("(?, ?)" for _ in keys)
         params = [part for key in keys for part in key]
-        with self._transaction() as cursor:
+        with self._transaction(write=False) as cursor:
             rows = cursor.execute(
                 f"SELECT level, idx, hash FROM log_tree_nodes WHERE (level, idx) IN (VALUES {values})",
                 params,
@@ -247,19 +255,25 @@ class SQLiteLogTree(LogTree):
         return {(level, idx): digest for level, idx, digest in rows}
 
     def tracked(self) -> tuple[int, int]:
-        with self._transaction() as cursor:
+        with self._transaction(write=False) as cursor:
             return self._tracked(cursor)
 
     def _tracked(self, cursor: sqlite3.Cursor) -> tuple[int, int]:
         row = cursor.execute("SELECT position, size FROM log_tree_tracking WHERE id = 1").fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def leaf_index(self, position: int) -> int | None:
-        with self._transaction() as cursor:
-            row = cursor.execute(
-                "SELECT leaf_index FROM log_tree_leaves WHERE position = ?", (position,)
-            ).fetchone()
-        return int(row[0]) if row else None
+    def leaf_indexes(self, positions: Sequence[int]) -> dict[int, int]:
+        found: dict[int, int] = {}
+        with self._transaction(write=False) as cursor:
+            for start in range(0, len(positions), SQLITE_IN_LIST_MAX):
+                chunk = list(positions[start : start + SQLITE_IN_LIST_MAX])
+                marks = ",".join("?" * len(chunk))
+                rows = cursor.execute(
+                    f"SELECT position, leaf_index FROM log_tree_leaves WHERE position IN ({marks})",
+                    chunk,
+                ).fetchall()
+                found.update((int(p), int(i)) for p, i in rows)
+        return found
 
     def keep_head(self, head: TreeHead) -> None:
         with self._transaction() as cursor:
@@ -269,7 +283,7 @@ class SQLiteLogTree(LogTree):
             )
 
     def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
-        with self._transaction() as cursor:
+        with self._transaction(write=False) as cursor:
             rows = cursor.execute(
                 "SELECT body FROM log_tree_heads ORDER BY tree_size, timestamp_us LIMIT ?",
                 (min(limit, HEADS_PAGE_MAX),),
@@ -365,16 +379,15 @@ class PostgresLogTree(LogTree):
         row = cursor.fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def leaf_index(self, position: int) -> int | None:
+    def leaf_indexes(self, positions: Sequence[int]) -> dict[int, int]:
         with self._transaction() as cursor:
             cursor.execute(
-                sql.SQL("SELECT leaf_index FROM {} WHERE position = %s").format(
+                sql.SQL("SELECT position, leaf_index FROM {} WHERE position = ANY(%s)").format(
                     self._table("leaves")
                 ),
-                (position,),
+                (list(positions),),
             )
-            row = cursor.fetchone()
-        return int(row[0]) if row else None
+            return {int(p): int(i) for p, i in cursor.fetchall()}
 
     def keep_head(self, head: TreeHead) -> None:
         with self._transaction() as cursor:
