@@ -41,7 +41,8 @@ class Service:
         self.tree_runner = LogTreeRunner(self.ledger, self.tree)
         self.signer = self._signer(settings)
         self._head_lock = threading.Lock()
-        self._latest_head: TreeHead | None = None
+        # The last head signed, so an unchanged tree is not signed again.
+        self._latest_head: TreeHead | None = self.tree.latest_head()
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

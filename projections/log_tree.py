@@ -40,6 +40,15 @@ from projections.runner import Waker
 
 TREE_BATCH_EVENTS = 10_000
 HEADS_PAGE_MAX = 1_000
+# One head every five minutes for a century is some ten million.
+HEADS_KEPT_MAX = 20_000_000
+HeadKey = tuple[int, int]  # (tree size, timestamp in microseconds): how heads are ordered
+
+
+def head_key(head: TreeHead) -> HeadKey:
+    return (head.tree_size, to_micros(head.timestamp))
+
+
 TREE_POOL_SIZE = 4
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQLITE_IN_LIST_MAX = 500
@@ -90,8 +99,21 @@ class LogTree(ABC):
     def keep_head(self, head: TreeHead) -> None: ...
 
     @abstractmethod
-    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
-        """The signed heads kept, oldest first."""
+    def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
+        """A page of the signed heads kept, by (tree size, timestamp), after ``after``."""
+
+    @abstractmethod
+    def latest_head(self) -> TreeHead | None: ...
+
+    def all_heads(self) -> Iterator[TreeHead]:
+        """Every signed head kept, page by page (at most ``HEADS_KEPT_MAX``)."""
+        after: HeadKey | None = None
+        for _ in range(HEADS_KEPT_MAX // HEADS_PAGE_MAX):
+            page = self.heads(HEADS_PAGE_MAX, after)
+            yield from page
+            if len(page) < HEADS_PAGE_MAX:
+                return
+            after = head_key(page[-1])
 
     @abstractmethod
     def _commit(
@@ -192,8 +214,13 @@ class MemoryLogTree(LogTree):
     def keep_head(self, head: TreeHead) -> None:
         self._heads.append(head)
 
-    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
-        return self._heads[:limit]
+    def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
+        ordered = sorted(self._heads, key=head_key)
+        later = [h for h in ordered if after is None or head_key(h) > after]
+        return later[: min(limit, HEADS_PAGE_MAX)]
+
+    def latest_head(self) -> TreeHead | None:
+        return max(self._heads, key=head_key, default=None)
 
     def _commit(
         self,
@@ -282,13 +309,22 @@ class SQLiteLogTree(LogTree):
                 (head.tree_size, to_micros(head.timestamp), to_json(head)),
             )
 
-    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
+    def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
+        size, micros = after if after is not None else (-1, -1)
         with self._transaction(write=False) as cursor:
             rows = cursor.execute(
-                "SELECT body FROM log_tree_heads ORDER BY tree_size, timestamp_us LIMIT ?",
-                (min(limit, HEADS_PAGE_MAX),),
+                "SELECT body FROM log_tree_heads WHERE (tree_size, timestamp_us) > (?, ?) "
+                "ORDER BY tree_size, timestamp_us LIMIT ?",
+                (size, micros, min(limit, HEADS_PAGE_MAX)),
             ).fetchall()
         return [from_json(body) for (body,) in rows]
+
+    def latest_head(self) -> TreeHead | None:
+        with self._transaction(write=False) as cursor:
+            row = cursor.execute(
+                "SELECT body FROM log_tree_heads ORDER BY tree_size DESC, timestamp_us DESC LIMIT 1"
+            ).fetchone()
+        return from_json(row[0]) if row else None
 
     def _commit(
         self,
@@ -398,15 +434,27 @@ class PostgresLogTree(LogTree):
                 (head.tree_size, to_micros(head.timestamp), to_json(head)),
             )
 
-    def heads(self, limit: int = HEADS_PAGE_MAX) -> list[TreeHead]:
+    def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
+        size, micros = after if after is not None else (-1, -1)
         with self._transaction() as cursor:
             cursor.execute(
-                sql.SQL("SELECT body FROM {} ORDER BY tree_size, timestamp_us LIMIT %s").format(
-                    self._table("heads")
-                ),
-                (min(limit, HEADS_PAGE_MAX),),
+                sql.SQL(
+                    "SELECT body FROM {} WHERE (tree_size, timestamp_us) > (%s, %s) "
+                    "ORDER BY tree_size, timestamp_us LIMIT %s"
+                ).format(self._table("heads")),
+                (size, micros, min(limit, HEADS_PAGE_MAX)),
             )
             return [from_json(bytes(body)) for (body,) in cursor.fetchall()]
+
+    def latest_head(self) -> TreeHead | None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                sql.SQL(
+                    "SELECT body FROM {} ORDER BY tree_size DESC, timestamp_us DESC LIMIT 1"
+                ).format(self._table("heads"))
+            )
+            row = cursor.fetchone()
+        return from_json(bytes(row[0])) if row else None
 
     def _commit(
         self,

@@ -377,7 +377,7 @@ class _StoreCheck:
 
 def _stored_heads(tree: LogTree) -> tuple[list[TreeHead], list[Problem]]:
     try:
-        return list(tree.heads()), []
+        return list(tree.all_heads()), []
     except TreeHeadError as error:
         return [], [Problem("bad_head", None, f"a head kept in the store cannot be read: {error}")]
 

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 
 from api.auth import KeyRing, Role
 from api.cli import main
@@ -242,3 +243,32 @@ def test_keygen_never_replaces_a_key(tmp_path: Path, capsys: pytest.CaptureFixtu
     first = path.read_bytes()
     assert main(["keygen", str(path)]) == 2
     assert path.read_bytes() == first
+
+
+def test_heads_are_signed_periodically_as_the_log_grows(tmp_path: Path) -> None:
+    write_new_key(tmp_path / "tree-head.pem")
+    ring = KeyRing([])
+    service_key = ring.add(Role.SERVICE)
+    ring.save(tmp_path / "keys.json")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+        keys_file=tmp_path / "keys.json",
+        deadline_worker=False,
+        tree_head_key=tmp_path / "tree-head.pem",
+        tree_head_interval_seconds=0.05,
+        projection_poll_seconds=0.05,
+    )
+    app = create_app(settings)
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/members",
+            json={"member_id": "m-1", "occurred_at": at(0)},
+            headers={"Authorization": f"Bearer {service_key}", "Idempotency-Key": "k-1"},
+        )
+        assert response.status_code == 201
+        tree = app.state.service.tree
+        deadline = time.monotonic() + 10
+        while tree.latest_head() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        head = tree.latest_head()
+        assert head is not None and head.tree_size == 1

@@ -16,7 +16,14 @@ from ledger.clock import FixedClock
 from ledger.errors import NotFoundError
 from ledger.scenario import SCENARIO_END, run_scenario
 from ledger.tree_head import TreeHeadSigner, TreeHeadVerifier
-from projections.log_tree import LogTreeRunner, TreeConflictError, leaf_of, open_log_tree
+from projections import log_tree
+from projections.log_tree import (
+    LogTreeRunner,
+    TreeConflictError,
+    head_key,
+    leaf_of,
+    open_log_tree,
+)
 
 
 @pytest.fixture
@@ -129,6 +136,10 @@ def test_signed_heads_are_kept_and_verify(story_app: LedgerApp, database_url: st
     LogTreeRunner(story_app, tree).catch_up()
     late = tree.sign_head(signer, datetime(2026, 1, 2, tzinfo=UTC))
     assert tree.heads() == [early, late]
+    assert tree.heads(after=head_key(early)) == [late]
+    assert tree.heads(limit=1) == [early]
+    assert list(tree.all_heads()) == [early, late]
+    assert tree.latest_head() == late
     verifier = TreeHeadVerifier.from_pem(signer.public_key_pem())
     assert verifier.verify(early)
     assert verifier.verify(late)
@@ -154,3 +165,17 @@ def test_sqlite_positions_survive_vacuum(tmp_path: object) -> None:
     after = app.read_stored(0, 10_000)
     assert after == [row for row in before if row[0] != middle]
     app.close()
+
+
+def test_every_kept_head_is_read_page_by_page(
+    story_app: LedgerApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_tree, "HEADS_PAGE_MAX", 2)
+    tree = open_log_tree(database_url)
+    signer = TreeHeadSigner.generate()
+    signed = []
+    for day, rows in enumerate((3, 2, 4, 1, 5), start=1):
+        tree.append(story_app.read_stored(tree.tracked()[0], rows))
+        signed.append(tree.sign_head(signer, datetime(2026, 1, day, tzinfo=UTC)))
+    assert list(tree.all_heads()) == signed
+    tree.close()
