@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -20,7 +20,11 @@ IDEMPOTENCY_KEY_MAX_CHARS = 255
 C = TypeVar("C", bound=Command)
 
 
-def get_service(request: Request) -> Service:
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def``
+# dependency in a worker thread, a hop that cost more than the check itself.
+
+
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -33,8 +37,8 @@ bearer = HTTPBearer(
 )
 
 
-def require(roles: frozenset[Role]) -> Callable[..., Principal]:
-    def authorise(
+def require(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
+    async def authorise(
         service: ServiceDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:

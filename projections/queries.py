@@ -25,7 +25,7 @@ from projections.penalties import Penalty, penalty_of
 from projections.rulebook import Rulebook, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
 from projections.snapshots import PenaltySnapshot, penalty_valid_until
-from projections.views import ReputationView
+from projections.views import ReputationView, SnapshotState
 from projections.violations import ViolationStanding, violations_of
 
 PENALTY_BATCH_MAX = 1_000
@@ -124,18 +124,22 @@ class Reputation:
         if len(ids) > PENALTY_BATCH_MAX:
             raise ValueError(f"at most {PENALTY_BATCH_MAX} sellers per batch")
         book = self.rulebook(rulebook)
-        cut, position = self.cut(as_of)
         if as_of is not None:
+            cut, position = self.cut(as_of)
             files = self.view.files(ids)
             found = {i: penalty_of(f, cut, book) for i, f in files.items()}
         else:
-            found = self._current_penalties(ids, cut, book)
+            # Touched positions are read before the files: a later fact invalidates.
+            state = self.view.snapshot_state(book.scoring_stamp, ids)
+            cut, position = Cut(self.clock.now()), state.position
+            found = self._current_penalties(ids, cut, book, state)
         return [found.get(i) for i in ids], book.scoring_stamp, cut.as_of, position
 
-    def _current_penalties(self, ids: list[str], cut: Cut, book: Rulebook) -> dict[str, Penalty]:
+    def _current_penalties(
+        self, ids: list[str], cut: Cut, book: Rulebook, state: SnapshotState
+    ) -> dict[str, Penalty]:
         """Now: from snapshots still right, computing (and keeping) only the others."""
-        touched = self.view.touched(ids)  # read before the files: a later fact invalidates
-        stored = self.view.snapshots(book.scoring_stamp, ids)
+        touched, stored = state.touched, state.snapshots
         found: dict[str, Penalty] = {}
         missing = []
         for seller in ids:

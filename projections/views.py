@@ -132,6 +132,14 @@ class RecentRows:
         self.position = -1
 
 
+class SnapshotState(msgspec.Struct, frozen=True):
+    """What serving current penalties from snapshots reads, in this order."""
+
+    position: int
+    touched: dict[str, int]
+    snapshots: dict[str, PenaltySnapshot]
+
+
 class ReputationView(ABC):
     """The fold's state, stored; what every query reads."""
 
@@ -165,6 +173,12 @@ class ReputationView(ABC):
     @abstractmethod
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
         """Store penalty snapshots (they are checked when read, never trusted blindly)."""
+
+    def snapshot_state(self, rulebook: str, seller_ids: Sequence[str]) -> SnapshotState:
+        """The view's position, then the sellers' touched positions, then their snapshots."""
+        position = self.position()
+        touched = self.touched(seller_ids)
+        return SnapshotState(position, touched, self.snapshots(rulebook, seller_ids))
 
     def close(self) -> None:  # noqa: B027 - views without resources need nothing here
         """Release connections."""
@@ -312,6 +326,21 @@ class SqlView(ReputationView):
                 for b in self._bodies(cursor, "snapshots", "snapshot_key", keys)
             ]
         return {snapshot.seller_id: snapshot for snapshot in found}
+
+    def snapshot_state(self, rulebook: str, seller_ids: Sequence[str]) -> SnapshotState:
+        # One transaction, one pooled connection: the ranking engine's hot path.
+        keys = [snapshot_key(rulebook, s) for s in seller_ids]
+        with self._transaction() as cursor:
+            position = self._tracked(cursor)
+            touched = dict(
+                _touch_decoder.decode(b)
+                for b in self._bodies(cursor, "touched", "seller_id", seller_ids)
+            )
+            found = [
+                _snapshot_decoder.decode(b)
+                for b in self._bodies(cursor, "snapshots", "snapshot_key", keys)
+            ]
+        return SnapshotState(position, touched, {s.seller_id: s for s in found})
 
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
         rows = [(snapshot_key(s.rulebook, s.seller_id), _encoder.encode(s)) for s in snapshots]

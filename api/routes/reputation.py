@@ -6,13 +6,14 @@ Every GET takes ``as_of`` (business time), ``at_position`` (auditors only) and
 that position first.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypedDict
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
 from api.auth import AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
@@ -40,14 +41,14 @@ class Scope(msgspec.Struct, frozen=True):
     principal: Principal
 
 
-def scoped(roles: frozenset[AuthRole]) -> Callable[..., Scope]:
+def scoped(roles: frozenset[AuthRole]) -> Callable[..., Awaitable[Scope]]:
     """A dependency: the caller's key checked, then the answer's scope from the query.
 
     This module keeps its annotations evaluated (no ``from __future__ import
     annotations``): FastAPI reads the closure's ``Depends(require(roles))``.
     """
 
-    def scope(
+    async def scope(
         service: ServiceDep,
         principal: Annotated[Principal, Depends(require(roles))],
         as_of: AsOf = None,
@@ -57,8 +58,8 @@ def scoped(roles: frozenset[AuthRole]) -> Callable[..., Scope]:
     ) -> Scope:
         if at_position is not None and principal.role not in AUDIT_ROLES:
             raise ApiProblem(403, "forbidden", "at_position is for auditors", field="at_position")
-        if min_position is not None:
-            service.catch_up_to(min_position)
+        if min_position is not None:  # the one part that waits on the database
+            await run_in_threadpool(service.catch_up_to, min_position)
         service.reputation.rulebook(rulebook)  # an unknown rulebook is refused before anything runs
         return Scope(Where(as_of=as_of, at_position=at_position, rulebook=rulebook), principal)
 
