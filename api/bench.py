@@ -15,6 +15,7 @@ import http.client
 import io
 import os
 import platform
+import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +40,8 @@ from projections.runner import Runner
 from projections.views import open_view
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+# The server catches its projections up with the log before it listens.
+SERVER_START_SECONDS_MAX = 300
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -50,7 +53,7 @@ class Workload(msgspec.Struct, frozen=True):
     rebuild_trades: int
     http_sellers: int
     http_requests: int
-    http_clients: int
+    http_clients: Sequence[int]
 
 
 QUICK = Workload(
@@ -61,7 +64,7 @@ QUICK = Workload(
     rebuild_trades=4_000,
     http_sellers=1_000,
     http_requests=300,
-    http_clients=8,
+    http_clients=(1, 8),
 )
 FULL = Workload(
     "full",
@@ -71,7 +74,7 @@ FULL = Workload(
     rebuild_trades=150_000,
     http_sellers=10_000,
     http_requests=3_000,
-    http_clients=16,
+    http_clients=(1, 4, 16),
 )
 
 
@@ -334,11 +337,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"{small['peak_rss_mib']} MiB vs {large['peak_rss_mib']} MiB | - | {memory['ratio']}x |"
         )
     http = results.get("http")
-    if http:
+    for run in http["runs"] if http else []:
         for name in ("single", "batch_1000"):
-            figure = http[name]
+            figure = run[name]
             lines.append(
-                f"| HTTP {name} penalty, {http['clients']} clients: requests/s (p50/p99 ms) | "
+                f"| HTTP {name} penalty, {run['clients']} client(s): requests/s (p50/p99 ms) | "
                 f"{figure['requests_per_s']:,.0f} ({figure['p50_ms']}/{figure['p99_ms']}) | - | - |"
             )
     return "\n".join(lines) + "\n"
@@ -372,12 +375,14 @@ class _schema:
 
 
 def bench_http(url: str, workload: Workload) -> dict[str, Any]:
-    """Single penalties and 1,000-seller batches from concurrent clients over loopback HTTP."""
-    import uvicorn  # noqa: PLC0415 - the server of this benchmark only
+    """Single penalties and 1,000-seller batches over loopback HTTP, at each concurrency.
 
-    from api.auth import KeyRing, Role  # noqa: PLC0415
-    from api.main import create_app  # noqa: PLC0415
-    from api.settings import Settings  # noqa: PLC0415
+    The server is ``trustledger serve`` in its own process, as in production;
+    the clients are threads of this one, each with a keep-alive connection, so
+    they do not take the server's interpreter lock. All share the machine's
+    cores with PostgreSQL.
+    """
+    from api.auth import KeyRing, Role  # noqa: PLC0415 - the server of this benchmark only
 
     app = LedgerApp(url, clock=FixedClock(START + timedelta(days=4000)))
     _fill(app, workload.http_sellers * 2)
@@ -387,61 +392,97 @@ def bench_http(url: str, workload: Workload) -> dict[str, Any]:
     key = ring.add(Role.RANKING)
     keys_file = Path(f"/tmp/bench-keys-{uuid.uuid4().hex}.json")
     ring.save(keys_file)
-    settings = Settings(database_url=url, keys_file=keys_file, deadline_worker=False)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    local = threading.local()
-    connections: list[http.client.HTTPConnection] = []
-    connections_lock = threading.Lock()
-    batch_body = msgspec.json.encode({"seller_ids": sellers[:1000]})
-
-    def request(method: str, path: str, body: bytes | None = None) -> None:
-        # One keep-alive connection per client thread, as an HTTP client pool would hold.
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            with connections_lock:
-                connections.append(local.conn)
-        local.conn.request(method, path, body=body, headers=headers)
-        response = local.conn.getresponse()
-        response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path}: {response.status}")
-
-    def single(seller: str) -> None:
-        request("GET", f"/v1/sellers/{seller}/penalty")
-
-    def batch(_: int) -> None:
-        request("POST", "/v1/penalties/batch", batch_body)
-
-    n = workload.http_requests
-    # The ranking engine asks over and over: the first ask computes each
-    # seller's snapshot, later ones are served from it until a fact or time
-    # changes it. Warm once, then time the steady state.
-    for i in range(0, len(sellers), 1000):
-        chunk = msgspec.json.encode({"seller_ids": sellers[i : i + 1000]})
-        request("POST", "/v1/penalties/batch", chunk)
-    singles = _parallel(
-        workload.http_clients, [partial(single, sellers[i % len(sellers)]) for i in range(n)]
-    )
-    batches = _parallel(workload.http_clients, [partial(batch, i) for i in range(max(n // 20, 10))])
-    for connection in connections:
-        connection.close()
-    server.should_exit = True
-    thread.join(timeout=10)
+    with _Server(url, keys_file) as port:
+        client = _Client(port, key)
+        # The ranking engine asks over and over: the first ask computes each
+        # seller's snapshot, later ones are served from it until a fact or time
+        # changes it. Warm once, then time the steady state.
+        for i in range(0, len(sellers), 1000):
+            client.batch(sellers[i : i + 1000])
+        runs = [_http_run(client, sellers, workload, clients) for clients in workload.http_clients]
+        client.close()
     keys_file.unlink()
+    return {"sellers": len(sellers), "runs": runs}
+
+
+def _http_run(
+    client: _Client, sellers: list[str], workload: Workload, clients: int
+) -> dict[str, Any]:
+    n = workload.http_requests
+    first = sellers[:1000]
+    singles = _parallel(
+        clients, [partial(client.single, sellers[i % len(sellers)]) for i in range(n)]
+    )
+    batches = _parallel(clients, [partial(client.batch, first) for _ in range(max(n // 20, 10))])
     return {
-        "sellers": len(sellers),
-        "clients": workload.http_clients,
+        "clients": clients,
         "single": {**singles, "requests_per_s": singles.pop("events_per_s")},
         "batch_1000": {**batches, "requests_per_s": batches.pop("events_per_s")},
     }
+
+
+class _Server:
+    """``trustledger serve`` in a child process, until the block ends."""
+
+    def __init__(self, url: str, keys_file: Path) -> None:
+        self.url, self.keys_file = url, keys_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        command = [sys.executable, "-m", "api.cli", "--database-url", self.url, "serve"]
+        command += ["--port", str(port), "--keys-file", str(self.keys_file)]
+        command += ["--no-deadline-worker", "--log-level", "warning"]
+        self.process = subprocess.Popen(command)
+        deadline = time.monotonic() + SERVER_START_SECONDS_MAX
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    return port
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("the server did not start in time")
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+class _Client:
+    """One keep-alive connection per client thread, as an HTTP client pool holds."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port = port
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.local = threading.local()
+        self.connections: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+
+    def single(self, seller: str) -> None:
+        self._request("GET", f"/v1/sellers/{seller}/penalty")
+
+    def batch(self, sellers: list[str]) -> None:
+        self._request("POST", "/v1/penalties/batch", msgspec.json.encode({"seller_ids": sellers}))
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> None:
+        if not hasattr(self.local, "conn"):
+            self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            with self.lock:
+                self.connections.append(self.local.conn)
+        self.local.conn.request(method, path, body=body, headers=self.headers)
+        response = self.local.conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{method} {path}: {response.status}")
 
 
 def _members(app: LedgerApp) -> list[str]:

@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="append the demo story first")
     serve.add_argument("--no-deadline-worker", action="store_true")
     serve.add_argument("--keys-file", type=Path, default=None)
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn's; below info there is no access log",
+    )
     keys = commands.add_parser("keys", help="manage API keys (stored as hashes)")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     add_key = keys_commands.add_parser("add", help="create a key for a role; it is printed once")
@@ -271,7 +277,7 @@ def _serve(args: argparse.Namespace, url: str) -> None:
             run_scenario(app)
         finally:
             app.close()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
 
 
 def _add_key(role: str, keys_file: Path | None) -> None:

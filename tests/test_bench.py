@@ -24,4 +24,6 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     table = (tmp_path / "results.md").read_text()
     assert "| appends, 32 client(s)" in table
     assert "rebuild of" in table
+    assert [run["clients"] for run in results["http"]["runs"]] == [1, 8]
+    assert "| HTTP batch_1000 penalty, 8 client(s)" in table
     capsys.readouterr()
