@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import pytest
 
 from api.cli import main
 from ledger import commands as c
+from ledger import transfer
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from ledger.events import Dsr
@@ -289,6 +291,49 @@ def test_an_import_continues_a_store_that_holds_the_log_before_it(
     assert _log(target) == _log(source.app)
 
 
+def test_a_continuation_loads_the_stored_aggregates_it_reads_in_bulk(
+    source: Market, exported: bytes, target: LedgerApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = exported.splitlines(keepends=True)
+    half = len(lines) // 2
+    import_log(target, io.BytesIO(b"".join(lines[:half])))
+    queried: list[int] = []
+    bulk = transfer._stored_events
+
+    def counted(app: LedgerApp, ids: list[UUID]) -> dict[UUID, list[object]]:
+        queried.append(len(ids))
+        return bulk(app, ids)
+
+    def one_by_one(*_: object) -> None:
+        raise AssertionError("an aggregate was loaded on its own")
+
+    monkeypatch.setattr(transfer, "_stored_events", counted)
+    monkeypatch.setattr(transfer._Importer, "_load", one_by_one)
+    rest = io.BytesIO()
+    export_log(source.app, rest, after=half)
+    # A fresh import caches nothing: the members, trades and complaints of the
+    # first half that the rest names all come from the store.
+    import_log(target, io.BytesIO(rest.getvalue()), batch_events=50)
+    assert _log(target) == _log(source.app)
+    assert sum(queried) > len(SELLERS) + len(BUYERS)
+    assert max(queried) > 1
+
+
+def test_positions_are_reported_after_a_refused_batch_left_a_gap(
+    source: Market, exported: bytes, target: LedgerApp
+) -> None:
+    lines = exported.splitlines(keepends=True)
+    half = len(lines) // 2
+    import_log(target, io.BytesIO(b"".join(lines[:half])))
+    _refused(target, b"".join(lines[:half]))  # PostgreSQL spends positions on it
+    rest = io.BytesIO()
+    export_log(source.app, rest, after=half)
+    report = import_log(target, io.BytesIO(rest.getvalue()), batch_events=50)
+    positions = [n.id for n in target.iter_log()]
+    assert (report.first_position, report.last_position) == (positions[half], positions[-1])
+    assert _log(target) == _log(source.app)
+
+
 def test_deadlines_pending_in_the_source_fire_after_an_import(
     exported: bytes, target: LedgerApp
 ) -> None:
@@ -435,6 +480,20 @@ def test_importing_the_same_export_twice_is_refused_and_writes_nothing(
     assert "member shop-a" in error.reason
     assert error.imported.events == 0
     assert _log(target) == log
+
+
+def test_a_clash_found_while_the_next_batch_is_checked_stops_the_import_there(
+    exported: bytes, target: LedgerApp
+) -> None:
+    lines = _lines(exported)
+    clashing = 6  # a member registration, in the second batch of four lines
+    assert lines[clashing - 1]["topic"] == "trustledger.member.registered.v1"
+    member = lines[clashing - 1]["body"]["member_id"]
+    Market(target, FixedClock(T0)).members(member)  # the store already holds it
+    error = _refused(target, exported, batch_events=4)
+    assert (error.line, error.code) == (clashing, "version_clash")
+    assert f"member {member}" in error.reason
+    assert error.imported.events == 4
 
 
 def test_an_over_long_line_is_refused(target: LedgerApp) -> None:
