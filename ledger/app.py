@@ -116,6 +116,14 @@ def _invalid(error: Exception) -> InvalidInputError:
     return InvalidInputError(ErrorCode.INVALID_INPUT, str(error), field=field or None)
 
 
+def _check_page(limit: int) -> None:
+    """A page of the log is 1 to ``LOG_PAGE_MAX`` events, whoever reads it."""
+    if not 1 <= limit <= LOG_PAGE_MAX:
+        raise InvalidInputError(
+            ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
+        )
+
+
 class LedgerApp(Application[UUID]):
     name = "trustledger"
 
@@ -437,34 +445,23 @@ class LedgerApp(Application[UUID]):
         return Member.replay(aggregate_id, self._stored_history(aggregate_id))
 
     def read_log(self, after: int = 0, limit: int = 1_000) -> list[Notification]:
-        if not 1 <= limit <= LOG_PAGE_MAX:
-            raise InvalidInputError(
-                ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
-            )
+        _check_page(limit)
         return list(
             self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         )
 
     def read_events(self, after: int = 0, limit: int = 1_000) -> list[tuple[int, Event]]:
         """The decoded events after a position, with their positions: what projections fold."""
-        if not 1 <= limit <= LOG_PAGE_MAX:
-            raise InvalidInputError(
-                ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
-            )
-        recorder: LedgerRecorder = self.recorder  # type: ignore[assignment]
+        _check_page(limit)
         return [
             (position, decode_stored(position, topic, state))
-            for position, topic, state in recorder.select_entries(after, limit)
+            for position, topic, state in self.ledger_recorder.select_entries(after, limit)
         ]
 
     def read_stored(self, after: int = 0, limit: int = 1_000) -> list[StoredEntry]:
         """The stored rows after a position as written, undecoded: what the Merkle tree hashes."""
-        if not 1 <= limit <= LOG_PAGE_MAX:
-            raise InvalidInputError(
-                ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
-            )
-        recorder: LedgerRecorder = self.recorder  # type: ignore[assignment]
-        return recorder.select_stored(after, limit)
+        _check_page(limit)
+        return self.ledger_recorder.select_stored(after, limit)
 
     def iter_log(self, after: int = 0, page: int = 1_000) -> Iterator[Notification]:
         while True:

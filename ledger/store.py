@@ -41,6 +41,8 @@ EventKey = tuple[UUID, int]
 LogEntry = tuple[int, str, bytes]
 # What the verifiable log hashes: position, originator id and version, topic, body.
 StoredEntry = tuple[int, UUID, int, str, bytes]
+_ENTRY_COLUMNS = "notification_id, topic, state"
+_STORED_COLUMNS = "notification_id, originator_id, originator_version, topic, state"
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):
@@ -291,23 +293,21 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             return [UUID(row["originator_id"]) for row in c.fetchall()]
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT notification_id, topic, state FROM {self.events_table_name} "
-                "WHERE notification_id > ? ORDER BY notification_id LIMIT ?",
-                (after, limit),
-            )
-            return [(row[0], row[1], row[2]) for row in c.fetchall()]
+        rows = self._rows_after(_ENTRY_COLUMNS, after, limit)
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def select_stored(self, after: int, limit: int) -> list[StoredEntry]:
+        rows = self._rows_after(_STORED_COLUMNS, after, limit)
+        return [(row[0], UUID(row[1]), row[2], row[3], row[4]) for row in rows]
+
+    def _rows_after(self, columns: str, after: int, limit: int) -> list[Any]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} "
+                f"SELECT {columns} FROM {self.events_table_name} "
                 "WHERE notification_id > ? ORDER BY notification_id LIMIT ?",
                 (after, limit),
             )
-            return [(row[0], UUID(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+            return list(c.fetchall())
 
 
 # --- PostgreSQL ----------------------------------------------------------------
@@ -480,30 +480,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return [row["originator_id"] for row in curs.fetchall()]
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
-        # Plain tuples and binary results: a rebuild reads millions of rows.
-        with (
-            self.datastore.get_connection() as conn,
-            conn.cursor(row_factory=tuple_row, binary=True) as curs,
-        ):
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, topic, state FROM {schema}.{table} "
-                    "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-                ).format(schema=self._schema, table=Identifier(self.events_table_name)),
-                (after, limit),
-                prepare=True,
-            )
-            return curs.fetchall()
+        return self._rows_after(_ENTRY_COLUMNS, after, limit)
 
     def select_stored(self, after: int, limit: int) -> list[StoredEntry]:
+        return self._rows_after(_STORED_COLUMNS, after, limit)
+
+    def _rows_after(self, columns: str, after: int, limit: int) -> list[Any]:
+        # Plain tuples and binary results (uuid, bytea decoded by psycopg):
+        # a rebuild reads millions of rows.
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
             curs.execute(
                 SQL(
-                    "SELECT notification_id, originator_id, originator_version, topic, state "
-                    "FROM {schema}.{table} "
+                    "SELECT " + columns + " FROM {schema}.{table} "
                     "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
                 ).format(schema=self._schema, table=Identifier(self.events_table_name)),
                 (after, limit),
