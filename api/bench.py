@@ -36,6 +36,7 @@ from ledger import commands as c
 from ledger.app import LedgerApp, Origin
 from ledger.clock import FixedClock
 from ledger.codec import decode_event
+from projections.connections import place_of
 from projections.runner import Runner
 from projections.views import open_view
 
@@ -256,8 +257,8 @@ def bench_rebuild(url: str, workload: Workload) -> dict[str, Any]:
     ours = events / (time.perf_counter() - started)
     view.close()
     app.close()
-    conninfo = url.split("?", 1)[0]
-    schema = url.split("schema=", 1)[1].split("&", 1)[0]
+    place = place_of(url)
+    conninfo, schema = place.conninfo, place.schema
     started = time.perf_counter()
     decoded = 0
     with psycopg.connect(conninfo) as conn, conn.cursor(name="raw") as cursor:
@@ -277,8 +278,8 @@ def bench_rebuild(url: str, workload: Workload) -> dict[str, Any]:
 
 def _settle_database(url: str) -> None:
     """Let PostgreSQL finish with the fill (statistics, dirty pages) before either side is timed."""
-    conninfo = url.split("?", 1)[0]
-    schema = url.split("schema=", 1)[1].split("&", 1)[0]
+    place = place_of(url)
+    conninfo, schema = place.conninfo, place.schema
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(f'VACUUM ANALYZE "{schema}".trustledger_events')
         conn.execute("CHECKPOINT")
@@ -573,7 +574,7 @@ def bench_import(postgres: str, trades: int) -> dict[str, Any]:
         ours = events / (time.perf_counter() - started)
         target.close()
     with _schema(postgres) as url:
-        schema = url.split("schema=", 1)[1].split("&", 1)[0]
+        schema = place_of(url).schema
         with psycopg.connect(postgres) as conn:
             conn.execute(
                 f"CREATE TABLE {schema}.plain (originator_id uuid, originator_version bigint, topic text, "

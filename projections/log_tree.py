@@ -20,10 +20,9 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 import psycopg
@@ -36,6 +35,7 @@ from ledger.errors import ErrorCode, NotFoundError
 from ledger.merkle import NodeKey
 from ledger.store import StoredEntry, to_micros
 from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
+from projections.connections import SQLiteConnection, chunks, place_of
 from projections.runner import Waker
 
 TREE_BATCH_EVENTS = 10_000
@@ -50,8 +50,6 @@ def head_key(head: TreeHead) -> HeadKey:
 
 
 TREE_POOL_SIZE = 4
-# SQLite allows 32766 host parameters; stay far below it per IN (...) list.
-SQLITE_IN_LIST_MAX = 500
 
 
 class TreeConflictError(RuntimeError):
@@ -239,9 +237,7 @@ class MemoryLogTree(LogTree):
 
 class SQLiteLogTree(LogTree):
     def __init__(self, path: str) -> None:
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = SQLiteConnection(path)
         statements = [
             "CREATE TABLE IF NOT EXISTS log_tree_nodes (level INTEGER NOT NULL, "
             "idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
@@ -256,18 +252,9 @@ class SQLiteLogTree(LogTree):
             for statement in statements:
                 cursor.execute(statement)
 
-    @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Cursor]:
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Cursor]:
         # Reads take no write lock: the verifier reads a leaf for every row.
-        with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield cursor
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return self._db.transaction(write=write)
 
     def nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         if not keys:
@@ -292,8 +279,7 @@ class SQLiteLogTree(LogTree):
     def leaf_indexes(self, positions: Sequence[int]) -> dict[int, int]:
         found: dict[int, int] = {}
         with self._transaction(write=False) as cursor:
-            for start in range(0, len(positions), SQLITE_IN_LIST_MAX):
-                chunk = list(positions[start : start + SQLITE_IN_LIST_MAX])
+            for chunk in chunks(positions):
                 marks = ",".join("?" * len(chunk))
                 rows = cursor.execute(
                     f"SELECT position, leaf_index FROM log_tree_leaves WHERE position IN ({marks})",
@@ -497,14 +483,12 @@ class PostgresLogTree(LogTree):
 
 def open_log_tree(database_url: str) -> LogTree:
     """The Merkle tree that lives beside the log named by a ledger database URL."""
-    if database_url == "memory:":
+    place = place_of(database_url)
+    if place.kind == "memory":
         return MemoryLogTree()
-    parts = urlsplit(database_url)
-    if parts.scheme == "sqlite":
-        return SQLiteLogTree(unquote(parts.path[1:]))
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    conninfo = database_url.split("?", 1)[0].replace("postgres://", "postgresql://")
-    return PostgresLogTree(conninfo, schema=query.get("schema", "public"))
+    if place.kind == "sqlite":
+        return SQLiteLogTree(place.path)
+    return PostgresLogTree(place.conninfo, schema=place.schema)
 
 
 class LogTreeRunner:

@@ -18,13 +18,11 @@ one statement once a rebuild has caught up.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 import psycopg
@@ -32,11 +30,10 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
+from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 from projections.snapshots import PenaltySnapshot
 
-# SQLite allows 32766 host parameters; stay far below it per IN (...) list.
-SQL_IN_LIST_MAX = 500
 # Rows a view remembers from its own last writes (about 0.5 KB each).
 RECENT_ROWS_MAX = 100_000
 # Connections of a PostgreSQL view: the runner's and the request threads' reads.
@@ -403,22 +400,9 @@ _KEYS = {
 VIEW_TABLES = ("members", "trades", "complaints", "touched", "snapshots", "tracking")
 
 
-def _chunks(keys: Iterable[str]) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for key in keys:
-        chunk.append(key)
-        if len(chunk) == SQL_IN_LIST_MAX:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 class SQLiteView(SqlView):
     def __init__(self, path: str, *, version: int | None = None) -> None:
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = SQLiteConnection(path)
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS {self.registry} (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
@@ -470,22 +454,13 @@ class SQLiteView(SqlView):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
-        # One connection serves the runner's thread and readers' threads:
-        # transactions on it take turns.
-        with self._lock:
-            cursor = self._db.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._db.transaction() as cursor:
+            yield cursor
 
     def _bodies(
         self, cursor: sqlite3.Cursor, table: str, column: str, keys: Iterable[str]
     ) -> Iterator[bytes]:
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             marks = ",".join("?" * len(chunk))
             cursor.execute(
                 f"SELECT body FROM {self._prefix}{table} WHERE {column} IN ({marks})", chunk
@@ -622,7 +597,7 @@ class PostgresView(SqlView):
     def _bodies(
         self, cursor: psycopg.Cursor[Any], table: str, column: str, keys: Iterable[str]
     ) -> Iterator[bytes]:
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             cursor.execute(
                 sql.SQL("SELECT body FROM {} WHERE {} = ANY(%s)").format(
                     self._table(table), sql.Identifier(column)
@@ -682,11 +657,9 @@ class PostgresView(SqlView):
 
 def open_view(database_url: str, *, version: int | None = None) -> ReputationView:
     """The view that lives beside the log named by a ledger database URL."""
-    if database_url == "memory:":
+    place = place_of(database_url)
+    if place.kind == "memory":
         return MemoryView()
-    parts = urlsplit(database_url)
-    if parts.scheme == "sqlite":
-        return SQLiteView(unquote(parts.path[1:]), version=version)
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    conninfo = database_url.split("?", 1)[0].replace("postgres://", "postgresql://")
-    return PostgresView(conninfo, schema=query.get("schema", "public"), version=version)
+    if place.kind == "sqlite":
+        return SQLiteView(place.path, version=version)
+    return PostgresView(place.conninfo, schema=place.schema, version=version)

@@ -1,0 +1,83 @@
+"""Where a projection's tables live, and the SQLite connection they take turns on.
+
+Every projection (the reputation view, the log tree) keeps its tables beside
+the log named by the ledger's database URL: in the same SQLite file, or in the
+same PostgreSQL schema.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+# SQLite allows 32766 host parameters; stay far below it per IN (...) list.
+SQL_IN_LIST_MAX = 500
+
+K = TypeVar("K")
+
+
+class Place(NamedTuple):
+    """A ledger database URL taken apart: ``kind`` is memory, sqlite or postgres."""
+
+    kind: str
+    path: str = ""  # the SQLite file
+    conninfo: str = ""  # PostgreSQL, without the query
+    schema: str = "public"
+
+
+def place_of(database_url: str) -> Place:
+    if database_url == "memory:":
+        return Place("memory")
+    parts = urlsplit(database_url)
+    if parts.scheme == "sqlite":
+        return Place("sqlite", path=unquote(parts.path[1:]))
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    conninfo = database_url.split("?", 1)[0].replace("postgres://", "postgresql://")
+    return Place("postgres", conninfo=conninfo, schema=query.get("schema", "public"))
+
+
+def chunks(keys: Iterable[K]) -> Iterator[list[K]]:
+    """Keys in lists of at most ``SQL_IN_LIST_MAX``, for IN (...) lists."""
+    chunk: list[K] = []
+    for key in keys:
+        chunk.append(key)
+        if len(chunk) == SQL_IN_LIST_MAX:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class SQLiteConnection:
+    """One connection serving a runner's thread and readers' threads: its
+    transactions take turns."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Cursor]:
+        # A read takes no write lock (BEGIN IMMEDIATE would).
+        with self._lock:
+            cursor = self._db.cursor()
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cursor
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def execute(self, statement: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement in its own (autocommit) transaction."""
+        with self._lock:
+            return self._db.execute(statement, parameters)
+
+    def close(self) -> None:
+        self._db.close()
