@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import problems
+from api.metrics import ROUTE_LABEL
+from api.ranking_path import RankingPath
 from api.routes import appends, audit, operations, reputation
 from api.service import Service
 from api.settings import Settings
@@ -40,7 +42,9 @@ def create_app(
     )
     problems.install(app)
 
-    app.add_middleware(Timed)
+    if settings.ranking_path:
+        app.add_middleware(RankingPath)
+    app.add_middleware(Timed)  # added last: the outermost, so it times both paths
     for router in (appends.router, reputation.router, audit.router, operations.router):
         app.include_router(router)
     return app
@@ -65,8 +69,8 @@ class Timed:
         try:
             await self.app(scope, receive, send)
         finally:
-            route = scope.get("route")
+            route = scope.get(ROUTE_LABEL) or getattr(scope.get("route"), "path", None)
             state = getattr(scope.get("app"), "state", None)
             service: Service | None = getattr(state, "service", None)
             if service is not None and route is not None:
-                service.metrics.observe(getattr(route, "path", "?"), time.perf_counter() - started)
+                service.metrics.observe(route, time.perf_counter() - started)

@@ -6,6 +6,9 @@ import threading
 from collections import defaultdict
 
 LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# The ASGI scope key naming the route of a request answered outside the
+# router (``api.ranking_path``), for the latency histogram.
+ROUTE_LABEL = "trustledger.route"
 
 
 class Metrics:
@@ -14,6 +17,7 @@ class Metrics:
         self.appends = 0
         self.appended_events = 0
         self.conflicts = 0
+        self.ranking_path_answers = 0
         self.refusals: dict[str, int] = defaultdict(int)
         self._latency: dict[str, list[int]] = defaultdict(
             lambda: [0] * (len(LATENCY_BUCKETS_SECONDS) + 1)
@@ -24,6 +28,10 @@ class Metrics:
         with self._lock:
             self.appends += 1
             self.appended_events += events
+
+    def ranking_path_answered(self) -> None:
+        with self._lock:
+            self.ranking_path_answers += 1
 
     def refused(self, code: str) -> None:
         with self._lock:
@@ -49,6 +57,8 @@ class Metrics:
                 f"trustledger_appended_events_total {self.appended_events}",
                 "# TYPE trustledger_conflicts_total counter",
                 f"trustledger_conflicts_total {self.conflicts}",
+                "# TYPE trustledger_ranking_path_answers_total counter",
+                f"trustledger_ranking_path_answers_total {self.ranking_path_answers}",
                 "# TYPE trustledger_refusals_total counter",
                 *(
                     f'trustledger_refusals_total{{code="{c}"}} {n}'

@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True):
     # tree heads are refused (503) rather than signed by a key nobody keeps.
     tree_head_key: Path | None = None
     tree_head_interval_seconds: float = 300.0
+    # Plain current-penalty calls answered outside FastAPI (api.ranking_path);
+    # off, every request takes the routes (the comparison tests use both).
+    ranking_path: bool = True
 
     @classmethod
     def from_environment(cls, **overrides: object) -> Settings:

@@ -20,16 +20,21 @@ from api.auth import AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
 from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
+from api.service import Service
 from projections.credit import CreditResult
 from projections.penalties import Penalty, PenaltyReason
 from projections.queries import PENALTY_BATCH_MAX, Answer, Where
 from projections.violations import ViolationStanding
 
+# The longest rulebook id a query may name.
+RULEBOOK_ID_MAX_CHARS = 64
 router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
 AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
 AtPosition = Annotated[int | None, Query(ge=0, description="log position (auditors)")]
-RulebookId = Annotated[str | None, Query(max_length=64, description="scoring rulebook id")]
+RulebookId = Annotated[
+    str | None, Query(max_length=RULEBOOK_ID_MAX_CHARS, description="scoring rulebook id")
+]
 MinPosition = Annotated[
     int | None, Query(ge=0, description="wait until the view reflects this position")
 ]
@@ -169,6 +174,10 @@ class UnknownSellerBody(msgspec.Struct, frozen=True):
 
 
 _json = msgspec.json.Encoder()
+JSON = "application/json"
+# The ranking engine's two calls, also served by ``api.ranking_path``.
+PENALTY_ROUTE = "/v1/sellers/{seller_id}/penalty"
+BATCH_ROUTE = "/v1/penalties/batch"
 
 
 def penalty_body(penalty: Penalty, rulebook: str, as_of: datetime, position: int) -> PenaltyBody:
@@ -187,14 +196,32 @@ def penalty_body(penalty: Penalty, rulebook: str, as_of: datetime, position: int
     )
 
 
-@router.get("/sellers/{seller_id}/penalty", response_model=s.PenaltyOut)
+def penalty_answer(service: Service, seller_id: str, where: Where) -> bytes:
+    """One seller's penalty as the JSON body (shared with ``api.ranking_path``)."""
+    answer = service.reputation.penalty(seller_id, where)
+    return _json.encode(penalty_body(answer.figure, answer.rulebook, answer.as_of, answer.position))
+
+
+def batch_answer(
+    service: Service, seller_ids: list[str], as_of: datetime | None, rulebook: str | None
+) -> bytes:
+    """Many sellers' penalties, in the order asked, as the JSON body (shared too)."""
+    found, stamp, answer_as_of, position = service.reputation.penalties(
+        seller_ids, as_of=as_of, rulebook=rulebook
+    )
+    answers = [
+        penalty_body(p, stamp, answer_as_of, position) if p is not None else UnknownSellerBody(i)
+        for i, p in zip(seller_ids, found, strict=True)
+    ]
+    return _json.encode({"penalties": answers})
+
+
+@router.get(PENALTY_ROUTE.removeprefix(router.prefix), response_model=s.PenaltyOut)
 def penalty(seller_id: str, service: ServiceDep, scope: RankerScope) -> Response:
-    answer = service.reputation.penalty(seller_id, scope.where)
-    body = penalty_body(answer.figure, answer.rulebook, answer.as_of, answer.position)
-    return Response(_json.encode(body), media_type="application/json")
+    return Response(penalty_answer(service, seller_id, scope.where), media_type=JSON)
 
 
-@router.post("/penalties/batch", response_model=s.PenaltyBatchOut)
+@router.post(BATCH_ROUTE.removeprefix(router.prefix), response_model=s.PenaltyBatchOut)
 def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> Response:
     if len(body.seller_ids) > PENALTY_BATCH_MAX:
         raise ApiProblem(
@@ -204,14 +231,8 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
             field="seller_ids",
         )
     service.reputation.rulebook(body.rulebook)
-    found, rulebook, as_of, position = service.reputation.penalties(
-        body.seller_ids, as_of=body.as_of, rulebook=body.rulebook
-    )
-    answers = [
-        penalty_body(p, rulebook, as_of, position) if p is not None else UnknownSellerBody(i)
-        for i, p in zip(body.seller_ids, found, strict=True)
-    ]
-    return Response(_json.encode({"penalties": answers}), media_type="application/json")
+    answer = batch_answer(service, body.seller_ids, body.as_of, body.rulebook)
+    return Response(answer, media_type=JSON)
 
 
 @router.get("/sellers/{seller_id}/violations", response_model=s.ViolationsOut)
