@@ -22,6 +22,7 @@ from eventsourcing.persistence import (
 from ledger.events import EVENT_TYPES, AnyEvent, Event, topic_of
 
 TOPICS: dict[str, type[Event]] = {topic_of(t): t for t in EVENT_TYPES}
+_TOPIC_OF: dict[type[Event], str] = {t: topic for topic, t in TOPICS.items()}
 
 _encoder = msgspec.json.Encoder()
 _event_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
@@ -63,20 +64,26 @@ class MsgspecMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        where = f"event {stored_event.originator_id} v{stored_event.originator_version}"
-        return _checked_decode(where, stored_event.topic, stored_event.state)
+        where = f"{stored_event.originator_id} v{stored_event.originator_version}"
+        return _checked_decode("event", where, stored_event.topic, stored_event.state)
 
 
 def decode_stored(position: int, topic: str, state: bytes) -> Event:
     """Decode a stored body, checking it against the topic stored beside it."""
-    return _checked_decode(f"position {position}", topic, state)
+    return _checked_decode("position", position, topic, state)
 
 
-def _checked_decode(where: str, topic: str, state: bytes) -> Event:
+def _checked_decode(kind: str, where: object, topic: str, state: bytes) -> Event:
+    # Where the body came from is formatted only for an error: a rebuild
+    # decodes every event of the log through here.
     try:
         event = decode_event(state)
     except msgspec.DecodeError as error:
-        raise MapperDeserialisationError(f"{where} ({topic}) cannot be decoded: {error}") from error
-    if topic_of(type(event)) != topic:
-        raise MapperDeserialisationError(f"{where}: stored topic {topic!r} disagrees with its body")
+        raise MapperDeserialisationError(
+            f"{kind} {where} ({topic}) cannot be decoded: {error}"
+        ) from error
+    if _TOPIC_OF[type(event)] != topic:
+        raise MapperDeserialisationError(
+            f"{kind} {where}: stored topic {topic!r} disagrees with its body"
+        )
     return event

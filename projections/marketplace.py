@@ -182,9 +182,9 @@ class Marketplace:
         self._complaints_of: dict[tuple[str, Party], list[str]] = {}
 
     @staticmethod
-    def matters(event: ev.Event) -> bool:
+    def depends_on(event_type: type[ev.Event]) -> bool:
         """Whether any figure depends on this kind of fact (others pass by)."""
-        return type(event) in _FOLDS
+        return event_type in _FOLDS
 
     def apply(self, event: ev.Event, position: int) -> Marketplace:
         if position <= self.position:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
+from ledger.events import EVENT_TYPES
 from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 from projections.snapshots import PenaltySnapshot
@@ -51,50 +52,81 @@ _touch_decoder = msgspec.msgpack.Decoder(tuple[str, int])
 _json_text = msgspec.json.Encoder()
 
 
-def seller_of(event: ev.Event) -> str | None:
-    """The member whose penalty a fact can change: the seller, or a verified member."""
-    if isinstance(event, ev.TradeEvent | ev.ComplaintEvent | ev.EnforcementEvent):
-        return event.seller_id
-    if isinstance(event, ev.IdentityVerified):
-        return event.member_id
-    return None
-
-
-def sellers_touched(batch: Batch) -> dict[str, int]:
-    """Each seller a batch touches, with the last position that touched it."""
-    touched: dict[str, int] = {}
-    for position, event in batch:
-        seller = seller_of(event) if Marketplace.matters(event) else None
-        if seller is not None:
-            touched[seller] = position
-    return touched
-
-
 def snapshot_key(rulebook: str, seller_id: str) -> str:
     return f"{rulebook}|{seller_id}"
 
 
 class Touched(msgspec.Struct):
-    """The rows a batch of events reads and writes."""
+    """What a batch of events touches: the rows it reads and writes, and each
+    seller whose penalty it can change, with the last position that did."""
 
     members: set[str] = msgspec.field(default_factory=set)
     trades: set[str] = msgspec.field(default_factory=set)
     complaints: set[str] = msgspec.field(default_factory=set)
+    sellers: dict[str, int] = msgspec.field(default_factory=dict)
 
-    def add(self, event: ev.Event) -> None:
-        if not Marketplace.matters(event):
-            return  # a fact no figure depends on changes no row
-        if isinstance(event, ev.MemberEvent):
-            self.members.add(event.member_id)
-        elif isinstance(event, ev.TradeEvent):
-            self.trades.add(event.trade_id)
-        elif isinstance(event, ev.ComplaintEvent):
-            self.complaints.add(event.complaint_id)
-            self.members.add(event.seller_id)
-        elif isinstance(event, ev.EnforcementEvent):
-            self.members.add(event.seller_id)
-            if isinstance(event, ev.FakeTradesConfirmed):
-                self.trades.update(event.trade_ids)
+    @classmethod
+    def by(cls, batch: Batch) -> Touched:
+        touched = cls()
+        for position, event in batch:
+            note = _NOTES.get(type(event))
+            if note is not None:  # a fact no figure depends on touches nothing
+                note(touched, event, position)
+        return touched
+
+
+Note = Callable[[Touched, Any, int], None]
+
+
+def _member(touched: Touched, e: ev.MemberEvent, _: int) -> None:
+    touched.members.add(e.member_id)
+
+
+def _verified(touched: Touched, e: ev.IdentityVerified, position: int) -> None:
+    touched.members.add(e.member_id)
+    touched.sellers[e.member_id] = position  # a verified badge shows in the penalty
+
+
+def _trade(touched: Touched, e: ev.TradeEvent, position: int) -> None:
+    touched.trades.add(e.trade_id)
+    touched.sellers[e.seller_id] = position
+
+
+def _complaint(touched: Touched, e: ev.ComplaintEvent, position: int) -> None:
+    touched.complaints.add(e.complaint_id)
+    touched.members.add(e.seller_id)
+    touched.sellers[e.seller_id] = position
+
+
+def _enforcement(touched: Touched, e: ev.EnforcementEvent, position: int) -> None:
+    touched.members.add(e.seller_id)
+    touched.sellers[e.seller_id] = position
+
+
+def _fake_trades(touched: Touched, e: ev.FakeTradesConfirmed, position: int) -> None:
+    _enforcement(touched, e, position)
+    touched.trades.update(e.trade_ids)
+
+
+def _note_for(event_type: type[ev.Event]) -> Note | None:
+    """How a kind of fact touches rows, decided once per type instead of per
+    event (a rebuild asks for every event of the log)."""
+    kinds: list[tuple[type[ev.Event], Note]] = [
+        (ev.IdentityVerified, _verified),
+        (ev.MemberEvent, _member),
+        (ev.TradeEvent, _trade),
+        (ev.ComplaintEvent, _complaint),
+        (ev.FakeTradesConfirmed, _fake_trades),
+        (ev.EnforcementEvent, _enforcement),
+    ]
+    if not Marketplace.depends_on(event_type):
+        return None
+    return next((note for kind, note in kinds if issubclass(event_type, kind)), None)
+
+
+_NOTES: dict[type[ev.Event], Note] = {
+    t: note for t in EVENT_TYPES if (note := _note_for(t)) is not None
+}
 
 
 class RecentRows:
@@ -194,7 +226,7 @@ class MemoryView(ReputationView):
     def process(self, batch: Batch) -> None:
         for position, event in batch:
             self.market.apply(event, position)
-        self._touched.update(sellers_touched(batch))
+        self._touched.update(Touched.by(batch).sellers)
 
     def file(self, member_id: str) -> MemberFile | None:
         return self.market.file(member_id)
@@ -231,9 +263,7 @@ class SqlView(ReputationView):
     def process(self, batch: Batch) -> None:
         if not batch:
             return
-        touched = Touched()
-        for _, event in batch:
-            touched.add(event)
+        touched = Touched.by(batch)
         recent = self._recent_rows()
         with self._transaction() as cursor:
             tracked = self._tracked(cursor)
@@ -248,10 +278,7 @@ class SqlView(ReputationView):
                 cursor,
                 "touched",
                 ("seller_id", "body"),
-                [
-                    (seller, _encoder.encode((seller, p)))
-                    for seller, p in sellers_touched(batch).items()
-                ],
+                [(seller, _encoder.encode((seller, p))) for seller, p in touched.sellers.items()],
             )
             self._track(cursor, market.position)
         recent.keep(written, market.position)  # only once the transaction committed
