@@ -77,7 +77,7 @@ def _checked_decode(kind: str, where: object, topic: str, state: bytes) -> Event
     # Where the body came from is formatted only for an error: a rebuild
     # decodes every event of the log through here.
     try:
-        event = decode_event(state)
+        event: Event = _event_decoder.decode(state)
     except msgspec.DecodeError as error:
         raise MapperDeserialisationError(
             f"{kind} {where} ({topic}) cannot be decoded: {error}"
