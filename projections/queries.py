@@ -24,11 +24,14 @@ from projections.marketplace import POSITION_MAX, Cut, MemberFile
 from projections.penalties import Penalty, penalty_of
 from projections.rulebook import Rulebook, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
-from projections.snapshots import PenaltySnapshot, penalty_valid_until
-from projections.views import ReputationView, SnapshotState
+from projections.snapshots import KeptSnapshots, PenaltySnapshot, penalty_valid_until
+from projections.views import ReputationView
 from projections.violations import ViolationStanding, violations_of
 
 PENALTY_BATCH_MAX = 1_000
+# Penalty snapshots a process keeps in memory (about 1 KiB each): the sellers
+# the ranking engine asks about most, many batches' worth.
+KEPT_SNAPSHOTS_MAX = 50_000
 
 T = TypeVar("T")
 
@@ -72,6 +75,7 @@ class Reputation:
         self._rulebooks: dict[str, Rulebook] = {}
         # The business time of a log position, for at_position without as_of.
         self._time_at = time_at
+        self._kept = KeptSnapshots(KEPT_SNAPSHOTS_MAX)
 
     def rulebook(self, rulebook_id: str | None = None) -> Rulebook:
         key = rulebook_id or self.default_rulebook
@@ -129,40 +133,62 @@ class Reputation:
             files = self.view.files(ids)
             found = {i: penalty_of(f, cut, book) for i, f in files.items()}
         else:
-            # Touched positions are read before the files: a later fact invalidates.
-            state = self.view.snapshot_state(book.scoring_stamp, ids)
-            cut, position = Cut(self.clock.now()), state.position
-            found = self._current_penalties(ids, cut, book, state)
+            cut = Cut(self.clock.now())
+            found, position = self._current_penalties(ids, cut, book)
         return [found.get(i) for i in ids], book.scoring_stamp, cut.as_of, position
 
     def _current_penalties(
-        self, ids: list[str], cut: Cut, book: Rulebook, state: SnapshotState
-    ) -> dict[str, Penalty]:
-        """Now: from snapshots still right, computing (and keeping) only the others."""
-        touched, stored = state.touched, state.snapshots
+        self, ids: list[str], cut: Cut, book: Rulebook
+    ) -> tuple[dict[str, Penalty], int]:
+        """Now: from snapshots still right, computing (and keeping) only the others.
+
+        Touched positions are read before any file, so a fact that lands
+        meanwhile invalidates what is computed from them. Snapshots come
+        from this process's memory when it has them, else from the view.
+        """
+        stamp = book.scoring_stamp
+        kept = {s: k for s in ids if (k := self._kept.get(stamp, s)) is not None}
+        state = self.view.snapshot_state(stamp, ids, [s for s in ids if s not in kept])
+        touched = state.touched
+
+        def serves(snapshot: PenaltySnapshot, seller: str) -> bool:
+            return snapshot.serves(cut.as_of, touched.get(seller, 0))
+
         found: dict[str, Penalty] = {}
+        read: list[PenaltySnapshot] = []
         missing = []
         for seller in ids:
-            snapshot = stored.get(seller)
-            if snapshot is not None and snapshot.serves(cut.as_of, touched.get(seller, 0)):
+            snapshot = kept.get(seller) or state.snapshots.get(seller)
+            if snapshot is not None and serves(snapshot, seller):
                 found[seller] = snapshot.penalty
+                if seller not in kept:
+                    read.append(snapshot)
             else:
                 missing.append(seller)
+        # A kept snapshot a new fact has outdated: another process may have
+        # stored a newer one already.
+        outdated = [s for s in missing if s in kept]
+        stored = self.view.snapshots(stamp, outdated) if outdated else {}
+        for seller, snapshot in stored.items():
+            if serves(snapshot, seller):
+                found[seller] = snapshot.penalty
+                read.append(snapshot)
         fresh = [
             PenaltySnapshot(
                 seller_id=seller,
-                rulebook=book.scoring_stamp,
+                rulebook=stamp,
                 as_of=cut.as_of,
                 valid_until=penalty_valid_until(file, cut.as_of, book),
                 based_on=touched.get(seller, 0),
                 penalty=penalty_of(file, cut, book),
             )
-            for seller, file in self.view.files(missing).items()
+            for seller, file in self.view.files(s for s in missing if s not in found).items()
         ]
         if fresh:
             self.view.keep_snapshots(fresh)
         found.update((snapshot.seller_id, snapshot.penalty) for snapshot in fresh)
-        return found
+        self._kept.keep([*read, *fresh])
+        return found, state.position
 
     def _answer(
         self,

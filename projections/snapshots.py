@@ -13,7 +13,8 @@ every ban and demotion boundary. A snapshot is served only inside
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -41,6 +42,40 @@ class PenaltySnapshot(msgspec.Struct, frozen=True):
             and self.as_of <= at
             and (self.valid_until is None or at < self.valid_until)
         )
+
+
+class KeptSnapshots:
+    """Penalty snapshots this process has read or made, kept in memory.
+
+    The ranking engine asks for the same sellers over and over; a kept
+    snapshot spares reading and decoding it again. It is served under the
+    same check as a stored one (``serves``, against the seller's touched
+    position read from the view for this very answer), so keeping it can
+    never make an answer stale. At most ``limit`` are kept; the longest kept
+    goes first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("keep at least one snapshot")
+        self._limit = limit
+        self._kept: dict[tuple[str, str], PenaltySnapshot] = {}
+        self._lock = threading.Lock()
+
+    def get(self, rulebook: str, seller_id: str) -> PenaltySnapshot | None:
+        return self._kept.get((rulebook, seller_id))
+
+    def keep(self, snapshots: Iterable[PenaltySnapshot]) -> None:
+        with self._lock:
+            for snapshot in snapshots:
+                key = (snapshot.rulebook, snapshot.seller_id)
+                self._kept.pop(key, None)  # a renewed snapshot is kept afresh
+                self._kept[key] = snapshot
+            while len(self._kept) > self._limit:
+                del self._kept[next(iter(self._kept))]
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 def penalty_valid_until(file: MemberFile, as_of: datetime, rulebook: Rulebook) -> datetime | None:

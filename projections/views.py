@@ -204,11 +204,14 @@ class ReputationView(ABC):
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
         """Store penalty snapshots (they are checked when read, never trusted blindly)."""
 
-    def snapshot_state(self, rulebook: str, seller_ids: Sequence[str]) -> SnapshotState:
-        """The view's position, then the sellers' touched positions, then their snapshots."""
+    def snapshot_state(
+        self, rulebook: str, seller_ids: Sequence[str], stored_for: Sequence[str]
+    ) -> SnapshotState:
+        """The view's position, then the sellers' touched positions, then the
+        stored snapshots of those in ``stored_for`` (the others the caller has)."""
         position = self.position()
         touched = self.touched(seller_ids)
-        return SnapshotState(position, touched, self.snapshots(rulebook, seller_ids))
+        return SnapshotState(position, touched, self.snapshots(rulebook, stored_for))
 
     def close(self) -> None:  # noqa: B027 - views without resources need nothing here
         """Release connections."""
@@ -352,9 +355,11 @@ class SqlView(ReputationView):
             ]
         return {snapshot.seller_id: snapshot for snapshot in found}
 
-    def snapshot_state(self, rulebook: str, seller_ids: Sequence[str]) -> SnapshotState:
+    def snapshot_state(
+        self, rulebook: str, seller_ids: Sequence[str], stored_for: Sequence[str]
+    ) -> SnapshotState:
         # One transaction, one pooled connection: the ranking engine's hot path.
-        keys = [snapshot_key(rulebook, s) for s in seller_ids]
+        keys = [snapshot_key(rulebook, s) for s in stored_for]
         with self._transaction() as cursor:
             position = self._tracked(cursor)
             touched = dict(
@@ -569,21 +574,27 @@ class PostgresView(SqlView):
             "FROM json_array_elements_text(%(ids)s::json) AS id), NULL), "
             "array_remove(ARRAY(SELECT (SELECT body FROM {snapshots} "
             "WHERE snapshot_key = %(rulebook)s::text || '|' || id) "
-            "FROM json_array_elements_text(%(ids)s::json) AS id), NULL)"
+            "FROM json_array_elements_text(%(stored_for)s::json) AS id), NULL)"
         ).format(
             tracking=self._table("tracking"),
             touched=self._table("touched"),
             snapshots=self._table("snapshots"),
         )
 
-    def snapshot_state(self, rulebook: str, seller_ids: Sequence[str]) -> SnapshotState:
+    def snapshot_state(
+        self, rulebook: str, seller_ids: Sequence[str], stored_for: Sequence[str]
+    ) -> SnapshotState:
         # The ranking engine's hot path: one prepared statement, one round
         # trip. A single statement reads one snapshot of the database, so the
         # position, touched marks and snapshots agree with each other.
         with self._pool.connection() as conn:
             row = conn.execute(
                 self._snapshot_state_statement,
-                {"ids": _json_text.encode(list(seller_ids)).decode(), "rulebook": rulebook},
+                {
+                    "ids": _json_text.encode(list(seller_ids)).decode(),
+                    "stored_for": _json_text.encode(list(stored_for)).decode(),
+                    "rulebook": rulebook,
+                },
                 binary=True,
                 prepare=True,
             ).fetchone()

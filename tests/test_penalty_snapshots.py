@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
 from ledger import commands as c
 from ledger.clock import FixedClock
+from projections.penalties import Penalty
 from projections.queries import Reputation
 from projections.runner import Runner
+from projections.snapshots import KeptSnapshots, PenaltySnapshot
 from projections.views import ReputationView, open_view
 from tests.support import DAY, HOUR, T0, Market
 
@@ -87,3 +90,65 @@ def test_snapshots_agree_with_computing_afresh(
         served = reputation.penalties(["seller-1", "nobody"])[0]
         fresh = reputation.penalties(["seller-1"], as_of=T0 + day * DAY)[0]
         assert served == [fresh[0], None]
+
+
+def test_kept_snapshots_hold_at_most_their_limit_longest_kept_first() -> None:
+    def snapshot(seller: str, based_on: int = 0) -> PenaltySnapshot:
+        penalty = Penalty(seller, True, 1.0, False, {}, 0, False, ())
+        return PenaltySnapshot(seller, "book@1", T0, None, based_on, penalty)
+
+    kept = KeptSnapshots(2)
+    kept.keep([snapshot("a"), snapshot("b")])
+    kept.keep([snapshot("a", based_on=5)])  # renewed: now the most recently kept
+    kept.keep([snapshot("c")])
+    assert kept.get("book@1", "b") is None
+    renewed = kept.get("book@1", "a")
+    assert renewed is not None and renewed.based_on == 5
+    assert kept.get("book@1", "c") is not None and len(kept) == 2
+    with pytest.raises(ValueError):
+        KeptSnapshots(0)
+
+
+def test_asking_again_reads_no_stored_snapshot(
+    setup: tuple[Market, ReputationView, FixedClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market, view, clock = setup
+    market.succeeded_trade()
+    Runner(market.app, view).catch_up()
+    asked: list[list[str]] = []
+    snapshot_state = view.snapshot_state
+
+    def recording(rulebook: str, ids: Sequence[str], stored_for: Sequence[str]) -> Any:
+        asked.append(list(stored_for))
+        return snapshot_state(rulebook, ids, stored_for)
+
+    monkeypatch.setattr(view, "snapshot_state", recording)
+    reputation = Reputation(view, clock)
+    first = reputation.penalties(["seller-1", "buyer-1"])[0]
+    again = reputation.penalties(["seller-1", "buyer-1"])[0]
+    assert first == again
+    assert asked == [["seller-1", "buyer-1"], []]
+
+
+def test_a_snapshot_another_process_renewed_is_read_not_computed_again(
+    setup: tuple[Market, ReputationView, FixedClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    market, view, clock = setup
+    market.succeeded_trade()
+    runner = Runner(market.app, view)
+    runner.catch_up()
+    here, elsewhere = Reputation(view, clock), Reputation(view, clock)
+    assert here.penalty("seller-1").figure.searchable  # kept here
+    violation(market, T0 + DAY)
+    runner.catch_up()
+    assert not elsewhere.penalty("seller-1").figure.searchable  # computed and stored there
+    kept: list[PenaltySnapshot] = []
+    keep_snapshots = view.keep_snapshots
+
+    def recording(snapshots: Sequence[PenaltySnapshot]) -> None:
+        kept.extend(snapshots)
+        keep_snapshots(snapshots)
+
+    monkeypatch.setattr(view, "keep_snapshots", recording)
+    assert not here.penalty("seller-1").figure.searchable  # not the outdated kept one
+    assert kept == []
