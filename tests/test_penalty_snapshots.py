@@ -105,7 +105,7 @@ def test_kept_snapshots_hold_at_most_their_limit_longest_kept_first() -> None:
     renewed = kept.get("book@1", "a")
     assert renewed is not None and renewed.based_on == 5
     assert kept.get("book@1", "c") is not None and len(kept) == 2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one"):
         KeptSnapshots(0)
 
 
