@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -96,6 +96,15 @@ class Appended(msgspec.Struct, frozen=True):
 
     positions: tuple[int, ...]
     replayed: bool = False
+
+
+class EventPage(msgspec.Struct, frozen=True):
+    """Events read after a position: those decoded, how many rows were read
+    and the last position read (the one asked after when none was)."""
+
+    events: list[tuple[int, Event]]
+    read: int
+    reached: int
 
 
 class DeadlineRun(msgspec.Struct, frozen=True):
@@ -450,13 +459,23 @@ class LedgerApp(Application[UUID]):
             self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         )
 
-    def read_events(self, after: int = 0, limit: int = 1_000) -> list[tuple[int, Event]]:
-        """The decoded events after a position, with their positions: what projections fold."""
+    def read_events(
+        self, after: int = 0, limit: int = 1_000, *, topics: Container[str] | None = None
+    ) -> EventPage:
+        """The decoded events after a position, with their positions: what projections fold.
+
+        With ``topics``, only events of those topics are decoded and returned
+        (a projection skips the facts it never folds; ``verify`` is what
+        checks every stored body); the page still says how far it read.
+        """
         _check_page(limit)
-        return [
+        rows = self.ledger_recorder.select_entries(after, limit)
+        events = [
             (position, decode_stored(position, topic, state))
-            for position, topic, state in self.ledger_recorder.select_entries(after, limit)
+            for position, topic, state in rows
+            if topics is None or topic in topics
         ]
+        return EventPage(events, read=len(rows), reached=rows[-1][0] if rows else after)
 
     def read_stored(self, after: int = 0, limit: int = 1_000) -> list[StoredEntry]:
         """The stored rows after a position as written, undecoded: what the Merkle tree hashes."""

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from ledger.app import LOG_PAGE_MAX, LedgerApp
+from ledger.app import LOG_PAGE_MAX, EventPage, LedgerApp
 from ledger.events import Event
 from projections.views import ReputationView
 
-BATCH_EVENTS_MAX = 50_000
+BATCH_EVENTS_MAX = 150_000
 POLL_SECONDS_DEFAULT = 1.0
 
 Progress = Callable[[int, int], None]  # (position reached, events processed so far)
@@ -37,29 +37,32 @@ class Runner:
         self.app = app
         self.view = view
         self.batch_events = batch_events
+        self._topics = view.topics()
         # A follower thread and readers asking to read their own writes may
         # both catch up: batches are taken one at a time.
         self._lock = threading.Lock()
 
     def run_batch(self) -> int:
-        """Fold the next batch after the view's position; how many events it held."""
+        """Fold the next batch after the view's position; how many log events it covered."""
         with self._lock:
-            after = self.view.position()
-            batch = self._read(after)
-            if batch:
-                self.view.process(batch)
-            return len(batch)
+            batch = self._read(self.view.position())
+            if batch.read:
+                self.view.process(batch.events, reached=batch.reached)
+            return batch.read
 
-    def _read(self, after: int) -> list[tuple[int, Event]]:
-        batch: list[tuple[int, Event]] = []
-        while len(batch) < self.batch_events:
-            limit = min(LOG_PAGE_MAX, self.batch_events - len(batch))
-            page = self.app.read_events(after, limit)
-            batch.extend(page)
-            if len(page) < limit:
+    def _read(self, after: int) -> EventPage:
+        """Up to ``batch_events`` events of the log after a position, those the
+        view folds decoded (the others are left out, their positions counted)."""
+        events: list[tuple[int, Event]] = []
+        read, reached = 0, after
+        while read < self.batch_events:
+            limit = min(LOG_PAGE_MAX, self.batch_events - read)
+            page = self.app.read_events(reached, limit, topics=self._topics)
+            events.extend(page.events)
+            read, reached = read + page.read, page.reached
+            if page.read < limit:
                 break
-            after = page[-1][0]
-        return batch
+        return EventPage(events, read, reached)
 
     def catch_up(self, progress: Progress | None = None, *, until: int | None = None) -> int:
         """Process everything the log holds now (or up to ``until``); events processed.
@@ -69,16 +72,16 @@ class Runner:
         """
         processed = 0
         with self._lock, ThreadPoolExecutor(1, thread_name_prefix="log-reader") as reader:
-            batch = self._read(self.view.position())
-            while batch:
-                position = batch[-1][0]
-                more = len(batch) == self.batch_events and (until is None or position < until)
+            batch: EventPage | None = self._read(self.view.position())
+            while batch is not None and batch.read:
+                position = batch.reached
+                more = batch.read == self.batch_events and (until is None or position < until)
                 ahead = reader.submit(self._read, position) if more else None
-                self.view.process(batch)
-                processed += len(batch)
+                self.view.process(batch.events, reached=position)
+                processed += batch.read
                 if progress is not None:
                     progress(position, processed)
-                batch = ahead.result() if ahead is not None else []
+                batch = ahead.result() if ahead is not None else None
         return processed
 
     def follow(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS_DEFAULT) -> None:

@@ -30,13 +30,15 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
-from ledger.events import EVENT_TYPES
+from ledger.events import EVENT_TYPES, topic_of
 from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 from projections.snapshots import PenaltySnapshot
 
 # Rows a view remembers from its own last writes (about 0.5 KB each).
 RECENT_ROWS_MAX = 100_000
+# From this many rows, an upsert copies them in (PostgreSQL) rather than sending arrays.
+COPY_ROWS_MIN = 1_000
 # Connections of a PostgreSQL view: the runner's and the request threads' reads.
 VIEW_POOL_SIZE = 16
 Batch = Sequence[tuple[int, ev.Event]]
@@ -178,8 +180,17 @@ class ReputationView(ABC):
         """The last log position this view reflects (0 when empty)."""
 
     @abstractmethod
-    def process(self, batch: Batch) -> None:
-        """Fold a batch of (position, event) in log order and commit it with its position."""
+    def process(self, batch: Batch, *, reached: int = 0) -> None:
+        """Fold a batch of (position, event) in log order and commit it with its position.
+
+        ``reached``: the last log position the batch covers when that is past
+        its last event (the reader left out facts no figure depends on).
+        """
+
+    @staticmethod
+    def topics() -> frozenset[str]:
+        """The topics of the facts any figure depends on: a runner decodes only these."""
+        return frozenset(topic_of(t) for t in EVENT_TYPES if Marketplace.depends_on(t))
 
     @abstractmethod
     def file(self, member_id: str) -> MemberFile | None: ...
@@ -226,9 +237,10 @@ class MemoryView(ReputationView):
     def position(self) -> int:
         return self.market.position
 
-    def process(self, batch: Batch) -> None:
+    def process(self, batch: Batch, *, reached: int = 0) -> None:
         for position, event in batch:
             self.market.apply(event, position)
+        self.market.position = max(self.market.position, reached)
         self._touched.update(Touched.by(batch).sellers)
 
     def file(self, member_id: str) -> MemberFile | None:
@@ -263,8 +275,8 @@ class SqlView(ReputationView):
 
     _recent: RecentRows | None = None
 
-    def process(self, batch: Batch) -> None:
-        if not batch:
+    def process(self, batch: Batch, *, reached: int = 0) -> None:
+        if not batch and reached <= self.position():
             return
         touched = Touched.by(batch)
         recent = self._recent_rows()
@@ -283,8 +295,9 @@ class SqlView(ReputationView):
                 ("seller_id", "body"),
                 [(seller, _encoder.encode((seller, p))) for seller, p in touched.sellers.items()],
             )
-            self._track(cursor, market.position)
-        recent.keep(written, market.position)  # only once the transaction committed
+            position = max(market.position, reached)
+            self._track(cursor, position)
+        recent.keep(written, position)  # only once the transaction committed
 
     def _recent_rows(self) -> RecentRows:
         if self._recent is None:
@@ -701,25 +714,52 @@ class PostgresView(SqlView):
     ) -> None:
         if not rows:
             return
-        # One statement over arrays (``unnest``) instead of a round of
-        # ``executemany``: a batch's rows cost one parse and one plan.
+        # One statement for all the rows, never a round of ``executemany``.
+        # Few rows travel as arrays (``unnest``); many are copied into a
+        # session's staging table first: psycopg dumps arrays element by
+        # element in Python, while ``COPY`` rows are formatted in C.
         key = _KEYS[table]
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        if len(rows) >= COPY_ROWS_MIN:
+            source: sql.Composable = self._staged(cursor, table, columns, rows)
+            params: list[Any] | None = None
+        else:
+            arrays = sql.SQL(", ").join(
+                sql.SQL("%b::bytea[]" if c == "body" else "%b::text[]") for c in columns
+            )
+            source = sql.SQL("unnest({}) AS given ({})").format(arrays, names)
+            params = [list(column) for column in zip(*rows, strict=True)]
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != key
         )
-        arrays = sql.SQL(", ").join(
-            sql.SQL("%b::bytea[]" if c == "body" else "%b::text[]") for c in columns
-        )
         statement = sql.SQL(
-            "INSERT INTO {} ({}) SELECT * FROM unnest({}) ON CONFLICT ({}) DO UPDATE SET {}"
-        ).format(
-            self._table(table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
-            arrays,
-            sql.Identifier(key),
-            updates,
+            "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO UPDATE SET {}"
+        ).format(self._table(table), names, names, source, sql.Identifier(key), updates)
+        cursor.execute(statement, params)
+
+    def _staged(
+        self,
+        cursor: psycopg.Cursor[Any],
+        table: str,
+        columns: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> sql.Identifier:
+        """The rows copied into this session's staging table for ``table``,
+        emptied when the transaction ends."""
+        stage = sql.Identifier(f"stage_{self._prefix}{table}")
+        cursor.execute(
+            sql.SQL(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+            ).format(stage, self._table(table))
         )
-        cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
+        copy_in = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            stage, sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with cursor.copy(copy_in) as copy:
+            copy.set_types(["bytea" if c == "body" else "text" for c in columns])
+            for row in rows:
+                copy.write_row(row)
+        return stage
 
     def _tracked(self, cursor: psycopg.Cursor[Any]) -> int:
         cursor.execute(

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
+from ledger.events import topic_of
 from ledger.scenario import SCENARIO_END, run_scenario
 from projections.marketplace import Marketplace
 from projections.runner import Runner
+from projections import views
 from projections.views import MemoryView, ReputationView, open_view
 from tests.support import DAY, Market
 
@@ -115,7 +117,7 @@ def test_a_failed_batch_leaves_nothing_behind_for_the_next(
     if database_url == "memory:":
         pytest.skip("a memory view has no transactions")
     view = open_view(database_url)
-    batch = story_app.read_events(0, 1000)
+    batch = story_app.read_events(0, 1000).events
     view.process(batch[:5])
     with pytest.raises(ValueError, match="not after"):
         view.process([*batch[5:12], batch[11]])  # folds seven events, then refuses
@@ -202,3 +204,47 @@ def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(postgres_url: st
         thread.join(timeout=10)
         view.close()
         app.close()
+
+
+def test_facts_no_figure_reads_are_skipped_but_their_positions_are_reached(
+    market: Market, database_url: str
+) -> None:
+    market.shipped_trade()  # ends with TradeShipped, which no figure reads
+    head = market.log_size()
+    assert market.topics()[-1] == "trade.shipped.v1"
+    page = market.app.read_events(0, 100, topics=ReputationView.topics())
+    assert (page.read, page.reached) == (head, head)
+    assert [topic_of(type(e)) for _, e in page.events] == [
+        f"trustledger.{t}" for t in market.topics() if t != "trade.shipped.v1"
+    ]
+    view = open_view(database_url)
+    runner = Runner(market.app, view, batch_events=2)
+    assert runner.catch_up() == head  # every log event is covered, decoded or not
+    assert view.position() == head
+    view.close()
+
+
+def test_a_batch_of_only_skipped_facts_still_moves_the_view_on(
+    market: Market, database_url: str
+) -> None:
+    market.trade()
+    market.pay()
+    view = open_view(database_url)
+    runner = Runner(market.app, view)
+    runner.catch_up()
+    before = view.position()
+    market.ship()
+    assert runner.run_batch() == 1
+    assert view.position() == before + 1 == market.log_size()
+    view.close()
+
+
+@pytest.mark.parametrize("copy_rows_min", [1, 1_000_000])
+def test_rows_copied_in_or_sent_as_arrays_give_the_same_view(
+    story_app: LedgerApp, database_url: str, copy_rows_min: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "COPY_ROWS_MIN", copy_rows_min)
+    view = open_view(database_url)
+    Runner(story_app, view, batch_events=9).catch_up()  # batches write rows more than once
+    same_files(view, oracle(story_app))
+    view.close()
