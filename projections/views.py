@@ -185,6 +185,8 @@ class ReputationView(ABC):
 
         ``reached``: the last log position the batch covers when that is past
         its last event (the reader left out facts no figure depends on).
+        Events at or before the position the view reflects are passed over:
+        another runner folded them first.
         """
 
     @staticmethod
@@ -238,6 +240,8 @@ class MemoryView(ReputationView):
         return self.market.position
 
     def process(self, batch: Batch, *, reached: int = 0) -> None:
+        if batch and batch[0][0] <= self.market.position:
+            batch = [(p, e) for p, e in batch if p > self.market.position]
         for position, event in batch:
             self.market.apply(event, position)
         self.market.position = max(self.market.position, reached)
@@ -281,9 +285,16 @@ class SqlView(ReputationView):
         touched = Touched.by(batch)
         recent = self._recent_rows()
         with self._transaction() as cursor:
-            tracked = self._tracked(cursor)
+            # Locked: a runner in another process waits here for this batch,
+            # then folds only the events after the position this one tracks.
+            tracked = self._tracked(cursor, lock=True)
             if tracked != recent.position:
                 recent.clear()  # someone else wrote this view: what we remember is stale
+            if batch and batch[0][0] <= tracked:
+                batch = [(position, event) for position, event in batch if position > tracked]
+                touched = Touched.by(batch)
+            if not batch and reached <= tracked:
+                return  # another runner folded all of it first
             market = self._load(cursor, touched, recent)
             market.position = tracked
             for position, event in batch:
@@ -430,7 +441,7 @@ class SqlView(ReputationView):
     ) -> None: ...
 
     @abstractmethod
-    def _tracked(self, cursor: Any) -> int: ...
+    def _tracked(self, cursor: Any, *, lock: bool = False) -> int: ...
 
     @abstractmethod
     def _track(self, cursor: Any, position: int) -> None: ...
@@ -528,7 +539,8 @@ class SQLiteView(SqlView):
                 f"INSERT OR REPLACE INTO {self._prefix}{table} ({names}) VALUES ({marks})", rows
             )
 
-    def _tracked(self, cursor: sqlite3.Cursor) -> int:
+    def _tracked(self, cursor: sqlite3.Cursor, *, lock: bool = False) -> int:
+        # SQLite lets one writer at a time into the file: ``lock`` needs nothing.
         row = cursor.execute(f"SELECT position FROM {self._prefix}tracking WHERE id = 1").fetchone()
         return int(row[0]) if row else 0
 
@@ -673,6 +685,10 @@ class PostgresView(SqlView):
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (snapshot_key text PRIMARY KEY, body bytea NOT NULL)"
             ).format(t("snapshots")),
+            # The tracking row exists from the start, so there is always a row to lock.
+            sql.SQL("INSERT INTO {} VALUES (1, 0) ON CONFLICT (id) DO NOTHING").format(
+                t("tracking")
+            ),
         ]
         with self._transaction() as cursor:
             for statement in statements:
@@ -761,10 +777,9 @@ class PostgresView(SqlView):
                 copy.write_row(row)
         return stage
 
-    def _tracked(self, cursor: psycopg.Cursor[Any]) -> int:
-        cursor.execute(
-            sql.SQL("SELECT position FROM {} WHERE id = 1").format(self._table("tracking"))
-        )
+    def _tracked(self, cursor: psycopg.Cursor[Any], *, lock: bool = False) -> int:
+        statement = "SELECT position FROM {} WHERE id = 1" + (" FOR UPDATE" if lock else "")
+        cursor.execute(sql.SQL(statement).format(self._table("tracking")))
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 

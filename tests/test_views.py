@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -248,3 +249,62 @@ def test_rows_copied_in_or_sent_as_arrays_give_the_same_view(
     Runner(story_app, view, batch_events=9).catch_up()  # batches write rows more than once
     same_files(view, oracle(story_app))
     view.close()
+
+
+def test_a_batch_another_runner_folded_first_is_passed_over(
+    story_app: LedgerApp, database_url: str
+) -> None:
+    view = open_view(database_url)
+    events = story_app.read_events(0, 1000).events
+    view.process(events[:8])
+    view.process(events[:5])  # all folded already: nothing changes
+    view.process(events[5:12])  # the first three folded already: the rest are
+    assert view.position() == events[11][0]
+    view.process(events[12:])
+    same_files(view, oracle(story_app))
+    view.close()
+
+
+@pytest.mark.postgres
+def test_a_runner_waits_for_another_process_batch_then_folds_only_the_rest(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = LedgerApp(postgres_url, clock=FixedClock(SCENARIO_END + 1000 * DAY))
+    run_scenario(app)
+    events = app.read_events(0, 1000).events
+    here, elsewhere = open_view(postgres_url), open_view(postgres_url)  # two processes' pools
+    here.process(events[:4])
+    applied: list[tuple[str, int]] = []
+    apply = Marketplace.apply
+
+    def recording(market: Marketplace, event: Any, position: int) -> Marketplace:
+        applied.append((threading.current_thread().name, position))
+        return apply(market, event, position)
+
+    monkeypatch.setattr(Marketplace, "apply", recording)
+    locked, go_on = threading.Event(), threading.Event()
+    write = elsewhere._write
+
+    def held_write(*args: Any) -> Any:
+        locked.set()  # the other batch holds the tracking row now
+        go_on.wait(10)
+        return write(*args)
+
+    monkeypatch.setattr(elsewhere, "_write", held_write)
+    other = threading.Thread(target=elsewhere.process, args=(events[4:8],), name="elsewhere")
+    other.start()
+    assert locked.wait(10)
+    runner = threading.Thread(target=here.process, args=(events[4:10],), name="here")
+    runner.start()
+    runner.join(timeout=0.5)
+    assert runner.is_alive()  # waiting for the other batch to commit
+    go_on.set()
+    other.join(timeout=10)
+    runner.join(timeout=10)
+    assert [p for who, p in applied if who == "here"] == [p for p, _ in events[8:10]]
+    assert here.position() == events[9][0]
+    here.process(events[10:])
+    same_files(here, oracle(app))
+    here.close()
+    elsewhere.close()
+    app.close()
