@@ -35,7 +35,7 @@ from eventsourcing.popo import POPOFactory
 from ledger import commands as c
 from ledger.aggregate import Aggregate, Context
 from ledger.clock import Clock, SystemClock
-from ledger.codec import MsgspecMapper, decode_stored
+from ledger.codec import MsgspecMapper, decode_stored, stored_rows
 from ledger.complaint import Complaint, TradeComplaintSlot
 from ledger.database import database_url_from_environment, persistence_env
 from ledger.enforcement import SellerEnforcement
@@ -435,8 +435,7 @@ class LedgerApp(Application[UUID]):
         # Imported events bypass the command path: forget what they continue.
         self._recent.forget({event.originator_id for event in events})
         if isinstance(self.recorder, PostgresLedgerRecorder):
-            stored = [self.mapper.to_stored_event(event) for event in events]
-            return self.recorder.copy_events(stored, deadlines)
+            return self.recorder.copy_events(stored_rows(events), deadlines)
         # Straight to the event store: the application's save() checks every
         # event against a runtime protocol, which a bulk path can do without.
         recordings = self.events.put(list(events), idempotency=(), deadlines=deadlines)

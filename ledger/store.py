@@ -34,6 +34,8 @@ from eventsourcing.sqlite import (
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
+from ledger.codec import StoredRow
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 EventKey = tuple[UUID, int]
@@ -366,7 +368,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             self._write_deadlines(side, deadlines)
 
     def copy_events(
-        self, stored_events: Sequence[StoredEvent], deadlines: Sequence[DeadlineUpdate]
+        self, rows: Sequence[StoredRow], deadlines: Sequence[DeadlineUpdate]
     ) -> list[int]:
         """The bulk path: COPY a batch under the table lock; its positions in order.
 
@@ -387,13 +389,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             ).format(t=table)
             with curs.copy(statement) as copy:
                 copy.set_types(["uuid", "int8", "text", "bytea"])
-                for event in stored_events:
-                    copy.write_row(
-                        (event.originator_id, event.originator_version, event.topic, event.state)
-                    )
+                for row in rows:
+                    copy.write_row(row)
             self._notify_channel(curs)
             self._write_deadlines(curs, deadlines)
-            return self._copied_positions(curs, table, top, len(stored_events))
+            return self._copied_positions(curs, table, top, len(rows))
 
     @staticmethod
     def _copied_positions(curs: Any, table: Composable, top: int, count: int) -> list[int]:
