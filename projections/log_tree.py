@@ -38,6 +38,9 @@ from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
 from projections.connections import SQLiteConnection, chunks, place_of
 from projections.runner import Waker
 
+# Each refused commit means another process extended the tree; past this
+# many in one catch-up, something else is wrong.
+TREE_CONFLICTS_MAX = 100
 TREE_BATCH_EVENTS = 10_000
 HEADS_PAGE_MAX = 1_000
 # One head every five minutes for a century is some ten million.
@@ -503,12 +506,27 @@ class LogTreeRunner:
         self._lock = threading.Lock()
 
     def catch_up(self) -> int:
-        """Hash everything the log holds now into the tree; events hashed."""
-        hashed = 0
+        """Hash everything the log holds now into the tree; events hashed (by this runner).
+
+        A runner in another process may extend the tree between this one's
+        read of the log and its commit: the append is refused (the tree grew,
+        or the rows no longer follow it), nothing of it is written, and this
+        runner goes on from where the tree now is.
+        """
+        hashed = conflicts = 0
         with self._lock:
             while True:
-                entries = self.app.read_stored(self.tree.tracked()[0], self.batch_events)
-                self.tree.append(entries)
+                after = self.tree.tracked()[0]
+                entries = self.app.read_stored(after, self.batch_events)
+                try:
+                    self.tree.append(entries)
+                except (TreeConflictError, ValueError):
+                    if self.tree.tracked()[0] == after:
+                        raise  # the tree did not move: the rows themselves are wrong
+                    conflicts += 1
+                    if conflicts > TREE_CONFLICTS_MAX:
+                        raise
+                    continue
                 hashed += len(entries)
                 if len(entries) < self.batch_events:
                     return hashed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,56 @@ def test_every_kept_head_is_read_page_by_page(
         signed.append(tree.sign_head(signer, datetime(2026, 1, day, tzinfo=UTC)))
     assert list(tree.all_heads()) == signed
     tree.close()
+
+
+def test_a_runner_goes_on_after_another_process_extended_the_tree(
+    story_app: LedgerApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database_url == "memory:":
+        pytest.skip("a memory tree is not shared")
+    here, elsewhere = open_log_tree(database_url), open_log_tree(database_url)
+    rows = story_app.read_stored(0, 1000)
+    read_stored = story_app.read_stored
+    calls = 0
+
+    def racing(after: int, limit: int) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        found = read_stored(after, limit)
+        if calls == 1:  # another process commits between this read and the append
+            elsewhere.append(rows[:4])
+        return found
+
+    monkeypatch.setattr(story_app, "read_stored", racing)
+    hashed = LogTreeRunner(story_app, here, batch_events=3).catch_up()
+    assert hashed == len(rows) - 4
+    assert here.size == len(rows)
+    assert here.root() == merkle.root_of_leaves(leaves(story_app))
+    here.close()
+    elsewhere.close()
+
+
+def test_a_runner_goes_on_after_its_commit_is_refused_for_a_grown_tree(
+    story_app: LedgerApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if database_url == "memory:":
+        pytest.skip("a memory tree is not shared")
+    here, elsewhere = open_log_tree(database_url), open_log_tree(database_url)
+    rows = story_app.read_stored(0, 1000)
+    commit = here._commit
+    refused = 0
+
+    def racing(*args: Any) -> None:
+        nonlocal refused
+        if elsewhere.size == 0:  # another process commits first, inside this one's append
+            elsewhere.append(rows[:2])
+            refused += 1
+        commit(*args)
+
+    monkeypatch.setattr(here, "_commit", racing)
+    LogTreeRunner(story_app, here, batch_events=3).catch_up()
+    assert refused == 1
+    assert here.size == len(rows)
+    assert here.root() == merkle.root_of_leaves(leaves(story_app))
+    here.close()
+    elsewhere.close()
