@@ -89,7 +89,7 @@ class RankingPath:
         match = _SINGLE.fullmatch(scope["path"])
         if match is None or scope["query_string"]:
             return False
-        return await self._answer(scope, send, PENALTY_ROUTE, partial(_single, match[1]))
+        return await self._answer(scope, send, PENALTY_ROUTE, partial(_current_penalty, match[1]))
 
     async def _batch(self, scope: Scope, messages: list[Message], send: Send) -> bool:
         if scope["query_string"] or messages[-1].get("more_body", False):
@@ -100,7 +100,7 @@ class RankingPath:
             ask = _batch_decoder.decode(b"".join(m.get("body", b"") for m in messages))
         except msgspec.DecodeError:  # not JSON, or not the plain shape
             return False
-        return await self._answer(scope, send, BATCH_ROUTE, partial(_batch, ask))
+        return await self._answer(scope, send, BATCH_ROUTE, partial(_current_penalties, ask))
 
     async def _answer(
         self, scope: Scope, send: Send, route: str, lookup: Callable[[Service], bytes]
@@ -126,11 +126,11 @@ class RankingPath:
         return True
 
 
-def _single(seller_id: str, service: Service) -> bytes:
+def _current_penalty(seller_id: str, service: Service) -> bytes:
     return penalty_answer(service, seller_id, NOW)
 
 
-def _batch(ask: PlainBatch, service: Service) -> bytes:
+def _current_penalties(ask: PlainBatch, service: Service) -> bytes:
     return batch_answer(service, ask.seller_ids, None, ask.rulebook)
 
 

@@ -131,6 +131,13 @@ _NOTES: dict[type[ev.Event], Note] = {
 }
 
 
+def unfolded(batch: Batch, position: int) -> Batch:
+    """The batch's events after ``position`` (those before, another runner folded)."""
+    if batch and batch[0][0] <= position:
+        return [(p, event) for p, event in batch if p > position]
+    return batch
+
+
 class RecentRows:
     """The bodies a view wrote in its last batches, so the next batch need not read them back.
 
@@ -240,8 +247,7 @@ class MemoryView(ReputationView):
         return self.market.position
 
     def process(self, batch: Batch, *, reached: int = 0) -> None:
-        if batch and batch[0][0] <= self.market.position:
-            batch = [(p, e) for p, e in batch if p > self.market.position]
+        batch = unfolded(batch, self.market.position)
         for position, event in batch:
             self.market.apply(event, position)
         self.market.position = max(self.market.position, reached)
@@ -282,7 +288,6 @@ class SqlView(ReputationView):
     def process(self, batch: Batch, *, reached: int = 0) -> None:
         if not batch and reached <= self.position():
             return
-        touched = Touched.by(batch)
         recent = self._recent_rows()
         with self._transaction() as cursor:
             # Locked: a runner in another process waits here for this batch,
@@ -290,11 +295,10 @@ class SqlView(ReputationView):
             tracked = self._tracked(cursor, lock=True)
             if tracked != recent.position:
                 recent.clear()  # someone else wrote this view: what we remember is stale
-            if batch and batch[0][0] <= tracked:
-                batch = [(position, event) for position, event in batch if position > tracked]
-                touched = Touched.by(batch)
+            batch = unfolded(batch, tracked)
             if not batch and reached <= tracked:
                 return  # another runner folded all of it first
+            touched = Touched.by(batch)
             market = self._load(cursor, touched, recent)
             market.position = tracked
             for position, event in batch:
@@ -740,9 +744,7 @@ class PostgresView(SqlView):
             source: sql.Composable = self._staged(cursor, table, columns, rows)
             params: list[Any] | None = None
         else:
-            arrays = sql.SQL(", ").join(
-                sql.SQL("%b::bytea[]" if c == "body" else "%b::text[]") for c in columns
-            )
+            arrays = sql.SQL(", ").join(sql.SQL(f"%b::{_pg_type(c)}[]") for c in columns)
             source = sql.SQL("unnest({}) AS given ({})").format(arrays, names)
             params = [list(column) for column in zip(*rows, strict=True)]
         updates = sql.SQL(", ").join(
@@ -772,7 +774,7 @@ class PostgresView(SqlView):
             stage, sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with cursor.copy(copy_in) as copy:
-            copy.set_types(["bytea" if c == "body" else "text" for c in columns])
+            copy.set_types([_pg_type(c) for c in columns])
             for row in rows:
                 copy.write_row(row)
         return stage
@@ -793,6 +795,11 @@ class PostgresView(SqlView):
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _pg_type(column: str) -> str:
+    """A view column's PostgreSQL type: bodies are bytes, every other column text."""
+    return "bytea" if column == "body" else "text"
 
 
 def open_view(database_url: str, *, version: int | None = None) -> ReputationView:

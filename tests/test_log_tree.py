@@ -19,6 +19,7 @@ from ledger.scenario import SCENARIO_END, run_scenario
 from ledger.tree_head import TreeHeadSigner, TreeHeadVerifier
 from projections import log_tree
 from projections.log_tree import (
+    LogTree,
     LogTreeRunner,
     TreeConflictError,
     head_key,
@@ -182,12 +183,26 @@ def test_every_kept_head_is_read_page_by_page(
     tree.close()
 
 
-def test_a_runner_goes_on_after_another_process_extended_the_tree(
-    story_app: LedgerApp, database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def two_trees(database_url: str) -> Iterator[tuple[LogTree, LogTree]]:
+    """This process's tree and another process's, over one database."""
     if database_url == "memory:":
         pytest.skip("a memory tree is not shared")
     here, elsewhere = open_log_tree(database_url), open_log_tree(database_url)
+    yield here, elsewhere
+    here.close()
+    elsewhere.close()
+
+
+def assert_whole(tree: LogTree, app: LedgerApp) -> None:
+    assert tree.size == len(app.read_stored(0, 10_000))
+    assert tree.root() == merkle.root_of_leaves(leaves(app))
+
+
+def test_a_runner_goes_on_after_another_process_extended_the_tree(
+    story_app: LedgerApp, two_trees: tuple[LogTree, LogTree], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, elsewhere = two_trees
     rows = story_app.read_stored(0, 1000)
     read_stored = story_app.read_stored
     calls = 0
@@ -203,18 +218,13 @@ def test_a_runner_goes_on_after_another_process_extended_the_tree(
     monkeypatch.setattr(story_app, "read_stored", racing)
     hashed = LogTreeRunner(story_app, here, batch_events=3).catch_up()
     assert hashed == len(rows) - 4
-    assert here.size == len(rows)
-    assert here.root() == merkle.root_of_leaves(leaves(story_app))
-    here.close()
-    elsewhere.close()
+    assert_whole(here, story_app)
 
 
 def test_a_runner_goes_on_after_its_commit_is_refused_for_a_grown_tree(
-    story_app: LedgerApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+    story_app: LedgerApp, two_trees: tuple[LogTree, LogTree], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if database_url == "memory:":
-        pytest.skip("a memory tree is not shared")
-    here, elsewhere = open_log_tree(database_url), open_log_tree(database_url)
+    here, elsewhere = two_trees
     rows = story_app.read_stored(0, 1000)
     commit = here._commit
     refused = 0
@@ -229,7 +239,4 @@ def test_a_runner_goes_on_after_its_commit_is_refused_for_a_grown_tree(
     monkeypatch.setattr(here, "_commit", racing)
     LogTreeRunner(story_app, here, batch_events=3).catch_up()
     assert refused == 1
-    assert here.size == len(rows)
-    assert here.root() == merkle.root_of_leaves(leaves(story_app))
-    here.close()
-    elsewhere.close()
+    assert_whole(here, story_app)
