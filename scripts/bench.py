@@ -2,7 +2,7 @@
 
 import sys
 
-from api.cli import main
+from tools.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["bench", *sys.argv[1:]]))

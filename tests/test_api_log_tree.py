@@ -18,12 +18,12 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.auth import KeyRing, Role
-from api.cli import main
 from api.main import create_app
 from api.settings import Settings
 from ledger import merkle
 from ledger.tree_head import TreeHeadVerifier, from_json, to_json, write_new_key
 from tests.api_support import Api, at, running_api
+from tools.cli import main
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from api.cli import main
 from tests.conftest import POSTGRES_URL
+from tools.cli import main
 
 
 @pytest.mark.postgres

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from api.auth import KeyRing, Role
-from api.cli import main
 from ledger.app import LedgerApp
 from projections.runner import Runner
 from projections.views import open_view
+from tools.cli import main
 
 
 def test_demo_writes_the_story_once_and_replays_it_on_a_second_run(

@@ -15,7 +15,6 @@ from ledger import merkle
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from ledger.errors import NotFoundError
-from ledger.scenario import SCENARIO_END, run_scenario
 from ledger.tree_head import TreeHeadSigner, TreeHeadVerifier
 from projections import log_tree
 from projections.log_tree import (
@@ -26,6 +25,7 @@ from projections.log_tree import (
     leaf_of,
     open_log_tree,
 )
+from tools.scenario import SCENARIO_END, run_scenario
 
 
 @pytest.fixture

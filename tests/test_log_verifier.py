@@ -23,14 +23,14 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
-from api.cli import main
 from ledger.app import LOG_PAGE_MAX, LedgerApp
-from ledger.scenario import run_scenario
 from ledger.transfer import export_log
 from ledger.tree_head import TreeHead, TreeHeadError, TreeHeadSigner, TreeHeadVerifier, to_json
 from projections import log_verifier
 from projections.log_tree import LogTree, LogTreeRunner, open_log_tree
 from projections.log_verifier import Report, load_heads, verify_export, verify_store
+from tools.cli import main
+from tools.scenario import run_scenario
 
 SIGNED_AT = datetime(2026, 6, 1, tzinfo=UTC)
 TREE_TABLES = ("nodes", "leaves", "tracking", "heads")

@@ -37,7 +37,7 @@ def test_a_killed_rebuild_resumes_and_matches_the_log(tmp_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "api.cli",
+        "tools.cli",
         "--database-url",
         url,
         "rebuild",

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from ledger import commands as c
 from ledger.app import LedgerApp, Origin
 from ledger.clock import FixedClock
-from ledger.scenario import SCENARIO_END, START, run_scenario
 from projections.marketplace import Cut
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.runner import Runner
 from projections.views import MemoryView, open_view
 from tests.support import DAY, HOUR, T0
+from tools.scenario import SCENARIO_END, START, run_scenario
 
 MEMBERS = ("alice", "bob-shop", "carol", "dave-store")
 FIGURES = ("credit_seller", "credit_buyer", "dsr", "penalty", "violations", "buyer_history")

@@ -11,16 +11,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from api.cli import main
-from api.simulate import simulation_clock
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock, SystemClock
 from ledger.events import Event, MemberRegistered, RatingGiven, TradeCreated
 from ledger.policy import load_policy
-from ledger.simulator import SimulationConfig, SimulationReport, commands, simulate
 from projections.queries import Reputation, Where
 from projections.runner import Runner
 from projections.views import MemoryView
+from tools.cli import main
+from tools.simulate import simulation_clock
+from tools.simulator import SimulationConfig, SimulationReport, commands, simulate
 
 MIX = SimulationConfig(members=300, trades=3_000, days=60, seed=7, farming_rings=2, violators=3)
 SMALL = SimulationConfig(members=60, trades=400, days=20, seed=3, farming_rings=1, violators=1)

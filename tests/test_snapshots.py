@@ -15,7 +15,6 @@ import pytest
 
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
-from ledger.simulator import DEFAULT_START, SimulationConfig, simulate
 from projections.credit import credit_of, rating_visible_at
 from projections.dsr import dsr_of
 from projections.marketplace import Cut, Marketplace, MemberFile
@@ -23,6 +22,7 @@ from projections.penalties import penalty_of, rates_of
 from projections.rulebook import Rulebook, load_rulebook
 from projections.snapshots import penalty_valid_until
 from projections.violations import violations_of
+from tools.simulator import DEFAULT_START, SimulationConfig, simulate
 
 DAYS = 120
 US = timedelta(microseconds=1)

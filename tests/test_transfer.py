@@ -14,17 +14,17 @@ from uuid import UUID
 import msgspec
 import pytest
 
-from api.cli import main
 from ledger import commands as c
 from ledger import transfer
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from ledger.events import Dsr
-from ledger.scenario import SCENARIO_END, run_scenario
 from ledger.transfer import ImportRefusedError, export_log, import_log
 from projections.runner import Runner
 from projections.views import MemoryView, ReputationView, open_view
 from tests.support import DAY, HOUR, T0, Market
+from tools.cli import main
+from tools.scenario import SCENARIO_END, run_scenario
 
 SELLERS = ("shop-a", "shop-b", "shop-c")
 BUYERS = ("buyer-a", "buyer-b", "buyer-c", "buyer-d")

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from ledger.events import topic_of
-from ledger.scenario import SCENARIO_END, run_scenario
 from projections import views
 from projections.marketplace import Marketplace
 from projections.runner import Runner
 from projections.views import MemoryView, ReputationView, open_view
 from tests.support import DAY, Market
+from tools.scenario import SCENARIO_END, run_scenario
 
 MEMBERS = ("alice", "bob-shop", "carol", "dave-store")
 

@@ -303,8 +303,8 @@ def _fill(app: LedgerApp, trades: int) -> int:
     The simulation runs in memory, then its export is imported: the bulk path
     is how a large log is restored, and it keeps the set-up out of the timings.
     """
-    from ledger.simulator import SimulationConfig, simulate  # noqa: PLC0415 - bench only
     from ledger.transfer import export_log, import_log  # noqa: PLC0415
+    from tools.simulator import SimulationConfig, simulate  # noqa: PLC0415 - bench only
 
     source = LedgerApp("memory:", clock=app.clock)
     simulate(
@@ -449,7 +449,7 @@ class _Server:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
-        command = [sys.executable, "-m", "api.cli", "--database-url", self.url, "serve"]
+        command = [sys.executable, "-m", "tools.cli", "--database-url", self.url, "serve"]
         command += ["--port", str(port), "--keys-file", str(self.keys_file)]
         command += ["--no-deadline-worker", "--log-level", "warning"]
         self.process = subprocess.Popen(command)
@@ -559,8 +559,8 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 
 def bench_import(postgres: str, trades: int) -> dict[str, Any]:
     """``trustledger import`` of an export vs a raw COPY of the same rows into a plain table."""
-    from ledger.simulator import SimulationConfig, simulate  # noqa: PLC0415 - bench only
     from ledger.transfer import LogLine, export_log, import_log  # noqa: PLC0415
+    from tools.simulator import SimulationConfig, simulate  # noqa: PLC0415 - bench only
 
     clock = FixedClock(START + timedelta(days=4000))
     source = LedgerApp("memory:", clock=clock)

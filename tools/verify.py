@@ -15,12 +15,12 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from api.progress import Progress
 from ledger.app import LedgerApp
 from ledger.database import DatabaseUrlError
 from ledger.tree_head import TreeHead, TreeHeadError, TreeHeadVerifier
 from projections.log_tree import open_log_tree
 from projections.log_verifier import Problem, Report, load_heads, verify_export, verify_store
+from tools.progress import Progress
 
 COUNT_CHUNK_BYTES = 1 << 20
 

@@ -13,26 +13,26 @@ from pathlib import Path
 
 import msgspec
 
-from api import bench as bench_command
-from api import simulate as simulate_command
-from api import transfer as transfer_command
-from api import verify as verify_command
-from api import witness as witness_command
 from api.auth import KeyRing, Role
-from api.progress import Progress
-from api.runtime import tune_garbage_collector
 from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
 from ledger.errors import LedgerError
 from ledger.policy import DEFAULT_RULEBOOK, builtin_rulebook_ids
-from ledger.scenario import SCENARIO_END, run_scenario
 from projections.log_tree import LogTreeRunner, open_log_tree
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.rulebook import load_rulebook
 from projections.runner import BATCH_EVENTS_MAX, Runner
 from projections.views import MemoryView, ReputationView, SqlView, open_view
 from projections.whatif import what_if
+from tools import bench as bench_command
+from tools import simulate as simulate_command
+from tools import transfer as transfer_command
+from tools import verify as verify_command
+from tools import witness as witness_command
+from tools.progress import Progress
+from tools.runtime import tune_garbage_collector
+from tools.scenario import SCENARIO_END, run_scenario
 
 LOG_LIMIT_DEFAULT = 100
 

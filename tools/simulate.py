@@ -20,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from api.progress import Progress
 from ledger.app import LedgerApp
 from ledger.clock import Clock, FixedClock, SystemClock
 from ledger.errors import LedgerError
-from ledger.simulator import DEFAULT_START, SimulationConfig, SimulationReport, simulate
+from tools.progress import Progress
+from tools.simulator import DEFAULT_START, SimulationConfig, SimulationReport, simulate
 
 CLOCK_MARGIN = timedelta(hours=1)
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from api.progress import Progress
 from ledger.app import LedgerApp
 from ledger.transfer import (
     AGGREGATE_CACHE_DEFAULT,
@@ -19,6 +18,7 @@ from ledger.transfer import (
     export_log,
     import_log,
 )
+from tools.progress import Progress
 
 COUNT_CHUNK_BYTES = 1 << 20
 
