@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-fast lint clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The unit tests of the rules, on the in-memory store only: the edit-test loop.
+test-fast: install
+	$(BIN)/pytest tests/unit --backend memory
 
 lint: install
 	$(BIN)/ruff check .

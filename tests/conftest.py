@@ -53,7 +53,35 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+BACKEND_NAMES = ("memory", "sqlite", "postgres")
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        action="append",
+        choices=BACKEND_NAMES,
+        help="run backend-parametrised tests on this backend only (repeatable; default: all)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the backends ``--backend`` did not name, PostgreSQL-only tests included."""
+    chosen: list[str] | None = config.getoption("--backend")
+    if not chosen:
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        if backend is None and item.get_closest_marker("postgres") is not None:
+            backend = "postgres"
+        (kept if backend is None or backend in chosen else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture(params=BACKENDS)

@@ -22,7 +22,7 @@ from api.main import create_app
 from api.settings import Settings
 from ledger import merkle
 from ledger.tree_head import TreeHeadVerifier, from_json, to_json, write_new_key
-from tests.api_support import Api, at, running_api
+from tests.e2e.support import Api, at, running_api
 from tools.cli import main
 
 

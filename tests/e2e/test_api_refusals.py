@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.api_support import Api, at, running_api
+from tests.e2e.support import Api, at, running_api
 
 
 @pytest.fixture(scope="module")

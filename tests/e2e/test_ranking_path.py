@@ -23,9 +23,9 @@ from api.auth import KeyRing, Role
 from api.main import create_app
 from api.settings import Settings
 from ledger.clock import FixedClock
-from tests.api_support import Api, at
+from tests.e2e.support import Api, at
+from tests.e2e.test_api import story
 from tests.support import T0
-from tests.test_api import story
 
 
 @dataclass

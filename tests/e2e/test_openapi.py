@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from api.auth import Role
-from tests.api_support import Api, running_api
+from tests.e2e.support import Api, running_api
 
 EXAMPLES_PER_OPERATION = 10
 _idempotency_keys = itertools.count()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from api.auth import Role
-from tests.api_support import Api, at, running_api
+from tests.e2e.support import Api, at, running_api
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Chaos tests: real processes killed mid-write; nothing acknowledged may be lost."""

@@ -1,0 +1,1 @@
+"""End-to-end tests: the HTTP API and the ``trustledger`` command, driven as their users drive them."""
