@@ -19,6 +19,7 @@ import msgspec
 
 KEYS_FILE_MAX_BYTES = 1_000_000
 KEY_PREFIX = "tl_"
+BEARER_SCHEME = "bearer"
 
 
 class Role(StrEnum):
@@ -29,7 +30,7 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-# What each role may do (the issue's role matrix).
+# What each role may do.
 APPEND_ROLES = frozenset({Role.SERVICE, Role.ADMIN})
 PENALTY_ROLES = frozenset({Role.RANKING, Role.READER, Role.AUDITOR, Role.ADMIN})
 QUERY_ROLES = frozenset({Role.READER, Role.AUDITOR, Role.ADMIN})
@@ -88,6 +89,24 @@ class KeyRing:
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key an ``Authorization`` header carries, or None: no header, another
+    scheme, or no key.
+
+    Read as FastAPI's ``HTTPBearer`` reads it, so the routes and the ranking
+    engine's hot path (both callers of this one function) agree on every
+    header: the scheme in any case, then one space, then the key with the
+    white space around it dropped.
+    """
+    if not authorization:
+        return None
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if not key or scheme.lower() != BEARER_SCHEME:
+        return None
+    return key
 
 
 def _digest(plain: str) -> str:

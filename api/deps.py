@@ -7,9 +7,10 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
-from api.auth import Principal, Role
+from api.auth import Principal, Role, bearer_key
 from api.problems import ApiProblem
 from api.service import Service
 from ledger.app import Origin
@@ -32,21 +33,32 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-bearer = HTTPBearer(
-    auto_error=False, description="an API key: Authorization: Bearer tl_<id>_<secret>"
-)
+class BearerKey(SecurityBase):
+    """The caller's API key, read by ``auth.bearer_key``; the OpenAPI document
+    describes it as HTTP bearer authentication."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            description="an API key: Authorization: Bearer tl_<id>_<secret>"
+        )
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> str | None:
+        return bearer_key(request.headers.get("Authorization"))
+
+
+bearer = BearerKey()
 
 
 def require(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
     async def authorise(
-        service: ServiceDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        service: ServiceDep, key: Annotated[str | None, Depends(bearer)]
     ) -> Principal:
-        if credentials is None:
+        if key is None:
             raise ApiProblem(
                 401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'"
             )
-        principal = service.keys.authenticate(credentials.credentials.strip())
+        principal = service.keys.authenticate(key)
         if principal is None:
             raise ApiProblem(401, "unauthenticated", "unknown API key")
         if principal.role not in roles:

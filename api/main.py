@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import problems
+from api import problems, schemas
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
 from api.routes import appends, audit, operations, reputation
@@ -34,7 +35,7 @@ def create_app(
         finally:
             service.stop()
 
-    app = FastAPI(
+    app = TrustLedgerApi(
         title="TrustLedger",
         version="1",
         summary="An event-sourced reputation and trust ledger for a marketplace",
@@ -48,6 +49,15 @@ def create_app(
     for router in (appends.router, reputation.router, audit.router, operations.router):
         app.include_router(router)
     return app
+
+
+class TrustLedgerApi(FastAPI):
+    """FastAPI, with the answers' msgspec schemas in its OpenAPI document."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:  # built once, as FastAPI does
+            self.openapi_schema = schemas.with_answer_schemas(super().openapi())
+        return self.openapi_schema
 
 
 class Timed:

@@ -12,7 +12,7 @@ of the API, its schema, checks and problem details: any query option, a body
 with ``as_of`` or anything unexpected, an id that is not a platform id, a
 missing or refused key, and any error while answering (the lookup only
 reads, so the route can simply ask again). An answer given here is the one
-the route would give, byte for byte; ``tests/test_ranking_path.py`` sends the
+the route would give, byte for byte; ``tests/e2e/test_ranking_path.py`` sends the
 same requests both ways and compares.
 """
 
@@ -28,14 +28,14 @@ from typing import Annotated
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import PENALTY_ROLES
+from api.auth import PENALTY_ROLES, bearer_key
 from api.metrics import ROUTE_LABEL
 from api.routes.reputation import (
     BATCH_ROUTE,
     PENALTY_ROUTE,
     RULEBOOK_ID_MAX_CHARS,
-    batch_answer,
-    penalty_answer,
+    batch_json,
+    penalty_json,
 )
 from api.service import Service
 from ledger.ids import ID_PATTERN, PlatformId
@@ -127,32 +127,34 @@ class RankingPath:
 
 
 def _current_penalty(seller_id: str, service: Service) -> bytes:
-    return penalty_answer(service, seller_id, NOW)
+    return penalty_json(service, seller_id, NOW)
 
 
 def _current_penalties(ask: PlainBatch, service: Service) -> bytes:
-    return batch_answer(service, ask.seller_ids, None, ask.rulebook)
+    return batch_json(service, ask.seller_ids, None, ask.rulebook)
 
 
 def _may_read_penalties(service: Service, scope: Scope) -> bool:
-    """A bearer key whose role may read penalties, read as FastAPI's ``HTTPBearer`` does."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            if scheme.lower() != "bearer":
-                return False
-            principal = service.keys.authenticate(credentials.strip())
-            return principal is not None and principal.role in PENALTY_ROLES
-    return False
+    """A bearer key whose role may read penalties, read as the routes read it."""
+    header = _header(scope, b"authorization")
+    key = bearer_key(header.decode("latin-1")) if header is not None else None
+    principal = service.keys.authenticate(key) if key is not None else None
+    return principal is not None and principal.role in PENALTY_ROLES
 
 
 def _sends_json(scope: Scope) -> bool:
     """The body is labelled plain ``application/json`` (FastAPI reads ``+json`` too)."""
+    value = _header(scope, b"content-type")
+    return value is not None and value.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The first header of that (lower-case) name, the one Starlette's ``Request`` reads."""
     value: bytes
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return value.split(b";", 1)[0].strip().lower() == b"application/json"
-    return False
+    for header, value in scope["headers"]:
+        if header == name:
+            return value
+    return None
 
 
 async def _read_body(receive: Receive) -> list[Message]:

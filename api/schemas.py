@@ -1,11 +1,17 @@
-"""HTTP request and response schemas (Pydantic only here, at the edge: they give
-the OpenAPI schema). Inside, requests become msgspec command Structs."""
+"""HTTP request and response schemas, and the answers' shapes.
+
+Requests are Pydantic models, at the edge only: FastAPI checks and documents
+them, and inside they become msgspec command Structs. Answers are msgspec
+Structs, each shape defined once: the body is that Struct encoded by msgspec,
+and the OpenAPI document carries msgspec's JSON Schema of the same Struct.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ledger.commands import (
@@ -15,8 +21,23 @@ from ledger.commands import (
     SEARCH_CHEATING_ITEMS_MAX,
     TEXT_MAX_CHARS,
     TIMER_EXTENSION_DAYS_MAX,
+    UtcTime,
 )
+from ledger.events import Score
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
+from ledger.tree_head import TreeHead
+from projections.buyers import BuyerHistory
+from projections.credit import Counted, CreditResult
+from projections.credit import Reason as CreditReason
+from projections.dsr import DsrResult
+from projections.log_tree import ConsistencyProof, InclusionProof
+from projections.marketplace import ViolationFacts
+from projections.penalties import Penalty
+from projections.queries import Answer, UnknownSeller
+from projections.rulebook import Fraction
+from projections.violations import Ban, ViolationStanding
+
+JSON = "application/json"
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=["T-1001"])]
 Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True)]
@@ -184,50 +205,131 @@ class DeadlineRunAnswer(BaseModel):
     positions: list[int]
 
 
-class Stamped(BaseModel):
+# --- Answers -------------------------------------------------------------------------
+# Every answer shape is defined once, as a msgspec Struct: msgspec encodes the
+# body (as the ranking engine's hot path always has) and msgspec's JSON Schema
+# of the same Struct documents it (``answered_by``, ``with_answer_schemas``).
+# A figure served as it is (the penalty, the buyer history) is that Struct,
+# stamped. Field order is part of the shape: the stamps lead every answer but
+# the penalty, which ends with them.
+
+
+class Stamped(msgspec.Struct, frozen=True):
+    """What produced an answer: the scoring rulebook (id@version), the business
+    time it is computed as of, and the last log position it reflects."""
+
     rulebook: str
-    as_of: datetime
+    as_of: UtcTime
     position: int
 
 
-class LevelOut(BaseModel):
-    index: Annotated[int, Field(ge=0, le=20)]
+def _stamps(answer: Answer[Any]) -> tuple[str, datetime, int]:
+    """An answer's stamps, in ``Stamped``'s order."""
+    return answer.rulebook, answer.as_of, answer.position
+
+
+def _stamped(figure: type[msgspec.Struct], doc: str) -> type[msgspec.Struct]:
+    """The answer that serves a figure as it is, with ``Stamped``'s fields added.
+
+    A Struct has one base with fields, so the figure is the base and the
+    stamps are added by name and type. They follow the figure's fields, or
+    lead them when those are keyword-only, as the buyer history's are:
+    msgspec writes a Struct's positional fields first.
+    """
+    stamp_fields = [(f.name, f.type) for f in msgspec.structs.fields(Stamped)]
+    return msgspec.defstruct(
+        f"{figure.__name__}Answer",
+        stamp_fields,
+        bases=(figure,),
+        frozen=True,
+        module=__name__,
+        namespace={"__doc__": doc},
+    )
+
+
+class CreditLevel(msgspec.Struct, frozen=True):
+    index: Annotated[int, msgspec.Meta(ge=0, le=20)]
     name: str
     icon: str
 
 
-class RatingCounts(BaseModel):
+class RatingCounts(msgspec.Struct, frozen=True):
     positive: int
     neutral: int
     negative: int
     unscored: int
 
 
-class CreditOut(Stamped):
+class CreditAnswer(Stamped, frozen=True, kw_only=True):
+    """A member's credit in one role: counted points, level and positive rates."""
+
     score: int
-    level: LevelOut
-    positive_rate_lifetime: Annotated[float, Field(ge=0, le=1)] | None
-    positive_rate_180d: Annotated[float, Field(ge=0, le=1)] | None
+    level: CreditLevel
+    positive_rate_lifetime: Fraction | None
+    positive_rate_180d: Fraction | None
     ratings: RatingCounts
 
 
-class RatingExplained(BaseModel):
+def credit_answer(answer: Answer[CreditResult]) -> CreditAnswer:
+    credit = answer.figure
+    return CreditAnswer(
+        *_stamps(answer),
+        score=credit.score,
+        level=CreditLevel(credit.level.index, credit.level.name, credit.level.icon),
+        positive_rate_lifetime=credit.positive_rate_lifetime,
+        positive_rate_180d=credit.positive_rate_window,
+        ratings=RatingCounts(credit.positive, credit.neutral, credit.negative, credit.unscored),
+    )
+
+
+class RatingExplained(msgspec.Struct, frozen=True):
+    """One rating and how it counts: its points, or the rule that excluded it."""
+
     trade_id: str
     rater_id: str
     position: int
-    score: Literal["positive", "neutral", "negative"]
+    score: Score
     points: int
-    reason: str | None
-    order_created_at: datetime
-    visible_at: datetime
+    reason: CreditReason | None
+    order_created_at: UtcTime
+    visible_at: UtcTime
 
 
-class CreditExplanationOut(Stamped):
+class CreditExplanationAnswer(Stamped, frozen=True, kw_only=True):
+    """Why a member's credit is what it is: every rating received, in order."""
+
     score: int
-    ratings: list[RatingExplained]
+    ratings: tuple[RatingExplained, ...]
 
 
-class DsrOut(Stamped):
+def credit_explanation_answer(
+    answer: Answer[CreditResult], *, hidden_shown: bool
+) -> CreditExplanationAnswer:
+    ratings = tuple(
+        _rating_explained(counted)
+        for counted in answer.figure.ratings
+        if hidden_shown or counted.reason != "hidden"
+    )
+    return CreditExplanationAnswer(*_stamps(answer), score=answer.figure.score, ratings=ratings)
+
+
+def _rating_explained(counted: Counted) -> RatingExplained:
+    record = counted.record
+    return RatingExplained(
+        record.trade_id,
+        record.rater_id,
+        record.position,
+        counted.score,
+        counted.points,
+        counted.reason,
+        record.order_created_at,
+        record.visible_at,
+    )
+
+
+class DsrAnswer(Stamped, frozen=True, kw_only=True):
+    """A seller's shop scores, each the mean over the window, rounded for display."""
+
     as_described: float | None
     service: float | None
     shipping_speed: float | None
@@ -235,86 +337,139 @@ class DsrOut(Stamped):
     count: int
 
 
-class ReasonOut(BaseModel):
-    code: str
-    figure: float | None
-    threshold: float | None
-    until: datetime | None
-    positions: list[int]
+def dsr_answer(answer: Answer[DsrResult], *, decimals: int) -> DsrAnswer:
+    dsr = answer.figure
+
+    def shown(mean: float | None) -> float | None:
+        return round(mean, decimals) if mean is not None else None
+
+    return DsrAnswer(
+        *_stamps(answer),
+        as_described=shown(dsr.as_described),
+        service=shown(dsr.service),
+        shipping_speed=shown(dsr.shipping_speed),
+        logistics=shown(dsr.logistics),
+        count=dsr.count,
+    )
 
 
-class PenaltyOut(Stamped):
-    seller_id: str
-    searchable: bool
-    multiplier: Annotated[float, Field(ge=0, le=1)]
-    sort_hidden: bool
-    demoted_items: dict[str, datetime]
-    demoted_items_unlisted: int
-    verified: bool
-    reasons: list[ReasonOut]
+PenaltyAnswer = _stamped(Penalty, "The search-ranking penalty a ranking engine receives.")
 
 
-class UnknownSeller(BaseModel):
-    seller_id: str
-    unknown: Literal[True] = True
+def penalty_answer(penalty: Penalty, stamp: Answer[Any]) -> msgspec.Struct:
+    # By position, not by name: this runs for every seller of a batch.
+    return PenaltyAnswer(*msgspec.structs.astuple(penalty), *_stamps(stamp))
 
 
-class PenaltyBatchOut(BaseModel):
-    penalties: list[PenaltyOut | UnknownSeller]
-
-
-class ViolationPoints(BaseModel):
+class ViolationPoints(msgspec.Struct, frozen=True):
     general: int
     serious: int
 
 
-class ViolationRecordOut(BaseModel):
+class ViolationRecord(msgspec.Struct, frozen=True):
+    """Points against the seller: a violation, an upheld complaint or a fake-trade case."""
+
     source: str
     source_id: str
     category: str
     points: int
     reason: str
-    occurred_at: datetime
+    occurred_at: UtcTime
     position: int
 
 
-class BanOut(BaseModel):
-    node: int
-    category: str
-    action: str
-    start: datetime
-    until: datetime | None
-    position: int
+class ViolationsAnswer(Stamped, frozen=True, kw_only=True):
+    """A seller's violation points this year, every record, and the bans they set off."""
 
-
-class ViolationsOut(Stamped):
     points: ViolationPoints
     sealed: bool
-    records: list[ViolationRecordOut]
-    bans: list[BanOut]
+    records: tuple[ViolationRecord, ...]
+    bans: tuple[Ban, ...]
 
 
-class BuyerHistoryOut(Stamped):
-    trades: int
-    purchases: int
-    net_spend_minor: int
-    refunds: int
-    refunded_minor: int
-    refund_reasons: dict[str, int]
-    disputes: int
-    disputes_won: int
-    disputes_lost: int
-    complaints_filed: int
-    complaints_upheld: int
-    complaints_dismissed: int
-    ratings_given: int
-    ratings_given_negative_share: float | None
-    ratings_received: int
-    fake_trades: int
-    tier: str
-    tier_label: str
-    window_purchases: int
-    window_net_spend_minor: int
+def violations_answer(answer: Answer[ViolationStanding]) -> ViolationsAnswer:
+    standing = answer.figure
+    return ViolationsAnswer(
+        *_stamps(answer),
+        points=ViolationPoints(standing.general, standing.serious),
+        sealed=standing.sealed,
+        records=tuple(_violation_record(v) for v in standing.records),
+        bans=standing.bans,
+    )
+
+
+def _violation_record(facts: ViolationFacts) -> ViolationRecord:
+    return ViolationRecord(
+        facts.source,
+        facts.source_id,
+        facts.category,
+        facts.points,
+        facts.reason,
+        facts.stamp.at,
+        facts.stamp.position,
+    )
+
+
+BuyerHistoryAnswer = _stamped(BuyerHistory, "A buyer's history and tier.")
+
+
+def buyer_history_answer(answer: Answer[BuyerHistory]) -> msgspec.Struct:
+    return BuyerHistoryAnswer(*_stamps(answer), **msgspec.structs.asdict(answer.figure))
+
+
+# Every Struct an answer serves, for the OpenAPI document.
+ANSWERS: tuple[type[msgspec.Struct], ...] = (
+    CreditAnswer,
+    CreditExplanationAnswer,
+    DsrAnswer,
+    PenaltyAnswer,
+    UnknownSeller,
+    ViolationsAnswer,
+    BuyerHistoryAnswer,
+    TreeHead,
+    InclusionProof,
+    ConsistencyProof,
+)
+_SCHEMA_REF = "#/components/schemas/{name}"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _SCHEMA_REF.format(name=name)}
+
+
+_, ANSWER_SCHEMAS = msgspec.json.schema_components(ANSWERS, ref_template=_SCHEMA_REF)
+# The batch's envelope: msgspec describes no union of untagged Structs.
+PENALTY_BATCH_ANSWER = "PenaltyBatchAnswer"
+ANSWER_SCHEMAS[PENALTY_BATCH_ANSWER] = {
+    "title": PENALTY_BATCH_ANSWER,
+    "description": "Penalties for many sellers under one stamp, an entry per seller asked, in order.",
+    "type": "object",
+    "properties": {
+        "penalties": {
+            "type": "array",
+            "items": {"anyOf": [_ref(PenaltyAnswer.__name__), _ref(UnknownSeller.__name__)]},
+        }
+    },
+    "required": ["penalties"],
+}
+
+
+def answered_by(
+    answer: type[msgspec.Struct] | str, description: str = "Successful Response"
+) -> dict[int | str, dict[str, Any]]:
+    """The 200 response of a route that serves an answer encoded by msgspec."""
+    name = answer if isinstance(answer, str) else answer.__name__
+    return {200: {"description": description, "content": {JSON: {"schema": _ref(name)}}}}
+
+
+def with_answer_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with the answers' schemas among its components."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    clash = sorted(components.keys() & ANSWER_SCHEMAS.keys())
+    if clash:  # one name for two shapes would describe one of them wrongly
+        raise ValueError(f"schema names used by both a request and an answer: {clash}")
+    components.update(ANSWER_SCHEMAS)
+    return document
 
 
 class Problem(BaseModel):
@@ -345,34 +500,6 @@ PROBLEMS: dict[int | str, dict[str, object]] = {
     422: _problem("malformed or out-of-range input"),
 }
 PROBLEMS_503 = _problem("no tree head key is configured")
-
-
-class TreeHeadOut(BaseModel):
-    """A signed tree head; bytes are base64. One line of it is what a witness keeps."""
-
-    tree_size: int
-    root_hash: str
-    timestamp: datetime
-    signature: str
-    key_id: str
-
-
-class InclusionProofOut(BaseModel):
-    """RFC 9162 inclusion proof of the event at ``position`` (leaf ``leaf_index``)."""
-
-    position: int
-    leaf_index: int
-    tree_size: int
-    leaf_hash: str
-    proof: list[str]
-
-
-class ConsistencyProofOut(BaseModel):
-    """RFC 9162 consistency proof: the tree of size ``second`` extends that of ``first``."""
-
-    first: int
-    second: int
-    proof: list[str]
 
 
 class PublicKeyOut(BaseModel):

@@ -4,67 +4,148 @@
 - ``sqlite:///path/to/file.db`` — the embedded default, ``./trustledger.db``;
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=...&pool_size=...]``
   — production, through a psycopg connection pool.
+
+``parse_database_url`` is the one reader of such a URL: the ledger's store
+and every projection beside it (``projections.connections.place_of``) take
+their place from it, so a URL is refused the same way wherever it is used.
 """
 
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Literal
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
+import msgspec
 from eventsourcing.utils import get_topic
 
 from ledger.store import PostgresLedgerRecorder, SQLiteLedgerRecorder
 
 DATABASE_URL_SETTING = "TRUSTLEDGER_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///trustledger.db"
+POSTGRES_PORT_DEFAULT = 5432
 POSTGRES_POOL_SIZE_DEFAULT = 8
 # With the pool size, 40 connections: as many as the HTTP worker threads (anyio default).
 POSTGRES_MAX_OVERFLOW_DEFAULT = 32
+POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT = 5
+MEMORY_URL = "memory:"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+DatabaseKind = Literal["memory", "sqlite", "postgresql"]
 
 
 class DatabaseUrlError(ValueError):
     pass
 
 
+class PoolOptions(msgspec.Struct, frozen=True):
+    """The PostgreSQL connection pool a URL asks for (``?pool_size=&max_overflow=``)."""
+
+    size: int = POSTGRES_POOL_SIZE_DEFAULT
+    max_overflow: int = POSTGRES_MAX_OVERFLOW_DEFAULT
+    connect_timeout_seconds: int = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+
+
+class DatabaseUrl(msgspec.Struct, frozen=True, kw_only=True):
+    """A database URL taken apart and checked; which fields mean something depends on ``kind``."""
+
+    kind: DatabaseKind
+    path: str = ""  # sqlite: the file
+    conninfo: str = ""  # postgresql: the URL without its query, as psycopg takes it
+    host: str = ""
+    port: int = POSTGRES_PORT_DEFAULT
+    dbname: str = ""
+    user: str = "postgres"
+    password: str = ""
+    schema: str = "public"
+    pool: PoolOptions = PoolOptions()
+
+
 def database_url_from_environment() -> str:
     return os.environ.get(DATABASE_URL_SETTING) or DEFAULT_DATABASE_URL
 
 
-def persistence_env(url: str) -> dict[str, str]:
-    """The eventsourcing environment for a database URL."""
-    if url == "memory:":
-        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+def parse_database_url(url: str) -> DatabaseUrl:
+    """The place a URL names; anything else is a ``DatabaseUrlError`` that quotes it."""
+    if url == MEMORY_URL:
+        return DatabaseUrl(kind="memory")
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        path = unquote(parts.path.removeprefix("/"))
         if not path:
             raise DatabaseUrlError(
                 f"{url!r}: a sqlite URL names a file, e.g. sqlite:///trustledger.db"
             )
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "30",
-            "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
-        }
-    if parts.scheme in ("postgresql", "postgres"):
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        dbname = parts.path.lstrip("/")
-        if not parts.hostname or not dbname:
-            raise DatabaseUrlError(f"{url!r}: expected postgresql://user@host:port/dbname")
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": dbname,
-            "POSTGRES_HOST": parts.hostname,
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": unquote(parts.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
-            "POSTGRES_SCHEMA": query.get("schema", "public"),
-            "POSTGRES_POOL_SIZE": query.get("pool_size", str(POSTGRES_POOL_SIZE_DEFAULT)),
-            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", str(POSTGRES_MAX_OVERFLOW_DEFAULT)),
-            "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", "5"),
-            "APPLICATION_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
-        }
+        return DatabaseUrl(kind="sqlite", path=path)
+    if parts.scheme in POSTGRES_SCHEMES:
+        return _postgresql(url, parts)
     raise DatabaseUrlError(
         f"{url!r}: expected memory:, sqlite:///path or postgresql://user@host:port/db"
     )
+
+
+def _postgresql(url: str, parts: SplitResult) -> DatabaseUrl:
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    dbname = parts.path.lstrip("/")
+    try:
+        port = parts.port or POSTGRES_PORT_DEFAULT
+    except ValueError as error:  # not a number, or out of range
+        raise DatabaseUrlError(f"{url!r}: {error}") from error
+    if not parts.hostname or not dbname:
+        raise DatabaseUrlError(f"{url!r}: expected postgresql://user@host:port/dbname")
+    pool = PoolOptions(
+        size=_count(url, query, "pool_size", POSTGRES_POOL_SIZE_DEFAULT, least=1),
+        max_overflow=_count(url, query, "max_overflow", POSTGRES_MAX_OVERFLOW_DEFAULT),
+        connect_timeout_seconds=_count(
+            url, query, "connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+        ),
+    )
+    return DatabaseUrl(
+        kind="postgresql",
+        # psycopg reads the URL itself; the query holds TrustLedger's options, not libpq's.
+        conninfo=url.split("?", 1)[0].replace("postgres://", "postgresql://", 1),
+        host=parts.hostname,
+        port=port,
+        dbname=dbname,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        schema=query.get("schema") or "public",
+        pool=pool,
+    )
+
+
+def _count(url: str, query: dict[str, str], name: str, default: int, *, least: int = 0) -> int:
+    """A whole-number option of the query, refused here rather than when the pool opens."""
+    text = query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < least:
+        raise DatabaseUrlError(f"{url!r}: {name} must be a whole number of at least {least}")
+    return int(text)
+
+
+def persistence_env(url: str) -> dict[str, str]:
+    """The eventsourcing environment for a database URL."""
+    place = parse_database_url(url)
+    if place.kind == "memory":
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    if place.kind == "sqlite":
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": place.path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
+        }
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": place.dbname,
+        "POSTGRES_HOST": place.host,
+        "POSTGRES_PORT": str(place.port),
+        "POSTGRES_USER": place.user,
+        "POSTGRES_PASSWORD": place.password,
+        "POSTGRES_SCHEMA": place.schema,
+        "POSTGRES_POOL_SIZE": str(place.pool.size),
+        "POSTGRES_MAX_OVERFLOW": str(place.pool.max_overflow),
+        "POSTGRES_CONNECT_TIMEOUT": str(place.pool.connect_timeout_seconds),
+        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
+    }

@@ -34,24 +34,28 @@ class RulebookError(ValueError):
     """A rulebook file that cannot be used; the message names the field."""
 
 
-class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pass
+class Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A table of a rulebook file: a misspelt key is refused, not silently ignored.
+
+    Both parts of a rulebook build on it: the policy here, the scoring in
+    ``projections.rulebook``.
+    """
 
 
-class RulebookHeader(_Strict, frozen=True):
+class RulebookHeader(Strict, frozen=True):
     id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{1,64}$")]
     version: PositiveInt
     title: str = ""
 
 
-class PhysicalTimerDays(_Strict, frozen=True):
+class PhysicalTimerDays(Strict, frozen=True):
     express: NonNegativeInt
     none: NonNegativeInt
     overseas: NonNegativeInt
     surface_mail: NonNegativeInt
 
 
-class ConfirmTimerPolicy(_Strict, frozen=True):
+class ConfirmTimerPolicy(Strict, frozen=True):
     top_up_days: NonNegativeInt
     auto_delivery_days: NonNegativeInt
     virtual_days: NonNegativeInt
@@ -73,7 +77,7 @@ class ConfirmTimerPolicy(_Strict, frozen=True):
         return timedelta(days=days)
 
 
-class RefundPolicy(_Strict, frozen=True):
+class RefundPolicy(Strict, frozen=True):
     silence_before_shipping_hours: PositiveInt
     silence_after_shipping_days: PositiveInt
     silence_after_shipping_virtual_days: PositiveInt
@@ -96,7 +100,7 @@ class RefundPolicy(_Strict, frozen=True):
         return timedelta(days=self.return_confirm_days)
 
 
-class RatingPolicy(_Strict, frozen=True):
+class RatingPolicy(Strict, frozen=True):
     window_days: PositiveInt
     default_positive: bool
     revision_days: PositiveInt
@@ -105,7 +109,7 @@ class RatingPolicy(_Strict, frozen=True):
     comment_max_chars: PositiveInt
 
 
-class PointsBySeverity(_Strict, frozen=True):
+class PointsBySeverity(Strict, frozen=True):
     minor: Points
     moderate: Points
     severe: Points
@@ -115,19 +119,19 @@ class PointsBySeverity(_Strict, frozen=True):
         return points
 
 
-class CashWaiver(_Strict, frozen=True):
+class CashWaiver(Strict, frozen=True):
     share_basis_points: Annotated[int, msgspec.Meta(ge=0, le=10_000)]
     min_major: NonNegativeInt
     max_major: NonNegativeInt
 
 
-class ComplaintRuling(_Strict, frozen=True):
+class ComplaintRuling(Strict, frozen=True):
     category: ViolationCategory
     points: PointsBySeverity
     cash_waiver: CashWaiver | None = None
 
 
-class ComplaintRulings(_Strict, frozen=True):
+class ComplaintRulings(Strict, frozen=True):
     late_shipment: ComplaintRuling
     not_as_described: ComplaintRuling
     counterfeit: ComplaintRuling
@@ -139,13 +143,13 @@ class ComplaintRulings(_Strict, frozen=True):
         return ruling
 
 
-class FakeTradeTier(_Strict, frozen=True):
+class FakeTradeTier(Strict, frozen=True):
     from_offence: PositiveInt
     small_case_points: Points
     large_case_points: Points
 
 
-class FakeTradePolicy(_Strict, frozen=True):
+class FakeTradePolicy(Strict, frozen=True):
     large_case_trades: PositiveInt
     serious_from_points: PositiveInt
     item_demotion_days: PositiveInt
@@ -166,7 +170,7 @@ class FakeTradePolicy(_Strict, frozen=True):
         return "serious" if points >= self.serious_from_points else "general"
 
 
-class Policy(_Strict, frozen=True):
+class Policy(Strict, frozen=True):
     version: PositiveInt
     currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
     currency_decimals: Annotated[int, msgspec.Meta(ge=0, le=4)]

@@ -20,7 +20,10 @@ from projections.rulebook import BuyerTier, Rulebook
 from projections.windows import in_trailing
 
 
-class BuyerHistory(msgspec.Struct, frozen=True):
+class BuyerHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """A buyer's history and tier (keyword-only fields, so the stamps an answer
+    adds to them come first: msgspec writes positional fields before these)."""
+
     trades: int
     purchases: int
     net_spend_minor: int

@@ -11,8 +11,9 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, TypeVar
+
+from ledger.database import DatabaseUrl, parse_database_url
 
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQL_IN_LIST_MAX = 500
@@ -20,24 +21,10 @@ SQL_IN_LIST_MAX = 500
 K = TypeVar("K")
 
 
-class Place(NamedTuple):
-    """A ledger database URL taken apart: ``kind`` is memory, sqlite or postgres."""
-
-    kind: str
-    path: str = ""  # the SQLite file
-    conninfo: str = ""  # PostgreSQL, without the query
-    schema: str = "public"
-
-
-def place_of(database_url: str) -> Place:
-    if database_url == "memory:":
-        return Place("memory")
-    parts = urlsplit(database_url)
-    if parts.scheme == "sqlite":
-        return Place("sqlite", path=unquote(parts.path[1:]))
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    conninfo = database_url.split("?", 1)[0].replace("postgres://", "postgresql://")
-    return Place("postgres", conninfo=conninfo, schema=query.get("schema", "public"))
+def place_of(database_url: str) -> DatabaseUrl:
+    """Where a projection's tables live: beside the log, so in the place the
+    ledger's own parser finds (an unknown scheme is its ``DatabaseUrlError``)."""
+    return parse_database_url(database_url)
 
 
 def chunks(keys: Iterable[K]) -> Iterator[list[K]]:

@@ -14,19 +14,22 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from ledger.commands import UtcTime
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
 from projections.marketplace import Cut, MemberFile, TradeFacts
-from projections.rulebook import Factor, Rulebook
+from projections.rulebook import Factor, Fraction, Rulebook
 from projections.violations import ViolationStanding, violations_of
 from projections.windows import in_trailing
 
 
 class PenaltyReason(msgspec.Struct, frozen=True):
+    """A factor or ban that applies, with its figure, threshold, end and the facts behind it."""
+
     code: str
     figure: float | None = None
     threshold: float | None = None
-    until: datetime | None = None
+    until: UtcTime | None = None
     positions: tuple[int, ...] = ()
 
 
@@ -52,9 +55,9 @@ class SellerFigures(msgspec.Struct, frozen=True):
 class Penalty(msgspec.Struct, frozen=True):
     seller_id: str
     searchable: bool
-    multiplier: float
+    multiplier: Fraction
     sort_hidden: bool
-    demoted_items: dict[str, datetime]
+    demoted_items: dict[str, UtcTime]
     demoted_items_unlisted: int
     verified: bool
     reasons: tuple[PenaltyReason, ...]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeAlias, TypeVar
 
 import msgspec
 
@@ -47,6 +47,17 @@ class Answer(msgspec.Struct, Generic[T], frozen=True):
 
 class UnknownMemberError(LookupError):
     pass
+
+
+class UnknownSeller(msgspec.Struct, frozen=True):
+    """A seller unknown as of the batch's time: never registered, or registered later."""
+
+    seller_id: str
+    unknown: Annotated[bool, msgspec.Meta(extra_json_schema={"const": True})] = True
+
+
+# Many sellers' penalties under one stamp, an entry per seller asked, in order.
+PenaltyBatch: TypeAlias = Answer[tuple[Penalty | UnknownSeller, ...]]
 
 
 class Where(msgspec.Struct, frozen=True):
@@ -101,10 +112,11 @@ class Reputation:
 
     def penalty(self, seller_id: str, where: Where = NOW) -> Answer[Penalty]:
         if where.as_of is None and where.at_position is None:
-            found, rulebook, as_of, position = self.penalties([seller_id], rulebook=where.rulebook)
-            if found[0] is None:
+            batch = self.penalties([seller_id], rulebook=where.rulebook)
+            (entry,) = batch.figure
+            if isinstance(entry, UnknownSeller):
                 raise UnknownMemberError(seller_id)
-            return Answer(found[0], rulebook, as_of, position)
+            return Answer(entry, batch.rulebook, batch.as_of, batch.position)
         return self._answer(seller_id, penalty_of, where)
 
     def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:
@@ -122,20 +134,26 @@ class Reputation:
         *,
         as_of: datetime | None = None,
         rulebook: str | None = None,
-    ) -> tuple[list[Penalty | None], str, datetime, int]:
-        """Penalties for many sellers at once, in the order asked; ``None`` for unknown ones."""
+    ) -> PenaltyBatch:
+        """Penalties for many sellers at once, in the order asked.
+
+        A seller the single ``penalty`` query would not know as of the same
+        time is an ``UnknownSeller`` entry: one rule (``known_at``) decides
+        for both, on the current path and the ``as_of`` one.
+        """
         ids = list(seller_ids)
         if len(ids) > PENALTY_BATCH_MAX:
             raise ValueError(f"at most {PENALTY_BATCH_MAX} sellers per batch")
         book = self.rulebook(rulebook)
         if as_of is not None:
             cut, position = self.cut(as_of)
-            files = self.view.files(ids)
+            files = self._files_known_at(ids, cut)
             found = {i: penalty_of(f, cut, book) for i, f in files.items()}
         else:
             cut = Cut(self.clock.now())
             found, position = self._current_penalties(ids, cut, book)
-        return [found.get(i) for i in ids], book.scoring_stamp, cut.as_of, position
+        entries = tuple(found[i] if i in found else UnknownSeller(i) for i in ids)
+        return Answer(entries, book.scoring_stamp, cut.as_of, position)
 
     def _current_penalties(
         self, ids: list[str], cut: Cut, book: Rulebook
@@ -145,6 +163,9 @@ class Reputation:
         Touched positions are read before any file, so a fact that lands
         meanwhile invalidates what is computed from them. Snapshots come
         from this process's memory when it has them, else from the view.
+        A snapshot is made only for a seller known at its time, and a seller
+        stays known from then on, so a snapshot that serves is never one of
+        a seller unknown now (registered a little ahead of the clock).
         """
         stamp = book.scoring_stamp
         kept = {s: k for s in ids if (k := self._kept.get(stamp, s)) is not None}
@@ -182,7 +203,9 @@ class Reputation:
                 based_on=touched.get(seller, 0),
                 penalty=penalty_of(file, cut, book),
             )
-            for seller, file in self.view.files(s for s in missing if s not in found).items()
+            for seller, file in self._files_known_at(
+                (s for s in missing if s not in found), cut
+            ).items()
         ]
         if fresh:
             self.view.keep_snapshots(fresh)
@@ -199,6 +222,14 @@ class Reputation:
         book = self.rulebook(where.rulebook)
         cut, position = self.cut(where.as_of, where.at_position)
         member_file = self.view.file(member_id)
-        if member_file is None or not cut.sees(member_file.member.registered):
+        if member_file is None or not known_at(member_file, cut):
             raise UnknownMemberError(member_id)
         return Answer(compute(member_file, cut, book), book.scoring_stamp, cut.as_of, position)
+
+    def _files_known_at(self, member_ids: Iterable[str], cut: Cut) -> dict[str, MemberFile]:
+        return {i: f for i, f in self.view.files(member_ids).items() if known_at(f, cut)}
+
+
+def known_at(member_file: MemberFile, cut: Cut) -> bool:
+    """A member is known from its registration on; asked about before, it is unknown."""
+    return cut.sees(member_file.member.registered)

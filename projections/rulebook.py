@@ -16,14 +16,15 @@ import msgspec
 from ledger.events import Score
 from ledger.policy import (
     DEFAULT_RULEBOOK,
+    NonNegativeInt,
     Policy,
+    PositiveInt,
     RulebookError,
     RulebookHeader,
+    Strict,
     rulebook_bytes,
 )
 
-NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
-PositiveInt = Annotated[int, msgspec.Meta(gt=0)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 ExclusionRule = Literal[
@@ -48,11 +49,7 @@ FactorCode = Literal[
 NodeAction = Literal["hidden_listing_ban", "listings_removed", "shop_closed", "account_sealed"]
 
 
-class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    pass
-
-
-class ScorePoints(_Strict, frozen=True):
+class ScorePoints(Strict, frozen=True):
     positive: int
     neutral: int
     negative: int
@@ -62,7 +59,7 @@ class ScorePoints(_Strict, frozen=True):
         return points
 
 
-class CreditScoring(_Strict, frozen=True):
+class CreditScoring(Strict, frozen=True):
     exclusions: tuple[ExclusionRule, ...]
     points: ScorePoints
     seller_to_buyer_scores: tuple[Score, ...]
@@ -83,31 +80,31 @@ class CreditScoring(_Strict, frozen=True):
             raise ValueError("positive_rate_denominator must include positive")
 
 
-class VisibilityScoring(_Strict, frozen=True):
+class VisibilityScoring(Strict, frozen=True):
     non_positive_delay_hours: NonNegativeInt
 
 
-class Level(_Strict, frozen=True):
+class Level(Strict, frozen=True):
     index: Annotated[int, msgspec.Meta(ge=0, le=20)]
     name: str
     icon: str
     min_score: int
 
 
-class DsrScoring(_Strict, frozen=True):
+class DsrScoring(Strict, frozen=True):
     window_days: PositiveInt
     first_trades_per_pair_month: PositiveInt
     display_decimals: Annotated[int, msgspec.Meta(ge=0, le=4)]
 
 
-class BuyerTier(_Strict, frozen=True):
+class BuyerTier(Strict, frozen=True):
     name: str
     label: str
     min_purchases: NonNegativeInt
     min_net_spend_major: NonNegativeInt
 
 
-class BuyerTierScoring(_Strict, frozen=True):
+class BuyerTierScoring(Strict, frozen=True):
     window_days: PositiveInt
     tiers: Annotated[tuple[BuyerTier, ...], msgspec.Meta(min_length=1)]
 
@@ -117,13 +114,13 @@ class BuyerTierScoring(_Strict, frozen=True):
             raise ValueError("the first tier must start at 0 purchases and 0 spend")
 
 
-class SeriousNode(_Strict, frozen=True):
+class SeriousNode(Strict, frozen=True):
     points: PositiveInt
     action: NodeAction
     days: PositiveInt | None = None
 
 
-class ViolationScoring(_Strict, frozen=True):
+class ViolationScoring(Strict, frozen=True):
     sealed_serious_points: PositiveInt
     serious_nodes: Annotated[tuple[SeriousNode, ...], msgspec.Meta(min_length=1)]
     general_every_points: PositiveInt
@@ -136,12 +133,12 @@ class ViolationScoring(_Strict, frozen=True):
             raise ValueError("serious_nodes must strictly increase in points")
 
 
-class RateScoring(_Strict, frozen=True):
+class RateScoring(Strict, frozen=True):
     window_days: PositiveInt
     min_denominator: PositiveInt
 
 
-class Factor(_Strict, frozen=True):
+class Factor(Strict, frozen=True):
     code: FactorCode
     multiplier: Fraction
     above: float | None = None
@@ -150,7 +147,7 @@ class Factor(_Strict, frozen=True):
     sort_hidden: bool = False
 
 
-class PenaltyScoring(_Strict, frozen=True):
+class PenaltyScoring(Strict, frozen=True):
     demoted_items_listed_max: PositiveInt
     reason_positions_max: PositiveInt
     fake_trade_window_days: PositiveInt
@@ -160,14 +157,14 @@ class PenaltyScoring(_Strict, frozen=True):
         return next((f for f in self.factors if f.code == code), None)
 
 
-class SearchCheatingScoring(_Strict, frozen=True):
+class SearchCheatingScoring(Strict, frozen=True):
     item_demotion_days: PositiveInt
     shop_demotion_distinct_items: PositiveInt
     shop_demotion_window_days: PositiveInt
     shop_demotion_days: PositiveInt
 
 
-class SellerLevelScoring(_Strict, frozen=True):
+class SellerLevelScoring(Strict, frozen=True):
     short_window_days: PositiveInt
     long_window_days: PositiveInt
     short_window_min_trades: PositiveInt
@@ -181,7 +178,7 @@ class SellerLevelScoring(_Strict, frozen=True):
     below_standard_min_defect_buyers: NonNegativeInt
 
 
-class Scoring(_Strict, frozen=True):
+class Scoring(Strict, frozen=True):
     version: PositiveInt
     timezone: str
     credit: CreditScoring
@@ -220,7 +217,7 @@ class Scoring(_Strict, frozen=True):
         return reached
 
 
-class Rulebook(_Strict, frozen=True):
+class Rulebook(Strict, frozen=True):
     rulebook: RulebookHeader
     policy: Policy
     scoring: Scoring

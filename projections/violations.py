@@ -13,17 +13,20 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from ledger.commands import UtcTime
 from projections.marketplace import Cut, MemberFile, ViolationFacts
 from projections.rulebook import Rulebook, ViolationScoring
 from projections.windows import calendar_year
 
 
 class Ban(msgspec.Struct, frozen=True):
+    """A node's ban, from the violation that reached it until its end, if it has one."""
+
     node: int
     category: str
     action: str
-    start: datetime
-    until: datetime | None
+    start: UtcTime
+    until: UtcTime | None
     position: int
 
     def active(self, at: datetime) -> bool:

@@ -15,7 +15,8 @@ from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
-from ledger.tree_head import to_json
+from ledger.tree_head import TreeHead, to_json
+from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.queries import Reputation, Where
 from projections.views import MemoryView
 
@@ -124,7 +125,7 @@ def replay(
     }
 
 
-# --- The verifiable log (issue 6) --------------------------------------------------------
+# --- The verifiable log ---------------------------------------------------------------
 
 TREE = "/audit"
 
@@ -137,18 +138,28 @@ def _no_signing_key() -> ApiProblem:
 
 @router.get(
     f"{TREE}/tree-head",
-    response_model=s.TreeHeadOut,
-    responses={503: s.PROBLEMS_503},
+    responses={
+        **s.answered_by(
+            TreeHead,
+            "A signed tree head; bytes are base64. One line of it is what a witness keeps.",
+        ),
+        503: s.PROBLEMS_503,
+    },
 )
 def tree_head(service: ServiceDep, who: Auditor) -> Response:
     """A signed head of the whole log now; append it to a witness file as it is."""
     head = service.tree_head()
     if head is None:
         raise _no_signing_key()
-    return Response(to_json(head), media_type="application/json")
+    return Response(to_json(head), media_type=s.JSON)
 
 
-@router.get(f"{TREE}/inclusion", response_model=s.InclusionProofOut)
+@router.get(
+    f"{TREE}/inclusion",
+    responses=s.answered_by(
+        InclusionProof, "RFC 9162 inclusion proof of the event at `position` (leaf `leaf_index`)."
+    ),
+)
 def inclusion(
     service: ServiceDep,
     who: Auditor,
@@ -159,7 +170,13 @@ def inclusion(
     return _json(service.tree.inclusion(position, tree_size))
 
 
-@router.get(f"{TREE}/consistency", response_model=s.ConsistencyProofOut)
+@router.get(
+    f"{TREE}/consistency",
+    responses=s.answered_by(
+        ConsistencyProof,
+        "RFC 9162 consistency proof: the tree of size `second` extends that of `first`.",
+    ),
+)
 def consistency(
     service: ServiceDep,
     who: Auditor,
@@ -184,4 +201,4 @@ def public_key(service: ServiceDep, who: Auditor) -> dict[str, str]:
 
 def _json(value: object) -> Response:
     # msgspec writes bytes as base64, as in tree heads.
-    return Response(_encoder.encode(value), media_type="application/json")
+    return Response(_encoder.encode(value), media_type=s.JSON)

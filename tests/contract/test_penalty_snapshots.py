@@ -10,7 +10,7 @@ import pytest
 from ledger import commands as c
 from ledger.clock import FixedClock
 from projections.penalties import Penalty
-from projections.queries import Reputation
+from projections.queries import Reputation, UnknownSeller
 from projections.runner import Runner
 from projections.snapshots import KeptSnapshots, PenaltySnapshot
 from projections.views import ReputationView, open_view
@@ -47,13 +47,13 @@ def test_a_new_fact_invalidates_the_snapshot(
     runner = Runner(market.app, view)
     runner.catch_up()
     reputation = Reputation(view, clock)
-    first = reputation.penalties(["seller-1"])[0][0]
-    assert first is not None and first.searchable
+    (first,) = reputation.penalties(["seller-1"]).figure
+    assert isinstance(first, Penalty) and first.searchable
     assert view.snapshots("taobao-classic@1", ["seller-1"])  # kept
     violation(market, T0 + DAY)
     runner.catch_up()
-    after = reputation.penalties(["seller-1"])[0][0]
-    assert after is not None
+    (after,) = reputation.penalties(["seller-1"]).figure
+    assert isinstance(after, Penalty)
     assert not after.searchable
 
 
@@ -87,9 +87,9 @@ def test_snapshots_agree_with_computing_afresh(
     reputation = Reputation(view, clock)
     for day in (2, 5, 9, 16, 17, 30, 40):
         clock.set(T0 + day * DAY)
-        served = reputation.penalties(["seller-1", "nobody"])[0]
-        fresh = reputation.penalties(["seller-1"], as_of=T0 + day * DAY)[0]
-        assert served == [fresh[0], None]
+        served = reputation.penalties(["seller-1", "nobody"]).figure
+        fresh = reputation.penalties(["seller-1"], as_of=T0 + day * DAY).figure
+        assert served == (fresh[0], UnknownSeller("nobody"))
 
 
 def test_kept_snapshots_hold_at_most_their_limit_longest_kept_first() -> None:
@@ -124,8 +124,8 @@ def test_asking_again_reads_no_stored_snapshot(
 
     monkeypatch.setattr(view, "snapshot_state", recording)
     reputation = Reputation(view, clock)
-    first = reputation.penalties(["seller-1", "buyer-1"])[0]
-    again = reputation.penalties(["seller-1", "buyer-1"])[0]
+    first = reputation.penalties(["seller-1", "buyer-1"]).figure
+    again = reputation.penalties(["seller-1", "buyer-1"]).figure
     assert first == again
     assert asked == [["seller-1", "buyer-1"], []]
 

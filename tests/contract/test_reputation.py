@@ -1,9 +1,10 @@
 """Reputation queries: as of a business time, at a log position, and why.
 
-Properties of issue 3: (c) figures depend on the facts, not on the order in
-which different trades' events were recorded; (d) the as_of figure at T
-equals the figure from only the facts with occurred_at <= T, and the
-at_position figure at P equals a fold of the log prefix up to P.
+Figures depend on the facts, not on the order in which different trades'
+events were recorded; the as_of figure at T equals the figure from only the
+facts with occurred_at <= T, and the at_position figure at P equals a fold of
+the log prefix up to P; a penalty batch answers each seller as the single
+query does, on every backend.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from hypothesis import strategies as st
 from ledger import commands as c
 from ledger.app import LedgerApp, Origin
 from ledger.clock import FixedClock
+from ledger.events import Dsr, Score
 from projections.marketplace import Cut
-from projections.queries import Reputation, UnknownMemberError, Where
+from projections.penalties import Penalty
+from projections.queries import Answer, Reputation, UnknownMemberError, UnknownSeller, Where
 from projections.runner import Runner
 from projections.views import MemoryView, open_view
-from tests.support import DAY, HOUR, T0
+from tests.support import DAY, HOUR, T0, Market
 from tools.scenario import SCENARIO_END, START, run_scenario
 
 MEMBERS = ("alice", "bob-shop", "carol", "dave-store")
@@ -142,7 +145,8 @@ def trade_scripts(n_trades: int, seed: int) -> list[list[tuple[str, object]]]:
             ("ship_trade", c.ShipTrade(trade_id=trade_id, occurred_at=at + 2 * HOUR)),
             ("confirm_receipt", c.ConfirmReceipt(trade_id=trade_id, occurred_at=at + 3 * DAY)),
         ]
-        score = rng.choice(["positive", "positive", "neutral", "negative"])
+        scores: list[Score] = ["positive", "positive", "neutral", "negative"]
+        score = rng.choice(scores)
         steps.append(
             (
                 "give_rating",
@@ -151,7 +155,7 @@ def trade_scripts(n_trades: int, seed: int) -> list[list[tuple[str, object]]]:
                     rater="buyer",
                     score=score,
                     occurred_at=at + 4 * DAY,
-                    dsr=c.Dsr(
+                    dsr=Dsr(
                         as_described=rng.randint(1, 5), service=5, shipping_speed=4, logistics=5
                     ),
                 ),
@@ -269,3 +273,74 @@ def test_at_position_alone_is_answered_as_of_when_the_ledger_recorded_that_posit
     assert answer.as_of == STORY.recorded_at(20) == SCENARIO_END + 1000 * DAY
     assert answer.position == 20
     assert STORY.recorded_at(0) is None
+
+
+# --- the batch answers each seller as the single query does -----------------------
+
+BATCH_NOW = T0 + 30 * DAY
+LATE = T0 + 10 * DAY
+# early: facts from T0; quiet: registered at T0, no facts; late: registered at
+# LATE; ahead: registered a minute past the query clock (inside the clock-skew
+# allowance); nobody: never registered.
+BATCH_SELLERS = ("early", "quiet", "late", "ahead", "nobody")
+KNOWN_AS_OF: dict[datetime | None, set[str]] = {
+    T0 - DAY: set(),
+    T0: {"early", "quiet"},
+    LATE - timedelta(microseconds=1): {"early", "quiet"},
+    LATE: {"early", "quiet", "late"},
+    LATE + 5 * DAY: {"early", "quiet", "late"},
+    None: {"early", "quiet", "late"},  # now: BATCH_NOW
+}
+
+
+@pytest.fixture
+def batch_story(market: Market, database_url: str) -> Iterator[tuple[Reputation, FixedClock]]:
+    market.succeeded_trade("T1", buyer="buyer-1", seller="early")
+    market.rate("T1", "buyer", "negative")
+    market.members("quiet")
+    market.members("late", at=LATE)
+    market.trade("T2", buyer="buyer-1", seller="late", at=LATE + HOUR)
+    market.pay("T2", at=LATE + 2 * HOUR)
+    market.members("ahead", at=BATCH_NOW + timedelta(minutes=1))
+    view = open_view(database_url)
+    Runner(market.app, view).catch_up()
+    clock = FixedClock(BATCH_NOW)
+    yield Reputation(view, clock), clock
+    view.close()
+
+
+def single_penalty(reputation: Reputation, seller: str, as_of: datetime | None) -> object:
+    """The single query's answer, with its stamps, or the batch's form of an unknown seller."""
+    try:
+        answer = reputation.penalty(seller, Where(as_of=as_of))
+    except UnknownMemberError:
+        return UnknownSeller(seller)
+    return answer
+
+
+@pytest.mark.parametrize("as_of", list(KNOWN_AS_OF))
+def test_the_batch_answers_each_seller_as_the_single_query(
+    batch_story: tuple[Reputation, FixedClock], as_of: datetime | None
+) -> None:
+    reputation, _ = batch_story
+    for _ in range(2):  # the second time, current penalties come from snapshots
+        batch = reputation.penalties(BATCH_SELLERS, as_of=as_of)
+        expected = [
+            Answer(e, batch.rulebook, batch.as_of, batch.position) if isinstance(e, Penalty) else e
+            for e in batch.figure
+        ]
+        assert [single_penalty(reputation, s, as_of) for s in BATCH_SELLERS] == expected
+        known = {e.seller_id for e in batch.figure if isinstance(e, Penalty)}
+        assert known == KNOWN_AS_OF[as_of]
+        assert batch.as_of == (as_of or BATCH_NOW)
+
+
+def test_a_seller_registered_ahead_of_the_clock_is_known_once_the_clock_gets_there(
+    batch_story: tuple[Reputation, FixedClock],
+) -> None:
+    reputation, clock = batch_story
+    assert isinstance(reputation.penalties(["ahead"]).figure[0], UnknownSeller)
+    clock.set(BATCH_NOW + timedelta(minutes=1))
+    (entry,) = reputation.penalties(["ahead"]).figure
+    assert isinstance(entry, Penalty) and entry.seller_id == "ahead"
+    assert reputation.penalty("ahead").figure == entry

@@ -54,6 +54,20 @@ def story(api: Api) -> list[int]:
     return positions
 
 
+def violation(api: Api) -> list[int]:
+    """Twelve general points against seller-1 at hour 40: a 7-day ban."""
+    return api.ok(
+        "/v1/sellers/seller-1/violations",
+        {
+            "violation_id": "V1",
+            "category": "general",
+            "points": 12,
+            "reason": "counterfeit listing",
+            "occurred_at": at(40),
+        },
+    )
+
+
 def test_a_trade_through_http_shows_in_credit_dsr_and_penalty(api: Api) -> None:
     positions = story(api)
     last = positions[-1]
@@ -243,3 +257,125 @@ def test_unknown_member_and_rulebook(api: Api) -> None:
     assert (bad.status_code, bad.json()["code"]) == (422, "unknown_rulebook")
     ebay = api.get("/v1/members/seller-1/credit", rulebook="ebay-style", min_position=10)
     assert ebay.json()["rulebook"] == "ebay-style@1"
+
+
+ANSWER_KEYS = {
+    "/v1/members/seller-1/credit": [
+        "rulebook",
+        "as_of",
+        "position",
+        "score",
+        "level",
+        "positive_rate_lifetime",
+        "positive_rate_180d",
+        "ratings",
+    ],
+    "/v1/members/seller-1/credit/explanation": [
+        "rulebook",
+        "as_of",
+        "position",
+        "score",
+        "ratings",
+    ],
+    "/v1/sellers/seller-1/dsr": [
+        "rulebook",
+        "as_of",
+        "position",
+        "as_described",
+        "service",
+        "shipping_speed",
+        "logistics",
+        "count",
+    ],
+    "/v1/sellers/seller-1/penalty": [
+        "seller_id",
+        "searchable",
+        "multiplier",
+        "sort_hidden",
+        "demoted_items",
+        "demoted_items_unlisted",
+        "verified",
+        "reasons",
+        "rulebook",
+        "as_of",
+        "position",
+    ],
+    "/v1/sellers/seller-1/violations": [
+        "rulebook",
+        "as_of",
+        "position",
+        "points",
+        "sealed",
+        "records",
+        "bans",
+    ],
+    "/v1/buyers/buyer-1/history": [
+        "rulebook",
+        "as_of",
+        "position",
+        "trades",
+        "purchases",
+        "net_spend_minor",
+        "refunds",
+        "refunded_minor",
+        "refund_reasons",
+        "disputes",
+        "disputes_won",
+        "disputes_lost",
+        "complaints_filed",
+        "complaints_upheld",
+        "complaints_dismissed",
+        "ratings_given",
+        "ratings_given_negative_share",
+        "ratings_received",
+        "fake_trades",
+        "tier",
+        "tier_label",
+        "window_purchases",
+        "window_net_spend_minor",
+    ],
+}
+
+
+def test_answers_keep_their_fields_in_order(api: Api) -> None:
+    story(api)
+    last = violation(api)[-1]
+    for path, keys in ANSWER_KEYS.items():
+        answer = api.get(path, role=Role.AUDITOR, as_of=at(50), min_position=last)
+        assert answer.status_code == 200, answer.text
+        assert list(answer.json()) == keys, path
+    credit = api.get("/v1/members/seller-1/credit", as_of=at(50)).json()
+    assert list(credit["level"]) == ["index", "name", "icon"]
+    assert list(credit["ratings"]) == ["positive", "neutral", "negative", "unscored"]
+    explained = api.get("/v1/members/seller-1/credit/explanation", as_of=at(50)).json()
+    assert list(explained["ratings"][0]) == [
+        "trade_id",
+        "rater_id",
+        "position",
+        "score",
+        "points",
+        "reason",
+        "order_created_at",
+        "visible_at",
+    ]
+    violations = api.get("/v1/sellers/seller-1/violations", as_of=at(50)).json()
+    assert list(violations["points"]) == ["general", "serious"]
+    assert list(violations["records"][0]) == [
+        "source",
+        "source_id",
+        "category",
+        "points",
+        "reason",
+        "occurred_at",
+        "position",
+    ]
+    assert list(violations["bans"][0]) == [
+        "node",
+        "category",
+        "action",
+        "start",
+        "until",
+        "position",
+    ]
+    reasons = api.get("/v1/sellers/seller-1/penalty", role=Role.RANKING, as_of=at(50)).json()
+    assert list(reasons["reasons"][0]) == ["code", "figure", "threshold", "until", "positions"]

@@ -24,7 +24,7 @@ from api.main import create_app
 from api.settings import Settings
 from ledger.clock import FixedClock
 from tests.e2e.support import Api, at
-from tests.e2e.test_api import story
+from tests.e2e.test_api import story, violation
 from tests.support import T0
 
 
@@ -77,16 +77,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     with TestClient(app(ranking_path=True)) as fast:
         writer = Api(fast, keys, clock)
         story(writer)
-        writer.ok(
-            "/v1/sellers/seller-1/violations",
-            {
-                "violation_id": "V1",
-                "category": "general",
-                "points": 12,
-                "reason": "counterfeit listing",
-                "occurred_at": at(40),
-            },
-        )
+        violation(writer)
         # The second service catches its view up with the ledger as it starts.
         with TestClient(app(ranking_path=False)) as routes:
             yield Pair(fast, routes, keys)
@@ -136,6 +127,36 @@ def test_anything_else_goes_on_to_the_route(
     before = pair.answered_here()
     pair.both("GET", path, role, **extra)
     assert pair.answered_here() == before
+
+
+def authorizations(key: str) -> dict[str, bool]:
+    """Authorization headers, and whether they carry the key (as FastAPI's HTTPBearer reads)."""
+    return {
+        f"Bearer {key}": True,
+        f"bearer {key}": True,
+        f"BEARER {key}": True,
+        f"Bearer    {key}   ": True,
+        f"Bearer\t{key}": False,
+        f" Bearer {key}": False,
+        f"Bearer {key}x": False,
+        f"Token {key}": False,
+        key: False,
+        "Bearer ": False,
+        "Bearer    ": False,
+        "": False,
+    }
+
+
+def test_both_paths_read_the_authorization_header_alike(pair: Pair) -> None:
+    for value, carries_key in authorizations(pair.keys[Role.RANKING]).items():
+        for method, path, body in (
+            ("GET", "/v1/sellers/seller-1/penalty", None),
+            ("POST", "/v1/penalties/batch", {"seller_ids": ["seller-1"]}),
+        ):
+            before = pair.answered_here()
+            fast, _ = pair.both(method, path, None, headers={"Authorization": value}, json=body)
+            assert (fast.status_code == 200) == carries_key, (value, fast.text)
+            assert pair.answered_here() == before + carries_key, value
 
 
 def test_a_plain_batch_is_answered_here_in_order_with_unknown_sellers(pair: Pair) -> None:

@@ -1,0 +1,118 @@
+"""One reader of the database URL: the ledger's store and the projections beside it
+find the same place, and refuse the same URLs with the same error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ledger.database import (
+    DatabaseUrl,
+    DatabaseUrlError,
+    PoolOptions,
+    parse_database_url,
+    persistence_env,
+)
+from projections.connections import place_of
+from projections.log_tree import open_log_tree
+from projections.views import open_view
+
+POSTGRES = (
+    "postgresql://ann:s%40cret@db.example:6543/trust?schema=shop_1&pool_size=4&max_overflow=2"
+)
+
+
+def test_memory_and_sqlite_name_their_place() -> None:
+    assert parse_database_url("memory:") == DatabaseUrl(kind="memory")
+    assert parse_database_url("sqlite:///trustledger.db") == DatabaseUrl(
+        kind="sqlite", path="trustledger.db"
+    )
+    assert parse_database_url("sqlite:////var/lib/tl%20x.db").path == "/var/lib/tl x.db"
+
+
+def test_a_postgresql_url_is_taken_apart_and_typed() -> None:
+    place = parse_database_url(POSTGRES)
+    assert place == DatabaseUrl(
+        kind="postgresql",
+        conninfo="postgresql://ann:s%40cret@db.example:6543/trust",
+        host="db.example",
+        port=6543,
+        dbname="trust",
+        user="ann",
+        password="s@cret",
+        schema="shop_1",
+        pool=PoolOptions(size=4, max_overflow=2, connect_timeout_seconds=5),
+    )
+    short = parse_database_url("postgres://db.example/trust")
+    assert (short.kind, short.conninfo, short.port, short.user, short.schema) == (
+        "postgresql",
+        "postgresql://db.example/trust",
+        5432,
+        "postgres",
+        "public",
+    )
+
+
+def test_the_store_and_the_projections_find_the_same_place() -> None:
+    assert place_of(POSTGRES) == parse_database_url(POSTGRES)
+    env = persistence_env(POSTGRES)
+    assert {k: v for k, v in env.items() if k != "APPLICATION_RECORDER_TOPIC"} == {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": "trust",
+        "POSTGRES_HOST": "db.example",
+        "POSTGRES_PORT": "6543",
+        "POSTGRES_USER": "ann",
+        "POSTGRES_PASSWORD": "s@cret",
+        "POSTGRES_SCHEMA": "shop_1",
+        "POSTGRES_POOL_SIZE": "4",
+        "POSTGRES_MAX_OVERFLOW": "2",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+    }
+    for url in ("sqlite:///a.db", "sqlite:relative.db"):
+        assert persistence_env(url)["SQLITE_DBNAME"] == place_of(url).path
+    assert place_of("sqlite:relative.db").path == "relative.db"
+
+
+REFUSED = [
+    "mysql://root@db.example/trust",  # an unknown scheme is not PostgreSQL
+    "memory",
+    "",
+    "sqlite://",
+    "postgresql://db.example",  # no database
+    "postgresql:///trust",  # no host
+    "postgresql://db.example:port/trust",
+    "postgresql://db.example:99999/trust",
+    "postgresql://db.example/trust?pool_size=many",
+    "postgresql://db.example/trust?pool_size=0",
+    "postgresql://db.example/trust?max_overflow=-1",
+    "postgresql://db.example/trust?connect_timeout=1.5",
+    "postgresql://db.example/trust?pool_size=%C2%B2",  # a superscript two is no whole number
+]
+READERS: dict[str, Callable[[str], object]] = {
+    "parse": parse_database_url,
+    "store": persistence_env,
+    "projections": place_of,
+    "view": open_view,
+    "log tree": open_log_tree,
+}
+
+
+@pytest.mark.parametrize("url", REFUSED)
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_a_bad_url_is_refused_alike_everywhere(url: str, reader: str) -> None:
+    with pytest.raises(DatabaseUrlError) as refused:
+        READERS[reader](url)
+    assert repr(url) in str(refused.value)
+
+
+def test_projections_open_beside_a_sqlite_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    view = open_view(url)
+    tree = open_log_tree(url)
+    try:
+        assert (tmp_path / "ledger.db").exists()
+    finally:
+        view.close()
+        tree.close()
