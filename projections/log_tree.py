@@ -36,7 +36,7 @@ from ledger.merkle import NodeKey
 from ledger.store import StoredEntry, to_micros
 from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
 from projections.connections import SQLiteConnection, chunks, place_of
-from projections.runner import Waker
+from projections.runner import LogFollower
 
 # Each refused commit means another process extended the tree; past this
 # many in one catch-up, something else is wrong.
@@ -494,16 +494,12 @@ def open_log_tree(database_url: str) -> LogTree:
     return PostgresLogTree(place.conninfo, schema=place.schema)
 
 
-class LogTreeRunner:
+class LogTreeRunner(LogFollower):
     """Keeps the tree up with the log, like the reputation view's runner."""
 
     def __init__(self, app: LedgerApp, tree: LogTree, *, batch_events: int = TREE_BATCH_EVENTS):
-        if not 1 <= batch_events <= TREE_BATCH_EVENTS:
-            raise ValueError(f"batch_events is 1-{TREE_BATCH_EVENTS}")
-        self.app = app
+        super().__init__(app, batch_events=batch_events, batch_events_max=TREE_BATCH_EVENTS)
         self.tree = tree
-        self.batch_events = batch_events
-        self._lock = threading.Lock()
 
     def catch_up(self) -> int:
         """Hash everything the log holds now into the tree; events hashed (by this runner).
@@ -530,9 +526,3 @@ class LogTreeRunner:
                 hashed += len(entries)
                 if len(entries) < self.batch_events:
                     return hashed
-
-    def follow(self, stop: threading.Event, *, poll_seconds: float) -> None:
-        with Waker(self.app.database_url) as waker:
-            while not stop.is_set():
-                self.catch_up()
-                waker.wait(poll_seconds, stop)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import select
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -28,19 +29,39 @@ POLL_SECONDS_DEFAULT = 1.0
 Progress = Callable[[int, int], None]  # (position reached, events processed so far)
 
 
-class Runner:
-    def __init__(
-        self, app: LedgerApp, view: ReputationView, *, batch_events: int = BATCH_EVENTS_MAX
-    ) -> None:
-        if not 1 <= batch_events <= BATCH_EVENTS_MAX:
-            raise ValueError(f"batch_events is 1-{BATCH_EVENTS_MAX}")
+class LogFollower(ABC):
+    """Keeps something up with the log (a view, the log tree) in batches of events."""
+
+    def __init__(self, app: LedgerApp, *, batch_events: int, batch_events_max: int) -> None:
+        if not 1 <= batch_events <= batch_events_max:
+            raise ValueError(f"batch_events is 1-{batch_events_max}")
         self.app = app
-        self.view = view
         self.batch_events = batch_events
-        self._topics = view.topics()
         # A follower thread and readers asking to read their own writes may
         # both catch up: batches are taken one at a time.
         self._lock = threading.Lock()
+
+    @abstractmethod
+    def catch_up(self) -> int:
+        """Process everything the log holds now; how many events."""
+
+    def follow(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS_DEFAULT) -> None:
+        """Catch up, then keep up until ``stop`` is set."""
+        with Waker(self.app.database_url) as waker:
+            while not stop.is_set():
+                self.catch_up()
+                waker.wait(poll_seconds, stop)
+
+
+class Runner(LogFollower):
+    """Keeps a reputation view up with the log."""
+
+    def __init__(
+        self, app: LedgerApp, view: ReputationView, *, batch_events: int = BATCH_EVENTS_MAX
+    ) -> None:
+        super().__init__(app, batch_events=batch_events, batch_events_max=BATCH_EVENTS_MAX)
+        self.view = view
+        self._topics = view.topics()
 
     def run_batch(self) -> int:
         """Fold the next batch after the view's position; how many log events it covered."""
@@ -83,13 +104,6 @@ class Runner:
                     progress(position, processed)
                 batch = ahead.result() if ahead is not None else None
         return processed
-
-    def follow(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS_DEFAULT) -> None:
-        """Catch up, then keep up until ``stop`` is set."""
-        with Waker(self.app.database_url) as waker:
-            while not stop.is_set():
-                self.catch_up()
-                waker.wait(poll_seconds, stop)
 
 
 class Waker:

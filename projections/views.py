@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import psycopg
@@ -42,13 +42,12 @@ COPY_ROWS_MIN = 1_000
 # Connections of a PostgreSQL view: the runner's and the request threads' reads.
 VIEW_POOL_SIZE = 16
 Batch = Sequence[tuple[int, ev.Event]]
+R = TypeVar("R")
 
 _encoder = msgspec.msgpack.Encoder()
 _member_decoder = msgspec.msgpack.Decoder(MemberFacts)
 _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
-
-
 _snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
 _touch_decoder = msgspec.msgpack.Decoder(tuple[str, int])
 _json_text = msgspec.json.Encoder()
@@ -283,6 +282,16 @@ class SqlView(ReputationView):
     def drop(self) -> None:
         """Remove this version's tables."""
 
+    def position(self) -> int:
+        with self._transaction() as cursor:
+            return self._tracked(cursor)
+
+    def _execute_all(self, statements: Iterable[Any]) -> None:
+        """Statements (a version's tables made or dropped) in one transaction."""
+        with self._transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
     _recent: RecentRows | None = None
 
     def process(self, batch: Batch, *, reached: int = 0) -> None:
@@ -407,27 +416,19 @@ class SqlView(ReputationView):
 
     def file(self, member_id: str) -> MemberFile | None:
         with self._transaction() as cursor:
-            bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
-            if not bodies:
+
+            def rows(decoder: msgspec.msgpack.Decoder[R], table: str, column: str) -> list[R]:
+                return [decoder.decode(b) for b in self._bodies(cursor, table, column, [member_id])]
+
+            members = rows(_member_decoder, "members", "member_id")
+            if not members:
                 return None
             return MemberFile(
-                member=_member_decoder.decode(bodies[0]),
-                as_seller=[
-                    _trade_decoder.decode(b)
-                    for b in self._bodies(cursor, "trades", "seller_id", [member_id])
-                ],
-                as_buyer=[
-                    _trade_decoder.decode(b)
-                    for b in self._bodies(cursor, "trades", "buyer_id", [member_id])
-                ],
-                complaints_against=[
-                    _complaint_decoder.decode(b)
-                    for b in self._bodies(cursor, "complaints", "seller_id", [member_id])
-                ],
-                complaints_filed=[
-                    _complaint_decoder.decode(b)
-                    for b in self._bodies(cursor, "complaints", "buyer_id", [member_id])
-                ],
+                member=members[0],
+                as_seller=rows(_trade_decoder, "trades", "seller_id"),
+                as_buyer=rows(_trade_decoder, "trades", "buyer_id"),
+                complaints_against=rows(_complaint_decoder, "complaints", "seller_id"),
+                complaints_filed=rows(_complaint_decoder, "complaints", "buyer_id"),
             )
 
     @abstractmethod
@@ -500,18 +501,10 @@ class SQLiteView(SqlView):
             f"CREATE TABLE IF NOT EXISTS {p}touched (seller_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {p}snapshots (snapshot_key TEXT PRIMARY KEY, body BLOB NOT NULL)",
         ]
-        with self._transaction() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
+        self._execute_all(statements)
 
     def drop(self) -> None:
-        with self._transaction() as cursor:
-            for table in VIEW_TABLES:
-                cursor.execute(f"DROP TABLE IF EXISTS {self._prefix}{table}")
-
-    def position(self) -> int:
-        with self._transaction() as cursor:
-            return self._tracked(cursor)
+        self._execute_all(f"DROP TABLE IF EXISTS {self._prefix}{table}" for table in VIEW_TABLES)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -655,7 +648,6 @@ class PostgresView(SqlView):
 
     def _create_tables(self) -> None:
         t = self._table
-        p = self._prefix
         statements = [
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (member_id text PRIMARY KEY, body bytea NOT NULL)"
@@ -664,22 +656,12 @@ class PostgresView(SqlView):
                 "CREATE TABLE IF NOT EXISTS {} (trade_id text PRIMARY KEY, buyer_id text NOT NULL, "
                 "seller_id text NOT NULL, body bytea NOT NULL) WITH (fillfactor = 50)"
             ).format(t("trades")),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id)").format(
-                sql.Identifier(p + "trades_seller"), t("trades")
-            ),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (buyer_id)").format(
-                sql.Identifier(p + "trades_buyer"), t("trades")
-            ),
+            *self._party_indexes("trades"),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (complaint_id text PRIMARY KEY, buyer_id text NOT NULL, "
                 "seller_id text NOT NULL, body bytea NOT NULL)"
             ).format(t("complaints")),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id)").format(
-                sql.Identifier(p + "complaints_seller"), t("complaints")
-            ),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (buyer_id)").format(
-                sql.Identifier(p + "complaints_buyer"), t("complaints")
-            ),
+            *self._party_indexes("complaints"),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY CHECK (id = 1), position bigint NOT NULL)"
             ).format(t("tracking")),
@@ -694,18 +676,23 @@ class PostgresView(SqlView):
                 t("tracking")
             ),
         ]
-        with self._transaction() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
+        self._execute_all(statements)
+
+    def _party_indexes(self, table: str) -> list[sql.Composed]:
+        """A trade or complaint is looked up by its seller and by its buyer."""
+        return [
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.Identifier(f"{self._prefix}{table}_{party}"),
+                self._table(table),
+                sql.Identifier(f"{party}_id"),
+            )
+            for party in ("seller", "buyer")
+        ]
 
     def drop(self) -> None:
-        with self._transaction() as cursor:
-            for table in VIEW_TABLES:
-                cursor.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(table)))
-
-    def position(self) -> int:
-        with self._transaction() as cursor:
-            return self._tracked(cursor)
+        self._execute_all(
+            sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(table)) for table in VIEW_TABLES
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:

@@ -11,7 +11,7 @@ from ledger import commands as c
 from ledger.app import Appended, LedgerApp, Origin
 from ledger.clock import FixedClock
 from ledger.errors import LedgerError
-from ledger.events import Event
+from ledger.events import Event, RefundReason
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -122,7 +122,7 @@ class Market:
         amount_minor: int = 10_000,
         with_return: bool = False,
         at: datetime = T0 + 4 * HOUR,
-        reason: str = "not_received",
+        reason: RefundReason = "not_received",
     ) -> Appended:
         return self.run(
             self.app.request_refund,
@@ -132,7 +132,7 @@ class Market:
                 amount_minor=amount_minor,
                 reason=reason,
                 with_return=with_return,
-                occurred_at=at,  # type: ignore[arg-type]
+                occurred_at=at,
             ),
         )
 

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -30,21 +30,12 @@ from tools import simulate as simulate_command
 from tools import transfer as transfer_command
 from tools import verify as verify_command
 from tools import witness as witness_command
+from tools.arguments import rfc3339_time
 from tools.progress import Progress
 from tools.runtime import tune_garbage_collector
 from tools.scenario import SCENARIO_END, run_scenario
 
 LOG_LIMIT_DEFAULT = 100
-
-
-def _time(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from error
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone, e.g. Z")
-    return at.astimezone(UTC)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="append a small built-in marketplace story, project it, show it"
     )
     deadlines = commands.add_parser("deadlines", help="fire every deadline due by --now, once")
-    deadlines.add_argument("--now", type=_time, default=None, help="RFC 3339 time (default: now)")
+    deadlines.add_argument(
+        "--now", type=rfc3339_time, default=None, help="RFC 3339 time (default: now)"
+    )
     log = commands.add_parser("log", help="print events in log order as JSON lines")
     log.add_argument("--after", type=int, default=0, help="start after this position")
     log.add_argument("--limit", type=int, default=LOG_LIMIT_DEFAULT)
@@ -81,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
     whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
-    whatif.add_argument("--as-of", type=_time, default=None)
+    whatif.add_argument("--as-of", type=rfc3339_time, default=None)
     serve = commands.add_parser(
         "serve", help="the HTTP API (uvicorn), with the runner and deadline worker"
     )
@@ -110,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
         query.add_argument("member_id")
-        query.add_argument("--as-of", type=_time, default=None)
+        query.add_argument("--as-of", type=rfc3339_time, default=None)
         query.add_argument("--at-position", type=int, default=None)
         if name == "credit":
             query.add_argument("--role", choices=["seller", "buyer"], default="seller")

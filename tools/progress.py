@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 BAR_WIDTH = 30
 LINE_EVERY_SECONDS = 5.0
 # A terminal bar is redrawn at most this often, however often it is updated.
 BAR_EVERY_SECONDS = 0.1
+COUNT_CHUNK_BYTES = 1 << 20
 
 
 class Progress:
@@ -47,3 +49,12 @@ class Progress:
             left = (self.total - done) / rate if rate > 0 else 0.0
             return f"{self.label} [{bar}] {done:,}/{self.total:,} {rate:,.0f}/s ETA {left:,.0f}s"
         return f"{self.label} {done:,} {rate:,.0f}/s"
+
+
+def count_lines(path: Path) -> int:
+    """How many lines a file holds: the total of a bar over an NDJSON export (an event a line)."""
+    count = 0
+    with path.open("rb") as source:
+        while chunk := source.read(COUNT_CHUNK_BYTES):
+            count += chunk.count(b"\n")
+    return count

@@ -23,20 +23,11 @@ import msgspec
 from ledger.app import LedgerApp
 from ledger.clock import Clock, FixedClock, SystemClock
 from ledger.errors import LedgerError
+from tools.arguments import rfc3339_time
 from tools.progress import Progress
 from tools.simulator import DEFAULT_START, SimulationConfig, SimulationReport, simulate
 
 CLOCK_MARGIN = timedelta(hours=1)
-
-
-def _time(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from error
-    if at.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a timezone, e.g. Z")
-    return at.astimezone(UTC)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,7 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     simulate.add_argument("--violators", type=int, default=3)
     simulate.add_argument(
         "--start",
-        type=_time,
+        type=rfc3339_time,
         default=DEFAULT_START,
         help="RFC 3339 start of the simulated period (default 2025-01-01T00:00:00Z)",
     )

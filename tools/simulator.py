@@ -55,7 +55,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import msgspec
 
@@ -203,14 +203,8 @@ UPHELD_SHARE: dict[ComplaintType, float] = {
 }
 SEVERITIES: tuple[Severity, ...] = ("minor", "moderate", "severe")
 SEVERITY_WEIGHTS = (60, 30, 10)
-SEARCH_CHEATING_KINDS: tuple[SearchCheatingKind, ...] = (
-    "keyword_stuffing",
-    "wrong_category",
-    "duplicate_listing",
-    "price_cheating",
-    "postage_cheating",
-    "fake_sales",
-)
+# Every kind the ledger knows, in the order it declares them (seeded draws depend on it).
+SEARCH_CHEATING_KINDS: tuple[SearchCheatingKind, ...] = get_args(SearchCheatingKind)
 VIOLATION_REASONS = (
     "prohibited item listed",
     "misleading product information",
@@ -420,6 +414,25 @@ class _Planner:
         command = make(self.start + timedelta(seconds=at))
         heapq.heappush(self._heap, (at, priority, self._sequence, command))
 
+    def emit_creation(
+        self, at: int, trade_id: str, *, buyer: str, seller: str, item: _Item, amount: int
+    ) -> None:
+        """Plan a trade of one item, in the policy's currency."""
+        self.emit(
+            at,
+            lambda t: c.CreateTrade(
+                trade_id=trade_id,
+                buyer_id=buyer,
+                seller_id=seller,
+                item_id=item.item_id,
+                amount_minor=amount,
+                currency=self.policy.currency,
+                goods_kind=item.kind,
+                shipping=item.shipping,
+                occurred_at=t,
+            ),
+        )
+
     def uniform(self, low: float, high: float) -> int:
         return int(low + (high - low) * self.rng.random())
 
@@ -567,19 +580,13 @@ class _Planner:
 
     def _plan_trade(self, trade: _Trade, created: int) -> None:
         tid, item = trade.trade_id, trade.item
-        self.emit(
+        self.emit_creation(
             created,
-            lambda t: c.CreateTrade(
-                trade_id=tid,
-                buyer_id=trade.buyer,
-                seller_id=trade.seller.member_id,
-                item_id=item.item_id,
-                amount_minor=trade.amount,
-                currency=self.policy.currency,
-                goods_kind=item.kind,
-                shipping=item.shipping,
-                occurred_at=t,
-            ),
+            tid,
+            buyer=trade.buyer,
+            seller=trade.seller.member_id,
+            item=item,
+            amount=trade.amount,
         )
         if self.chance(UNPAID):
             reason: CloseReason = "buyer_cancelled" if self.chance(0.3) else "unpaid"
@@ -1021,20 +1028,7 @@ class _Planner:
             amount = self.uniform(unit + 1, 10 * unit)
         else:
             amount = self.uniform(10 * unit, 30 * unit)
-        self.emit(
-            created,
-            lambda t: c.CreateTrade(
-                trade_id=tid,
-                buyer_id=buyer,
-                seller_id=shop,
-                item_id=item.item_id,
-                amount_minor=amount,
-                currency=self.policy.currency,
-                goods_kind=item.kind,
-                shipping=item.shipping,
-                occurred_at=t,
-            ),
-        )
+        self.emit_creation(created, tid, buyer=buyer, seller=shop, item=item, amount=amount)
         paid = created + self.uniform(MINUTE, 5 * MINUTE)
         shipped = paid + self.uniform(5 * MINUTE, HOUR)
         confirmed = shipped + self.uniform(30 * MINUTE, 3 * HOUR)

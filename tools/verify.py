@@ -20,9 +20,7 @@ from ledger.database import DatabaseUrlError
 from ledger.tree_head import TreeHead, TreeHeadError, TreeHeadVerifier
 from projections.log_tree import open_log_tree
 from projections.log_verifier import Problem, Report, load_heads, verify_export, verify_store
-from tools.progress import Progress
-
-COUNT_CHUNK_BYTES = 1 << 20
+from tools.progress import Progress, count_lines
 
 
 class _UsageError(Exception):
@@ -111,7 +109,7 @@ def _verify_store(
 
 def _verify_export(path: Path, heads: list[TreeHead], verifier: TreeHeadVerifier | None) -> Report:
     try:
-        total = _count_lines(path)
+        total = count_lines(path)
         source: IO[bytes] = path.open("rb")
     except OSError as error:
         raise _UsageError(f"cannot read {path}: {error.strerror or error}") from error
@@ -125,14 +123,6 @@ def _verify_export(path: Path, heads: list[TreeHead], verifier: TreeHeadVerifier
         )
     progress.finish(report.events)
     return report
-
-
-def _count_lines(path: Path) -> int:
-    count = 0
-    with path.open("rb") as source:
-        while chunk := source.read(COUNT_CHUNK_BYTES):
-            count += chunk.count(b"\n")
-    return count
 
 
 def describe(problem: Problem) -> str:

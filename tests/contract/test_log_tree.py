@@ -36,14 +36,21 @@ def story_app(database_url: str) -> Iterator[LedgerApp]:
     app.close()
 
 
+@pytest.fixture
+def tree(database_url: str) -> Iterator[LogTree]:
+    """The backend's log tree, closed after the test."""
+    opened = open_log_tree(database_url)
+    yield opened
+    opened.close()
+
+
 def leaves(app: LedgerApp) -> list[bytes]:
     return [leaf_of(entry) for entry in app.read_stored(0, 10_000)]
 
 
 def test_the_tree_follows_the_log_and_its_roots_and_proofs_verify(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, tree: LogTree
 ) -> None:
-    tree = open_log_tree(database_url)
     hashed = LogTreeRunner(story_app, tree, batch_events=7).catch_up()
     expected = leaves(story_app)
     assert hashed == tree.size == len(expected)
@@ -59,18 +66,15 @@ def test_the_tree_follows_the_log_and_its_roots_and_proofs_verify(
         for first in range(size + 1):
             consistency = tree.consistency(first, size)
             assert merkle.verify_consistency(first, size, tree.root(first), root, consistency.proof)
-    tree.close()
 
 
 def test_a_resumed_tree_continues_after_its_last_committed_batch(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, stored_url: str
 ) -> None:
-    if database_url == "memory:":
-        pytest.skip("a memory tree does not survive its process")
-    first = open_log_tree(database_url)
+    first = open_log_tree(stored_url)
     first.append(story_app.read_stored(0, 10))
     first.close()  # the process dies here
-    resumed = open_log_tree(database_url)
+    resumed = open_log_tree(stored_url)
     assert resumed.size == 10
     LogTreeRunner(story_app, resumed).catch_up()
     assert resumed.root() == merkle.root_of_leaves(leaves(story_app))
@@ -78,11 +82,9 @@ def test_a_resumed_tree_continues_after_its_last_committed_batch(
 
 
 def test_a_second_writer_cannot_extend_the_same_tree_twice(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, stored_url: str
 ) -> None:
-    if database_url == "memory:":
-        pytest.skip("a memory tree is not shared")
-    first, second = open_log_tree(database_url), open_log_tree(database_url)
+    first, second = open_log_tree(stored_url), open_log_tree(stored_url)
     rows = story_app.read_stored(0, 10)
     first.append(rows[:5])
 
@@ -100,8 +102,7 @@ def test_a_second_writer_cannot_extend_the_same_tree_twice(
     second.close()
 
 
-def test_rows_out_of_log_order_are_refused(story_app: LedgerApp, database_url: str) -> None:
-    tree = open_log_tree(database_url)
+def test_rows_out_of_log_order_are_refused(story_app: LedgerApp, tree: LogTree) -> None:
     rows = story_app.read_stored(0, 10)
     tree.append(rows[:3])
     with pytest.raises(ValueError, match="not after"):
@@ -109,13 +110,11 @@ def test_rows_out_of_log_order_are_refused(story_app: LedgerApp, database_url: s
     with pytest.raises(ValueError, match="not after"):
         tree.append([rows[4], rows[3]])
     assert tree.size == 3
-    tree.close()
 
 
 def test_unknown_positions_and_future_sizes_are_not_found(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, tree: LogTree
 ) -> None:
-    tree = open_log_tree(database_url)
     LogTreeRunner(story_app, tree).catch_up()
     with pytest.raises(NotFoundError) as missing:
         tree.inclusion(10_000, tree.size)
@@ -127,11 +126,9 @@ def test_unknown_positions_and_future_sizes_are_not_found(
         tree.consistency(3, tree.size + 1)
     with pytest.raises(NotFoundError):
         tree.consistency(5, 3)
-    tree.close()
 
 
-def test_signed_heads_are_kept_and_verify(story_app: LedgerApp, database_url: str) -> None:
-    tree = open_log_tree(database_url)
+def test_signed_heads_are_kept_and_verify(story_app: LedgerApp, tree: LogTree) -> None:
     signer = TreeHeadSigner.generate()
     tree.append(story_app.read_stored(0, 10))
     early = tree.sign_head(signer, datetime(2026, 1, 1, tzinfo=UTC))
@@ -146,7 +143,6 @@ def test_signed_heads_are_kept_and_verify(story_app: LedgerApp, database_url: st
     assert verifier.verify(early)
     assert verifier.verify(late)
     assert late.root_hash == merkle.root_of_leaves(leaves(story_app))
-    tree.close()
 
 
 def test_sqlite_positions_survive_vacuum(tmp_path: object) -> None:
@@ -170,25 +166,21 @@ def test_sqlite_positions_survive_vacuum(tmp_path: object) -> None:
 
 
 def test_every_kept_head_is_read_page_by_page(
-    story_app: LedgerApp, database_url: str, monkeypatch: pytest.MonkeyPatch
+    story_app: LedgerApp, tree: LogTree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(log_tree, "HEADS_PAGE_MAX", 2)
-    tree = open_log_tree(database_url)
     signer = TreeHeadSigner.generate()
     signed = []
     for day, rows in enumerate((3, 2, 4, 1, 5), start=1):
         tree.append(story_app.read_stored(tree.tracked()[0], rows))
         signed.append(tree.sign_head(signer, datetime(2026, 1, day, tzinfo=UTC)))
     assert list(tree.all_heads()) == signed
-    tree.close()
 
 
 @pytest.fixture
-def two_trees(database_url: str) -> Iterator[tuple[LogTree, LogTree]]:
+def two_trees(stored_url: str) -> Iterator[tuple[LogTree, LogTree]]:
     """This process's tree and another process's, over one database."""
-    if database_url == "memory:":
-        pytest.skip("a memory tree is not shared")
-    here, elsewhere = open_log_tree(database_url), open_log_tree(database_url)
+    here, elsewhere = open_log_tree(stored_url), open_log_tree(stored_url)
     yield here, elsewhere
     here.close()
     elsewhere.close()

@@ -19,7 +19,7 @@ from ledger.events import topic_of
 from projections import views
 from projections.marketplace import Marketplace
 from projections.runner import Runner
-from projections.views import MemoryView, ReputationView, open_view
+from projections.views import MemoryView, ReputationView, SqlView, open_view
 from tests.support import DAY, Market
 from tools.scenario import SCENARIO_END, run_scenario
 
@@ -33,6 +33,22 @@ def story_app(database_url: str) -> Iterator[LedgerApp]:
     app.run_deadlines(SCENARIO_END)
     yield app
     app.close()
+
+
+@pytest.fixture
+def view(database_url: str) -> Iterator[ReputationView]:
+    """The active view of the backend, closed after the test."""
+    opened = open_view(database_url)
+    yield opened
+    opened.close()
+
+
+def open_sql_view(url: str, *, version: int | None = None) -> SqlView:
+    """A view of a store that keeps its tables (versions, transactions, locks)."""
+    view = open_view(url, version=version)
+    if not isinstance(view, SqlView):
+        raise TypeError(f"{url} keeps no SQL view")
+    return view
 
 
 def oracle(app: LedgerApp) -> Marketplace:
@@ -50,9 +66,8 @@ def same_files(view: ReputationView, market: Marketplace) -> None:
 
 
 def test_a_view_folds_the_log_in_batches_and_tracks_its_position(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, view: ReputationView
 ) -> None:
-    view = open_view(database_url)
     runner = Runner(story_app, view, batch_events=7)
     processed = runner.catch_up()
     last = story_app.read_log(0, 1000)[-1].id
@@ -60,20 +75,17 @@ def test_a_view_folds_the_log_in_batches_and_tracks_its_position(
     assert view.position() == last
     same_files(view, oracle(story_app))
     assert view.file("nobody") is None
-    view.close()
 
 
 def test_a_resumed_view_continues_after_its_last_committed_batch(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, stored_url: str
 ) -> None:
-    if database_url == "memory:":
-        pytest.skip("a memory view does not survive its process")
-    first = open_view(database_url)
+    first = open_view(stored_url)
     Runner(story_app, first, batch_events=5).run_batch()
     Runner(story_app, first, batch_events=5).run_batch()
     first.close()  # the process dies here
 
-    resumed = open_view(database_url)
+    resumed = open_view(stored_url)
     assert resumed.position() == story_app.read_log(0, 10)[-1].id
     Runner(story_app, resumed, batch_events=5).catch_up()
     same_files(resumed, oracle(story_app))
@@ -81,9 +93,8 @@ def test_a_resumed_view_continues_after_its_last_committed_batch(
 
 
 def test_a_failed_batch_writes_neither_rows_nor_position(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, database_url: str, view: ReputationView
 ) -> None:
-    view = open_view(database_url)
     notifications = story_app.read_log(0, 10)
     batch = [(n.id, story_app.decode(n)) for n in notifications]
     broken = [*batch[:5], (batch[4][0], batch[5][1])]  # a repeated position: the fold refuses it
@@ -92,17 +103,14 @@ def test_a_failed_batch_writes_neither_rows_nor_position(
     if database_url != "memory:":
         assert view.position() == 0
         assert view.file("alice") is None
-    view.close()
 
 
 def test_two_writers_taking_turns_each_see_the_others_rows(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, stored_url: str
 ) -> None:
     # A view remembers the rows it wrote last; rows another writer changed
     # in between must be read back, not taken from that memory.
-    if database_url == "memory:":
-        pytest.skip("a memory view is not shared")
-    first, second = open_view(database_url), open_view(database_url)
+    first, second = open_view(stored_url), open_view(stored_url)
     for turn in range(40):
         writer = first if turn % 2 == 0 else second
         if Runner(story_app, writer, batch_events=3).run_batch() == 0:
@@ -113,11 +121,9 @@ def test_two_writers_taking_turns_each_see_the_others_rows(
 
 
 def test_a_failed_batch_leaves_nothing_behind_for_the_next(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, stored_url: str
 ) -> None:
-    if database_url == "memory:":
-        pytest.skip("a memory view has no transactions")
-    view = open_view(database_url)
+    view = open_view(stored_url)
     batch = story_app.read_events(0, 1000).events
     view.process(batch[:5])
     with pytest.raises(ValueError, match="not after"):
@@ -128,28 +134,25 @@ def test_a_failed_batch_leaves_nothing_behind_for_the_next(
 
 
 def test_blue_green_rebuild_switches_readers_only_when_activated(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, stored_url: str
 ) -> None:
-    if database_url == "memory:":
-        pytest.skip("a memory view has no stored versions")
-    blue = open_view(database_url)
+    blue = open_sql_view(stored_url)
     Runner(story_app, blue).catch_up()
     blue.activate()
-    green = open_view(database_url, version=blue.version + 1)
-    still_blue = open_view(database_url)
+    green = open_sql_view(stored_url, version=blue.version + 1)
+    still_blue = open_sql_view(stored_url)
     assert still_blue.version == blue.version
     still_blue.close()
     Runner(story_app, green).catch_up()
     green.activate()
-    readers = open_view(database_url)
+    readers = open_sql_view(stored_url)
     assert readers.version == blue.version + 1
     same_files(readers, oracle(story_app))
     for v in (blue, green, readers):
         v.close()
 
 
-def test_the_runner_follows_new_events(story_app: LedgerApp, database_url: str) -> None:
-    view = open_view(database_url)
+def test_the_runner_follows_new_events(story_app: LedgerApp, view: ReputationView) -> None:
     runner = Runner(story_app, view)
     stop = threading.Event()
     thread = threading.Thread(target=runner.follow, args=(stop,), kwargs={"poll_seconds": 0.05})
@@ -166,7 +169,6 @@ def test_the_runner_follows_new_events(story_app: LedgerApp, database_url: str) 
     finally:
         stop.set()
         thread.join(timeout=10)
-    view.close()
 
 
 @settings(
@@ -208,7 +210,7 @@ def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(postgres_url: st
 
 
 def test_facts_no_figure_reads_are_skipped_but_their_positions_are_reached(
-    market: Market, database_url: str
+    market: Market, view: ReputationView
 ) -> None:
     market.shipped_trade()  # ends with TradeShipped, which no figure reads
     head = market.log_size()
@@ -218,43 +220,36 @@ def test_facts_no_figure_reads_are_skipped_but_their_positions_are_reached(
     assert [topic_of(type(e)) for _, e in page.events] == [
         f"trustledger.{t}" for t in market.topics() if t != "trade.shipped.v1"
     ]
-    view = open_view(database_url)
     runner = Runner(market.app, view, batch_events=2)
     assert runner.catch_up() == head  # every log event is covered, decoded or not
     assert view.position() == head
-    view.close()
 
 
 def test_a_batch_of_only_skipped_facts_still_moves_the_view_on(
-    market: Market, database_url: str
+    market: Market, view: ReputationView
 ) -> None:
     market.trade()
     market.pay()
-    view = open_view(database_url)
     runner = Runner(market.app, view)
     runner.catch_up()
     before = view.position()
     market.ship()
     assert runner.run_batch() == 1
     assert view.position() == before + 1 == market.log_size()
-    view.close()
 
 
 @pytest.mark.parametrize("copy_rows_min", [1, 1_000_000])
 def test_rows_copied_in_or_sent_as_arrays_give_the_same_view(
-    story_app: LedgerApp, database_url: str, copy_rows_min: int, monkeypatch: pytest.MonkeyPatch
+    story_app: LedgerApp, view: ReputationView, copy_rows_min: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(views, "COPY_ROWS_MIN", copy_rows_min)
-    view = open_view(database_url)
     Runner(story_app, view, batch_events=9).catch_up()  # batches write rows more than once
     same_files(view, oracle(story_app))
-    view.close()
 
 
 def test_a_batch_another_runner_folded_first_is_passed_over(
-    story_app: LedgerApp, database_url: str
+    story_app: LedgerApp, view: ReputationView
 ) -> None:
-    view = open_view(database_url)
     events = story_app.read_events(0, 1000).events
     view.process(events[:8])
     view.process(events[:5])  # all folded already: nothing changes
@@ -262,7 +257,6 @@ def test_a_batch_another_runner_folded_first_is_passed_over(
     assert view.position() == events[11][0]
     view.process(events[12:])
     same_files(view, oracle(story_app))
-    view.close()
 
 
 @pytest.mark.postgres
@@ -272,7 +266,7 @@ def test_a_runner_waits_for_another_process_batch_then_folds_only_the_rest(
     app = LedgerApp(postgres_url, clock=FixedClock(SCENARIO_END + 1000 * DAY))
     run_scenario(app)
     events = app.read_events(0, 1000).events
-    here, elsewhere = open_view(postgres_url), open_view(postgres_url)  # two processes' pools
+    here, elsewhere = open_sql_view(postgres_url), open_sql_view(postgres_url)  # two pools
     here.process(events[:4])
     applied: list[tuple[str, int]] = []
     apply = Marketplace.apply

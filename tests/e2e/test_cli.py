@@ -14,10 +14,23 @@ from projections.views import open_view
 from tools.cli import main
 
 
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A fresh SQLite ledger."""
+    return f"sqlite:///{tmp_path / 'demo.db'}"
+
+
+@pytest.fixture
+def demo_url(url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """A SQLite ledger holding the demo story, the demo's own output already read."""
+    main(["--database-url", url, "demo"])
+    capsys.readouterr()
+    return url
+
+
 def test_demo_writes_the_story_once_and_replays_it_on_a_second_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
     assert main(["--database-url", url, "demo"]) == 0
     first = capsys.readouterr().out
     assert "0 replayed" in first
@@ -30,28 +43,19 @@ def test_demo_writes_the_story_once_and_replays_it_on_a_second_run(
 
 
 def test_deadlines_command_fires_due_facts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    main(["--database-url", url, "demo"])
-    capsys.readouterr()
-    assert main(["--database-url", url, "deadlines", "--now", "2026-01-01T00:00:00Z"]) == 0
+    assert main(["--database-url", demo_url, "deadlines", "--now", "2026-01-01T00:00:00Z"]) == 0
     assert "0 facts fired" in capsys.readouterr().out
 
 
-def test_deadlines_refuses_a_future_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
+def test_deadlines_refuses_a_future_now(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--database-url", url, "deadlines", "--now", "2999-01-01T00:00:00Z"]) == 2
     assert "future_timestamp" in capsys.readouterr().err
 
 
-def test_log_prints_events_as_json_lines(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    main(["--database-url", url, "demo"])
-    capsys.readouterr()
-    assert main(["--database-url", url, "log", "--after", "5", "--limit", "3"]) == 0
+def test_log_prints_events_as_json_lines(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--database-url", demo_url, "log", "--after", "5", "--limit", "3"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["position"] for line in lines] == [6, 7, 8]
     assert lines[0]["topic"] == "trustledger.trade.created.v1"
@@ -59,22 +63,16 @@ def test_log_prints_events_as_json_lines(
 
 
 def test_project_once_catches_the_view_up(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    main(["--database-url", url, "demo"])
-    capsys.readouterr()
-    assert main(["--database-url", url, "project", "--once"]) == 0
+    assert main(["--database-url", demo_url, "project", "--once"]) == 0
     assert "view at position 36" in capsys.readouterr().out
 
 
-def test_credit_explains_every_rating(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    main(["--database-url", url, "demo"])
-    capsys.readouterr()
+def test_credit_explains_every_rating(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "--database-url",
-        url,
+        demo_url,
         "credit",
         "bob-shop",
         "--explain",
@@ -89,37 +87,32 @@ def test_credit_explains_every_rating(tmp_path: Path, capsys: pytest.CaptureFixt
         ("T-1001", 1, None),
         ("T-1002", 1, None),
     ]
-    assert main(["--database-url", url, "credit", "nobody"]) == 2
+    assert main(["--database-url", demo_url, "credit", "nobody"]) == 2
 
 
-def test_penalty_and_whatif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    main(["--database-url", url, "demo"])
-    capsys.readouterr()
-    assert main(["--database-url", url, "penalty", "dave-store"]) == 0
+def test_penalty_and_whatif(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--database-url", demo_url, "penalty", "dave-store"]) == 0
     assert json.loads(capsys.readouterr().out)["figure"]["searchable"] is True
-    assert main(["--database-url", url, "whatif", "--vs", "ebay-style"]) == 0
+    assert main(["--database-url", demo_url, "whatif", "--vs", "ebay-style"]) == 0
     assert "2 sellers" in capsys.readouterr().out
 
 
 def test_rebuild_resumes_an_interrupted_version_and_switches_readers(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    main(["--database-url", url, "demo"])
-    app = LedgerApp(url)
-    interrupted = open_view(url, version=2)  # a rebuild that died after two batches
+    app = LedgerApp(demo_url)
+    interrupted = open_view(demo_url, version=2)  # a rebuild that died after two batches
     Runner(app, interrupted, batch_events=10).run_batch()
     Runner(app, interrupted, batch_events=10).run_batch()
     interrupted.close()
     app.close()
     capsys.readouterr()
 
-    assert main(["--database-url", url, "rebuild"]) == 0
+    assert main(["--database-url", demo_url, "rebuild"]) == 0
     captured = capsys.readouterr()
     assert "resuming the rebuild of version 2 after position 20" in captured.err
     assert "readers switched to version 2 at position 36" in captured.out
-    readers = open_view(url)
+    readers = open_view(demo_url)
     assert readers.version == 2  # type: ignore[attr-defined]
     assert readers.position() == 36
     readers.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import types
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from uuid import UUID
@@ -108,6 +109,16 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
 EVENT_STRATEGIES: dict[type[Event], st.SearchStrategy[Any]] = {t: _struct(t) for t in EVENT_TYPES}
 
 
+def for_every_event_type(test: Callable[..., None]) -> Callable[..., None]:
+    """A property test run once per event type (``event_type``), drawing its events
+    from ``EVENT_STRATEGIES[event_type]`` with ``data``."""
+    property_test: Callable[..., None] = PROPERTY_SETTINGS(given(data=st.data())(test))
+    per_type: Callable[..., None] = pytest.mark.parametrize(
+        "event_type", EVENT_TYPES, ids=_type_id
+    )(property_test)
+    return per_type
+
+
 # --- Round trips -------------------------------------------------------------------
 
 
@@ -121,9 +132,7 @@ def _assert_same_event(decoded: Any, original: Event) -> None:
             assert value.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=_type_id)
-@PROPERTY_SETTINGS
-@given(data=st.data())
+@for_every_event_type
 def test_every_event_round_trips_through_the_mapper(
     event_type: type[Event], data: st.DataObject
 ) -> None:
@@ -144,9 +153,7 @@ def test_every_event_round_trips_through_the_mapper(
     ]
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=_type_id)
-@PROPERTY_SETTINGS
-@given(data=st.data())
+@for_every_event_type
 def test_every_event_round_trips_through_encode_and_decode(
     event_type: type[Event], data: st.DataObject
 ) -> None:
@@ -160,9 +167,7 @@ def test_every_event_round_trips_through_encode_and_decode(
     assert msgspec.json.decode(encoded)["topic"] == topic_of(event_type)
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=_type_id)
-@PROPERTY_SETTINGS
-@given(data=st.data())
+@for_every_event_type
 def test_an_event_body_with_an_unknown_extra_field_still_decodes(
     event_type: type[Event], data: st.DataObject
 ) -> None:
@@ -256,9 +261,7 @@ def test_topic_of_refuses_an_event_declared_without_an_explicit_topic() -> None:
 # --- Refusals ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=_type_id)
-@PROPERTY_SETTINGS
-@given(data=st.data())
+@for_every_event_type
 def test_a_row_whose_topic_disagrees_with_its_body_is_refused(
     event_type: type[Event], data: st.DataObject
 ) -> None:
@@ -314,9 +317,7 @@ def test_random_bytes_are_refused(state: bytes, topic: str) -> None:
         MsgspecMapper().to_domain_event(_stored(state, topic))
 
 
-@pytest.mark.parametrize("event_type", EVENT_TYPES, ids=_type_id)
-@PROPERTY_SETTINGS
-@given(data=st.data())
+@for_every_event_type
 def test_a_body_with_a_field_of_the_wrong_type_is_refused(
     event_type: type[Event], data: st.DataObject
 ) -> None:

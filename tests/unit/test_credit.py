@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -59,7 +60,8 @@ def test_seven_negatives_from_one_pair_in_a_month_make_minus_six() -> None:
 
 
 def test_six_negatives_then_a_positive_and_a_negative_all_count() -> None:
-    scores: list[Score] = ["negative"] * 6 + ["positive", "negative"]
+    six_negatives: list[Score] = ["negative"] * 6
+    scores: list[Score] = [*six_negatives, "positive", "negative"]
     records = [rating(s, created=SEPT + i * DAY) for i, s in enumerate(scores)]
     result = credit(records)
     assert result.score == -6
@@ -241,42 +243,24 @@ def test_level_names_and_icons() -> None:
     assert TAOBAO.level(500_001).name == "1 gold crown"
 
 
-def test_visibility_follows_both_sides() -> None:
-    close = SEPT + 15 * DAY
-    delay = timedelta(hours=48)
-    both_positive = visible_at(
-        given_at=SEPT,
-        score="positive",
-        other_given_at=SEPT + DAY,
-        other_score="positive",
-        window_closes_at=close,
-        delay=delay,
+WINDOW_CLOSES = SEPT + 15 * DAY
+NON_POSITIVE_DELAY = timedelta(hours=48)
+
+
+@pytest.mark.parametrize(
+    ("score", "other_given_at", "other_score", "visible"),
+    [
+        ("positive", SEPT + DAY, "positive", SEPT + DAY),
+        ("negative", SEPT + DAY, "positive", SEPT + DAY + NON_POSITIVE_DELAY),
+        ("positive", None, None, WINDOW_CLOSES),
+        ("negative", None, None, WINDOW_CLOSES + NON_POSITIVE_DELAY),
+    ],
+    ids=["both-positive", "negative", "lone-positive", "lone-negative"],
+)
+def test_visibility_follows_both_sides(
+    score: Score, other_given_at: datetime | None, other_score: Score | None, visible: datetime
+) -> None:
+    shows_at = partial(
+        visible_at, given_at=SEPT, window_closes_at=WINDOW_CLOSES, delay=NON_POSITIVE_DELAY
     )
-    assert both_positive == SEPT + DAY
-    negative = visible_at(
-        given_at=SEPT,
-        score="negative",
-        other_given_at=SEPT + DAY,
-        other_score="positive",
-        window_closes_at=close,
-        delay=delay,
-    )
-    assert negative == SEPT + DAY + delay
-    lone_positive = visible_at(
-        given_at=SEPT,
-        score="positive",
-        other_given_at=None,
-        other_score=None,
-        window_closes_at=close,
-        delay=delay,
-    )
-    assert lone_positive == close
-    lone_negative = visible_at(
-        given_at=SEPT,
-        score="negative",
-        other_given_at=None,
-        other_score=None,
-        window_closes_at=close,
-        delay=delay,
-    )
-    assert lone_negative == close + delay
+    assert shows_at(score=score, other_given_at=other_given_at, other_score=other_score) == visible

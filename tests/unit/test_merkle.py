@@ -212,8 +212,12 @@ class UniformStore:
         }
 
 
+# The leaves appended, and the store they grew.
+Grown = tuple[tuple[bytes, ...], MemoryNodeStore]
+
+
 @st.composite
-def grown(draw: st.DrawFn, min_size: int = 0) -> tuple[tuple[bytes, ...], MemoryNodeStore]:
+def grown(draw: st.DrawFn, min_size: int = 0) -> Grown:
     """Distinct leaves appended in random batches, and the store they produced."""
     size = draw(st.integers(min_size, 40))  # uniform, so large trees are as common as small
     data = tuple(draw(st.lists(st.binary(max_size=6), unique=True, min_size=size, max_size=size)))
@@ -291,9 +295,7 @@ def test_canonical_leaf_refuses_a_state_over_four_gibibytes() -> None:
 
 @PROPERTY_SETTINGS
 @given(grown())
-def test_store_holds_exactly_the_perfect_subtrees(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore],
-) -> None:
+def test_store_holds_exactly_the_perfect_subtrees(tree: Grown) -> None:
     data, store = tree
     n = len(data)
     expected = {
@@ -309,9 +311,7 @@ def test_store_holds_exactly_the_perfect_subtrees(
 
 @PROPERTY_SETTINGS
 @given(grown())
-def test_roots_match_the_reference_for_every_size(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore],
-) -> None:
+def test_roots_match_the_reference_for_every_size(tree: Grown) -> None:
     data, store = tree
     for n in range(len(data) + 1):
         assert root(store, n) == ref_mth(data[:n])
@@ -319,9 +319,7 @@ def test_roots_match_the_reference_for_every_size(
 
 @PROPERTY_SETTINGS
 @given(grown())
-def test_root_builder_matches_the_reference(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore],
-) -> None:
+def test_root_builder_matches_the_reference(tree: Grown) -> None:
     data, _ = tree
     builder = RootBuilder()
     assert builder.root() == EMPTY_ROOT
@@ -333,9 +331,7 @@ def test_root_builder_matches_the_reference(
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=1))
-def test_inclusion_proofs_match_the_reference_and_verify(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore],
-) -> None:
+def test_inclusion_proofs_match_the_reference_and_verify(tree: Grown) -> None:
     data, store = tree
     for n in range(1, len(data) + 1):
         head = ref_mth(data[:n])
@@ -347,9 +343,7 @@ def test_inclusion_proofs_match_the_reference_and_verify(
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=1))
-def test_consistency_proofs_match_the_reference_and_verify(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore],
-) -> None:
+def test_consistency_proofs_match_the_reference_and_verify(tree: Grown) -> None:
     data, store = tree
     for n in range(len(data) + 1):
         for m in range(n + 1):
@@ -375,9 +369,7 @@ def test_every_proof_of_a_65_leaf_tree_grown_one_leaf_at_a_time() -> None:
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=1), st.data())
-def test_a_flipped_bit_breaks_an_inclusion_proof(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
-) -> None:
+def test_a_flipped_bit_breaks_an_inclusion_proof(tree: Grown, draw: st.DataObject) -> None:
     data, store = tree
     n = draw.draw(st.integers(1, len(data)))
     m = draw.draw(st.integers(0, n - 1))
@@ -396,7 +388,7 @@ def test_a_flipped_bit_breaks_an_inclusion_proof(
 @PROPERTY_SETTINGS
 @given(grown(min_size=1), st.data())
 def test_an_inclusion_proof_only_proves_its_own_index_and_size(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
+    tree: Grown, draw: st.DataObject
 ) -> None:
     """Against the true root of the claimed size, a proof passes iff it is that claim's proof.
 
@@ -414,9 +406,7 @@ def test_an_inclusion_proof_only_proves_its_own_index_and_size(
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=1), st.data())
-def test_a_root_does_not_stretch_to_another_size(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
-) -> None:
+def test_a_root_does_not_stretch_to_another_size(tree: Grown, draw: st.DataObject) -> None:
     """Claiming another size for the same root passes only where the path has the same shape.
 
     This is what RFC 9162's final ``sn == 0`` check buys: a path that is too short
@@ -433,9 +423,7 @@ def test_a_root_does_not_stretch_to_another_size(
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=1), st.data())
-def test_a_flipped_bit_breaks_a_consistency_proof(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
-) -> None:
+def test_a_flipped_bit_breaks_a_consistency_proof(tree: Grown, draw: st.DataObject) -> None:
     data, store = tree
     n = draw.draw(st.integers(1, len(data)))
     m = draw.draw(st.integers(1, n))
@@ -454,9 +442,7 @@ def test_a_flipped_bit_breaks_a_consistency_proof(
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=1), st.data())
-def test_a_consistency_proof_only_proves_its_own_sizes(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
-) -> None:
+def test_a_consistency_proof_only_proves_its_own_sizes(tree: Grown, draw: st.DataObject) -> None:
     data, store = tree
     n, n2 = (draw.draw(st.integers(0, len(data))) for _ in range(2))
     m = draw.draw(st.integers(0, n))
@@ -469,7 +455,7 @@ def test_a_consistency_proof_only_proves_its_own_sizes(
 @PROPERTY_SETTINGS
 @given(grown(min_size=2), st.data())
 def test_a_consistency_proof_does_not_stretch_to_another_size(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
+    tree: Grown, draw: st.DataObject
 ) -> None:
     """The consistency twin of the inclusion test above: same roots, another new size."""
     data, store = tree
@@ -483,9 +469,7 @@ def test_a_consistency_proof_does_not_stretch_to_another_size(
 
 @PROPERTY_SETTINGS
 @given(grown(min_size=2), st.data())
-def test_swapped_leaves_break_both_proofs(
-    tree: tuple[tuple[bytes, ...], MemoryNodeStore], draw: st.DataObject
-) -> None:
+def test_swapped_leaves_break_both_proofs(tree: Grown, draw: st.DataObject) -> None:
     data, store = tree
     i = draw.draw(st.integers(0, len(data) - 2))
     j = draw.draw(st.integers(i + 1, len(data) - 1))

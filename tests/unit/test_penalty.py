@@ -426,22 +426,24 @@ def test_the_complaint_rate_counts_complaints_upheld_in_the_window(story: Story)
     assert rates_of(story.file(), Cut(AS_OF + US), TAOBAO).complaint_rate == 2 / 20
 
 
-def test_disputes_on_fake_trades_leave_the_dispute_rate(story: Story) -> None:
+@pytest.mark.parametrize(
+    ("ruled_against_the_seller", "figures"),
+    [
+        pytest.param(Story.dispute, {"disputes": 0, "dispute_rate": 0.0}, id="dispute"),
+        pytest.param(Story.complaint, {"complaint_rate": 0.0}, id="complaint"),
+    ],
+)
+def test_disputes_and_complaints_on_fake_trades_leave_their_rates(
+    story: Story,
+    ruled_against_the_seller: Callable[[Story, str, datetime], Any],
+    figures: dict[str, Any],
+) -> None:
     trades = story.paid_many(21, IN_WINDOW - 5 * DAY)
-    story.dispute(trades[0], IN_WINDOW)
+    ruled_against_the_seller(story, trades[0], IN_WINDOW)
     story.fake(trades[:1], IN_WINDOW + DAY)
     rates = rates_of(story.file(), Cut(AS_OF), TAOBAO)
     assert rates.paid_trades == 20
-    assert (rates.disputes, rates.dispute_rate) == (0, 0.0)
-
-
-def test_complaints_on_fake_trades_leave_the_complaint_rate(story: Story) -> None:
-    trades = story.paid_many(21, IN_WINDOW - 5 * DAY)
-    story.complaint(trades[0], IN_WINDOW)
-    story.fake(trades[:1], IN_WINDOW + DAY)
-    rates = rates_of(story.file(), Cut(AS_OF), TAOBAO)
-    assert rates.paid_trades == 20
-    assert rates.complaint_rate == 0.0
+    assert {name: getattr(rates, name) for name in figures} == figures
 
 
 # =========================================================================================
@@ -488,6 +490,7 @@ def test_complaint_rate_above_1_percent_multiplies_by_0_8_and_exactly_1_does_not
     assert story.penalty(AS_OF).multiplier == 1.0  # 1 of 100: exactly 1%
 
     second = story.complaint(trades[1], IN_WINDOW)
+    assert first is not None and second is not None  # both ruled, so both have a position
     penalty = story.penalty(AS_OF)
     assert penalty.multiplier == pytest.approx(0.8)
     assert penalty.sort_hidden
@@ -949,15 +952,18 @@ def _credit(story: Story, member: str, role: str, as_of: datetime, **cut: int) -
     return result.score
 
 
+def _credits(story: Story, as_of: datetime) -> tuple[int, int]:
+    """The seller's credit and its buyer's (buyer-1), as of a time."""
+    return _credit(story, SELLER, "seller", as_of), _credit(story, "buyer-1", "buyer", as_of)
+
+
 def test_two_positives_count_at_the_later_rating(story: Story) -> None:
     trade = story.succeeded(SUCCESS, buyer="buyer-1")
     story.rate(trade, SUCCESS + DAY)
     later = SUCCESS + 3 * DAY
     story.rate(trade, later, rater="seller")
-    assert _credit(story, SELLER, "seller", later - US) == 0
-    assert _credit(story, "buyer-1", "buyer", later - US) == 0
-    assert _credit(story, SELLER, "seller", later) == 1
-    assert _credit(story, "buyer-1", "buyer", later) == 1
+    assert _credits(story, later - US) == (0, 0)
+    assert _credits(story, later) == (1, 1)
 
 
 def test_one_positive_counts_at_window_close_with_the_default_positive(story: Story) -> None:
@@ -967,10 +973,8 @@ def test_one_positive_counts_at_window_close_with_the_default_positive(story: St
     default = story.event(story.last_position())
     assert isinstance(default, RatingGiven)
     assert (default.rater, default.default, default.occurred_at) == ("seller", True, WINDOW_CLOSES)
-    assert _credit(story, SELLER, "seller", WINDOW_CLOSES - US) == 0
-    assert _credit(story, "buyer-1", "buyer", WINDOW_CLOSES - US) == 0
-    assert _credit(story, SELLER, "seller", WINDOW_CLOSES) == 1
-    assert _credit(story, "buyer-1", "buyer", WINDOW_CLOSES) == 1
+    assert _credits(story, WINDOW_CLOSES - US) == (0, 0)
+    assert _credits(story, WINDOW_CLOSES) == (1, 1)
 
 
 def test_a_negative_shows_48_hours_after_the_second_rating(story: Story) -> None:
@@ -979,10 +983,8 @@ def test_a_negative_shows_48_hours_after_the_second_rating(story: Story) -> None
     second = SUCCESS + 4 * DAY
     story.rate(trade, second, rater="seller")
     shows = second + 48 * HOUR
-    assert _credit(story, SELLER, "seller", shows - US) == 0
-    assert _credit(story, "buyer-1", "buyer", shows - US) == 0
-    assert _credit(story, SELLER, "seller", shows) == -1
-    assert _credit(story, "buyer-1", "buyer", shows) == 1  # the seller's positive waits too
+    assert _credits(story, shows - US) == (0, 0)
+    assert _credits(story, shows) == (-1, 1)  # the seller's positive waits too
 
 
 def test_a_lone_negative_shows_48_hours_after_window_close(story: Story) -> None:
@@ -992,8 +994,7 @@ def test_a_lone_negative_shows_48_hours_after_window_close(story: Story) -> None
     assert all(not (isinstance(e, RatingGiven) and e.default) for e in story.market.events())
     shows = WINDOW_CLOSES + 48 * HOUR
     assert _credit(story, SELLER, "seller", shows - US) == 0
-    assert _credit(story, SELLER, "seller", shows) == -1
-    assert _credit(story, "buyer-1", "buyer", shows) == 0
+    assert _credits(story, shows) == (-1, 0)
 
 
 def test_a_fake_trade_confirmation_removes_credit_for_both_parties_from_its_time(

@@ -43,6 +43,11 @@ def market() -> Marketplace:
     return fold
 
 
+@pytest.fixture(params=["taobao-classic", "ebay-style"])
+def rulebook(request: pytest.FixtureRequest) -> Rulebook:
+    return load_rulebook(request.param)
+
+
 def inputs(file: MemberFile, at: datetime, rulebook: Rulebook) -> object:
     cut = Cut(at)
     credit = credit_of(file, "seller", cut, rulebook)
@@ -61,11 +66,9 @@ def inputs(file: MemberFile, at: datetime, rulebook: Rulebook) -> object:
     )
 
 
-@pytest.mark.parametrize("rulebook_id", ["taobao-classic", "ebay-style"])
 def test_nothing_the_penalty_reads_changes_inside_a_snapshots_validity(
-    market: Marketplace, rulebook_id: str
+    market: Marketplace, rulebook: Rulebook
 ) -> None:
-    rulebook = load_rulebook(rulebook_id)
     rng = random.Random(5)
     sellers = [
         f for f in (market.file(m) for m in sorted(market.members)) if f and len(f.as_seller) > 30
@@ -112,11 +115,9 @@ def probes(file: MemberFile) -> list[datetime]:
     return found
 
 
-@pytest.mark.parametrize("rulebook_id", ["taobao-classic", "ebay-style"])
 def test_a_snapshot_ends_at_or_before_every_change_by_itself(
-    market: Marketplace, rulebook_id: str
+    market: Marketplace, rulebook: Rulebook
 ) -> None:
-    rulebook = load_rulebook(rulebook_id)
     rng = random.Random(9)
     sellers = [f for f in (market.file(m) for m in sorted(market.members)) if f and f.as_seller]
     changes = 0

@@ -12,7 +12,7 @@ trade with the model after every step.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -712,29 +712,55 @@ class TradeMachine(RuleBasedStateMachine):
     # mostly tried when it could make sense); ``any_command`` tries every
     # command in every state, so refusals are checked everywhere too.
 
-    def pay(self) -> None:
+    def _trade_step(
+        self,
+        method: Callable[[Any, Any], Any],
+        command: Callable[..., c.Command],
+        decide: Callable[[TradeModel, datetime], None],
+    ) -> None:
+        """A command that names only the trade, now."""
         at = self.now
+        self._execute(method, command(trade_id=TRADE, occurred_at=at), lambda m: decide(m, at))
+
+    def _refund_step(
+        self,
+        data: st.DataObject,
+        method: Callable[[Any, Any], Any],
+        command: Callable[..., c.Command],
+        decide: Callable[[TradeModel, str, datetime], None],
+    ) -> None:
+        """A command on one of the trade's refunds (or an unknown one), now."""
+        rid, at = self._refund_id(data), self.now
         self._execute(
-            self.app.pay_into_escrow,
-            c.PayIntoEscrow(trade_id=TRADE, occurred_at=at),
-            lambda m: m.pay(at),
+            method,
+            command(trade_id=TRADE, refund_id=rid, occurred_at=at),
+            lambda m: decide(m, rid, at),
         )
+
+    def _rating_change(
+        self,
+        data: st.DataObject,
+        method: Callable[[Any, Any], Any],
+        command: Callable[..., c.Command],
+        decide: Callable[[TradeModel, str, str | None, datetime], None],
+    ) -> None:
+        """A revision or withdrawal of either side's rating, by a drawn member, now."""
+        rater = data.draw(st.sampled_from(PARTIES), label="rater")
+        member_id, at = self._rater_id(rater, data), self.now
+        self._execute(
+            method,
+            command(trade_id=TRADE, rater=rater, rater_id=member_id, occurred_at=at),
+            lambda m: decide(m, rater, member_id, at),
+        )
+
+    def pay(self) -> None:
+        self._trade_step(self.app.pay_into_escrow, c.PayIntoEscrow, TradeModel.pay)
 
     def ship(self) -> None:
-        at = self.now
-        self._execute(
-            self.app.ship_trade,
-            c.ShipTrade(trade_id=TRADE, occurred_at=at),
-            lambda m: m.ship(at),
-        )
+        self._trade_step(self.app.ship_trade, c.ShipTrade, TradeModel.ship)
 
     def confirm_receipt(self) -> None:
-        at = self.now
-        self._execute(
-            self.app.confirm_receipt,
-            c.ConfirmReceipt(trade_id=TRADE, occurred_at=at),
-            lambda m: m.confirm_receipt(at),
-        )
+        self._trade_step(self.app.confirm_receipt, c.ConfirmReceipt, TradeModel.confirm_receipt)
 
     def extend_timer(self, data: st.DataObject) -> None:
         days = data.draw(st.integers(0, 12), label="days")
@@ -789,52 +815,24 @@ class TradeMachine(RuleBasedStateMachine):
         )
 
     def agree_refund(self, data: st.DataObject) -> None:
-        rid, at = self._refund_id(data), self.now
-        self._execute(
-            self.app.agree_refund,
-            c.AgreeRefund(trade_id=TRADE, refund_id=rid, occurred_at=at),
-            lambda m: m.agree(rid, at),
-        )
+        self._refund_step(data, self.app.agree_refund, c.AgreeRefund, TradeModel.agree)
 
     def reject_refund(self, data: st.DataObject) -> None:
-        rid, at = self._refund_id(data), self.now
-        self._execute(
-            self.app.reject_refund,
-            c.RejectRefund(trade_id=TRADE, refund_id=rid, occurred_at=at),
-            lambda m: m.reject(rid, at),
-        )
+        self._refund_step(data, self.app.reject_refund, c.RejectRefund, TradeModel.reject)
 
     def ship_return(self, data: st.DataObject) -> None:
-        rid, at = self._refund_id(data), self.now
-        self._execute(
-            self.app.ship_return,
-            c.ShipReturn(trade_id=TRADE, refund_id=rid, occurred_at=at),
-            lambda m: m.ship_return(rid, at),
-        )
+        self._refund_step(data, self.app.ship_return, c.ShipReturn, TradeModel.ship_return)
 
     def confirm_return(self, data: st.DataObject) -> None:
-        rid, at = self._refund_id(data), self.now
-        self._execute(
-            self.app.confirm_return_receipt,
-            c.ConfirmReturnReceipt(trade_id=TRADE, refund_id=rid, occurred_at=at),
-            lambda m: m.confirm_return(rid, at),
+        self._refund_step(
+            data, self.app.confirm_return_receipt, c.ConfirmReturnReceipt, TradeModel.confirm_return
         )
 
     def cancel_refund(self, data: st.DataObject) -> None:
-        rid, at = self._refund_id(data), self.now
-        self._execute(
-            self.app.cancel_refund,
-            c.CancelRefund(trade_id=TRADE, refund_id=rid, occurred_at=at),
-            lambda m: m.cancel(rid, at),
-        )
+        self._refund_step(data, self.app.cancel_refund, c.CancelRefund, TradeModel.cancel)
 
     def escalate_dispute(self, data: st.DataObject) -> None:
-        rid, at = self._refund_id(data), self.now
-        self._execute(
-            self.app.escalate_dispute,
-            c.EscalateDispute(trade_id=TRADE, refund_id=rid, occurred_at=at),
-            lambda m: m.escalate(rid, at),
-        )
+        self._refund_step(data, self.app.escalate_dispute, c.EscalateDispute, TradeModel.escalate)
 
     def rule_dispute(self, data: st.DataObject) -> None:
         outcome = data.draw(
@@ -869,22 +867,10 @@ class TradeMachine(RuleBasedStateMachine):
         )
 
     def revise_rating(self, data: st.DataObject) -> None:
-        rater = data.draw(st.sampled_from(PARTIES), label="rater")
-        member_id, at = self._rater_id(rater, data), self.now
-        self._execute(
-            self.app.revise_rating,
-            c.ReviseRating(trade_id=TRADE, rater=rater, rater_id=member_id, occurred_at=at),  # type: ignore[arg-type]
-            lambda m: m.revise(rater, member_id, at),
-        )
+        self._rating_change(data, self.app.revise_rating, c.ReviseRating, TradeModel.revise)
 
     def withdraw_rating(self, data: st.DataObject) -> None:
-        rater = data.draw(st.sampled_from(PARTIES), label="rater")
-        member_id, at = self._rater_id(rater, data), self.now
-        self._execute(
-            self.app.withdraw_rating,
-            c.WithdrawRating(trade_id=TRADE, rater=rater, rater_id=member_id, occurred_at=at),  # type: ignore[arg-type]
-            lambda m: m.withdraw(rater, member_id, at),
-        )
+        self._rating_change(data, self.app.withdraw_rating, c.WithdrawRating, TradeModel.withdraw)
 
     @rule(data=st.data())
     def any_command(self, data: st.DataObject) -> None:
@@ -1017,15 +1003,17 @@ class TradeMachine(RuleBasedStateMachine):
         assert dispute == (
             (m.dispute_refund_id, m.dispute_outcome) if m.dispute_refund_id else None
         )
-        assert {
-            party: (r.score, r.given_at, r.default, r.dsr, r.revised, r.withdrawn)
-            for party, r in trade.ratings.items()
-        } == {
-            party: (r.score, r.given_at, r.default, r.dsr, r.revised, r.withdrawn)
-            for party, r in m.ratings.items()
-        }
+        assert _ratings(trade.ratings) == _ratings(m.ratings)
         if m.open_refund_id is not None:
             assert m.refunds[m.open_refund_id].status in OPEN_REFUND
+
+
+def _ratings(ratings: Mapping[Any, Any]) -> dict[str, tuple[Any, ...]]:
+    """What the stored trade and the model must agree on, for each side's rating."""
+    return {
+        party: (r.score, r.given_at, r.default, r.dsr, r.revised, r.withdrawn)
+        for party, r in ratings.items()
+    }
 
 
 TradeMachine.TestCase.settings = settings(
