@@ -2,7 +2,8 @@
 
 Every command runs the same path (``_execute``):
 
-1. check the command's fields and normalise its time to UTC (422 on failure);
+1. check the command's fields against their limits and put its time in UTC
+   (422 on failure; ``ledger.limits``);
 2. refuse a time beyond the clock-skew allowance (``future_timestamp``);
 3. load the aggregates, settle their deadlines due by the command's time,
    and let them decide (a refusal raises; nothing is written);
@@ -11,44 +12,46 @@ Every command runs the same path (``_execute``):
    conflict means another command won the race: the caller gets a retryable
    ``concurrent_update``.
 
+Step 3 reads through a ``Reading`` made for the attempt. The first may use
+remembered histories; a refusal drawn from them is decided once more on
+what the store holds, since another process may have moved them on.
+
 A repeated idempotency key is answered from the stored record — the original
 positions, or ``idempotency_key_reused`` if the command differs — whenever
 the command is refused (step 2 or 3) or its save clashes (step 4): a repeat
 is always one or the other, since its key is already taken.
+
+The rest of the ledger lives beside it: where the log lives and how decided
+aggregates reach it (``writer``), the deadline worker (``deadlines``) and the
+log's read API (``log_reader``); LedgerApp keeps their entry points.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-import threading
 from collections.abc import Callable, Container, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import TypeVar
 
 import msgspec
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Mapper, Notification
-from eventsourcing.popo import POPOFactory
+from eventsourcing.persistence import IntegrityError, Notification
 
 from ledger import commands as c
+from ledger import deadlines as deadline_worker
 from ledger.aggregate import Aggregate, Context
-from ledger.clock import Clock, SystemClock
-from ledger.codec import MsgspecMapper, decode_stored, stored_rows
 from ledger.complaint import Complaint, TradeComplaintSlot
-from ledger.database import database_url_from_environment, persistence_env
+from ledger.deadlines import DEADLINE_BATCH_MAX, DeadlineRun
 from ledger.enforcement import SellerEnforcement
 from ledger.errors import (
     ConcurrentUpdateError,
     ErrorCode,
     InvalidInputError,
     LedgerError,
-    NotFoundError,
     StateConflictError,
 )
-from ledger.events import Event
-from ledger.group_commit import GroupCommitter
+from ledger.events import Event, Party
 from ledger.ids import (
     complaint_aggregate_id,
     enforcement_aggregate_id,
@@ -56,32 +59,39 @@ from ledger.ids import (
     trade_aggregate_id,
     trade_complaint_slot_id,
 )
+from ledger.limits import check_limits
+from ledger.log_reader import LOG_PAGE_MAX, EventPage, LogReader
 from ledger.member import Member, member_exists_error
-from ledger.policy import DEFAULT_RULEBOOK, PolicyBook, load_policy
-from ledger.recent_events import RecentEvents
-from ledger.store import (
-    DeadlineUpdate,
-    IdempotencyRecord,
-    LedgerRecorder,
-    MemoryLedgerRecorder,
-    PostgresLedgerRecorder,
-    StoredEntry,
-)
-from ledger.trade import Trade
+from ledger.reading import Reading
+from ledger.store import DeadlineUpdate, IdempotencyRecord, StoredEntry
+from ledger.trade import Trade, check_parties_differ
+from ledger.writer import IMPORT_BATCH_EVENTS_MAX, LedgerWriter
+
+# What callers import from here, some of it defined beside the command path.
+__all__ = [
+    "CALLER_PATTERN",
+    "DEADLINE_BATCH_MAX",
+    "IDEMPOTENCY_KEY_PATTERN",
+    "IMPORT_BATCH_EVENTS_MAX",
+    "LOG_PAGE_MAX",
+    "Appended",
+    "DeadlineRun",
+    "EventPage",
+    "LedgerApp",
+    "Origin",
+]
 
 C = TypeVar("C", bound=c.Command)
 A = TypeVar("A", bound=Aggregate)
+TC = TypeVar("TC", bound=c.TradeCommand)
+CC = TypeVar("CC", bound=c.ComplaintCommand)
+SC = TypeVar("SC", bound=c.SellerCommand)
+
+# What decides a command: its aggregates, as one attempt reads them, with their new events.
+Decide = Callable[[C, Reading, Context], list[Aggregate]]
 
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 CALLER_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-DEADLINE_BATCH_MAX = 500
-DEADLINE_ROUNDS_MAX = 1_000
-DEADLINE_RETRIES_MAX = 3
-LOG_PAGE_MAX = 10_000
-IMPORT_BATCH_EVENTS_MAX = 50_000
-# Positions can have gaps (a rolled-back append on PostgreSQL consumes ids);
-# looking back this far finds the event at or before a position.
-POSITION_LOOKBACK_MAX = 1_000
 
 
 class Origin(msgspec.Struct, frozen=True):
@@ -98,91 +108,32 @@ class Appended(msgspec.Struct, frozen=True):
     replayed: bool = False
 
 
-class EventPage(msgspec.Struct, frozen=True):
-    """Events read after a position: those decoded, how many rows were read
-    and the last position read (the one asked after when none was)."""
-
-    events: list[tuple[int, Event]]
-    read: int
-    reached: int
-
-
-class DeadlineRun(msgspec.Struct, frozen=True):
-    now: datetime
-    aggregates_settled: int
-    positions: tuple[int, ...]
-
-
 _command_encoder = msgspec.json.Encoder()
 _caller_re = re.compile(CALLER_PATTERN)
 _key_re = re.compile(IDEMPOTENCY_KEY_PATTERN)
-_field_re = re.compile(r"at `\$\.?([^`]*)`")
 
 
-def _invalid(error: Exception) -> InvalidInputError:
-    match = _field_re.search(str(error))
-    field = match.group(1) if match else None
-    return InvalidInputError(ErrorCode.INVALID_INPUT, str(error), field=field or None)
-
-
-def _check_page(limit: int) -> None:
-    """A page of the log is 1 to ``LOG_PAGE_MAX`` events, whoever reads it."""
-    if not 1 <= limit <= LOG_PAGE_MAX:
-        raise InvalidInputError(
-            ErrorCode.BATCH_TOO_LARGE, f"limit is 1-{LOG_PAGE_MAX}", field="limit"
-        )
-
-
-class LedgerApp(Application[UUID]):
+class LedgerApp(LedgerWriter):
     name = "trustledger"
 
-    def __init__(
-        self,
-        database_url: str | None = None,
-        *,
-        clock: Clock | None = None,
-        rulebook: str = DEFAULT_RULEBOOK,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.clock: Clock = clock or SystemClock()
-        self.book: PolicyBook = load_policy(rulebook)
-        self.database_url = database_url or database_url_from_environment()
-        super().__init__(env={**persistence_env(self.database_url), **(env or {})})
-        self._committer = GroupCommitter(self._save_together)
-        self._recent = RecentEvents()
-        # Per thread: whether this command read remembered events, and whether
-        # it must read the store instead (its second attempt).
-        self._attempt_state = threading.local()
-
-    # --- Infrastructure ------------------------------------------------------------
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        return MsgspecMapper()
-
-    def construct_recorder(self) -> Any:
-        if isinstance(self.factory, POPOFactory):
-            return MemoryLedgerRecorder()
-        return self.factory.application_recorder()
-
-    @property
-    def ledger_recorder(self) -> LedgerRecorder:
-        recorder: LedgerRecorder = self.recorder  # type: ignore[assignment]
-        return recorder
+    @functools.cached_property
+    def log_reader(self) -> LogReader:
+        return LogReader(self)
 
     # --- Members -------------------------------------------------------------------
 
     def register_member(self, command: c.RegisterMember, origin: Origin) -> Appended:
-        def decide(cmd: c.RegisterMember, ctx: Context) -> list[Aggregate]:
+        def decide(cmd: c.RegisterMember, reading: Reading, ctx: Context) -> list[Aggregate]:
             aggregate_id = member_aggregate_id(cmd.member_id)
-            if self._load(Member, aggregate_id) is not None:
+            if reading.load(Member, aggregate_id) is not None:
                 raise member_exists_error(cmd.member_id)
             return [Member.register(aggregate_id, cmd.member_id, cmd.occurred_at, ctx)]
 
         return self._execute(command, origin, decide)
 
     def verify_identity(self, command: c.VerifyIdentity, origin: Origin) -> Appended:
-        def decide(cmd: c.VerifyIdentity, ctx: Context) -> list[Aggregate]:
-            member = self._member(cmd.member_id, cmd.occurred_at).begin(ctx)
+        def decide(cmd: c.VerifyIdentity, reading: Reading, ctx: Context) -> list[Aggregate]:
+            member = reading.member(cmd.member_id, cmd.occurred_at).begin(ctx)
             member.verify_identity(cmd.occurred_at)
             return [member]
 
@@ -191,18 +142,13 @@ class LedgerApp(Application[UUID]):
     # --- Trades and escrow ---------------------------------------------------------
 
     def create_trade(self, command: c.CreateTrade, origin: Origin) -> Appended:
-        def decide(cmd: c.CreateTrade, ctx: Context) -> list[Aggregate]:
-            if cmd.buyer_id == cmd.seller_id:
-                raise InvalidInputError(
-                    ErrorCode.BUYER_IS_SELLER,
-                    "buyer and seller must differ",
-                    field="seller_id",
-                )
-            self._check_currency(cmd.currency)
-            self._member(cmd.buyer_id, cmd.occurred_at)
-            self._member(cmd.seller_id, cmd.occurred_at)
+        def decide(cmd: c.CreateTrade, reading: Reading, ctx: Context) -> list[Aggregate]:
+            check_parties_differ(cmd.buyer_id, cmd.seller_id)
+            ctx.check_currency(cmd.currency)
+            reading.member(cmd.buyer_id, cmd.occurred_at)
+            reading.member(cmd.seller_id, cmd.occurred_at)
             aggregate_id = trade_aggregate_id(cmd.trade_id)
-            if self._load(Trade, aggregate_id) is not None:
+            if reading.load(Trade, aggregate_id) is not None:
                 raise StateConflictError(
                     ErrorCode.TRADE_EXISTS, f"trade {cmd.trade_id} already exists"
                 )
@@ -211,15 +157,13 @@ class LedgerApp(Application[UUID]):
         return self._execute(command, origin, decide)
 
     def pay_into_escrow(self, command: c.PayIntoEscrow, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.pay(cmd.occurred_at))
+        return self._on_trade(command, origin, _at(Trade.pay))
 
     def ship_trade(self, command: c.ShipTrade, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.ship(cmd.occurred_at))
+        return self._on_trade(command, origin, _at(Trade.ship))
 
     def confirm_receipt(self, command: c.ConfirmReceipt, origin: Origin) -> Appended:
-        return self._on_trade(
-            command, origin, lambda trade, cmd: trade.confirm_receipt(cmd.occurred_at)
-        )
+        return self._on_trade(command, origin, _at(Trade.confirm_receipt))
 
     def extend_confirm_timer(self, command: c.ExtendConfirmTimer, origin: Origin) -> Appended:
         return self._on_trade(
@@ -229,131 +173,93 @@ class LedgerApp(Application[UUID]):
         )
 
     def close_trade(self, command: c.CloseTrade, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.close(cmd))
+        return self._on_trade(command, origin, Trade.close)
 
     # --- Refunds and disputes --------------------------------------------------------
 
     def request_refund(self, command: c.RequestRefund, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.request_refund(cmd))
+        return self._on_trade(command, origin, Trade.request_refund)
 
     def agree_refund(self, command: c.AgreeRefund, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.agree_refund(cmd.refund_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _refund_step(Trade.agree_refund))
 
     def reject_refund(self, command: c.RejectRefund, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.reject_refund(cmd.refund_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _refund_step(Trade.reject_refund))
 
     def ship_return(self, command: c.ShipReturn, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.ship_return(cmd.refund_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _refund_step(Trade.ship_return))
 
     def confirm_return_receipt(self, command: c.ConfirmReturnReceipt, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.confirm_return_receipt(cmd.refund_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _refund_step(Trade.confirm_return_receipt))
 
     def cancel_refund(self, command: c.CancelRefund, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.cancel_refund(cmd.refund_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _refund_step(Trade.cancel_refund))
 
     def escalate_dispute(self, command: c.EscalateDispute, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.escalate_dispute(cmd.refund_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _refund_step(Trade.escalate_dispute))
 
     def rule_dispute(self, command: c.RuleDispute, origin: Origin) -> Appended:
         return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.rule_dispute(cmd.outcome, cmd.occurred_at),
+            command, origin, lambda trade, cmd: trade.rule_dispute(cmd.outcome, cmd.occurred_at)
         )
 
     # --- Ratings ---------------------------------------------------------------------
 
     def give_rating(self, command: c.GiveRating, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.give_rating(cmd))
+        return self._on_trade(command, origin, Trade.give_rating)
 
     def revise_rating(self, command: c.ReviseRating, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.revise_rating(cmd.rater, cmd.rater_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _rater_step(Trade.revise_rating))
 
     def withdraw_rating(self, command: c.WithdrawRating, origin: Origin) -> Appended:
-        return self._on_trade(
-            command,
-            origin,
-            lambda trade, cmd: trade.withdraw_rating(cmd.rater, cmd.rater_id, cmd.occurred_at),
-        )
+        return self._on_trade(command, origin, _rater_step(Trade.withdraw_rating))
 
     def explain_rating(self, command: c.ExplainRating, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.explain_rating(cmd))
+        return self._on_trade(command, origin, Trade.explain_rating)
 
     def review_follow_up(self, command: c.ReviewFollowUp, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.review_follow_up(cmd))
+        return self._on_trade(command, origin, Trade.review_follow_up)
 
     def shield_rating(self, command: c.ShieldRating, origin: Origin) -> Appended:
-        return self._on_trade(command, origin, lambda trade, cmd: trade.shield_rating(cmd))
+        return self._on_trade(command, origin, Trade.shield_rating)
 
     # --- Complaints ------------------------------------------------------------------
 
     def file_complaint(self, command: c.FileComplaint, origin: Origin) -> Appended:
-        def decide(cmd: c.FileComplaint, ctx: Context) -> list[Aggregate]:
-            trade = self._trade(cmd.trade_id)
-            slot = self._load(TradeComplaintSlot, trade_complaint_slot_id(cmd.trade_id))
+        def decide(cmd: c.FileComplaint, reading: Reading, ctx: Context) -> list[Aggregate]:
+            trade = reading.trade(cmd.trade_id)
+            slot_id = trade_complaint_slot_id(cmd.trade_id)
+            slot = reading.load(TradeComplaintSlot, slot_id)
             if slot is not None:
                 raise StateConflictError(
                     ErrorCode.COMPLAINT_EXISTS,
                     f"trade {cmd.trade_id} already has complaint {slot.complaint_id}",
                 )
             aggregate_id = complaint_aggregate_id(cmd.complaint_id)
-            if self._load(Complaint, aggregate_id) is not None:
+            if reading.load(Complaint, aggregate_id) is not None:
                 raise StateConflictError(
                     ErrorCode.COMPLAINT_EXISTS,
                     f"complaint {cmd.complaint_id} already exists",
                 )
-            complaint, new_slot = Complaint.file(
-                aggregate_id, trade_complaint_slot_id(cmd.trade_id), cmd, trade, ctx
-            )
+            complaint, new_slot = Complaint.file(aggregate_id, slot_id, cmd, trade, ctx)
             return [complaint, new_slot]
 
         return self._execute(command, origin, decide)
 
     def escalate_complaint(self, command: c.EscalateComplaint, origin: Origin) -> Appended:
-        return self._on_complaint(command, origin, lambda case, cmd: case.escalate(cmd.occurred_at))
+        return self._on_complaint(command, origin, _at(Complaint.escalate))
 
     def record_complaint_follow_up(
         self, command: c.RecordComplaintFollowUp, origin: Origin
     ) -> Appended:
         return self._on_complaint(
-            command,
-            origin,
-            lambda case, cmd: case.record_follow_up(cmd.text, cmd.occurred_at),
+            command, origin, lambda case, cmd: case.record_follow_up(cmd.text, cmd.occurred_at)
         )
 
     def pay_compensation(self, command: c.PayCompensation, origin: Origin) -> Appended:
+        currency = self.book.policy.currency
         return self._on_complaint(
-            command,
-            origin,
-            lambda case, cmd: case.pay_compensation(cmd, self.book.policy.currency),
+            command, origin, lambda case, cmd: case.pay_compensation(cmd, currency)
         )
 
     def rule_complaint(self, command: c.RuleComplaint, origin: Origin) -> Appended:
@@ -364,60 +270,24 @@ class LedgerApp(Application[UUID]):
     # --- Seller enforcement ------------------------------------------------------------
 
     def record_violation(self, command: c.RecordViolation, origin: Origin) -> Appended:
-        return self._on_seller(command, origin, lambda case, cmd: case.record_violation(cmd))
+        return self._on_seller(command, origin, SellerEnforcement.record_violation)
 
     def confirm_fake_trades(self, command: c.ConfirmFakeTrades, origin: Origin) -> Appended:
-        return self._on_seller(
-            command,
-            origin,
-            lambda case, cmd: case.confirm_fake_trades(
-                cmd, [self._trade(t) for t in cmd.trade_ids]
-            ),
-        )
+        def decide(cmd: c.ConfirmFakeTrades, reading: Reading, ctx: Context) -> list[Aggregate]:
+            case = _seller_case(cmd, reading, ctx)
+            case.confirm_fake_trades(cmd, [reading.trade(t) for t in cmd.trade_ids])
+            return [case]
+
+        return self._execute(command, origin, decide)
 
     def record_search_cheating(self, command: c.RecordSearchCheating, origin: Origin) -> Appended:
-        return self._on_seller(command, origin, lambda case, cmd: case.record_search_cheating(cmd))
+        return self._on_seller(command, origin, SellerEnforcement.record_search_cheating)
 
-    # --- Deadlines -------------------------------------------------------------------
+    # --- Deadlines, the bulk path and reads: entry points to the modules that do them ---
 
     def run_deadlines(self, now: datetime) -> DeadlineRun:
-        """Fire every unfired deadline due at or before ``now``, never earlier.
-
-        Safe to run from several workers at once: a trade settled by another
-        worker (or by a command) meanwhile is reloaded and found with nothing
-        left to fire.
-        """
-        if now.tzinfo is None:
-            raise InvalidInputError(ErrorCode.INVALID_INPUT, "now needs a timezone", field="now")
-        now = now.astimezone(UTC)
-        self._check_not_future(now, field="now")
-        positions: list[int] = []
-        settled = 0
-        for _ in range(DEADLINE_ROUNDS_MAX):
-            due = self.ledger_recorder.due_aggregates(now, DEADLINE_BATCH_MAX)
-            fired = [p for aggregate_id in due for p in self._settle_one(aggregate_id, now)]
-            settled += sum(1 for _ in due)
-            positions.extend(fired)
-            if len(due) < DEADLINE_BATCH_MAX or not fired:
-                break
-        return DeadlineRun(now=now, aggregates_settled=settled, positions=tuple(positions))
-
-    def _settle_one(self, aggregate_id: UUID, now: datetime) -> list[int]:
-        for _ in range(DEADLINE_RETRIES_MAX):
-            trade = self._load(Trade, aggregate_id)
-            if trade is None:
-                return []
-            trade.begin(self._context())
-            trade.settle(now)
-            if not trade.has_pending:
-                return []
-            try:
-                return self._save([trade], idempotency=())
-            except IntegrityError:
-                continue  # Another worker or a command moved this trade on: look again.
-        return []
-
-    # --- Bulk path -------------------------------------------------------------------
+        """Fire every unfired deadline due at or before ``now`` (``ledger.deadlines``)."""
+        return deadline_worker.run_deadlines(self, now)
 
     def import_events(
         self, events: Sequence[Event], deadlines: Sequence[DeadlineUpdate] = ()
@@ -425,89 +295,42 @@ class LedgerApp(Application[UUID]):
         """Append historical events in one transaction (imports, restores, simulations).
 
         The caller (``ledger.transfer``) has already checked every event against
-        the aggregates it belongs to; a version clash with what the store holds
-        still fails the whole batch, and nothing of it is written.
+        the aggregates it belongs to; see ``LedgerWriter.append_imported``.
         """
-        if not 1 <= len(events) <= IMPORT_BATCH_EVENTS_MAX:
-            raise InvalidInputError(
-                ErrorCode.BATCH_TOO_LARGE, f"an import batch is 1-{IMPORT_BATCH_EVENTS_MAX} events"
-            )
-        # Imported events bypass the command path: forget what they continue.
-        self._recent.forget({event.originator_id for event in events})
-        if isinstance(self.recorder, PostgresLedgerRecorder):
-            return self.recorder.copy_events(stored_rows(events), deadlines)
-        # Straight to the event store: the application's save() checks every
-        # event against a runtime protocol, which a bulk path can do without.
-        recordings = self.events.put(list(events), idempotency=(), deadlines=deadlines)
-        return [recording.notification.id for recording in recordings]
-
-    # --- Reads for auditors and tools ----------------------------------------------
+        return self.append_imported(events, deadlines)
 
     def trade(self, trade_id: str) -> Trade | None:
         """The trade's current state, as its events leave it (for tools and tests)."""
-        aggregate_id = trade_aggregate_id(trade_id)
-        return Trade.replay(aggregate_id, self._stored_history(aggregate_id))
+        return self.stored(Trade, trade_aggregate_id(trade_id))
 
     def member(self, member_id: str) -> Member | None:
-        aggregate_id = member_aggregate_id(member_id)
-        return Member.replay(aggregate_id, self._stored_history(aggregate_id))
+        return self.stored(Member, member_aggregate_id(member_id))
 
     def read_log(self, after: int = 0, limit: int = 1_000) -> list[Notification]:
-        _check_page(limit)
-        return list(
-            self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        )
+        return self.log_reader.read_log(after, limit)
 
     def read_events(
         self, after: int = 0, limit: int = 1_000, *, topics: Container[str] | None = None
     ) -> EventPage:
-        """The decoded events after a position, with their positions: what projections fold.
-
-        With ``topics``, only events of those topics are decoded and returned
-        (a projection skips the facts it never folds; ``verify`` is what
-        checks every stored body); the page still says how far it read.
-        """
-        _check_page(limit)
-        rows = self.ledger_recorder.select_entries(after, limit)
-        events = [
-            (position, decode_stored(position, topic, state))
-            for position, topic, state in rows
-            if topics is None or topic in topics
-        ]
-        return EventPage(events, read=len(rows), reached=rows[-1][0] if rows else after)
+        return self.log_reader.read_events(after, limit, topics=topics)
 
     def read_stored(self, after: int = 0, limit: int = 1_000) -> list[StoredEntry]:
-        """The stored rows after a position as written, undecoded: what the Merkle tree hashes."""
-        _check_page(limit)
-        return self.ledger_recorder.select_stored(after, limit)
+        return self.log_reader.read_stored(after, limit)
 
     def iter_log(self, after: int = 0, page: int = 1_000) -> Iterator[Notification]:
-        while True:
-            notifications = self.read_log(after, page)
-            yield from notifications
-            if len(notifications) < page:
-                return
-            after = notifications[-1].id
+        return self.log_reader.iter_log(after, page)
 
     def recorded_at(self, position: int) -> datetime | None:
-        """When the ledger recorded the last event at or before a position (None: before the log)."""
-        low = max(position - POSITION_LOOKBACK_MAX, 0)
-        found = self.recorder.select_notifications(
-            start=low, limit=POSITION_LOOKBACK_MAX, stop=position
-        )
-        return self.decode(found[-1]).recorded_at if found else None
+        return self.log_reader.recorded_at(position)
 
     def decode(self, notification: Notification) -> Event:
-        event = self.mapper.to_domain_event(notification)
-        if not isinstance(event, Event):
-            raise TypeError(f"position {notification.id} holds no ledger event")
-        return event
+        return self.log_reader.decode(notification)
 
     # --- The command path --------------------------------------------------------------
 
-    def _on_trade(self, command: C, origin: Origin, act: Callable[[Trade, C], None]) -> Appended:
-        def decide(cmd: C, ctx: Context) -> list[Aggregate]:
-            trade = self._trade(cmd.trade_id).begin(ctx)  # type: ignore[attr-defined]
+    def _on_trade(self, command: TC, origin: Origin, act: Callable[[Trade, TC], None]) -> Appended:
+        def decide(cmd: TC, reading: Reading, ctx: Context) -> list[Aggregate]:
+            trade = reading.trade(cmd.trade_id).begin(ctx)
             trade.settle(cmd.occurred_at)
             act(trade, cmd)
             # A fact can start a deadline that is already due (a top-up's
@@ -518,69 +341,48 @@ class LedgerApp(Application[UUID]):
         return self._execute(command, origin, decide)
 
     def _on_complaint(
-        self, command: C, origin: Origin, act: Callable[[Complaint, C], None]
+        self, command: CC, origin: Origin, act: Callable[[Complaint, CC], None]
     ) -> Appended:
-        def decide(cmd: C, ctx: Context) -> list[Aggregate]:
-            complaint_id: str = cmd.complaint_id  # type: ignore[attr-defined]
-            complaint = self._load(Complaint, complaint_aggregate_id(complaint_id))
-            if complaint is None:
-                raise NotFoundError(ErrorCode.UNKNOWN_COMPLAINT, f"no complaint {complaint_id}")
-            act(complaint.begin(ctx), cmd)
+        def decide(cmd: CC, reading: Reading, ctx: Context) -> list[Aggregate]:
+            complaint = reading.complaint(cmd.complaint_id).begin(ctx)
+            act(complaint, cmd)
             return [complaint]
 
         return self._execute(command, origin, decide)
 
     def _on_seller(
-        self, command: C, origin: Origin, act: Callable[[SellerEnforcement, C], None]
+        self, command: SC, origin: Origin, act: Callable[[SellerEnforcement, SC], None]
     ) -> Appended:
-        def decide(cmd: C, ctx: Context) -> list[Aggregate]:
-            seller_id: str = cmd.seller_id  # type: ignore[attr-defined]
-            self._member(seller_id, cmd.occurred_at)
-            aggregate_id = enforcement_aggregate_id(seller_id)
-            enforcement = self._load(SellerEnforcement, aggregate_id) or SellerEnforcement(
-                aggregate_id
-            )
-            act(enforcement.begin(ctx), cmd)
-            return [enforcement]
+        def decide(cmd: SC, reading: Reading, ctx: Context) -> list[Aggregate]:
+            case = _seller_case(cmd, reading, ctx)
+            act(case, cmd)
+            return [case]
 
         return self._execute(command, origin, decide)
 
-    def _execute(
-        self,
-        command: C,
-        origin: Origin,
-        decide: Callable[[C, Context], list[Aggregate]],
-    ) -> Appended:
-        command = self._validated(command)
-        self._check_origin(origin)
+    def _execute(self, command: C, origin: Origin, decide: Decide[C]) -> Appended:
+        command = _validated(command)
+        _check_origin(origin)
         command_hash = hashlib.sha256(_command_encoder.encode(command)).hexdigest()
-        state = self._attempt_state
-        state.remembered, state.fresh = False, False
+        first = self.reading(fresh=False)
         try:
-            return self._attempt(command, origin, command_hash, decide)
+            return self._attempt(command, origin, command_hash, decide, first)
         except ConcurrentUpdateError:
             raise  # the aggregates are forgotten: the caller's retry reads the store
         except LedgerError:
-            if not state.remembered:
+            if not first.remembered:
                 raise
         # Refused on remembered events, which another process may have moved
         # on: decide once more on what the store holds before refusing.
-        state.fresh = True
-        try:
-            return self._attempt(command, origin, command_hash, decide)
-        finally:
-            state.fresh = False
+        return self._attempt(command, origin, command_hash, decide, self.reading(fresh=True))
 
     def _attempt(
-        self,
-        command: C,
-        origin: Origin,
-        command_hash: str,
-        decide: Callable[[C, Context], list[Aggregate]],
+        self, command: C, origin: Origin, command_hash: str, decide: Decide[C], reading: Reading
     ) -> Appended:
+        ctx = self.context()
         try:
-            self._check_not_future(command.occurred_at, field="occurred_at")
-            aggregates = decide(command, self._context())
+            ctx.check_not_future(command.occurred_at, field="occurred_at")
+            aggregates = decide(command, reading, ctx)
         except LedgerError:
             # A repeat of an accepted command is usually refused by the state it
             # left behind: answer it from its idempotency record instead. Looking
@@ -597,7 +399,7 @@ class LedgerApp(Application[UUID]):
             tuple((e.originator_id, e.originator_version) for e in events),
         )
         try:
-            positions = self._save(aggregates, events=events, idempotency=(record,))
+            positions = self.write(aggregates, events=events, idempotency=(record,))
         except IntegrityError as error:
             earlier = self._replay(origin, command_hash)
             if earlier is not None:
@@ -606,38 +408,6 @@ class LedgerApp(Application[UUID]):
                 "another command changed the same record first; retry the command"
             ) from error
         return Appended(positions=tuple(positions))
-
-    def _save(
-        self,
-        aggregates: Sequence[Aggregate],
-        *,
-        idempotency: Sequence[IdempotencyRecord],
-        events: Sequence[Event] | None = None,
-    ) -> list[int]:
-        if events is None:
-            events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        deadlines = [
-            DeadlineUpdate(aggregate.id, aggregate.next_deadline())
-            for aggregate in aggregates
-            if isinstance(aggregate, Trade)
-        ]
-        try:
-            positions = self._committer.commit(events, idempotency, deadlines)
-        except BaseException:
-            self._recent.forget(aggregate.id for aggregate in aggregates)
-            raise
-        self._recent.extend(events)
-        return positions
-
-    def _save_together(
-        self,
-        events: Sequence[Event],
-        idempotency: Sequence[IdempotencyRecord],
-        deadlines: Sequence[DeadlineUpdate],
-    ) -> list[int]:
-        """One transaction for the writes of one command, or of a group of them."""
-        recordings = self.save(*events, idempotency=idempotency, deadlines=deadlines)
-        return [recording.notification.id for recording in recordings]
 
     def _replay(self, origin: Origin, command_hash: str) -> Appended | None:
         record = self.ledger_recorder.find_idempotency(origin.caller, origin.idempotency_key)
@@ -652,81 +422,61 @@ class LedgerApp(Application[UUID]):
         positions = self.ledger_recorder.positions_of(record.event_keys)
         return Appended(positions=tuple(positions), replayed=True)
 
-    def _validated(self, command: C) -> C:
-        """Check the command's field constraints and put its time in UTC."""
-        try:
-            checked: C = msgspec.json.decode(_command_encoder.encode(command), type=type(command))
-        except (msgspec.ValidationError, msgspec.EncodeError, TypeError) as error:
-            raise _invalid(error) from error
-        return msgspec.structs.replace(checked, occurred_at=checked.occurred_at.astimezone(UTC))
 
-    def _check_origin(self, origin: Origin) -> None:
-        if not _caller_re.match(origin.caller):
-            raise InvalidInputError(
-                ErrorCode.INVALID_INPUT,
-                "caller must match " + CALLER_PATTERN,
-                field="caller",
-            )
-        if not _key_re.match(origin.idempotency_key):
-            raise InvalidInputError(
-                ErrorCode.INVALID_INPUT,
-                "an idempotency key is 1-255 visible ASCII characters",
-                field="idempotency_key",
-            )
+# --- Aggregate actions shaped for the command helpers ----------------------------------
 
-    def _check_not_future(self, at: datetime, *, field: str) -> None:
-        limit = self.clock.now() + self.book.policy.clock_skew
-        if at > limit:
-            raise InvalidInputError(
-                ErrorCode.FUTURE_TIMESTAMP,
-                f"{at.isoformat()} is more than {self.book.policy.clock_skew_seconds}s "
-                "after the ledger's clock",
-                field=field,
-            )
 
-    def _check_currency(self, currency: str) -> None:
-        if currency != self.book.policy.currency:
-            raise InvalidInputError(
-                ErrorCode.CURRENCY_MISMATCH,
-                f"this ledger keeps {self.book.policy.currency}, not {currency}",
-                field="currency",
-            )
+def _at(act: Callable[[A, datetime], None]) -> Callable[[A, c.Command], None]:
+    """An action that takes only the command's time."""
+    return lambda aggregate, cmd: act(aggregate, cmd.occurred_at)
 
-    def _context(self) -> Context:
-        return Context(recorded_at=self.clock.now(), book=self.book)
 
-    def _load(self, kind: type[A], aggregate_id: UUID) -> A | None:
-        """An aggregate as this command sees it: remembered, or read from the store."""
-        state = self._attempt_state
-        events = None if getattr(state, "fresh", True) else self._recent.history(aggregate_id)
-        if events is not None:
-            state.remembered = True
-        else:
-            events = self._stored_history(aggregate_id)
-            self._recent.keep(aggregate_id, events)
-        return kind.replay(aggregate_id, events)
+def _refund_step(
+    act: Callable[[Trade, str, datetime], None],
+) -> Callable[[Trade, c.RefundCommand], None]:
+    """A step of a refund: it takes the refund's id and the command's time."""
+    return lambda trade, cmd: act(trade, cmd.refund_id, cmd.occurred_at)
 
-    def _stored_history(self, aggregate_id: UUID) -> tuple[Event, ...]:
-        events = tuple(self.events.get(aggregate_id))
-        for event in events:
-            if not isinstance(event, Event):
-                raise TypeError(f"{aggregate_id} holds a non-ledger event")
-        return events  # type: ignore[return-value]
 
-    def _trade(self, trade_id: str) -> Trade:
-        trade = self._load(Trade, trade_aggregate_id(trade_id))
-        if trade is None:
-            raise NotFoundError(ErrorCode.UNKNOWN_TRADE, f"no trade {trade_id}", field="trade_id")
-        return trade
+RaterCommand = c.ReviseRating | c.WithdrawRating
 
-    def _member(self, member_id: str, at: datetime) -> Member:
-        member = self._load(Member, member_aggregate_id(member_id))
-        if member is None:
-            raise NotFoundError(ErrorCode.UNKNOWN_MEMBER, f"{member_id} is not a registered member")
-        if member.registered_at is not None and member.registered_at > at:
-            raise StateConflictError(
-                ErrorCode.OUT_OF_ORDER,
-                f"{member_id} registered at {member.registered_at.isoformat()}, after this fact",
-                field="occurred_at",
-            )
-        return member
+
+def _rater_step(
+    act: Callable[[Trade, Party, str | None, datetime], None],
+) -> Callable[[Trade, RaterCommand], None]:
+    """A change to a given rating: it takes who rated and the command's time."""
+    return lambda trade, cmd: act(trade, cmd.rater, cmd.rater_id, cmd.occurred_at)
+
+
+def _seller_case(cmd: c.SellerCommand, reading: Reading, ctx: Context) -> SellerEnforcement:
+    """The seller's enforcement record (a new one for a first case); the seller must be a member."""
+    reading.member(cmd.seller_id, cmd.occurred_at)
+    aggregate_id = enforcement_aggregate_id(cmd.seller_id)
+    case = reading.load(SellerEnforcement, aggregate_id) or SellerEnforcement(aggregate_id)
+    return case.begin(ctx)
+
+
+# --- Checks of every command -----------------------------------------------------------
+
+
+def _validated(command: C) -> C:
+    """Check the command's field limits and put its time in UTC."""
+    check_limits(command)
+    if command.occurred_at.tzinfo is UTC:
+        return command
+    return msgspec.structs.replace(command, occurred_at=command.occurred_at.astimezone(UTC))
+
+
+def _check_origin(origin: Origin) -> None:
+    if not _caller_re.match(origin.caller):
+        raise InvalidInputError(
+            ErrorCode.INVALID_INPUT,
+            "caller must match " + CALLER_PATTERN,
+            field="caller",
+        )
+    if not _key_re.match(origin.idempotency_key):
+        raise InvalidInputError(
+            ErrorCode.INVALID_INPUT,
+            "an idempotency key is 1-255 visible ASCII characters",
+            field="idempotency_key",
+        )

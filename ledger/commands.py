@@ -1,8 +1,8 @@
 """Commands: what platform services ask the ledger to record (imperative names).
 
 Field constraints live here as msgspec metadata; ``LedgerApp`` checks every
-command against them before deciding anything, so the same rules hold for
-HTTP callers, the CLI and tests. The command's tag names it in the
+command against them before deciding anything (``ledger.limits``), so the same
+rules hold for HTTP callers, the CLI and tests. The command's tag names it in the
 idempotency hash, so one key cannot be replayed for a different use case.
 """
 

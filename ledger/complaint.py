@@ -4,6 +4,10 @@ DOMAIN.md §2 allows one case per trade. The case is found by its platform id
 (``Complaint``), the trade's one case by the trade (``TradeComplaintSlot``);
 both are created in one save, so a second filing on a trade — even a
 concurrent one — is refused and names the case that holds the slot.
+
+A fact made elsewhere (a bulk import) is admitted by the rules marked
+``@admits``: the checks of the command that records it, and a match with what
+the case copies from its trade (the trade, its parties and its amount).
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from ledger.aggregate import Aggregate, Context, evolves
+from ledger.aggregate import Aggregate, Context, Records, admits, evolves
 from ledger.commands import FileComplaint, PayCompensation
-from ledger.errors import ErrorCode, InvalidInputError, StateConflictError
+from ledger.errors import ErrorCode, InvalidInputError, NotFoundError, StateConflictError
 from ledger.events import (
+    CompensationKind,
     CompensationPaid,
     ComplaintEscalated,
+    ComplaintEvent,
     ComplaintFiled,
     ComplaintFollowUpRecorded,
     ComplaintOutcome,
@@ -24,15 +30,28 @@ from ledger.events import (
     ComplaintSlotTaken,
 )
 from ledger.policy import ComplaintType, Policy, Severity
-from ledger.trade import Trade
+from ledger.trade import Trade, known_trade
 
 COMPENSATION_KINDS_WITH_AMOUNT = {"refund", "voucher", "cash"}
+# The facts of a case after its filing; each needs the case still open.
+LATER_FACTS = (ComplaintEscalated, ComplaintFollowUpRecorded, CompensationPaid, ComplaintRuled)
+
+
+def known_complaint(complaint: Complaint | None, complaint_id: str) -> Complaint:
+    """The case a command or fact names, which must exist."""
+    if complaint is None:
+        raise NotFoundError(ErrorCode.UNKNOWN_COMPLAINT, f"no complaint {complaint_id}")
+    return complaint
 
 
 class TradeComplaintSlot(Aggregate):
     def __init__(self, aggregate_id: UUID) -> None:
         super().__init__(aggregate_id)
         self.complaint_id = ""
+
+    @admits(ComplaintSlotTaken)
+    def _taken_by_its_case(self, e: ComplaintSlotTaken, records: Records) -> None:
+        known_complaint(records.complaint(e.complaint_id), e.complaint_id).check_named_by(e)
 
     @evolves(ComplaintSlotTaken)
     def _taken(self, event: ComplaintSlotTaken) -> None:
@@ -65,12 +84,7 @@ class Complaint(Aggregate):
                 f"{command.filed_by} is not the buyer of trade {trade.trade_id}",
                 field="filed_by",
             )
-        if trade.created_at is not None and command.occurred_at < trade.created_at:
-            raise StateConflictError(
-                ErrorCode.OUT_OF_ORDER,
-                f"a complaint cannot precede trade {trade.trade_id}'s creation",
-                field="occurred_at",
-            )
+        _check_after_creation(trade, command.occurred_at)
         parties = {
             "complaint_id": command.complaint_id,
             "trade_id": trade.trade_id,
@@ -102,11 +116,7 @@ class Complaint(Aggregate):
 
     def escalate(self, at: datetime) -> None:
         self._check_open(at)
-        if self.escalated:
-            raise StateConflictError(
-                ErrorCode.ALREADY_ESCALATED,
-                f"complaint {self.complaint_id} is already escalated",
-            )
+        self._check_not_escalated()
         self.record(ComplaintEscalated, occurred_at=at, **self._fields())
 
     def record_follow_up(self, text: str, at: datetime) -> None:
@@ -114,14 +124,7 @@ class Complaint(Aggregate):
         self.record(ComplaintFollowUpRecorded, occurred_at=at, text=text, **self._fields())
 
     def pay_compensation(self, command: PayCompensation, currency: str) -> None:
-        needs_amount = command.kind in COMPENSATION_KINDS_WITH_AMOUNT
-        if needs_amount != (command.amount_minor is not None):
-            need = "needs" if needs_amount else "takes no"
-            raise InvalidInputError(
-                ErrorCode.INVALID_INPUT,
-                f"{command.kind} compensation {need} amount_minor",
-                field="amount_minor",
-            )
+        needs_amount = _check_compensation_amount(command.kind, command.amount_minor)
         self._check_open(command.occurred_at)
         self.record(
             CompensationPaid,
@@ -171,6 +174,46 @@ class Complaint(Aggregate):
                 f"complaint {self.complaint_id} was already ruled {self.outcome}",
             )
 
+    def _check_not_escalated(self) -> None:
+        if self.escalated:
+            raise StateConflictError(
+                ErrorCode.ALREADY_ESCALATED,
+                f"complaint {self.complaint_id} is already escalated",
+            )
+
+    def check_named_by(self, e: ComplaintEvent) -> None:
+        """A fact of this case (or of its trade's slot) repeats its trade and parties."""
+        if (e.trade_id, e.buyer_id, e.seller_id) != (self.trade_id, self.buyer_id, self.seller_id):
+            raise StateConflictError(
+                ErrorCode.NOT_THAT_PARTY,
+                f"the trade or parties are not those of complaint {self.complaint_id}",
+            )
+
+    # --- Admitting facts made elsewhere -------------------------------------------------
+
+    @admits(ComplaintFiled)
+    def _filed_on_its_trade(self, e: ComplaintFiled, records: Records) -> None:
+        trade = known_trade(records.trade(e.trade_id), e.trade_id)
+        if (e.buyer_id, e.seller_id) != (trade.buyer_id, trade.seller_id):
+            raise StateConflictError(
+                ErrorCode.NOT_THAT_PARTY, f"the parties are not those of trade {trade.trade_id}"
+            )
+        _check_after_creation(trade, e.occurred_at)
+        trade.check_copied("amount_minor", e.amount_minor, trade.amount_minor)
+
+    @admits(*LATER_FACTS)
+    def _follows_the_case(self, e: ComplaintEvent, records: Records) -> None:
+        self.check_named_by(e)
+        self._check_open(e.occurred_at)
+
+    @admits(ComplaintEscalated)
+    def _escalated_once(self, e: ComplaintEscalated, records: Records) -> None:
+        self._check_not_escalated()
+
+    @admits(CompensationPaid)
+    def _compensation_of_its_kind(self, e: CompensationPaid, records: Records) -> None:
+        _check_compensation_amount(e.kind, e.amount_minor)
+
     @evolves(ComplaintFiled)
     def _filed(self, e: ComplaintFiled) -> None:
         self.complaint_id, self.trade_id = e.complaint_id, e.trade_id
@@ -193,3 +236,25 @@ class Complaint(Aggregate):
     @evolves(ComplaintRuled)
     def _ruled(self, e: ComplaintRuled) -> None:
         self.outcome = e.outcome
+
+
+def _check_after_creation(trade: Trade, at: datetime) -> None:
+    if trade.created_at is not None and at < trade.created_at:
+        raise StateConflictError(
+            ErrorCode.OUT_OF_ORDER,
+            f"a complaint cannot precede trade {trade.trade_id}'s creation",
+            field="occurred_at",
+        )
+
+
+def _check_compensation_amount(kind: CompensationKind, amount_minor: int | None) -> bool:
+    """Whether this kind of compensation pays an amount; it has one exactly then."""
+    needs_amount = kind in COMPENSATION_KINDS_WITH_AMOUNT
+    if needs_amount != (amount_minor is not None):
+        need = "needs" if needs_amount else "takes no"
+        raise InvalidInputError(
+            ErrorCode.INVALID_INPUT,
+            f"{kind} compensation {need} amount_minor",
+            field="amount_minor",
+        )
+    return needs_amount

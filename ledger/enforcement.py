@@ -1,16 +1,27 @@
-"""SellerEnforcement: violations, fake-trade confirmations and search cheating, per seller."""
+"""SellerEnforcement: violations, fake-trade confirmations and search cheating, per seller.
+
+A fact made elsewhere (a bulk import) is admitted by the rules marked
+``@admits``: the seller is a registered member by then, and the checks of the
+command that records the fact hold.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from ledger.aggregate import Aggregate, evolves
+from ledger.aggregate import Aggregate, Records, admits, evolves
 from ledger.commands import ConfirmFakeTrades, RecordSearchCheating, RecordViolation
 from ledger.errors import ErrorCode, InvalidInputError, StateConflictError
-from ledger.events import FakeTradesConfirmed, SearchCheatingRecorded, ViolationRecorded
-from ledger.trade import Trade
+from ledger.events import (
+    EnforcementEvent,
+    FakeTradesConfirmed,
+    SearchCheatingRecorded,
+    ViolationRecorded,
+)
+from ledger.member import registered_member
+from ledger.trade import Trade, known_trade
 
 
 class SellerEnforcement(Aggregate):
@@ -23,12 +34,7 @@ class SellerEnforcement(Aggregate):
         self.fake_trade_ids: set[str] = set()
 
     def record_violation(self, command: RecordViolation) -> None:
-        self.check_not_before_last_fact(command.occurred_at)
-        if command.violation_id in self.violation_ids:
-            raise StateConflictError(
-                ErrorCode.VIOLATION_EXISTS,
-                f"violation {command.violation_id} is already recorded",
-            )
+        self._check_new_violation(command.violation_id, command.occurred_at)
         self.record(
             ViolationRecorded,
             occurred_at=command.occurred_at,
@@ -42,31 +48,9 @@ class SellerEnforcement(Aggregate):
 
     def confirm_fake_trades(self, command: ConfirmFakeTrades, trades: Sequence[Trade]) -> None:
         """Confirm a case; the offence number and points follow from earlier cases."""
-        if len(set(command.trade_ids)) != len(command.trade_ids):
-            raise InvalidInputError(
-                ErrorCode.INVALID_INPUT, "trade_ids repeat a trade", field="trade_ids"
-            )
-        self.check_not_before_last_fact(command.occurred_at)
-        self._check_new_case(command.case_id)
-        for trade in trades:
-            if trade.created_at is not None and trade.created_at > command.occurred_at:
-                raise StateConflictError(
-                    ErrorCode.OUT_OF_ORDER,
-                    f"trade {trade.trade_id} was created after this case's time",
-                    field="occurred_at",
-                )
-            if trade.seller_id != command.seller_id:
-                raise StateConflictError(
-                    ErrorCode.TRADE_OF_OTHER_SELLER,
-                    f"trade {trade.trade_id} belongs to seller {trade.seller_id}",
-                    field="trade_ids",
-                )
-            if trade.trade_id in self.fake_trade_ids:
-                raise StateConflictError(
-                    ErrorCode.TRADE_ALREADY_FAKE,
-                    f"trade {trade.trade_id} was confirmed fake in an earlier case",
-                    field="trade_ids",
-                )
+        self._check_fake_trade_case(
+            command.seller_id, command.case_id, command.trade_ids, trades, command.occurred_at
+        )
         policy = self.context.book.policy.fake_trade
         offence = self.fake_trade_cases + 1
         points = policy.points(offence_number=offence, trade_count=len(trades))
@@ -84,12 +68,7 @@ class SellerEnforcement(Aggregate):
         )
 
     def record_search_cheating(self, command: RecordSearchCheating) -> None:
-        if len(set(command.item_ids)) != len(command.item_ids):
-            raise InvalidInputError(
-                ErrorCode.INVALID_INPUT, "item_ids repeat an item", field="item_ids"
-            )
-        self.check_not_before_last_fact(command.occurred_at)
-        self._check_new_case(command.case_id)
+        self._check_search_cheating_case(command.case_id, command.item_ids, command.occurred_at)
         self.record(
             SearchCheatingRecorded,
             occurred_at=command.occurred_at,
@@ -99,9 +78,78 @@ class SellerEnforcement(Aggregate):
             kind=command.kind,
         )
 
+    # --- Checks ----------------------------------------------------------------------
+
+    def _check_new_violation(self, violation_id: str, at: datetime) -> None:
+        self.check_not_before_last_fact(at)
+        if violation_id in self.violation_ids:
+            raise StateConflictError(
+                ErrorCode.VIOLATION_EXISTS,
+                f"violation {violation_id} is already recorded",
+            )
+
+    def _check_fake_trade_case(
+        self,
+        seller_id: str,
+        case_id: str,
+        trade_ids: Sequence[str],
+        trades: Sequence[Trade],
+        at: datetime,
+    ) -> None:
+        _check_no_repeats(trade_ids, "trade_ids", "a trade")
+        self.check_not_before_last_fact(at)
+        self._check_new_case(case_id)
+        for trade in trades:
+            if trade.created_at is not None and trade.created_at > at:
+                raise StateConflictError(
+                    ErrorCode.OUT_OF_ORDER,
+                    f"trade {trade.trade_id} was created after this case's time",
+                    field="occurred_at",
+                )
+            if trade.seller_id != seller_id:
+                raise StateConflictError(
+                    ErrorCode.TRADE_OF_OTHER_SELLER,
+                    f"trade {trade.trade_id} belongs to seller {trade.seller_id}",
+                    field="trade_ids",
+                )
+            if trade.trade_id in self.fake_trade_ids:
+                raise StateConflictError(
+                    ErrorCode.TRADE_ALREADY_FAKE,
+                    f"trade {trade.trade_id} was confirmed fake in an earlier case",
+                    field="trade_ids",
+                )
+
+    def _check_search_cheating_case(
+        self, case_id: str, item_ids: Sequence[str], at: datetime
+    ) -> None:
+        _check_no_repeats(item_ids, "item_ids", "an item")
+        self.check_not_before_last_fact(at)
+        self._check_new_case(case_id)
+
     def _check_new_case(self, case_id: str) -> None:
         if case_id in self.case_ids:
             raise StateConflictError(ErrorCode.CASE_EXISTS, f"case {case_id} is already recorded")
+
+    # --- Admitting facts made elsewhere -------------------------------------------------
+
+    @admits(ViolationRecorded, FakeTradesConfirmed, SearchCheatingRecorded)
+    def _of_a_registered_seller(self, e: EnforcementEvent, records: Records) -> None:
+        registered_member(records.member(e.seller_id), e.seller_id, e.occurred_at)
+
+    @admits(ViolationRecorded)
+    def _new_violation(self, e: ViolationRecorded, records: Records) -> None:
+        self._check_new_violation(e.violation_id, e.occurred_at)
+
+    @admits(FakeTradesConfirmed)
+    def _new_fake_trade_case(self, e: FakeTradesConfirmed, records: Records) -> None:
+        trades = [known_trade(records.trade(trade_id), trade_id) for trade_id in e.trade_ids]
+        self._check_fake_trade_case(e.seller_id, e.case_id, e.trade_ids, trades, e.occurred_at)
+
+    @admits(SearchCheatingRecorded)
+    def _new_search_cheating_case(self, e: SearchCheatingRecorded, records: Records) -> None:
+        self._check_search_cheating_case(e.case_id, e.item_ids, e.occurred_at)
+
+    # --- Evolution -------------------------------------------------------------------
 
     @evolves(ViolationRecorded)
     def _violation(self, e: ViolationRecorded) -> None:
@@ -119,3 +167,8 @@ class SellerEnforcement(Aggregate):
     def _search_cheating(self, e: SearchCheatingRecorded) -> None:
         self.seller_id = e.seller_id
         self.case_ids.add(e.case_id)
+
+
+def _check_no_repeats(ids: Sequence[str], field: str, what: str) -> None:
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError(ErrorCode.INVALID_INPUT, f"{field} repeat {what}", field=field)

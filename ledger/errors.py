@@ -77,6 +77,18 @@ class ErrorCode(StrEnum):
     TRADE_ALREADY_FAKE = "trade_already_fake"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     CONCURRENT_UPDATE = "concurrent_update"
+    # A bulk import's refusals of the export itself: its lines, its order, and
+    # facts its aggregates cannot take (the command line reports them).
+    LINE_TOO_LONG = "line_too_long"
+    BAD_LINE = "bad_line"
+    BAD_BODY = "bad_body"
+    UNKNOWN_TOPIC = "unknown_topic"
+    TOPIC_MISMATCH = "topic_mismatch"
+    ORIGINATOR_MISMATCH = "originator_mismatch"
+    NOT_IN_LOG_ORDER = "not_in_log_order"
+    VERSION_GAP = "version_gap"
+    VERSION_CLASH = "version_clash"
+    DOES_NOT_APPLY = "does_not_apply"
 
 
 class LedgerError(Exception):

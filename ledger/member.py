@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from ledger.aggregate import Aggregate, Context, evolves
-from ledger.errors import ErrorCode, StateConflictError
+from ledger.aggregate import Aggregate, Context, Records, admits, evolves
+from ledger.errors import ErrorCode, NotFoundError, StateConflictError
 from ledger.events import IdentityVerified, MemberRegistered
 
 
@@ -24,13 +24,20 @@ class Member(Aggregate):
         return member
 
     def verify_identity(self, at: datetime) -> None:
+        self._check_unverified(at)
+        self.record(IdentityVerified, occurred_at=at, member_id=self.member_id)
+
+    def _check_unverified(self, at: datetime) -> None:
         self.check_not_before_last_fact(at)
         if self.verified_at is not None:
             raise StateConflictError(
                 ErrorCode.ALREADY_VERIFIED,
                 f"member {self.member_id} is already verified",
             )
-        self.record(IdentityVerified, occurred_at=at, member_id=self.member_id)
+
+    @admits(IdentityVerified)
+    def _verified_once(self, e: IdentityVerified, records: Records) -> None:
+        self._check_unverified(e.occurred_at)
 
     @evolves(MemberRegistered)
     def _registered(self, event: MemberRegistered) -> None:
@@ -40,6 +47,19 @@ class Member(Aggregate):
     @evolves(IdentityVerified)
     def _verified(self, event: IdentityVerified) -> None:
         self.verified_at = event.occurred_at
+
+
+def registered_member(member: Member | None, member_id: str, at: datetime) -> Member:
+    """The member a fact at ``at`` names: registered, and by then."""
+    if member is None:
+        raise NotFoundError(ErrorCode.UNKNOWN_MEMBER, f"{member_id} is not a registered member")
+    if member.registered_at is not None and member.registered_at > at:
+        raise StateConflictError(
+            ErrorCode.OUT_OF_ORDER,
+            f"{member_id} registered at {member.registered_at.isoformat()}, after this fact",
+            field="occurred_at",
+        )
+    return member
 
 
 def member_exists_error(member_id: str) -> StateConflictError:

@@ -8,7 +8,8 @@ what limited concurrent appends. This keeps the complete event history of the
 It is a hint, never the truth: the store decides. A command decided on
 remembered events that another process has since extended fails to save (the
 store refuses a second event with the same aggregate version) and is decided
-again on what the store holds; so is a refusal (``LedgerApp._execute``). Only
+again on what the store holds; so is a refusal (each attempt's ``Reading``
+says whether it used remembered events; ``LedgerApp._execute``). Only
 whole histories are kept — events 1..n of an aggregate — and an aggregate is
 forgotten whenever a save of it fails, so the memory never runs ahead of the
 store. Events are immutable Structs, safe to share between threads.

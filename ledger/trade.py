@@ -6,6 +6,11 @@ or not confirmed, rejected requests closing, default positive ratings) are
 facts recorded with their **due time** as ``occurred_at``; ``settle`` records
 every one due at or before a given time, and the application calls it before
 deciding any command, so no outcome depends on when a worker last ran.
+
+A fact made elsewhere (a bulk import) is admitted by the rules marked
+``@admits``: the checks of the command that records it, a match with what the
+trade copies into it (its parties, amounts, item and times), and no deadline
+due before it left unrecorded.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from uuid import UUID
 
 import msgspec
 
-from ledger.aggregate import Aggregate, Context, evolves
+from ledger.aggregate import Aggregate, Context, Records, admits, evolves
 from ledger.commands import (
     CloseTrade,
     CreateTrade,
@@ -34,6 +39,7 @@ from ledger.errors import (
     StateConflictError,
 )
 from ledger.events import (
+    EVENT_TYPES,
     AgreedBy,
     ConfirmedBy,
     ConfirmTimerExtended,
@@ -63,13 +69,18 @@ from ledger.events import (
     Score,
     TradeClosed,
     TradeCreated,
+    TradeEvent,
     TradeShipped,
 )
+from ledger.member import registered_member
 from ledger.policy import GoodsKind, ShippingMethod
 
 # A trade has at most a handful of deadlines in a row (refund steps, receipt,
 # default rating); this bounds the settle loop against a logic error.
 DEADLINES_PER_SETTLE_MAX = 32
+
+# Every trade fact but the one that creates the trade.
+LATER_FACTS = tuple(t for t in EVENT_TYPES if issubclass(t, TradeEvent) and t is not TradeCreated)
 
 
 class RefundStatus(StrEnum):
@@ -126,6 +137,22 @@ class Dispute(msgspec.Struct):
 
 def _other(party: Party) -> Party:
     return "seller" if party == "buyer" else "buyer"
+
+
+def check_parties_differ(buyer_id: str, seller_id: str) -> None:
+    if buyer_id == seller_id:
+        raise InvalidInputError(
+            ErrorCode.BUYER_IS_SELLER,
+            "buyer and seller must differ",
+            field="seller_id",
+        )
+
+
+def known_trade(trade: Trade | None, trade_id: str) -> Trade:
+    """The trade a command or fact names, which must exist."""
+    if trade is None:
+        raise NotFoundError(ErrorCode.UNKNOWN_TRADE, f"no trade {trade_id}", field="trade_id")
+    return trade
 
 
 class Trade(Aggregate):
@@ -192,11 +219,7 @@ class Trade(Aggregate):
         return trade
 
     def pay(self, at: datetime) -> None:
-        self._check_open(at)
-        if self.paid_at is not None:
-            raise StateConflictError(
-                ErrorCode.ALREADY_PAID, f"trade {self.trade_id} is already paid"
-            )
+        self._check_payable(at)
         self.record(
             PaymentEscrowed,
             occurred_at=at,
@@ -206,13 +229,7 @@ class Trade(Aggregate):
         )
 
     def ship(self, at: datetime) -> None:
-        self._check_open(at)
-        self._check_paid()
-        if self.shipped_at is not None:
-            raise StateConflictError(
-                ErrorCode.ALREADY_SHIPPED, f"trade {self.trade_id} is already shipped"
-            )
-        self._check_no_open_refund("ship")
+        self._check_shippable(at)
         timer = self.context.book.policy.confirm_timer.duration(self.goods_kind, self.shipping)
         self.record(TradeShipped, occurred_at=at, confirm_due_at=at + timer, **self._fields())
 
@@ -289,24 +306,7 @@ class Trade(Aggregate):
 
     def request_refund(self, command: RequestRefund) -> None:
         at = command.occurred_at
-        self._check_open(at)
-        self._check_paid()
-        self._check_no_open_refund("request another refund")
-        if command.refund_id in self.refunds:
-            raise StateConflictError(
-                ErrorCode.REFUND_EXISTS, f"refund {command.refund_id} already exists"
-            )
-        if command.amount_minor > self.escrow_left_minor:
-            raise StateConflictError(
-                ErrorCode.REFUND_EXCEEDS_ESCROW,
-                f"{command.amount_minor} asked, {self.escrow_left_minor} left in escrow",
-                field="amount_minor",
-            )
-        if command.with_return and self.shipped_at is None:
-            raise StateConflictError(
-                ErrorCode.NOT_SHIPPED,
-                "nothing to return: the trade has not been shipped",
-            )
+        self._check_refund_request(command.refund_id, command.amount_minor, command.with_return, at)
         silence = self.context.book.policy.refund.seller_silence(
             shipped=self.shipped_at is not None, goods_kind=self.goods_kind
         )
@@ -381,14 +381,7 @@ class Trade(Aggregate):
 
     def rule_dispute(self, outcome: DisputeOutcome, at: datetime) -> None:
         self.check_not_before_last_fact(at)
-        if self.dispute is None:
-            raise StateConflictError(ErrorCode.NO_DISPUTE, f"trade {self.trade_id} has no dispute")
-        if self.dispute.outcome is not None:
-            raise StateConflictError(
-                ErrorCode.DISPUTE_ALREADY_RULED,
-                f"the dispute on trade {self.trade_id} is already ruled",
-            )
-        refund = self.refunds[self.dispute.refund_id]
+        refund = self.refunds[self._dispute_to_rule().refund_id]
         self.record(
             DisputeRuled,
             occurred_at=at,
@@ -626,7 +619,7 @@ class Trade(Aggregate):
         self.record(
             EscrowReleased,
             occurred_at=at,
-            amount_minor=self.amount_minor - self.refunded_minor,
+            amount_minor=self.escrow_left_minor,
             currency=self.currency,
             **self._fields(),
         )
@@ -708,6 +701,53 @@ class Trade(Aggregate):
         if self.paid_at is None:
             raise StateConflictError(ErrorCode.NOT_PAID, f"trade {self.trade_id} is not paid")
 
+    def _check_payable(self, at: datetime) -> None:
+        self._check_open(at)
+        if self.paid_at is not None:
+            raise StateConflictError(
+                ErrorCode.ALREADY_PAID, f"trade {self.trade_id} is already paid"
+            )
+
+    def _check_shippable(self, at: datetime) -> None:
+        self._check_open(at)
+        self._check_paid()
+        if self.shipped_at is not None:
+            raise StateConflictError(
+                ErrorCode.ALREADY_SHIPPED, f"trade {self.trade_id} is already shipped"
+            )
+        self._check_no_open_refund("ship")
+
+    def _check_refund_request(
+        self, refund_id: str, amount_minor: int, with_return: bool, at: datetime
+    ) -> None:
+        self._check_open(at)
+        self._check_paid()
+        self._check_no_open_refund("request another refund")
+        if refund_id in self.refunds:
+            raise StateConflictError(ErrorCode.REFUND_EXISTS, f"refund {refund_id} already exists")
+        # A command's amount is positive by its field constraint; a fact's is checked here.
+        if not 0 < amount_minor <= self.escrow_left_minor:
+            raise StateConflictError(
+                ErrorCode.REFUND_EXCEEDS_ESCROW,
+                f"{amount_minor} asked, {self.escrow_left_minor} left in escrow",
+                field="amount_minor",
+            )
+        if with_return and self.shipped_at is None:
+            raise StateConflictError(
+                ErrorCode.NOT_SHIPPED,
+                "nothing to return: the trade has not been shipped",
+            )
+
+    def _dispute_to_rule(self) -> Dispute:
+        if self.dispute is None:
+            raise StateConflictError(ErrorCode.NO_DISPUTE, f"trade {self.trade_id} has no dispute")
+        if self.dispute.outcome is not None:
+            raise StateConflictError(
+                ErrorCode.DISPUTE_ALREADY_RULED,
+                f"the dispute on trade {self.trade_id} is already ruled",
+            )
+        return self.dispute
+
     def _check_no_open_refund(self, action: str) -> None:
         if self.open_refund_id is not None:
             raise StateConflictError(
@@ -763,6 +803,82 @@ class Trade(Aggregate):
                 f"a rating is revised within {days} days of giving it",
             )
         return rating
+
+    # --- Admitting facts made elsewhere -------------------------------------------------
+
+    @admits(TradeCreated)
+    def _created_between_members(self, e: TradeCreated, records: Records) -> None:
+        check_parties_differ(e.buyer_id, e.seller_id)
+        registered_member(records.member(e.buyer_id), e.buyer_id, e.occurred_at)
+        registered_member(records.member(e.seller_id), e.seller_id, e.occurred_at)
+
+    @admits(*LATER_FACTS)
+    def _follows_the_trade(self, e: TradeEvent, records: Records) -> None:
+        """A later fact names the trade's parties, and its deadlines fired in time.
+
+        The command path settles a trade before deciding, so a deadline due
+        before a fact is recorded before it; a log that lacks one is refused.
+        """
+        if (e.buyer_id, e.seller_id) != (self.buyer_id, self.seller_id):
+            raise StateConflictError(
+                ErrorCode.NOT_THAT_PARTY,
+                f"the fact names {e.buyer_id}/{e.seller_id}, trade {self.trade_id} "
+                f"is between {self.buyer_id}/{self.seller_id}",
+            )
+        due = self.next_deadline()
+        if due is not None and due < e.occurred_at:
+            raise StateConflictError(
+                ErrorCode.OUT_OF_ORDER,
+                f"trade {self.trade_id} had a deadline due at {due.isoformat()} that is "
+                "not recorded before this fact",
+            )
+
+    @admits(PaymentEscrowed)
+    def _paid_once(self, e: PaymentEscrowed, records: Records) -> None:
+        self._check_payable(e.occurred_at)
+        self.check_copied("amount_minor", e.amount_minor, self.amount_minor)
+
+    @admits(TradeShipped)
+    def _shipped_once(self, e: TradeShipped, records: Records) -> None:
+        self._check_shippable(e.occurred_at)
+
+    @admits(EscrowReleased)
+    def _releases_what_is_left(self, e: EscrowReleased, records: Records) -> None:
+        self.check_copied("amount_minor", e.amount_minor, self.escrow_left_minor)
+
+    @admits(RefundRequested)
+    def _refund_request_allowed(self, e: RefundRequested, records: Records) -> None:
+        self._check_refund_request(e.refund_id, e.amount_minor, e.with_return, e.occurred_at)
+
+    @admits(RefundPaid)
+    def _pays_the_refund(self, e: RefundPaid, records: Records) -> None:
+        refund = self.refunds.get(e.refund_id)
+        if refund is not None:  # an unknown refund does not apply
+            self.check_copied("amount_minor", e.amount_minor, refund.amount_minor)
+
+    @admits(DisputeRuled)
+    def _rules_the_dispute(self, e: DisputeRuled, records: Records) -> None:
+        if self._dispute_to_rule().refund_id != e.refund_id:
+            raise StateConflictError(
+                ErrorCode.NO_DISPUTE,
+                f"trade {self.trade_id} has no dispute on refund {e.refund_id} to rule",
+            )
+
+    @admits(RatingGiven)
+    def _rates_this_trade(self, e: RatingGiven, records: Records) -> None:
+        self.check_copied("amount_minor", e.amount_minor, self.amount_minor)
+        self.check_copied("item_id", e.item_id, self.item_id)
+        self.check_copied("order_created_at", e.order_created_at, self.created_at)
+        self.check_copied("succeeded_at", e.succeeded_at, self.succeeded_at)
+
+    def check_copied(self, field: str, value: object, held: object) -> None:
+        """A fact carries what the trade holds: the commands copy it from there."""
+        if value != held:
+            raise InvalidInputError(
+                ErrorCode.INVALID_INPUT,
+                f"{field} is {value}, trade {self.trade_id} holds {held}",
+                field=field,
+            )
 
     # --- Evolution -------------------------------------------------------------------
 

@@ -1,11 +1,8 @@
-"""Bulk export and import of the log as NDJSON (issue 5: migrations, restores, benchmarks).
+"""Bulk export and import of the log as NDJSON: migrations, restores, benchmarks.
 
-**Export** writes the log in order from a position, one line per event::
-
-    {"position": P, "originator_id": "...", "originator_version": N, "topic": "...", "body": {...}}
-
-where ``body`` is the stored event JSON embedded as is (``msgspec.Raw``), so an
-exported body is byte-identical to the stored one.
+**Export** writes the log in order from a position, one ``LogLine`` per
+event (``ledger.log_line``: the stored event JSON embedded as is, so an
+exported body is byte-identical to the stored one).
 
 **Import** reads such lines (each at most ``LINE_BYTES_MAX`` bytes; other
 fields, such as the HTTP log's ``occurred_at``, are ignored), decodes every
@@ -13,18 +10,20 @@ body with the codec and checks it before anything is written:
 
 - the line: valid JSON, a known topic that is the body's own tag, the
   originator id and version the body carries, positions in increasing order;
-- the event: the aggregate id derived from its platform id (so a member event
-  lands on that member), platform ids, amounts, the ledger's currency, every
-  time with a timezone and none beyond the ledger's clock;
-- its aggregate (``Member``, ``Trade``, ``Complaint``, ``TradeComplaintSlot``
-  or ``SellerEnforcement``, chosen by the event type): the version follows,
-  creation facts come first and only first, a fact is not dated before the
-  aggregate's last one, no trade deadline due before it was left unrecorded,
-  and ``apply`` accepts it (a fact about an unknown refund or rating raises);
-- across aggregates, where it is cheap: the parties of a trade are registered
-  members by its creation, facts repeat their trade's parties and amounts, a
-  complaint names an existing trade, a fake-trade case only that seller's
-  trades not confirmed before.
+- the event's fields: the aggregate id derived from its platform id (so a
+  member event lands on that member), platform ids, amounts, the ledger's
+  currency, every time with a timezone and none beyond the ledger's clock;
+- its place in its aggregate (``Member``, ``Trade``, ``Complaint``,
+  ``TradeComplaintSlot`` or ``SellerEnforcement``, chosen by the event type):
+  the version follows, and creation facts come first and only first;
+- the domain's rules, which are the aggregates' own: ``Aggregate.admit`` runs
+  the checks of the command that records the fact (a trade's parties are
+  registered members by its creation, a fake-trade case names only that
+  seller's trades not confirmed before, ...), compares what a command copies
+  from the state (a trade's parties and amounts), and refuses a fact that
+  leaves a trade deadline due before it unrecorded; then ``apply`` must
+  accept it (a fact about an unknown refund or rating raises). The other
+  aggregates a rule reads are those this import checked or the store holds.
 
 Aggregates are kept in a bounded LRU cache. A batch is decoded before it is
 checked, and the stored aggregates it reads that the cache lacks are loaded
@@ -77,14 +76,12 @@ from ledger.ids import (
     trade_aggregate_id,
     trade_complaint_slot_id,
 )
+from ledger.log_line import LINE_BYTES_MAX, LogLine
 from ledger.member import Member
 from ledger.store import DeadlineUpdate, PostgresLedgerRecorder
 from ledger.trade import Trade
 
 # Named limits.
-# The longest event is a fake-trade case: 5,000 trade ids and as many item ids
-# of up to 128 characters each, about 1.3 MB of JSON; texts are a few KB.
-LINE_BYTES_MAX = 4 * 1024 * 1024
 BATCH_EVENTS_DEFAULT = 10_000
 BATCH_EVENTS_MAX = IMPORT_BATCH_EVENTS_MAX
 # About 1 KB per cached trade (measured): the default holds some 50 MB.
@@ -108,16 +105,6 @@ Progress = Callable[[int, int], None]
 """Called after each page or batch: (log position reached, events so far)."""
 
 
-class LogLine(msgspec.Struct, frozen=True):
-    """One exported event. Unknown fields are ignored on import."""
-
-    position: int
-    originator_id: UUID
-    originator_version: int
-    topic: str
-    body: msgspec.Raw
-
-
 class TransferReport(msgspec.Struct, frozen=True):
     """What an export read or an import wrote; positions are those of this store."""
 
@@ -135,7 +122,7 @@ class TransferReport(msgspec.Struct, frozen=True):
 class ImportRefusedError(Exception):
     """An import stopped at a bad line; nothing of that line's batch was written."""
 
-    def __init__(self, line: int, code: str, reason: str, imported: TransferReport) -> None:
+    def __init__(self, line: int, code: ErrorCode, reason: str, imported: TransferReport) -> None:
         self.line = line
         self.code = code
         self.reason = reason
@@ -144,7 +131,7 @@ class ImportRefusedError(Exception):
 
 
 class _Refusal(Exception):
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: ErrorCode, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
@@ -235,6 +222,15 @@ CREATION: dict[type[Aggregate], type[ev.Event]] = {
 }
 
 
+# The limits of the commands' fields that an event's type does not carry, so
+# decoding does not hold a fact to them: a trade's amount is positive, and a
+# fake-trade case names 1 to FAKE_TRADE_CASE_TRADES_MAX trades.
+_AMOUNT_MIN: dict[type[ev.Event], int] = {ev.TradeCreated: 1}
+_COUNTED: dict[type[ev.Event], tuple[str, int]] = {
+    ev.FakeTradesConfirmed: ("trade_ids", FAKE_TRADE_CASE_TRADES_MAX)
+}
+
+
 class _Shape(NamedTuple):
     """What the field checks look at in one event type, worked out once."""
 
@@ -243,7 +239,10 @@ class _Shape(NamedTuple):
     ids: tuple[str, ...]
     id_lists: tuple[str, ...]
     has_currency: bool
-    has_amount: bool
+    # The least amount_minor a fact of this type may carry (None: it has none).
+    amount_min: int | None
+    # A list field and the most entries it may hold (at least one).
+    counted: tuple[str, int] | None
     # The platform id that names the event's aggregate, as the aggregate keeps it.
     key: str | None
 
@@ -255,7 +254,7 @@ def _is_time(info: msgspec.inspect.Type) -> bool:
 
 
 def _bound_ids(event_type: type[ev.Event]) -> set[str]:
-    """Id fields another check pins down: equal to the aggregate's (or another
+    """Id fields the aggregates' rules pin down: equal to the aggregate's (or another
     aggregate's) own, or naming something that must exist; these need no pattern."""
     if event_type in CREATION.values():
         # A trade's parties and a complaint's trade and parties must exist.
@@ -292,13 +291,14 @@ def _shape(event_type: type[ev.Event]) -> _Shape:
         ids=tuple(n for n in names if n.endswith("_id") and n != "originator_id"),
         id_lists=tuple(n for n in names if n.endswith("_ids")),
         has_currency="currency" in names,
-        has_amount="amount_minor" in names,
+        amount_min=_AMOUNT_MIN.get(event_type, 0) if "amount_minor" in names else None,
+        counted=_COUNTED.get(event_type),
         key=key,
     )
 
 
 _SHAPES = {t: _shape(t) for t in ev.EVENT_TYPES}
-# The events whose checks read another aggregate (``_Importer._read_by``).
+# The events whose rules read another aggregate (``_Importer._read_by``).
 _READS_OTHERS = frozenset(
     {ev.TradeCreated, ev.ComplaintFiled, ev.ComplaintSlotTaken}
     | {t for t in ev.EVENT_TYPES if issubclass(t, ev.EnforcementEvent)}
@@ -376,18 +376,23 @@ def _explain_bad_line(raw: bytes) -> NoReturn:
     try:
         line = _line_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise _Refusal("bad_line", f"not an exported log line: {error}") from error
+        raise _Refusal(ErrorCode.BAD_LINE, f"not an exported log line: {error}") from error
     if line.topic not in TOPICS:
-        raise _Refusal("unknown_topic", f"unknown topic {line.topic!r}")
+        raise _Refusal(ErrorCode.UNKNOWN_TOPIC, f"unknown topic {line.topic!r}")
     try:
         decode_event(line.body)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise _Refusal("bad_body", f"the body is not a ledger event: {error}") from error
-    raise _Refusal("bad_line", "not an exported log line")  # both parts decode alone
+        raise _Refusal(ErrorCode.BAD_BODY, f"the body is not a ledger event: {error}") from error
+    # Both parts decode alone.
+    raise _Refusal(ErrorCode.BAD_LINE, "not an exported log line")
 
 
 class _Importer:
-    """Checks events against their aggregates and appends them batch by batch."""
+    """Checks events against their aggregates and appends them batch by batch.
+
+    It is also the ``Records`` the aggregates' rules read other aggregates
+    from: what this import has checked, or else what the store holds.
+    """
 
     def __init__(
         self,
@@ -405,9 +410,6 @@ class _Importer:
         self.batch_events = batch_events
         self.cache_max = cache_aggregates
         self.progress = progress
-        policy = app.book.policy
-        self.currency = policy.currency
-        self.latest = app.clock.now() + policy.clock_skew
         self.context = Context(recorded_at=app.clock.now(), book=app.book)
         # Aggregates as the store holds them (least recently used first), and
         # those the batch being checked changed, which must not be evicted
@@ -431,7 +433,7 @@ class _Importer:
         self.line = 0
         # A trade names two members, and prefetching derives them too: deriving
         # each member's id (uuid5) once saved a 1M-event import 1.5 s.
-        self.member_id = functools.lru_cache(maxsize=MEMBER_IDS_CACHED)(member_aggregate_id)
+        self.member_key = functools.lru_cache(maxsize=MEMBER_IDS_CACHED)(member_aggregate_id)
 
     def report(self) -> TransferReport:
         return TransferReport(
@@ -481,18 +483,18 @@ class _Importer:
     def decode_line(self, raw: bytes) -> ev.Event:
         """The line's event, with the checks that need only the line."""
         if len(raw) > LINE_BYTES_MAX:
-            raise _Refusal("line_too_long", f"a line is at most {LINE_BYTES_MAX:,} bytes")
+            raise _Refusal(ErrorCode.LINE_TOO_LONG, f"a line is at most {LINE_BYTES_MAX:,} bytes")
         try:
             line = _event_line_decoder.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             _explain_bad_line(raw)
         if line.topic not in TOPICS:
-            raise _Refusal("unknown_topic", f"unknown topic {line.topic!r}")
+            raise _Refusal(ErrorCode.UNKNOWN_TOPIC, f"unknown topic {line.topic!r}")
         event = line.body
         body_topic = _SHAPES[type(event)].topic
         if body_topic != line.topic:
             raise _Refusal(
-                "topic_mismatch",
+                ErrorCode.TOPIC_MISMATCH,
                 f"the line's topic {line.topic!r} is not the body's {body_topic!r}",
             )
         if (
@@ -500,13 +502,13 @@ class _Importer:
             or event.originator_version != line.originator_version
         ):
             raise _Refusal(
-                "originator_mismatch",
+                ErrorCode.ORIGINATOR_MISMATCH,
                 f"the line names {line.originator_id} v{line.originator_version}, "
                 f"the body {event.originator_id} v{event.originator_version}",
             )
         if line.position <= self.last_export_position:
             raise _Refusal(
-                "not_in_log_order",
+                ErrorCode.NOT_IN_LOG_ORDER,
                 f"position {line.position} does not follow position {self.last_export_position}",
             )
         self.last_export_position = line.position
@@ -588,14 +590,16 @@ class _Importer:
         return missing
 
     def _read_by(self, event: ev.Event) -> list[tuple[type[Aggregate], UUID]]:
-        """The other aggregates the checks of an event read (see ``existing``)."""
+        """The other aggregates the rules admitting an event read (see ``existing``)."""
         if isinstance(event, ev.TradeCreated):
             return [
-                (Member, self.member_id(event.buyer_id)),
-                (Member, self.member_id(event.seller_id)),
+                (Member, self.member_key(event.buyer_id)),
+                (Member, self.member_key(event.seller_id)),
             ]
         if isinstance(event, ev.EnforcementEvent):
-            seller: list[tuple[type[Aggregate], UUID]] = [(Member, self.member_id(event.seller_id))]
+            seller: list[tuple[type[Aggregate], UUID]] = [
+                (Member, self.member_key(event.seller_id))
+            ]
             if isinstance(event, ev.FakeTradesConfirmed):
                 return seller + [(Trade, trade_aggregate_id(t)) for t in event.trade_ids]
             return seller
@@ -614,7 +618,7 @@ class _Importer:
             # An event naming another kind's id would load that aggregate's facts.
             if KIND_OF[type(event)] is not kind:
                 raise _Refusal(
-                    "invalid_input",
+                    ErrorCode.INVALID_INPUT,
                     f"{aggregate_id} is a {KIND_OF[type(event)].__name__}, not a {kind.__name__}",
                 )
             aggregate.apply(event)
@@ -631,8 +635,21 @@ class _Importer:
             aggregate = self._load(kind, aggregate_id)
             self._remember(aggregate)
         if not isinstance(aggregate, kind):
-            raise _Refusal("invalid_input", f"{aggregate_id} is a {type(aggregate).__name__}")
+            raise _Refusal(
+                ErrorCode.INVALID_INPUT, f"{aggregate_id} is a {type(aggregate).__name__}"
+            )
         return aggregate if aggregate.version else None
+
+    # The other aggregates the rules read (``aggregate.Records``).
+
+    def member(self, member_id: str) -> Member | None:
+        return self.existing(Member, self.member_key(member_id))
+
+    def trade(self, trade_id: str) -> Trade | None:
+        return self.existing(Trade, trade_aggregate_id(trade_id))
+
+    def complaint(self, complaint_id: str) -> Complaint | None:
+        return self.existing(Complaint, complaint_aggregate_id(complaint_id))
 
     def _changing(self, kind: type[Aggregate], event: ev.Event) -> Aggregate:
         """The aggregate an event changes, pinned until its batch is written."""
@@ -656,10 +673,59 @@ class _Importer:
     # --- Checks --------------------------------------------------------------------
 
     def check(self, event: ev.Event) -> None:
-        kind = KIND_OF[type(event)]
-        shape = _SHAPES[type(event)]
-        self._check_fields(event, shape)
-        aggregate = self._changing(kind, event)
+        """Refuse the event unless its fields, its place and the domain's rules allow it."""
+        try:
+            shape = _SHAPES[type(event)]
+            self._check_fields(event, shape)
+            aggregate = self._changing(KIND_OF[type(event)], event)
+            self._check_place(aggregate, event, shape)
+            aggregate.admit(event, self)
+        except LedgerError as error:
+            raise _Refusal(error.code, error.detail) from error
+        try:
+            aggregate.apply(event)
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise _Refusal(
+                ErrorCode.DOES_NOT_APPLY,
+                f"{type(event).__name__} does not apply to {_subject(event)}: "
+                f"{type(error).__name__} {error}",
+            ) from error
+
+    def _check_fields(self, event: ev.Event, shape: _Shape) -> None:
+        for field in shape.times:
+            value = getattr(event, field)
+            if value is not None and value.tzinfo is None:
+                raise _Refusal(ErrorCode.INVALID_INPUT, f"{field} needs a timezone")
+        self.context.check_not_future(event.occurred_at, field="occurred_at")
+        for field in shape.ids:
+            value = getattr(event, field)
+            if value is not None and not is_platform_id(value):
+                raise _Refusal(ErrorCode.INVALID_INPUT, f"{field} {value!r} is not a platform id")
+        for field in shape.id_lists:
+            for value in getattr(event, field):
+                if not is_platform_id(value):
+                    raise _Refusal(
+                        ErrorCode.INVALID_INPUT, f"{field} holds {value!r}, not a platform id"
+                    )
+        if shape.has_currency:
+            currency = getattr(event, "currency")  # noqa: B009 - not every event has one
+            if currency is not None:
+                self.context.check_currency(currency)
+        if shape.amount_min is not None:
+            amount = getattr(event, "amount_minor")  # noqa: B009
+            if amount is not None and not shape.amount_min <= amount <= AMOUNT_MINOR_MAX:
+                raise _Refusal(
+                    ErrorCode.INVALID_INPUT,
+                    f"amount_minor {amount} is not {shape.amount_min}-{AMOUNT_MINOR_MAX:,}",
+                )
+        if shape.counted is not None:
+            field, most = shape.counted
+            if not 1 <= len(getattr(event, field)) <= most:
+                raise _Refusal(ErrorCode.INVALID_INPUT, f"{field} holds 1-{most:,} entries")
+
+    def _check_place(self, aggregate: Aggregate, event: ev.Event, shape: _Shape) -> None:
+        """The event names its aggregate, follows its version, and creates it if first."""
+        kind = type(aggregate)
         # The aggregate's id is derived from its platform id; one already
         # checked (or stored) need not be derived again.
         known = (
@@ -669,202 +735,21 @@ class _Importer:
         )
         if not known and _aggregate_id(event) != event.originator_id:
             raise _Refusal(
-                "invalid_input",
+                ErrorCode.INVALID_INPUT,
                 f"originator {event.originator_id} is not the {kind.__name__} the event names",
             )
         if event.originator_version != aggregate.version + 1:
             raise _Refusal(
-                "version_gap",
+                ErrorCode.VERSION_GAP,
                 f"{_subject(event)} is at v{aggregate.version} in the store and this import, "
                 f"so v{event.originator_version} does not follow",
             )
         creation = CREATION.get(kind)
         if creation is not None and (type(event) is creation) != (aggregate.version == 0):
             raise _Refusal(
-                "invalid_input",
+                ErrorCode.INVALID_INPUT,
                 f"{creation.__name__} is the first fact of a {kind.__name__} and only the first",
             )
-        try:
-            aggregate.check_not_before_last_fact(event.occurred_at)
-        except LedgerError as error:
-            raise _Refusal(error.code, error.detail) from error
-        if isinstance(aggregate, Trade):
-            self._check_trade(aggregate, event)  # type: ignore[arg-type]
-        elif isinstance(aggregate, Complaint | TradeComplaintSlot):
-            self._check_complaint(aggregate, event)  # type: ignore[arg-type]
-        elif isinstance(aggregate, SellerEnforcement):
-            self._check_enforcement(aggregate, event)  # type: ignore[arg-type]
-        try:
-            aggregate.apply(event)
-        except (KeyError, ValueError, TypeError, AttributeError) as error:
-            raise _Refusal(
-                "does_not_apply",
-                f"{type(event).__name__} does not apply to {_subject(event)}: "
-                f"{type(error).__name__} {error}",
-            ) from error
-
-    def _check_fields(self, event: ev.Event, shape: _Shape) -> None:
-        for field in shape.times:
-            value = getattr(event, field)
-            if value is not None and value.tzinfo is None:
-                raise _Refusal("invalid_input", f"{field} needs a timezone")
-        if event.occurred_at > self.latest:
-            raise _Refusal(
-                ErrorCode.FUTURE_TIMESTAMP,
-                f"occurred_at {event.occurred_at.isoformat()} is after the ledger's clock",
-            )
-        for field in shape.ids:
-            value = getattr(event, field)
-            if value is not None and not is_platform_id(value):
-                raise _Refusal("invalid_input", f"{field} {value!r} is not a platform id")
-        for field in shape.id_lists:
-            for value in getattr(event, field):
-                if not is_platform_id(value):
-                    raise _Refusal("invalid_input", f"{field} holds {value!r}, not a platform id")
-        if shape.has_currency:
-            currency = getattr(event, "currency")  # noqa: B009 - not every event has one
-            if currency is not None and currency != self.currency:
-                raise _Refusal(
-                    ErrorCode.CURRENCY_MISMATCH,
-                    f"this ledger keeps {self.currency}, not {currency}",
-                )
-        if shape.has_amount:
-            amount = getattr(event, "amount_minor")  # noqa: B009
-            if amount is not None and not 0 <= amount <= AMOUNT_MINOR_MAX:
-                raise _Refusal("invalid_input", f"amount_minor {amount} is out of range")
-
-    def _member(self, member_id: str, at: datetime, role: str) -> None:
-        member = self.existing(Member, self.member_id(member_id))
-        if member is None:
-            raise _Refusal(
-                ErrorCode.UNKNOWN_MEMBER, f"{role} {member_id} is not a registered member"
-            )
-        if member.registered_at is not None and member.registered_at > at:
-            raise _Refusal(
-                ErrorCode.OUT_OF_ORDER,
-                f"{role} {member_id} registered at {member.registered_at.isoformat()}, "
-                "after this fact",
-            )
-
-    def _check_trade(self, trade: Trade, event: ev.TradeEvent) -> None:
-        if isinstance(event, ev.TradeCreated):
-            if event.buyer_id == event.seller_id:
-                raise _Refusal(ErrorCode.BUYER_IS_SELLER, "buyer and seller must differ")
-            if event.amount_minor <= 0:
-                raise _Refusal("invalid_input", "a trade's amount_minor is positive")
-            self._member(event.buyer_id, event.occurred_at, "buyer")
-            self._member(event.seller_id, event.occurred_at, "seller")
-            return
-        if (event.buyer_id, event.seller_id) != (trade.buyer_id, trade.seller_id):
-            raise _Refusal(
-                ErrorCode.NOT_THAT_PARTY,
-                f"the fact names {event.buyer_id}/{event.seller_id}, trade {trade.trade_id} "
-                f"is between {trade.buyer_id}/{trade.seller_id}",
-            )
-        due = trade.next_deadline()
-        if due is not None and due < event.occurred_at:
-            raise _Refusal(
-                ErrorCode.OUT_OF_ORDER,
-                f"trade {trade.trade_id} had a deadline due at {due.isoformat()} that is "
-                "not recorded before this fact",
-            )
-        if isinstance(event, ev.DisputeRuled) and (
-            trade.dispute is None
-            or trade.dispute.refund_id != event.refund_id
-            or trade.dispute.outcome is not None
-        ):
-            raise _Refusal(
-                ErrorCode.NO_DISPUTE,
-                f"trade {trade.trade_id} has no dispute on refund {event.refund_id} to rule",
-            )
-        expected: int | None = None
-        if isinstance(event, ev.PaymentEscrowed | ev.RatingGiven):
-            expected = trade.amount_minor
-        elif isinstance(event, ev.EscrowReleased):
-            expected = trade.amount_minor - trade.refunded_minor
-        elif isinstance(event, ev.RefundPaid) and event.refund_id in trade.refunds:
-            expected = trade.refunds[event.refund_id].amount_minor
-        elif isinstance(event, ev.RefundRequested) and not (
-            0 < event.amount_minor <= trade.escrow_left_minor
-        ):
-            raise _Refusal(
-                ErrorCode.REFUND_EXCEEDS_ESCROW,
-                f"{event.amount_minor} asked, {trade.escrow_left_minor} left in escrow",
-            )
-        amount = getattr(event, "amount_minor", None)
-        if expected is not None and amount != expected:
-            raise _Refusal(
-                "invalid_input", f"amount_minor is {amount}, trade {trade.trade_id} says {expected}"
-            )
-        if isinstance(event, ev.RatingGiven) and (
-            event.item_id != trade.item_id
-            or event.order_created_at != trade.created_at
-            or event.succeeded_at != trade.succeeded_at
-        ):
-            raise _Refusal(
-                "invalid_input",
-                f"the rating's item or times are not those of trade {trade.trade_id}",
-            )
-
-    def _check_complaint(
-        self, aggregate: Complaint | TradeComplaintSlot, event: ev.ComplaintEvent
-    ) -> None:
-        parties = (event.trade_id, event.buyer_id, event.seller_id)
-        if isinstance(event, ev.ComplaintFiled):
-            trade = self.existing(Trade, trade_aggregate_id(event.trade_id))
-            if trade is None:
-                raise _Refusal(ErrorCode.UNKNOWN_TRADE, f"no trade {event.trade_id}")
-            if parties[1:] != (trade.buyer_id, trade.seller_id):
-                raise _Refusal(
-                    ErrorCode.NOT_THAT_PARTY, f"the parties are not those of trade {trade.trade_id}"
-                )
-            if trade.created_at is not None and event.occurred_at < trade.created_at:
-                raise _Refusal(
-                    ErrorCode.OUT_OF_ORDER,
-                    f"a complaint cannot precede trade {trade.trade_id}'s creation",
-                )
-            if event.amount_minor != trade.amount_minor:
-                raise _Refusal("invalid_input", f"the amount is not trade {trade.trade_id}'s")
-            return
-        complaint = (
-            self.existing(Complaint, complaint_aggregate_id(event.complaint_id))
-            if isinstance(aggregate, TradeComplaintSlot)
-            else aggregate
-        )
-        if complaint is None:
-            raise _Refusal(ErrorCode.UNKNOWN_COMPLAINT, f"no complaint {event.complaint_id}")
-        if parties != (complaint.trade_id, complaint.buyer_id, complaint.seller_id):
-            raise _Refusal(
-                ErrorCode.NOT_THAT_PARTY,
-                f"the trade or parties are not those of complaint {complaint.complaint_id}",
-            )
-
-    def _check_enforcement(self, case: SellerEnforcement, event: ev.EnforcementEvent) -> None:
-        self._member(event.seller_id, event.occurred_at, "seller")
-        if not isinstance(event, ev.FakeTradesConfirmed):
-            return
-        if not 1 <= len(event.trade_ids) <= FAKE_TRADE_CASE_TRADES_MAX:
-            raise _Refusal("invalid_input", f"a case names 1-{FAKE_TRADE_CASE_TRADES_MAX} trades")
-        if len(set(event.trade_ids)) != len(event.trade_ids):
-            raise _Refusal("invalid_input", "trade_ids repeat a trade")
-        for trade_id in event.trade_ids:
-            trade = self.existing(Trade, trade_aggregate_id(trade_id))
-            if trade is None:
-                raise _Refusal(ErrorCode.UNKNOWN_TRADE, f"no trade {trade_id}")
-            if trade.seller_id != event.seller_id:
-                raise _Refusal(
-                    ErrorCode.TRADE_OF_OTHER_SELLER,
-                    f"trade {trade_id} belongs to seller {trade.seller_id}",
-                )
-            if trade.created_at is not None and trade.created_at > event.occurred_at:
-                raise _Refusal(
-                    ErrorCode.OUT_OF_ORDER, f"trade {trade_id} was created after this case"
-                )
-            if trade_id in case.fake_trade_ids:
-                raise _Refusal(
-                    ErrorCode.TRADE_ALREADY_FAKE,
-                    f"trade {trade_id} was confirmed fake in an earlier case",
-                )
 
     # --- Writing -------------------------------------------------------------------
 
@@ -907,7 +792,9 @@ class _Importer:
             positions = write.future.result()
         except IntegrityError as error:
             line, reason = self._clash(write, error)
-            raise ImportRefusedError(line, "version_clash", reason, self.report()) from error
+            raise ImportRefusedError(
+                line, ErrorCode.VERSION_CLASH, reason, self.report()
+            ) from error
         self._remember_written(write.aggregates)
         self.written += len(write.events)
         self.batches += 1

@@ -1,4 +1,4 @@
-"""Verify the log against its Merkle tree and its signed tree heads (issue 6, item 4).
+"""Verify the log against its Merkle tree and its signed tree heads.
 
 Three things are checked, each on its own, so a report says *what* broke:
 
@@ -35,8 +35,8 @@ import msgspec
 
 from ledger import merkle
 from ledger.app import LOG_PAGE_MAX
+from ledger.log_line import LINE_BYTES_MAX, LogLine
 from ledger.store import StoredEntry
-from ledger.transfer import LINE_BYTES_MAX, LogLine
 from ledger.tree_head import TreeHead, TreeHeadError, TreeHeadVerifier, from_json
 from projections.log_tree import LogTree, leaf_of
 

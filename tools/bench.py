@@ -559,7 +559,8 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 
 def bench_import(postgres: str, trades: int) -> dict[str, Any]:
     """``trustledger import`` of an export vs a raw COPY of the same rows into a plain table."""
-    from ledger.transfer import LogLine, export_log, import_log  # noqa: PLC0415
+    from ledger.log_line import LogLine  # noqa: PLC0415
+    from ledger.transfer import export_log, import_log  # noqa: PLC0415
     from tools.simulator import SimulationConfig, simulate  # noqa: PLC0415 - bench only
 
     clock = FixedClock(START + timedelta(days=4000))

@@ -1,4 +1,4 @@
-"""`trustledger export` and `trustledger import`: the whole log as NDJSON (issue 5)."""
+"""`trustledger export` and `trustledger import`: the whole log as NDJSON."""
 
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from ledger.transfer import (
     export_log,
     import_log,
 )
-from tools.progress import Progress
-
-COUNT_CHUNK_BYTES = 1 << 20
+from tools.progress import Progress, count_lines
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,14 +73,6 @@ def _export(app: LedgerApp, after: int) -> int:
     return 0
 
 
-def _count_lines(path: Path) -> int:
-    count = 0
-    with path.open("rb") as source:
-        while chunk := source.read(COUNT_CHUNK_BYTES):
-            count += chunk.count(b"\n")
-    return count
-
-
 def _import(app: LedgerApp, args: argparse.Namespace) -> int:
     if not 1 <= args.batch_events <= BATCH_EVENTS_MAX:
         print(f"--batch-events is 1-{BATCH_EVENTS_MAX:,}", file=sys.stderr)
@@ -92,7 +82,7 @@ def _import(app: LedgerApp, args: argparse.Namespace) -> int:
         return 2
     path = None if args.path == "-" else Path(args.path)
     try:
-        total = _count_lines(path) if path is not None else None
+        total = count_lines(path) if path is not None else None
         source: IO[bytes] = path.open("rb") if path is not None else sys.stdin.buffer
     except OSError as error:
         print(f"cannot read {args.path}: {error.strerror or error}", file=sys.stderr)

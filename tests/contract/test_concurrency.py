@@ -27,7 +27,7 @@ class RacingLedgerApp(LedgerApp):
 
     barrier: threading.Barrier | None = None
 
-    def _save(
+    def write(
         self,
         aggregates: Sequence[Aggregate],
         *,
@@ -36,7 +36,7 @@ class RacingLedgerApp(LedgerApp):
     ) -> list[int]:
         if self.barrier is not None:
             self.barrier.wait(timeout=10)
-        return super()._save(aggregates, idempotency=idempotency, events=events)
+        return super().write(aggregates, idempotency=idempotency, events=events)
 
 
 @pytest.fixture

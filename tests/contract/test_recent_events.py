@@ -5,6 +5,7 @@ wrote meanwhile."""
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,10 +13,12 @@ from datetime import timedelta
 import pytest
 
 from ledger import commands as c
+from ledger.app import LedgerApp
 from ledger.errors import ConcurrentUpdateError, ErrorCode, StateConflictError
-from ledger.events import Event, MemberRegistered
+from ledger.events import Event, MemberRegistered, RefundAgreed
+from ledger.reading import Reading
 from ledger.recent_events import RecentEvents
-from tests.support import HOUR, T0, Market
+from tests.support import DAY, HOUR, T0, Market
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -68,6 +71,124 @@ def test_deadlines_fired_elsewhere_are_not_fired_again(
     fired = second.app.run_deadlines(due).positions
     assert fired
     assert first.app.run_deadlines(due).positions == ()
+
+
+def test_a_deadline_a_remembered_history_lacks_is_still_fired(
+    two_ledgers: tuple[Market, Market],
+) -> None:
+    first, second = two_ledgers
+    first.shipped_trade()  # the first remembers T1 shipped, confirmation due in 10 days
+    second.refund(at=T0 + 4 * HOUR)  # the seller has 5 days to answer, or it is agreed
+    run = first.app.run_deadlines(T0 + 4 * HOUR + 5 * DAY)
+    assert run.positions
+    assert any(isinstance(e, RefundAgreed) and e.by == "silence" for e in first.events())
+
+
+# --- Each attempt at a command reads through a reading of its own --------------------
+
+
+class Readings:
+    """Every reading a ledger makes, with the thread it was made for."""
+
+    def __init__(self, app: LedgerApp, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.made: list[tuple[str, Reading]] = []
+        make = app.reading
+
+        def reading(*, fresh: bool) -> Reading:
+            made = make(fresh=fresh)
+            self.made.append((threading.current_thread().name, made))
+            self.on_made(made)
+            return made
+
+        monkeypatch.setattr(app, "reading", reading)
+
+    def on_made(self, reading: Reading) -> None:
+        pass
+
+    def of(self, thread: str | None = None) -> list[tuple[bool, bool]]:
+        """(fresh, remembered) of each reading made for a thread (this one unless told)."""
+        thread = thread or threading.current_thread().name
+        return [(r.fresh, r.remembered) for name, r in self.made if name == thread]
+
+
+@pytest.fixture
+def stale(two_ledgers: tuple[Market, Market]) -> Market:
+    """The first ledger, remembering T1 unpaid while the store has it paid."""
+    first, second = two_ledgers
+    first.trade()
+    second.pay()
+    return first
+
+
+def test_a_reading_says_when_it_used_a_remembered_history(stale: Market) -> None:
+    remembered = stale.app.reading(fresh=False)
+    assert remembered.trade("T1").paid_at is None
+    assert remembered.remembered
+    fresh = stale.app.reading(fresh=True)
+    assert fresh.trade("T1").paid_at is not None
+    assert not fresh.remembered
+
+
+def test_a_refusal_on_a_remembered_history_is_decided_again_on_a_fresh_reading(
+    stale: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readings = Readings(stale.app, monkeypatch)
+    stale.ship()  # refused as unpaid on memory, accepted on the store
+    assert readings.of() == [(False, True), (True, False)]
+
+
+def test_a_conflicting_save_is_not_decided_again(
+    stale: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readings = Readings(stale.app, monkeypatch)
+    with pytest.raises(ConcurrentUpdateError):
+        stale.pay()  # decided on "unpaid" in memory; the store refuses the save
+    assert readings.of() == [(False, True)]
+
+
+def test_a_refusal_on_the_store_is_not_decided_again(
+    two_ledgers: tuple[Market, Market], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = two_ledgers
+    second.members("buyer-1")
+    readings = Readings(first.app, monkeypatch)
+    with pytest.raises(StateConflictError):
+        first.members("buyer-1")  # read from the store (never remembered): already registered
+    assert readings.of() == [(False, False)]
+
+
+def test_a_command_retried_in_one_thread_leaves_another_threads_reading_alone(
+    stale: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale.trade("T2", register=False)  # remembered, and as the store has it
+    retrying, other_done = threading.Event(), threading.Event()
+
+    class Paused(Readings):
+        def on_made(self, reading: Reading) -> None:
+            if reading.fresh and threading.current_thread().name == "stale":
+                retrying.set()  # hold the retry until the other command is done
+                other_done.wait(timeout=10)
+
+    readings = Paused(stale.app, monkeypatch)
+
+    def pay_t2() -> None:
+        retrying.wait(timeout=10)
+        stale.pay("T2")
+        other_done.set()
+
+    threads = [
+        threading.Thread(target=stale.ship, args=("T1",), name="stale"),
+        threading.Thread(target=pay_t2, name="other"),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert readings.of("stale") == [(False, True), (True, False)]
+    assert readings.of("other") == [(False, True)]  # its memory, while the retry read the store
+    t1, t2 = stale.app.trade("T1"), stale.app.trade("T2")
+    assert t1 is not None and t1.shipped_at is not None
+    assert t2 is not None and t2.paid_at is not None
 
 
 def registered(member: str, version: int = 1) -> Event:

@@ -1,4 +1,4 @@
-"""Bulk export and import (issue 5): round trips, refusals, deadlines and the CLI."""
+"""Bulk export and import: round trips, refusals, deadlines and the CLI."""
 
 from __future__ import annotations
 
@@ -368,28 +368,68 @@ def _refused(target: LedgerApp, data: bytes, batch_events: int = 10_000) -> Impo
 
 
 SHIPPED, CREATED = "trustledger.trade.shipped.v1", "trustledger.trade.created.v1"
+FILED, FAKES = "trustledger.complaint.filed.v1", "trustledger.enforcement.fake_trades_confirmed.v1"
+BEFORE_T0 = "2026-03-01T00:00:00Z"
 CORRUPTIONS = [
-    # (case, the topic of the line spoiled, changes to the line, changes to its body, reason)
-    ("bad_json", SHIPPED, {}, {}, "not an exported log line"),
-    ("unknown_topic", SHIPPED, {"topic": "trustledger.trade.teleported.v1"}, {}, "unknown topic"),
-    ("topic_mismatch", SHIPPED, {"topic": CREATED}, {}, f"is not the body's '{SHIPPED}'"),
-    ("version_gap", SHIPPED, {}, {}, "is at v1 in the store and this import, so v3 does not"),
-    ("originator", SHIPPED, {"originator_version": 9}, {}, "the line names"),
-    ("positions", SHIPPED, {"position": 3}, {}, "does not follow position"),
+    # (case, the topic of the line spoiled, changes to the line, changes to its
+    # body, the refusal's code, words of its reason)
+    ("bad_json", SHIPPED, {}, {}, "bad_line", "not an exported log line"),
+    (
+        "unknown_topic",
+        SHIPPED,
+        {"topic": "trustledger.trade.teleported.v1"},
+        {},
+        "unknown_topic",
+        "unknown topic",
+    ),
+    (
+        "topic_mismatch",
+        SHIPPED,
+        {"topic": CREATED},
+        {},
+        "topic_mismatch",
+        f"is not the body's '{SHIPPED}'",
+    ),
+    (
+        "version_gap",
+        SHIPPED,
+        {},
+        {},
+        "version_gap",
+        "is at v1 in the store and this import, so v3 does not",
+    ),
+    ("originator", SHIPPED, {"originator_version": 9}, {}, "originator_mismatch", "the line names"),
+    ("positions", SHIPPED, {"position": 3}, {}, "not_in_log_order", "does not follow position"),
     (
         "out_of_order",
         SHIPPED,
         {},
         {"occurred_at": "2020-01-01T00:00:00Z"},
+        "out_of_order",
         "is before the last fact of this trade",
     ),
-    ("currency", CREATED, {}, {"currency": "USD"}, "this ledger keeps CNY, not USD"),
-    ("unregistered_party", CREATED, {}, {"buyer_id": "nobody"}, "buyer nobody is not a registered"),
+    (
+        "currency",
+        CREATED,
+        {},
+        {"currency": "USD"},
+        "currency_mismatch",
+        "this ledger keeps CNY, not USD",
+    ),
+    (
+        "unregistered_party",
+        CREATED,
+        {},
+        {"buyer_id": "nobody"},
+        "unknown_member",
+        "nobody is not a registered member",
+    ),
     (
         "unknown_refund",
         "trustledger.refund.agreed.v1",
         {},
         {"refund_id": "R-404"},
+        "does_not_apply",
         "RefundAgreed does not apply to trade",
     ),
     (
@@ -397,20 +437,104 @@ CORRUPTIONS = [
         "trustledger.complaint.filed.v1",
         {},
         {"trade_id": "T-404"},
+        "unknown_trade",
         "no trade T-404",
     ),
     (
         "fake_trade_of_other_seller",
-        "trustledger.enforcement.fake_trades_confirmed.v1",
+        FAKES,
         {},
         {"trade_ids": ["T0"]},
+        "trade_of_other_seller",
         "trade T0 belongs to seller shop-a",
     ),
+    # The aggregates' rules, refused with the codes their commands are refused with.
+    ("future", SHIPPED, {}, {"occurred_at": "2040-01-01T00:00:00Z"}, "future_timestamp", "after"),
+    (
+        "buyer_is_seller",
+        CREATED,
+        {},
+        {"buyer_id": "shop-a", "seller_id": "shop-a"},
+        "buyer_is_seller",
+        "buyer and seller must differ",
+    ),
+    ("before_registration", CREATED, {}, {"occurred_at": BEFORE_T0}, "out_of_order", "registered"),
+    ("other_party", SHIPPED, {}, {"buyer_id": "buyer-z"}, "not_that_party", "names buyer-z/"),
+    (
+        "payment_amount",
+        "trustledger.trade.payment_escrowed.v1",
+        {},
+        {"amount_minor": 1},
+        "invalid_input",
+        "amount_minor is 1, trade",
+    ),
+    (
+        "release_amount",
+        "trustledger.trade.escrow_released.v1",
+        {},
+        {"amount_minor": 1},
+        "invalid_input",
+        "amount_minor is 1, trade",
+    ),
+    (
+        "refund_paid_amount",
+        "trustledger.refund.paid.v1",
+        {},
+        {"amount_minor": 1},
+        "invalid_input",
+        "amount_minor is 1, trade",
+    ),
+    (
+        "rating_of_another_item",
+        "trustledger.rating.given.v1",
+        {},
+        {"item_id": "item-x"},
+        "invalid_input",
+        "item_id is item-x, trade",
+    ),
+    (
+        "refund_beyond_escrow",
+        "trustledger.refund.requested.v1",
+        {},
+        {"amount_minor": 10**9},
+        "refund_exceeds_escrow",
+        "1000000000 asked",
+    ),
+    (
+        "ruling_on_another_refund",
+        "trustledger.dispute.ruled.v1",
+        {},
+        {"refund_id": "R9"},
+        "no_dispute",
+        "no dispute on refund R9",
+    ),
+    ("complaint_parties", FILED, {}, {"seller_id": "shop-z"}, "not_that_party", "parties"),
+    ("complaint_before_trade", FILED, {}, {"occurred_at": BEFORE_T0}, "out_of_order", "precede"),
+    ("complaint_amount", FILED, {}, {"amount_minor": 1}, "invalid_input", "amount_minor is 1"),
+    (
+        "slot_of_unknown_complaint",
+        "trustledger.complaint.slot_taken.v1",
+        {},
+        {"complaint_id": "CS-404"},
+        "unknown_complaint",
+        "no complaint CS-404",
+    ),
+    (
+        "compensation_on_another_trade",
+        "trustledger.complaint.compensation_paid.v1",
+        {},
+        {"trade_id": "T0"},
+        "not_that_party",
+        "not those of complaint",
+    ),
+    ("fake_unknown_trade", FAKES, {}, {"trade_ids": ["T-404"]}, "unknown_trade", "no trade T-404"),
+    ("fake_repeats", FAKES, {}, {"trade_ids": ["T2", "T2"]}, "invalid_input", "repeat a trade"),
+    ("fake_before_trade", FAKES, {}, {"trade_ids": ["T47"]}, "out_of_order", "created after"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("case", "topic", "line_changes", "body_changes", "reason"),
+    ("case", "topic", "line_changes", "body_changes", "code", "reason"),
     CORRUPTIONS,
     ids=[case[0] for case in CORRUPTIONS],
 )
@@ -421,10 +545,11 @@ def test_a_corrupted_line_is_refused_by_number_and_nothing_of_its_batch_is_writt
     topic: str,
     line_changes: dict[str, Any],
     body_changes: dict[str, Any],
+    code: str,
     reason: str,
 ) -> None:
     lines = _lines(exported)
-    number = _first(lines, topic, after=60)
+    number = _first(lines, topic, after=64)
     spoilt = {**lines[number - 1], **line_changes}
     spoilt["body"] = {**spoilt["body"], **body_changes}
     lines[number - 1] = spoilt
@@ -438,11 +563,164 @@ def test_a_corrupted_line_is_refused_by_number_and_nothing_of_its_batch_is_writt
         data = b"".join(spoilt_lines)
 
     error = _refused(target, data, batch_events=64)
-    assert error.line == number, error
+    assert (error.line, error.code) == (number, code), error
     assert reason in error.reason
     assert f"line {number}: " in str(error)
     # Every batch before the bad line's was written, nothing of its own.
     assert error.imported.events == (number - 1) // 64 * 64 > 0
+
+
+# --- Facts a command would refuse, repeated at the end of an export -----------------
+
+
+def _verified(m: Market) -> None:
+    m.members("shop-a")
+    m.run(m.app.verify_identity, c.VerifyIdentity(member_id="shop-a", occurred_at=T0 + HOUR))
+
+
+def _refund_cancelled(m: Market) -> None:
+    m.shipped_trade()
+    m.refund(amount_minor=1_000)
+    m.run(m.app.cancel_refund, c.CancelRefund(trade_id="T1", refund_id="R1", occurred_at=T0 + DAY))
+
+
+def _dispute_ruled(m: Market) -> None:
+    m.shipped_trade()
+    _disputed(m, "T1", "CS-1", lambda hours: T0 + DAY + timedelta(hours=hours))
+
+
+def _complaint(m: Market, then: str, step: c.ComplaintCommand) -> None:
+    """Complaint CS-1 on a shipped trade, then one step (the LedgerApp method ``then``)."""
+    m.shipped_trade()
+    filing = c.FileComplaint(
+        complaint_id="CS-1", trade_id="T1", type="other", severity="minor", occurred_at=T0 + DAY
+    )
+    m.run(m.app.file_complaint, filing)
+    m.run(getattr(m.app, then), step)
+
+
+AT_ONCE = T0 + DAY + 2 * HOUR
+REPEATS = [
+    # (case, the story, the topic of the fact repeated, changes to it, the refusal's code)
+    (
+        "verified_twice",
+        _verified,
+        "trustledger.member.identity_verified.v1",
+        {},
+        "already_verified",
+    ),
+    (
+        "paid_twice",
+        lambda m: (m.trade(), m.pay()),
+        "trustledger.trade.payment_escrowed.v1",
+        {},
+        "already_paid",
+    ),
+    ("shipped_twice", lambda m: m.shipped_trade(), SHIPPED, {}, "already_shipped"),
+    ("refund_id_again", _refund_cancelled, "trustledger.refund.requested.v1", {}, "refund_exists"),
+    (
+        "second_open_refund",
+        lambda m: (m.shipped_trade(), m.refund(amount_minor=1_000)),
+        "trustledger.refund.requested.v1",
+        {"refund_id": "R2"},
+        "refund_open",
+    ),
+    ("ruled_twice", _dispute_ruled, "trustledger.dispute.ruled.v1", {}, "dispute_already_ruled"),
+    (
+        "escalated_twice",
+        lambda m: _complaint(
+            m, "escalate_complaint", c.EscalateComplaint(complaint_id="CS-1", occurred_at=AT_ONCE)
+        ),
+        "trustledger.complaint.escalated.v1",
+        {},
+        "already_escalated",
+    ),
+    (
+        "cash_without_amount",
+        lambda m: _complaint(
+            m,
+            "pay_compensation",
+            c.PayCompensation(
+                complaint_id="CS-1", kind="cash", amount_minor=300, occurred_at=AT_ONCE
+            ),
+        ),
+        "trustledger.complaint.compensation_paid.v1",
+        {"amount_minor": None},
+        "invalid_input",
+    ),
+    (
+        "ruled_complaint_again",
+        lambda m: _complaint(
+            m,
+            "rule_complaint",
+            c.RuleComplaint(complaint_id="CS-1", outcome="dismissed", occurred_at=AT_ONCE),
+        ),
+        "trustledger.complaint.ruled.v1",
+        {},
+        "complaint_ruled",
+    ),
+    (
+        "violation_again",
+        _story,
+        "trustledger.enforcement.violation_recorded.v1",
+        {},
+        "violation_exists",
+    ),
+    (
+        "case_again",
+        _story,
+        "trustledger.enforcement.search_cheating_recorded.v1",
+        {},
+        "case_exists",
+    ),
+    (
+        "items_repeat",
+        _story,
+        "trustledger.enforcement.search_cheating_recorded.v1",
+        {"case_id": "SC-2", "item_ids": ["item-0", "item-0"]},
+        "invalid_input",
+    ),
+    ("fake_again", _story, FAKES, {"case_id": "FT-2"}, "trade_already_fake"),
+]
+
+
+def _repeated(m: Market, topic: str, changes: dict[str, Any]) -> bytes:
+    """The export with its last fact of ``topic`` (changed) recorded once more, as the
+    next fact of its aggregate and at the time of that aggregate's last fact."""
+    out = io.BytesIO()
+    export_log(m.app, out)
+    lines = _lines(out.getvalue())
+    repeated = json.loads(json.dumps(next(ln for ln in reversed(lines) if ln["topic"] == topic)))
+    own = [ln for ln in lines if ln["originator_id"] == repeated["originator_id"]]
+    body = repeated["body"]
+    body.update(changes, occurred_at=own[-1]["body"]["occurred_at"])
+    body["originator_version"] = repeated["originator_version"] = len(own) + 1
+    repeated["position"] = lines[-1]["position"] + 1
+    return _ndjson([*lines, repeated])
+
+
+@pytest.mark.parametrize(
+    ("case", "story", "topic", "changes", "code"), REPEATS, ids=[case[0] for case in REPEATS]
+)
+def test_a_fact_its_aggregate_would_not_record_now_is_refused(
+    target: LedgerApp,
+    case: str,
+    story: Callable[[Market], object],
+    topic: str,
+    changes: dict[str, Any],
+    code: str,
+) -> None:
+    source = Market.open("memory:")
+    try:
+        story(source)
+        data = _repeated(source, topic, changes)
+    finally:
+        source.app.close()
+    error = _refused(target, data)
+    assert (error.line, error.code) == (len(data.splitlines()), code), error
+    assert error.imported.events == 0
+    # The same facts without the repeated one are imported whole.
+    assert import_log(target, io.BytesIO(b"".join(data.splitlines(keepends=True)[:-1]))).events
 
 
 def test_a_deadline_missing_from_the_log_is_refused(exported: bytes, target: LedgerApp) -> None:
