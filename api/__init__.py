@@ -1,1 +1,1 @@
-"""TrustLedger HTTP API (issue 4)."""
+"""TrustLedger HTTP API: requests become commands, queries go to the read side."""

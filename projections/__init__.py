@@ -1,1 +1,1 @@
-"""TrustLedger read side: rulebook scoring, pure folds, views and runners (issue 3)."""
+"""TrustLedger read side: rulebook scoring, pure folds, views and runners."""

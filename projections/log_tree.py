@@ -1,4 +1,4 @@
-"""The verifiable log: an RFC 9162 Merkle tree kept beside the log (issue 6).
+"""The verifiable log: an RFC 9162 Merkle tree kept beside the log.
 
 A projection like the reputation view, with its own tables: it follows the
 log, hashes each stored row into a leaf (``ledger.merkle.canonical_leaf``),

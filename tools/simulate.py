@@ -1,4 +1,4 @@
-"""`trustledger simulate`: a deterministic marketplace appended to the ledger (issue 5).
+"""`trustledger simulate`: a deterministic marketplace appended to the ledger.
 
 The simulated period runs from ``--start`` (default 2025-01-01T00:00:00Z) over
 ``--days``. The ledger refuses business times more than its clock-skew

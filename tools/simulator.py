@@ -1,4 +1,4 @@
-"""A deterministic marketplace simulator (issue 5): realistic load that obeys every rule.
+"""A deterministic marketplace simulator: realistic load that obeys every rule.
 
 ``simulate`` plans a whole marketplace from a seeded ``random.Random`` — no
 wall clock: business times run from ``config.start`` over ``config.days`` —

@@ -1,4 +1,4 @@
-"""`trustledger verify`: check the log against its Merkle tree and signed heads (issue 6).
+"""`trustledger verify`: check the log against its Merkle tree and signed heads.
 
 The tree is not caught up first: rows written after it was last extended are
 hashed for the head checks and reported as not yet in the tree, never added to

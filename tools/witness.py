@@ -1,5 +1,5 @@
 """`trustledger keygen` and `trustledger audit pull-tree-head`: the operator's
-signing key, and an auditor's witness file of the tree heads it has seen (issue 6).
+signing key, and an auditor's witness file of the tree heads it has seen.
 
 A witness appends every head it pulls to a JSON-lines file::
 
