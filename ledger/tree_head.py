@@ -23,6 +23,7 @@ import hashlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -67,7 +68,8 @@ class TreeHead(msgspec.Struct, frozen=True):
 
     tree_size: int
     root_hash: bytes
-    timestamp: datetime
+    # Aware only (also checked in __post_init__); says date-time in the API's schema.
+    timestamp: Annotated[datetime, msgspec.Meta(tz=True)]
     signature: bytes
     key_id: str
 
