@@ -21,10 +21,20 @@ from ledger.commands import (
     SEARCH_CHEATING_ITEMS_MAX,
     TEXT_MAX_CHARS,
     TIMER_EXTENSION_DAYS_MAX,
+    VIOLATION_POINTS_MAX,
     UtcTime,
 )
-from ledger.events import Score
+from ledger.events import (
+    CompensationKind,
+    ComplaintOutcome,
+    DisputeOutcome,
+    Party,
+    RefundReason,
+    Score,
+    SearchCheatingKind,
+)
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
+from ledger.policy import ComplaintType, GoodsKind, Severity, ShippingMethod, ViolationCategory
 from ledger.tree_head import TreeHead
 from projections.buyers import BuyerHistory
 from projections.credit import Counted, CreditResult
@@ -65,8 +75,8 @@ class NewTrade(At):
     item_id: Id
     amount_minor: Amount
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    goods_kind: Literal["physical", "virtual", "auto_delivery", "top_up"]
-    shipping: Literal["express", "surface_mail", "overseas", "none"]
+    goods_kind: GoodsKind
+    shipping: ShippingMethod
 
 
 class Receipt(At):
@@ -78,13 +88,14 @@ class TimerExtension(At):
 
 
 class Closing(At):
+    # Not "refunded_in_full": the ledger closes a trade for that reason itself.
     reason: Literal["unpaid", "buyer_cancelled", "seller_cancelled", "out_of_stock"]
 
 
 class NewRefund(At):
     refund_id: Id
     amount_minor: Amount
-    reason: Literal["not_received", "not_as_described", "damaged", "changed_mind", "other"]
+    reason: RefundReason
     with_return: bool
 
 
@@ -93,7 +104,7 @@ class NewDispute(At):
 
 
 class DisputeRuling(At):
-    outcome: Literal["seller_at_fault", "not_seller_fault"]
+    outcome: DisputeOutcome
 
 
 class ShopScores(Body):
@@ -104,9 +115,9 @@ class ShopScores(Body):
 
 
 class NewRating(At):
-    rater: Literal["buyer", "seller"]
+    rater: Party
     rater_id: Id | None = None
-    score: Literal["positive", "neutral", "negative"]
+    score: Score
     dsr: ShopScores | None = None
     comment: Annotated[str, Field(max_length=TEXT_MAX_CHARS)] = ""
 
@@ -137,8 +148,8 @@ class Shielding(At):
 class NewComplaint(At):
     complaint_id: Id
     trade_id: Id
-    type: Literal["late_shipment", "not_as_described", "counterfeit", "service_attitude", "other"]
-    severity: Literal["minor", "moderate", "severe"]
+    type: ComplaintType
+    severity: Severity
     evidence: Annotated[str, Field(max_length=TEXT_MAX_CHARS)] = ""
     filed_by: Id | None = None
 
@@ -148,18 +159,18 @@ class ComplaintNote(At):
 
 
 class Compensation(At):
-    kind: Literal["apology", "refund", "replacement", "voucher", "cash"]
+    kind: CompensationKind
     amount_minor: Amount | None = None
 
 
 class ComplaintRuling(At):
-    outcome: Literal["upheld", "dismissed"]
+    outcome: ComplaintOutcome
 
 
 class NewViolation(At):
     violation_id: Id
-    category: Literal["general", "serious"]
-    points: Annotated[int, Field(ge=1, le=48, strict=True)]
+    category: ViolationCategory
+    points: Annotated[int, Field(ge=1, le=VIOLATION_POINTS_MAX, strict=True)]
     reason: Reason
     reference: Annotated[str, Field(max_length=REASON_MAX_CHARS)] = ""
 
@@ -172,14 +183,7 @@ class FakeTradeCase(At):
 class SearchCheatingCase(At):
     case_id: Id
     item_ids: Annotated[list[Id], Field(min_length=1, max_length=SEARCH_CHEATING_ITEMS_MAX)]
-    kind: Literal[
-        "keyword_stuffing",
-        "wrong_category",
-        "duplicate_listing",
-        "price_cheating",
-        "postage_cheating",
-        "fake_sales",
-    ]
+    kind: SearchCheatingKind
 
 
 class DeadlineRunRequest(Body):

@@ -39,6 +39,7 @@ REASON_MAX_CHARS = 500
 FAKE_TRADE_CASE_TRADES_MAX = 5_000
 SEARCH_CHEATING_ITEMS_MAX = 1_000
 TIMER_EXTENSION_DAYS_MAX = 365
+VIOLATION_POINTS_MAX = 48  # the most points one recorded violation may carry
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 AmountMinor = Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)]
@@ -231,7 +232,7 @@ class SellerCommand(Command, frozen=True, kw_only=True):
 class RecordViolation(SellerCommand, frozen=True, tag="record_violation"):
     violation_id: PlatformId
     category: ViolationCategory
-    points: Annotated[int, msgspec.Meta(ge=1, le=48)]
+    points: Annotated[int, msgspec.Meta(ge=1, le=VIOLATION_POINTS_MAX)]
     reason: Reason
     reference: Annotated[str, msgspec.Meta(max_length=REASON_MAX_CHARS)] = ""
 
