@@ -24,6 +24,7 @@ from ledger.commands import (
     VIOLATION_POINTS_MAX,
     UtcTime,
 )
+from ledger.deadlines import DeadlineRun
 from ledger.events import (
     CompensationKind,
     ComplaintOutcome,
@@ -200,12 +201,6 @@ class PenaltyBatchRequest(Body):
 
 
 class Positions(BaseModel):
-    positions: list[int]
-
-
-class DeadlineRunAnswer(BaseModel):
-    now: datetime
-    trades_settled: int
     positions: list[int]
 
 
@@ -433,6 +428,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     TreeHead,
     InclusionProof,
     ConsistencyProof,
+    DeadlineRun,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

@@ -12,6 +12,7 @@ looked at again on what the store holds.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -27,8 +28,10 @@ DEADLINE_RETRIES_MAX = 3
 
 
 class DeadlineRun(msgspec.Struct, frozen=True):
-    now: datetime
-    aggregates_settled: int
+    """What one run of the deadline worker did: the trades it looked at, the facts it wrote."""
+
+    now: Annotated[datetime, msgspec.Meta(tz=True)]
+    trades_settled: int
     positions: tuple[int, ...]
 
 
@@ -47,7 +50,7 @@ def run_deadlines(writer: LedgerWriter, now: datetime) -> DeadlineRun:
         positions.extend(fired)
         if len(due) < DEADLINE_BATCH_MAX or not fired:
             break
-    return DeadlineRun(now=now, aggregates_settled=settled, positions=tuple(positions))
+    return DeadlineRun(now=now, trades_settled=settled, positions=tuple(positions))
 
 
 def _settle_one(writer: LedgerWriter, aggregate_id: UUID, now: datetime) -> list[int]:

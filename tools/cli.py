@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "deadlines":
             run = app.run_deadlines(args.now or app.clock.now())
             print(
-                f"now {run.now.isoformat()}: {run.aggregates_settled} trades looked at, "
+                f"now {run.now.isoformat()}: {run.trades_settled} trades looked at, "
                 f"{len(run.positions)} facts fired"
             )
         elif args.command == "log":

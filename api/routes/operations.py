@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+import msgspec
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api import schemas as s
 from api.auth import ADMIN_ROLES, Principal
 from api.deps import ServiceDep, require
+from ledger.deadlines import DeadlineRun
 
 router = APIRouter(tags=["operations"])
 Admin = Annotated[Principal, Depends(require(ADMIN_ROLES))]
@@ -46,14 +48,9 @@ def metrics(service: ServiceDep) -> PlainTextResponse:
 
 @router.post(
     "/v1/deadlines/run",
-    response_model=s.DeadlineRunAnswer,
     tags=["deadlines"],
-    responses=s.PROBLEMS,
+    responses={**s.PROBLEMS, **s.answered_by(DeadlineRun)},
 )
-def run_deadlines(
-    body: s.DeadlineRunRequest, service: ServiceDep, who: Admin
-) -> s.DeadlineRunAnswer:
+def run_deadlines(body: s.DeadlineRunRequest, service: ServiceDep, who: Admin) -> Response:
     run = service.ledger.run_deadlines(body.now)
-    return s.DeadlineRunAnswer(
-        now=run.now, trades_settled=run.aggregates_settled, positions=list(run.positions)
-    )
+    return Response(msgspec.json.encode(run), media_type=s.JSON)

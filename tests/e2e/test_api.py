@@ -234,7 +234,8 @@ def test_deadlines_run_is_for_admins(api: Api) -> None:
     assert api.post("/v1/deadlines/run", {"now": at(24 * 30)}, role=Role.SERVICE).status_code == 403
     run = api.post("/v1/deadlines/run", {"now": at(24 * 30)}, role=Role.ADMIN)
     assert run.status_code == 200
-    assert run.json()["positions"] == []
+    assert run.headers["content-type"] == "application/json"
+    assert run.json() == {"now": at(24 * 30), "trades_settled": 0, "positions": []}
 
 
 def test_operations_endpoints(api: Api) -> None:

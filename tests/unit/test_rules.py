@@ -1367,7 +1367,7 @@ def test_the_deadline_worker_settles_every_due_trade_in_one_run(market: Market) 
 
     run = market.app.run_deadlines(now)
 
-    assert run.aggregates_settled == 4
+    assert run.trades_settled == 4
     # Trades are settled oldest deadline first.
     assert written(market, run) == [
         fact(RefundAgreed, silence, trade_id="T3", refund_id="R3", by="silence"),
@@ -1418,7 +1418,7 @@ def test_the_deadline_worker_settles_every_due_trade_in_one_run(market: Market) 
     # T5 is not due yet, and nothing is left to settle at this time.
     assert len(trade_facts(market, "T5")) == 3  # created, paid, shipped
     again = market.app.run_deadlines(now)
-    assert (again.aggregates_settled, again.positions) == (0, ())
+    assert (again.trades_settled, again.positions) == (0, ())
 
 
 def test_the_deadline_worker_settles_more_trades_than_one_batch(market: Market) -> None:
@@ -1433,7 +1433,7 @@ def test_the_deadline_worker_settles_more_trades_than_one_batch(market: Market) 
 
     run = m.app.run_deadlines(SHIPPED + 10 * DAY + count * US)
 
-    assert run.aggregates_settled == count
+    assert run.trades_settled == count
     facts = written(m, run)
     assert len(facts) == 2 * count
     assert facts[-2:] == [
@@ -1475,7 +1475,7 @@ def test_a_command_first_settles_its_trades_due_deadlines_in_the_same_save(
     # The command wrote nothing else: the other trade's deadline waits for its worker.
     assert facts_after(market, before) == written(market, confirmed)
     run = market.app.run_deadlines(FAR)
-    assert run.aggregates_settled == 1
+    assert run.trades_settled == 1
     assert written(market, run) == [
         fact(RefundAgreed, S + 6 * DAY, trade_id="T2", refund_id="R2", by="silence"),
         fact(
