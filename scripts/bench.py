@@ -1,4 +1,7 @@
-"""Run the benchmarks: `python scripts/bench.py [--quick]` (the same as `trustledger bench`)."""
+"""Run the benchmarks: `python scripts/bench.py [--quick] [--only SECTION ...] [--out DIR]`.
+
+The same as `trustledger bench`; `--only big_sellers` runs the big-seller section alone.
+"""
 
 import sys
 

@@ -3,8 +3,14 @@
 Every figure is measured on PostgreSQL against a baseline doing the same work
 with the same number of clients: appends vs the eventsourcing library's plain
 ``repository.get`` + ``save``; the projection rebuild vs a raw ``SELECT`` of the
-same log with msgspec decoding and no folding; ranking queries over HTTP. The
-results go to ``bench/results.json`` and ``bench/results.md``.
+same log with msgspec decoding and no folding; ranking queries over HTTP.
+``big_sellers`` asks for the figures of members with 10^3 to 10^6 trades and
+compares them across sizes: what a figure costs as one member's history grows.
+
+A full run of every section writes ``bench/results.json`` and
+``bench/results.md`` (the committed figures); any other run (``--quick``,
+``--only``, ``--big-sellers``) writes to a temporary directory instead, unless
+``--out`` says where.
 """
 
 from __future__ import annotations
@@ -18,27 +24,32 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+from psycopg import sql
 
 from ledger import commands as c
 from ledger.app import LedgerApp, Origin
 from ledger.clock import FixedClock
 from ledger.codec import decode_event
+from ledger.events import Event
 from projections.connections import place_of
 from projections.runner import Runner
-from projections.views import open_view
+from projections.views import PostgresView, open_view
+from tools import big_sellers
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 # The server catches its projections up with the log before it listens.
@@ -55,6 +66,13 @@ class Workload(msgspec.Struct, frozen=True):
     http_sellers: int
     http_requests: int
     http_clients: Sequence[int]
+    # The trades of each big seller and each big buyer (``big_sellers``).
+    big_sellers: Sequence[int]
+    big_buyers: Sequence[int]
+    # Timed answers per figure and size: at most this many, and no more once
+    # the figure's answers took this long (at least BIG_SAMPLES_MIN).
+    big_samples: int
+    big_figure_seconds: float
 
 
 QUICK = Workload(
@@ -66,6 +84,10 @@ QUICK = Workload(
     http_sellers=1_000,
     http_requests=300,
     http_clients=(1, 8),
+    big_sellers=(1_000, 10_000),
+    big_buyers=(100, 1_000),
+    big_samples=5,
+    big_figure_seconds=1.0,
 )
 FULL = Workload(
     "full",
@@ -76,7 +98,14 @@ FULL = Workload(
     http_sellers=10_000,
     http_requests=3_000,
     http_clients=(1, 4, 16),
+    big_sellers=(1_000, 10_000, 100_000, 1_000_000),
+    big_buyers=(1_000, 100_000),
+    big_samples=15,
+    big_figure_seconds=60.0,
 )
+SECTIONS = ("appends", "import", "rebuild", "http", "memory", "big_sellers")
+# Where a run that is not the full one of every section writes by default.
+SCRATCH_OUT = Path(tempfile.gettempdir()) / "trustledger-bench"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,36 +114,85 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument(
         "--postgres", default=os.environ.get("TRUSTLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES)
     )
-    bench.add_argument("--out", type=Path, default=Path("bench"))
+    bench.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"run only these sections ({', '.join(SECTIONS)}; default: all)",
+    )
+    bench.add_argument(
+        "--big-sellers",
+        nargs="+",
+        type=_trades,
+        metavar="TRADES",
+        help="the big sellers' sizes in trades (default: the workload's)",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"default: bench/ for a full run of every section, else {SCRATCH_OUT}",
+    )
+
+
+def _trades(text: str) -> int:
+    trades = int(text)
+    if not 1 <= trades <= big_sellers.TRADES_MAX:
+        raise argparse.ArgumentTypeError(f"a big member has 1-{big_sellers.TRADES_MAX:,} trades")
+    return trades
 
 
 def run(args: argparse.Namespace) -> int:
     workload = QUICK if args.quick else FULL
+    if args.big_sellers:
+        workload = msgspec.structs.replace(workload, big_sellers=tuple(sorted(args.big_sellers)))
+    sections: Sequence[str] = args.only or SECTIONS
+    # Only a full run of every section, as the workload sizes it, replaces the
+    # committed figures.
+    complete = not args.quick and not args.big_sellers and set(sections) == set(SECTIONS)
+    out: Path = args.out or (Path("bench") if complete else SCRATCH_OUT)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
         "workload": msgspec.to_builtins(workload),
         "postgres": args.postgres,
+        "sections": [name for name in SECTIONS if name in sections],
     }
-    results["appends"] = []
-    for clients in workload.clients:
-        with _schema(args.postgres) as url:
-            results["appends"].append(bench_appends(url, workload, clients))
-    results["import"] = bench_import(args.postgres, workload.rebuild_trades)
-    with _schema(args.postgres) as url:
-        results["rebuild"] = bench_rebuild(url, workload)
-    with _schema(args.postgres) as url:
-        results["http"] = bench_http(url, workload)
-    results["memory"] = bench_memory(
-        args.postgres, workload.memory_trades, 4 * workload.memory_trades
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_bytes(
-        msgspec.json.format(msgspec.json.encode(results)) + b"\n"
-    )
-    (args.out / "results.md").write_text(markdown(results))
+    for name in results["sections"]:
+        results[name] = SECTION_RUNS[name](args.postgres, workload)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_bytes(msgspec.json.format(msgspec.json.encode(results)) + b"\n")
+    (out / "results.md").write_text(markdown(results))
     print(markdown(results))
+    print(f"results written to {out}/results.json and results.md", file=sys.stderr)
     return 0
+
+
+def _appends(postgres: str, workload: Workload) -> list[dict[str, Any]]:
+    rows = []
+    for clients in workload.clients:
+        with _schema(postgres) as url:
+            rows.append(bench_appends(url, workload, clients))
+    return rows
+
+
+def _import(postgres: str, workload: Workload) -> dict[str, Any]:
+    return bench_import(postgres, workload.rebuild_trades)
+
+
+def _rebuild(postgres: str, workload: Workload) -> dict[str, Any]:
+    with _schema(postgres) as url:
+        return bench_rebuild(url, workload)
+
+
+def _http(postgres: str, workload: Workload) -> dict[str, Any]:
+    with _schema(postgres) as url:
+        return bench_http(url, workload)
+
+
+def _memory(postgres: str, workload: Workload) -> dict[str, Any]:
+    return bench_memory(postgres, workload.memory_trades, 4 * workload.memory_trades)
 
 
 # --- Appends ---------------------------------------------------------------------------
@@ -321,12 +399,22 @@ def _fill(app: LedgerApp, trades: int) -> int:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [
-        f"Measured {results['date']} on {results['machine']} ({results['workload']['name']} workload).",
-        "",
-        "| figure | TrustLedger | baseline | ratio |",
-        "|---|---|---|---|",
-    ]
+    measured = (
+        f"Measured {results['date']} on {results['machine']} "
+        f"({results['workload']['name']} workload)."
+    )
+    lines = _baseline_rows(results)
+    if lines:
+        lines = ["| figure | TrustLedger | baseline | ratio |", "|---|---|---|---|", *lines]
+    big = results.get("big_sellers")
+    if big:
+        lines += ["", *_big_seller_tables(big)] if lines else _big_seller_tables(big)
+    return "\n".join([measured, "", *lines]) + "\n"
+
+
+def _baseline_rows(results: dict[str, Any]) -> list[str]:
+    """The table rows of the sections measured beside a baseline."""
+    lines: list[str] = []
     for row in results.get("appends", []):
         ours, theirs = row["trustledger"], row["baseline"]
         lines.append(
@@ -361,7 +449,67 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| HTTP {name} penalty, {run['clients']} client(s): requests/s (p50/p99 ms) | "
                 f"{figure['requests_per_s']:,.0f} ({figure['p50_ms']}/{figure['p99_ms']}) | - | - |"
             )
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _big_seller_tables(big: dict[str, Any]) -> list[str]:
+    """Each figure by member size, its p99 against the smallest size's, and the targets
+    (marked at the biggest size); then what each member's log cost to import and store."""
+    lines = [
+        f"Big members: one client over HTTP, each figure's answers after one to warm up "
+        f"(clock {big['clock']}, business times over the {big['period_days']} days before it).",
+        "",
+        "| figure | member's trades | p50 ms | p99 ms | samples | p99 vs smallest | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    scaling = {row["figure"]: row for row in big["scaling"]}
+    for figure, label in BIG_FIGURES.items():
+        sized = sorted(
+            (r for r in big["figures"] if r["figure"] == figure), key=lambda r: r["trades"]
+        )
+        for row in sized:
+            ratio = row["p99_ms"] / max(sized[0]["p99_ms"], 0.01)
+            target = "-"
+            if figure in scaling and row is sized[-1]:
+                target = _targets(scaling[figure])
+            lines.append(
+                f"| {label} | {row['trades']:,} | {row['p50_ms']} | {row['p99_ms']} | "
+                f"{row['samples']} | {ratio:.1f}x | {target} |"
+            )
+    biggest = max((row["trades"] for row in big["sellers"]), default=0)
+    if biggest < TARGET_TRADES:
+        lines += [
+            "",
+            f"The targets are for {TARGET_TRADES:,} trades; this run's biggest seller has "
+            f"{biggest:,}, so they are checked there.",
+        ]
+    lines += [
+        "",
+        "| member | trades | events | import s (events/s) | view rows | view bytes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for member in [*big["sellers"], *big["buyers"]]:
+        lines.append(
+            f"| {member['member_id']} | {member['trades']:,} | {member['events']:,} | "
+            f"{member['import_seconds']} ({member['import_events_per_s']:,}) | "
+            f"{_count(member.get('view_rows'))} | {_count(member.get('view_bytes'))} |"
+        )
+    return lines
+
+
+def _targets(scaling: dict[str, Any]) -> str:
+    marks = [f"p99 ≤ {scaling['p99_ratio_max']}x the smallest's: {_met(scaling['p99_ratio_met'])}"]
+    if "p99_ms_met" in scaling:
+        marks.append(f"p99 ≤ {scaling['p99_ms_max']} ms: {_met(scaling['p99_ms_met'])}")
+    return "; ".join(marks)
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def _machine() -> str:
@@ -439,19 +587,27 @@ def _http_run(
 
 
 class _Server:
-    """``trustledger serve`` in a child process, until the block ends."""
+    """``trustledger serve`` in a child process, until the block ends.
 
-    def __init__(self, url: str, keys_file: Path) -> None:
-        self.url, self.keys_file = url, keys_file
+    Given a time, the same server runs on a clock standing at it (the command
+    line has no such option): a log made for that clock is then read as of it.
+    """
+
+    def __init__(self, url: str, keys_file: Path, clock_at: datetime | None = None) -> None:
+        self.url, self.keys_file, self.clock_at = url, keys_file, clock_at
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
-        command = [sys.executable, "-m", "tools.cli", "--database-url", self.url, "serve"]
-        command += ["--port", str(port), "--keys-file", str(self.keys_file)]
-        command += ["--no-deadline-worker", "--log-level", "warning"]
+        if self.clock_at is None:
+            command = [sys.executable, "-m", "tools.cli", "--database-url", self.url, "serve"]
+            command += ["--port", str(port), "--keys-file", str(self.keys_file)]
+            command += ["--no-deadline-worker", "--log-level", "warning"]
+        else:
+            command = [sys.executable, "-c", SERVE_AT_CHILD, self.url, str(port)]
+            command += [str(self.keys_file), self.clock_at.isoformat()]
         self.process = subprocess.Popen(command)
         deadline = time.monotonic() + SERVER_START_SECONDS_MAX
         while time.monotonic() < deadline:
@@ -483,6 +639,9 @@ class _Client:
     def single(self, seller: str) -> None:
         self._request("GET", f"/v1/sellers/{seller}/penalty")
 
+    def get(self, path: str) -> None:
+        self._request("GET", path)
+
     def batch(self, sellers: list[str]) -> None:
         self._request("POST", "/v1/penalties/batch", msgspec.json.encode({"seller_ids": sellers}))
 
@@ -500,6 +659,27 @@ class _Client:
         response.read()
         if response.status != 200:
             raise RuntimeError(f"{method} {path}: {response.status}")
+
+
+# ``trustledger serve --no-deadline-worker`` (argv: database URL, port, keys
+# file), on a clock standing at argv[4].
+SERVE_AT_CHILD = """
+import sys
+from datetime import datetime
+from pathlib import Path
+import uvicorn
+from api.main import create_app
+from api.settings import Settings
+from ledger.clock import FixedClock
+from tools.runtime import tune_garbage_collector
+url, port, keys_file, now = sys.argv[1:]
+tune_garbage_collector()
+settings = Settings.from_environment(
+    database_url=url, keys_file=Path(keys_file), deadline_worker=False
+)
+app = create_app(settings, clock=FixedClock(datetime.fromisoformat(now)))
+uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning")
+"""
 
 
 def _members(app: LedgerApp) -> list[str]:
@@ -616,3 +796,294 @@ def bench_import(postgres: str, trades: int) -> dict[str, Any]:
         "copy_rows_per_s": round(theirs),
         "ratio": round(ours / theirs, 3),
     }
+
+
+# --- Big sellers -------------------------------------------------------------------------
+
+# The clock of the big members' ledger and of its server: their business
+# times run over the years before it (``tools.big_sellers``).
+BIG_CLOCK = START + timedelta(days=big_sellers.PERIOD_DAYS + big_sellers.QUIET_DAYS)
+BIG_SAMPLES_MIN = 5
+AS_OF_DAYS_BACK = 90
+# What each figure should come to once it no longer reads a member's whole
+# history: at TARGET_TRADES, a p99 within TARGET_P99_RATIO_MAX of the smallest
+# size's, and credit within TARGET_CREDIT_P99_MS.
+TARGET_TRADES = 1_000_000
+TARGET_P99_RATIO_MAX = 1.5
+TARGET_CREDIT_P99_MS = 5.0
+# The buyer of the trades rated during the run, one per penalty answer.
+PROBE_BUYER = "big-probe-buyer"
+BIG_FIGURES = {
+    "credit": "credit (seller)",
+    "dsr": "DSR",
+    "credit_as_of_90_days": f"credit as of {AS_OF_DAYS_BACK} days before",
+    "penalty_after_rating": "penalty just after a new rating",
+    "buyer_history": "buyer history",
+}
+
+
+def bench_big_sellers(postgres: str, workload: Workload) -> dict[str, Any]:
+    """Each figure of members with ever more trades, over HTTP: what a history costs.
+
+    The members' logs (``tools.big_sellers``) go in through the checked bulk
+    import, each timed on its own. A server on the log's clock then answers
+    one client, each figure several times after one answer that warms it up
+    (``_answers``). A penalty is served from a snapshot until a fact about the
+    seller lands, so each timed penalty follows a newly rated trade of that
+    seller, appended (and folded into the view) before the timer starts.
+    """
+    clock = FixedClock(BIG_CLOCK)
+    with _schema(postgres) as url:
+        app = LedgerApp(url, clock=clock)
+        market = big_sellers.BigMarket(
+            app.book, clock.now(), sellers=workload.big_sellers, buyers=workload.big_buyers
+        )
+        members = _timed_import(app, market.members(), postgres)
+        sellers = [
+            {
+                "trades": trades,
+                "member_id": big_sellers.seller_id(trades),
+                **_timed_import(app, market.seller_log(trades), postgres),
+            }
+            for trades in workload.big_sellers
+        ]
+        buyers = [
+            {
+                "trades": trades,
+                "member_id": big_sellers.buyer_id(trades),
+                **_timed_import(app, market.buyer_log(trades), postgres),
+            }
+            for trades in workload.big_buyers
+        ]
+        figures = _big_figures(url, workload, _NewRatings(app))
+        app.close()
+        for seller in sellers:
+            seller.update(_view_bytes(url, seller["member_id"]))
+    return {
+        "clock": BIG_CLOCK.isoformat(),
+        "period_days": big_sellers.PERIOD_DAYS,
+        "members": members,
+        "sellers": sellers,
+        "buyers": buyers,
+        "figures": figures,
+        "scaling": _scaling(figures),
+    }
+
+
+def _timed_import(app: LedgerApp, events: Iterable[Event], postgres: str) -> dict[str, Any]:
+    """Write a log's lines to a scratch file, then time their checked import alone."""
+    from ledger.transfer import import_log  # noqa: PLC0415 - as the other bulk sections
+
+    with tempfile.TemporaryFile() as lines:
+        started = time.perf_counter()
+        big_sellers.write_log(events, lines)
+        made = time.perf_counter() - started
+        lines.seek(0)
+        _checkpoint(postgres)
+        _settle_heap()
+        started = time.perf_counter()
+        report = import_log(app, lines)
+        seconds = time.perf_counter() - started
+    return {
+        "events": report.events,
+        "made_seconds": round(made, 2),
+        "import_seconds": round(seconds, 2),
+        "import_events_per_s": round(report.events / seconds),
+    }
+
+
+class _NewRatings:
+    """A new trade of a seller, rated by its buyer, whose rating the server's view holds."""
+
+    def __init__(self, app: LedgerApp) -> None:
+        self.app = app
+        self.made = 0
+        joined = app.clock.now() - timedelta(days=30)
+        app.register_member(
+            c.RegisterMember(member_id=PROBE_BUYER, occurred_at=joined),
+            Origin("bench", f"register-{PROBE_BUYER}"),
+        )
+
+    def rate(self, client: _Client, seller: str) -> None:
+        self.made += 1
+        trade_id = f"{PROBE_BUYER}-T{self.made:05d}"
+        # A minute apart, the day before the clock: after every imported fact of the trade.
+        at = self.app.clock.now() - timedelta(days=1) + timedelta(minutes=self.made)
+        app, step = self.app, timedelta(seconds=1)
+
+        def origin(name: str) -> Origin:
+            return Origin("bench", f"{trade_id}-{name}")
+
+        app.create_trade(
+            c.CreateTrade(
+                trade_id=trade_id,
+                buyer_id=PROBE_BUYER,
+                seller_id=seller,
+                item_id=f"{seller}-item0000",
+                amount_minor=5_000,
+                currency=app.book.policy.currency,
+                goods_kind="physical",
+                shipping="express",
+                occurred_at=at,
+            ),
+            origin("create"),
+        )
+        app.pay_into_escrow(
+            c.PayIntoEscrow(trade_id=trade_id, occurred_at=at + step), origin("pay")
+        )
+        app.ship_trade(c.ShipTrade(trade_id=trade_id, occurred_at=at + 2 * step), origin("ship"))
+        app.confirm_receipt(
+            c.ConfirmReceipt(trade_id=trade_id, occurred_at=at + 3 * step), origin("confirm")
+        )
+        rated = app.give_rating(
+            c.GiveRating(
+                trade_id=trade_id, rater="buyer", score="positive", occurred_at=at + 4 * step
+            ),
+            origin("rate"),
+        )
+        # A small member's figure asked at the rating's position: the server
+        # folds the log up to it first, so the seller's snapshot is outdated.
+        position = rated.positions[-1]
+        client.get(f"/v1/members/{PROBE_BUYER}/credit?role=buyer&min_position={position}")
+
+
+def _big_figures(url: str, workload: Workload, ratings: _NewRatings) -> list[dict[str, Any]]:
+    """p50 and p99 of every figure at every size, from a server on the log's clock."""
+    from api.auth import KeyRing, Role  # noqa: PLC0415 - the server of this benchmark only
+
+    ring = KeyRing([])
+    key = ring.add(Role.READER)
+    keys_file = Path(f"/tmp/bench-keys-{uuid.uuid4().hex}.json")
+    ring.save(keys_file)
+    as_of = quote((BIG_CLOCK - timedelta(days=AS_OF_DAYS_BACK)).isoformat())
+    rows: list[dict[str, Any]] = []
+    try:
+        with _Server(url, keys_file, BIG_CLOCK) as port:
+            client = _Client(port, key)
+            for trades in workload.big_sellers:
+                seller = big_sellers.seller_id(trades)
+                asked: dict[str, tuple[str, Callable[[], None] | None]] = {
+                    "credit": (f"/v1/members/{seller}/credit", None),
+                    "dsr": (f"/v1/sellers/{seller}/dsr", None),
+                    "credit_as_of_90_days": (f"/v1/members/{seller}/credit?as_of={as_of}", None),
+                    "penalty_after_rating": (
+                        f"/v1/sellers/{seller}/penalty",
+                        partial(ratings.rate, client, seller),
+                    ),
+                }
+                for figure, (path, before) in asked.items():
+                    answers = _answers(partial(client.get, path), workload, before)
+                    rows.append({"figure": figure, "trades": trades, **answers})
+            for trades in workload.big_buyers:
+                path = f"/v1/buyers/{big_sellers.buyer_id(trades)}/history"
+                answers = _answers(partial(client.get, path), workload)
+                rows.append({"figure": "buyer_history", "trades": trades, **answers})
+            client.close()
+    finally:
+        keys_file.unlink()
+    return rows
+
+
+def _answers(
+    ask: Callable[[], None], workload: Workload, before: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """p50 and p99 of one figure's answers; ``before`` runs ahead of each, untimed.
+
+    The first answer is not counted: it warms the server's code paths and
+    PostgreSQL's cache. Then up to ``big_samples`` answers are timed, fewer
+    (but at least BIG_SAMPLES_MIN) once they took ``big_figure_seconds``: a
+    member whose answer takes seconds gets fewer samples.
+    """
+    if before is not None:
+        before()
+    ask()
+    latencies: list[float] = []
+    ends = time.perf_counter() + workload.big_figure_seconds
+    while len(latencies) < workload.big_samples and (
+        len(latencies) < BIG_SAMPLES_MIN or time.perf_counter() < ends
+    ):
+        if before is not None:
+            before()
+        started = time.perf_counter()
+        ask()
+        latencies.append(time.perf_counter() - started)
+    latencies.sort()
+    return {
+        "samples": len(latencies),
+        "p50_ms": round(_quantile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(_quantile(latencies, 0.99) * 1000, 2),
+    }
+
+
+def _scaling(figures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each figure's p99 at its biggest size against its smallest, held to the targets."""
+    rows = []
+    for figure in BIG_FIGURES:
+        sized = sorted((r for r in figures if r["figure"] == figure), key=lambda r: r["trades"])
+        if len(sized) < 2:
+            continue
+        smallest, biggest = sized[0], sized[-1]
+        ratio = biggest["p99_ms"] / max(smallest["p99_ms"], 0.01)
+        row: dict[str, Any] = {
+            "figure": figure,
+            "smallest": smallest["trades"],
+            "biggest": biggest["trades"],
+            "p99_ratio": round(ratio, 2),
+            "p99_ratio_max": TARGET_P99_RATIO_MAX,
+            "p99_ratio_met": ratio <= TARGET_P99_RATIO_MAX,
+        }
+        if figure == "credit":
+            row["p99_ms_max"] = TARGET_CREDIT_P99_MS
+            row["p99_ms_met"] = biggest["p99_ms"] <= TARGET_CREDIT_P99_MS
+        rows.append(row)
+    return rows
+
+
+def _view_bytes(url: str, member_id: str) -> dict[str, int]:
+    """The rows the reputation view keeps about a seller, and their bodies' stored size.
+
+    The seller's own row, its trades and the complaints against it, the mark
+    of its last change and its penalty snapshots; ``pg_column_size`` is the
+    size PostgreSQL stores (compressed, if it compressed the body).
+    """
+    view = open_view(url)
+    try:
+        if not isinstance(view, PostgresView):
+            raise TypeError("the benchmark's view lives in PostgreSQL")
+        version = view.version
+    finally:
+        view.close()
+    place = place_of(url)
+
+    def table(name: str) -> sql.Identifier:
+        return sql.Identifier(place.schema, f"rv{version}_{name}")
+
+    statement = sql.SQL(
+        "SELECT count(*), coalesce(sum(pg_column_size(body)), 0) FROM ("
+        "SELECT body FROM {members} WHERE member_id = %(m)s "
+        "UNION ALL SELECT body FROM {trades} WHERE seller_id = %(m)s "
+        "UNION ALL SELECT body FROM {complaints} WHERE seller_id = %(m)s "
+        "UNION ALL SELECT body FROM {touched} WHERE seller_id = %(m)s "
+        "UNION ALL SELECT body FROM {snapshots} WHERE split_part(snapshot_key, '|', 2) = %(m)s"
+        ") AS seller_rows"
+    ).format(
+        **{
+            name: table(name)
+            for name in ("members", "trades", "complaints", "touched", "snapshots")
+        }
+    )
+    with psycopg.connect(place.conninfo) as conn:
+        row = conn.execute(statement, {"m": member_id}).fetchone()
+    if row is None:
+        raise RuntimeError("the view size query returned no row")
+    return {"view_rows": int(row[0]), "view_bytes": int(row[1])}
+
+
+SECTION_RUNS: dict[str, Callable[[str, Workload], Any]] = {
+    "appends": _appends,
+    "import": _import,
+    "rebuild": _rebuild,
+    "http": _http,
+    "memory": _memory,
+    "big_sellers": bench_big_sellers,
+}

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 
+from ledger.app import LedgerApp
+from ledger.clock import FixedClock
+from ledger.log_line import LogLine
+from ledger.transfer import import_log
 from tests.conftest import POSTGRES_URL
+from tools import bench
+from tools.big_sellers import BigMarket, seller_id, write_log
 from tools.cli import main
+
+SELLER_FIGURES = ("credit", "dsr", "credit_as_of_90_days", "penalty_after_rating")
 
 
 @pytest.mark.postgres
@@ -18,7 +31,7 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     assert main(["bench", "--quick", "--postgres", POSTGRES_URL, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["workload"]["name"] == "quick"
-    for figure in ("appends", "import", "rebuild", "http", "memory"):
+    for figure in ("appends", "import", "rebuild", "http", "memory", "big_sellers"):
         assert figure in results
     assert [row["clients"] for row in results["appends"]] == [1, 32]
     table = (tmp_path / "results.md").read_text()
@@ -26,4 +39,102 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     assert "rebuild of" in table
     assert [run["clients"] for run in results["http"]["runs"]] == [1, 8]
     assert "| HTTP batch_1000 penalty, 8 client(s)" in table
+    _assert_big_members(results["big_sellers"], table)
+    capsys.readouterr()
+
+
+def _assert_big_members(big: dict[str, Any], table: str) -> None:
+    """Every figure at every quick size, with the set-up figures; no timing is asserted."""
+    assert [seller["trades"] for seller in big["sellers"]] == [1_000, 10_000]
+    assert [buyer["trades"] for buyer in big["buyers"]] == [100, 1_000]
+    for member in [*big["sellers"], *big["buyers"]]:
+        assert member["events"] > 5 * member["trades"]
+        assert member["import_seconds"] > 0
+    for seller in big["sellers"]:
+        # Its trades (and the few rated during the run), its own row and more.
+        assert seller["view_rows"] > seller["trades"]
+        assert seller["view_bytes"] > 100 * seller["trades"]
+    asked = Counter((row["figure"], row["trades"]) for row in big["figures"])
+    expected = [(f, n) for f in SELLER_FIGURES for n in (1_000, 10_000)]
+    assert asked == Counter([*expected, ("buyer_history", 100), ("buyer_history", 1_000)])
+    for row in big["figures"]:
+        assert row["samples"] == bench.QUICK.big_samples
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+    scaling = {row["figure"]: row for row in big["scaling"]}
+    assert list(scaling) == [*SELLER_FIGURES, "buyer_history"]
+    assert {(row["smallest"], row["biggest"]) for row in big["scaling"]} == {
+        (1_000, 10_000),
+        (100, 1_000),
+    }
+    assert all(isinstance(row["p99_ratio_met"], bool) for row in big["scaling"])
+    assert isinstance(scaling["credit"]["p99_ms_met"], bool)
+    assert "| credit (seller) | 10,000 |" in table
+    assert "| penalty just after a new rating | 1,000 |" in table
+    assert "| buyer history | 1,000 |" in table
+    assert "| big-seller-10000 | 10,000 |" in table
+
+
+def test_a_big_sellers_log_passes_the_checked_import_and_is_the_same_each_time() -> None:
+    clock = datetime(2028, 1, 6, tzinfo=UTC)
+    app = LedgerApp("memory:", clock=FixedClock(clock))
+    market = BigMarket(app.book, clock, sellers=[300], buyers=[50])
+    logs = []
+    for events in (market.members(), market.seller_log(300), market.buyer_log(50)):
+        lines = io.BytesIO()
+        written = write_log(events, lines)
+        logs.append(lines.getvalue())
+        lines.seek(0)
+        assert import_log(app, lines).events == written
+    again = BigMarket(app.book, clock, sellers=[300], buyers=[50])
+    lines = io.BytesIO()
+    write_log(again.seller_log(300), lines)
+    assert lines.getvalue() == logs[1]
+    decode = msgspec.json.Decoder(LogLine).decode
+    topics = Counter(decode(line).topic.split(".")[1] for line in logs[1].splitlines())
+    assert topics["trade"] > 4 * 300  # created, paid, shipped, confirmed, released
+    assert topics["rating"] > 300
+    trade = app.trade(f"{seller_id(300)}-T0000001")
+    assert trade is not None
+    assert trade.seller_id == seller_id(300)
+    app.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "written_to"),
+    [
+        (["bench", "--quick"], "scratch"),
+        (["bench", "--only", "import", "big_sellers"], "scratch"),
+        (["bench", "--big-sellers", "1000", "100000"], "scratch"),
+        (["bench", "--quick", "--out", "chosen"], "chosen"),
+        (["bench"], "bench"),
+    ],
+)
+def test_only_a_full_run_of_every_section_writes_the_committed_results(
+    argv: list[str],
+    written_to: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ran: list[str] = []
+
+    def section(name: str) -> Any:
+        def measure(postgres: str, workload: bench.Workload) -> Any:
+            ran.append(name)
+            return [] if name == "appends" else {}
+
+        return measure
+
+    monkeypatch.setattr(bench, "SECTION_RUNS", {name: section(name) for name in bench.SECTIONS})
+    monkeypatch.setattr(bench, "SCRATCH_OUT", tmp_path / "scratch")
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0
+    written = {path.parent.name for path in tmp_path.rglob("results.json")}
+    assert written == {written_to}
+    only = argv[argv.index("--only") + 1 :] if "--only" in argv else list(bench.SECTIONS)
+    assert ran == only
+    results = json.loads((tmp_path / written_to / "results.json").read_text())
+    assert results["sections"] == only
+    if "--big-sellers" in argv:
+        assert results["workload"]["big_sellers"] == [1_000, 100_000]
     capsys.readouterr()
