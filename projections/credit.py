@@ -23,7 +23,7 @@ Decisions where DOMAIN.md is silent (README, rules section):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -34,6 +34,7 @@ from projections.marketplace import Cut, MemberFile, TradeFacts
 from projections.rulebook import CreditScoring, ExclusionRule, Level, Rulebook, Scoring
 
 Reason = ExclusionRule | Literal["hidden"]
+SCORES: tuple[Score, ...] = ("positive", "neutral", "negative")
 
 
 class RatingRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,10 +239,7 @@ def _summarise(ratings: tuple[Counted, ...], as_of: datetime, scoring: Scoring) 
     window_start = as_of - timedelta(days=credit.positive_rate_window_days)
     recent = [c for c in counted if window_start < c.record.succeeded_at <= as_of]
     score = sum(c.points for c in counted)
-    tally = {
-        kind: sum(1 for c in counted if c.score == kind)
-        for kind in ("positive", "neutral", "negative")
-    }
+    tally = {kind: sum(1 for c in counted if c.score == kind) for kind in SCORES}
     return CreditResult(
         score=score,
         level=scoring.level(score),
@@ -257,10 +255,16 @@ def _summarise(ratings: tuple[Counted, ...], as_of: datetime, scoring: Scoring) 
 
 
 def _positive_rate(counted: Sequence[Counted], credit: CreditScoring) -> float | None:
-    denominator = sum(1 for c in counted if c.score in credit.positive_rate_denominator)
+    tally = {kind: sum(1 for c in counted if c.score == kind) for kind in SCORES}
+    return positive_rate(tally, credit)
+
+
+def positive_rate(tally: Mapping[Score, int], credit: CreditScoring) -> float | None:
+    """Counted positives over the counted scores of the rulebook's denominator."""
+    denominator = sum(tally[score] for score in credit.positive_rate_denominator)
     if denominator == 0:
         return None
-    return sum(1 for c in counted if c.score == "positive") / denominator
+    return tally["positive"] / denominator
 
 
 # --- From the read model ------------------------------------------------------------

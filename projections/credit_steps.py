@@ -1,0 +1,344 @@
+"""Credit as a sum of step changes, one step list per counterparty.
+
+Every exclusion rule of DOMAIN.md §3 looks at one rater at a time: fake,
+shielded, withdrawn, the amount floor and the rulebook's allowed scores judge a
+rating alone; the 14-day item groups are per (rater, item) and the cap per
+(rater, cap period); visibility is per trade. So a rating's verdict as of T
+depends only on the ratings from the same counterparty, and a member's credit
+as of T is the sum, over counterparties, of what each counterparty's ratings
+add up to as of T.
+
+Within one counterparty's group, ``evaluate`` compares ``as_of`` only with the
+instants of its ratings' facts (given, visible, revised, withdrawn, shielded,
+fake-confirmed), each fact taking effect at its own instant. Between two such
+breakpoints every verdict stays put, so evaluating the group at each
+breakpoint and recording what changed gives the group's figures at every
+instant exactly. The trailing window (DOMAIN.md §0, README rule 17) follows
+the trade's success time: a counted rating is in the window from its success
+until success + window days (exclusive), so a change to what it adds there is
+a step up when it takes effect and a step back down when the trade leaves the
+window.
+
+The component vector of a step is ``COMPONENTS``: score points, counted
+positives, neutrals and negatives, unscored ratings (known but not counted,
+hidden ones included), then the counted positives, neutrals and negatives of
+trades that succeeded in the window ``(T - window, T]``.
+
+Cost: one group is evaluated at each of its breakpoints, O(b x k log k) for k
+ratings with b <= 6k breakpoints, so a new fact costs one counterparty's
+group, not the member's. A pathological pair with thousands of trades costs
+O(k^2 log k) per fact; ``group_steps_since`` trims that to the breakpoints at
+or after the new fact, since nothing earlier can change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import msgspec
+
+from ledger.events import Party, Score
+from projections.credit import Counted, CreditResult, RatingRecord, evaluate, positive_rate
+from projections.rulebook import Scoring
+
+COMPONENTS = (
+    "score",
+    "positive",
+    "neutral",
+    "negative",
+    "unscored",
+    "window_positive",
+    "window_neutral",
+    "window_negative",
+)
+_SCORES: tuple[Score, ...] = ("positive", "neutral", "negative")
+_LIFETIME = 5  # the components before the window ones
+# Facts dated after the rating was given; each acts from its own instant on.
+_LATER_FACTS = ("visible_at", "revised_at", "withdrawn_at", "shielded_at", "fake_at")
+
+RatingKey = tuple[str, Party]
+
+
+class Step(NamedTuple):
+    """From ``instant`` on, the group's figures move by ``values`` (see COMPONENTS)."""
+
+    instant: datetime
+    values: tuple[int, ...]
+
+
+class _Standing(NamedTuple):
+    """What one rating adds to its member's figures between two breakpoints."""
+
+    lifetime: tuple[int, ...]
+    window: tuple[int, ...]  # added only while its trade is in the window
+
+
+_UNKNOWN = _Standing((0,) * _LIFETIME, (0,) * len(_SCORES))
+
+
+def by_counterparty(records: Iterable[RatingRecord]) -> dict[str, list[RatingRecord]]:
+    """A member's ratings in one role, grouped by the rater's member id."""
+    groups: dict[str, list[RatingRecord]] = defaultdict(list)
+    for record in records:
+        groups[record.rater_id].append(record)
+    return dict(groups)
+
+
+def breakpoints(records: Iterable[RatingRecord]) -> list[datetime]:
+    """The instants at which some verdict of the group may change, in order."""
+    return sorted({instant for record in records for instant in _instants(record)})
+
+
+def group_steps(
+    records: Iterable[RatingRecord],
+    scoring: Scoring,
+    *,
+    minor_per_major: int,
+    window_days: int | None = None,
+) -> tuple[Step, ...]:
+    """One counterparty's step list; ``window_days`` defaults to the rulebook's
+    positive-rate window. Sorted by instant, one step per instant, no zero steps."""
+    group = _one_counterparty(records)
+    steps = _Steps(_window(scoring, window_days))
+    _follow(group, breakpoints(group), {}, steps, scoring=scoring, minor_per_major=minor_per_major)
+    return steps.merged()
+
+
+def group_steps_since(
+    previous: Sequence[Step],
+    records: Iterable[RatingRecord],
+    since: datetime,
+    scoring: Scoring,
+    *,
+    minor_per_major: int,
+    window_days: int | None = None,
+) -> tuple[Step, ...]:
+    """The group's steps after new facts, none of them earlier than ``since``.
+
+    ``previous`` is the group's step list before the new facts (same rulebook
+    and window). Its steps before ``since`` still hold, because no verdict
+    before the first changed instant can move; only the breakpoints at or
+    after ``since`` are evaluated again. ``earliest_change`` finds ``since``;
+    a later one gives wrong steps.
+    """
+    group = _one_counterparty(records)
+    steps = _Steps(_window(scoring, window_days))
+    for step in previous:
+        if step.instant < since:
+            steps.add(step.instant, step.values)
+    instants = breakpoints(group)
+    earlier = [instant for instant in instants if instant < since]
+    standings: dict[RatingKey, _Standing] = {}
+    if earlier:
+        standings = _standings(group, earlier[-1], scoring, minor_per_major)
+        _carry_window(group, standings, since, steps)
+    later = [instant for instant in instants if instant >= since]
+    _follow(group, later, standings, steps, scoring=scoring, minor_per_major=minor_per_major)
+    return steps.merged()
+
+
+def earliest_change(
+    before: Iterable[RatingRecord], after: Iterable[RatingRecord]
+) -> datetime | None:
+    """The earliest instant from which two versions of a group may differ, to
+    pass as ``since``; None when they hold the same ratings."""
+    old = {_key(record): record for record in before}
+    new = {_key(record): record for record in after}
+    changed = [
+        _first_difference(old.get(key), new.get(key))
+        for key in old.keys() | new.keys()
+        if old.get(key) != new.get(key)
+    ]
+    return min(changed, default=None)
+
+
+def member_summary_at(
+    steps_by_group: Mapping[str, Sequence[Step]], as_of: datetime, scoring: Scoring
+) -> CreditResult:
+    """The member's credit as of a time, from the step lists of its counterparties.
+
+    Each list is sorted by instant, as ``group_steps`` returns it. The figures
+    are those ``evaluate`` returns (the window ones for the window the steps
+    were made with); ``ratings`` is left empty, as the per-rating explanation
+    is not part of the steps.
+    """
+    totals = [0] * len(COMPONENTS)
+    for steps in steps_by_group.values():
+        for step in steps:
+            if step.instant > as_of:
+                break
+            totals = [total + value for total, value in zip(totals, step.values, strict=True)]
+    score, positive, neutral, negative, unscored = totals[:_LIFETIME]
+    lifetime = dict(zip(_SCORES, (positive, neutral, negative), strict=True))
+    window = dict(zip(_SCORES, totals[_LIFETIME:], strict=True))
+    credit = scoring.credit
+    return CreditResult(
+        score=score,
+        level=scoring.level(score),
+        positive=positive,
+        neutral=neutral,
+        negative=negative,
+        unscored=unscored,
+        positive_rate_lifetime=positive_rate(lifetime, credit),
+        positive_rate_window=positive_rate(window, credit),
+        window_counted=sum(window[kind] for kind in credit.positive_rate_denominator),
+        ratings=(),
+    )
+
+
+class _Steps:
+    """Step changes of one group as they are found, merged per instant at the end."""
+
+    def __init__(self, window: timedelta) -> None:
+        self.window = window
+        self.by_instant: dict[datetime, list[int]] = defaultdict(lambda: [0] * len(COMPONENTS))
+
+    def add(self, instant: datetime, values: Sequence[int]) -> None:
+        moved = self.by_instant[instant]
+        for index, value in enumerate(values):
+            moved[index] += value
+
+    def lifetime(self, instant: datetime, change: Sequence[int]) -> None:
+        if any(change):
+            self.add(instant, [*change, *(0,) * len(_SCORES)])
+
+    def windowed(self, starts: datetime, succeeded_at: datetime, change: Sequence[int]) -> None:
+        """A change to what a rating adds in the window, taking effect at ``starts``:
+        it holds while the trade is in the window and is undone when it leaves."""
+        ends = succeeded_at + self.window
+        starts = max(starts, succeeded_at)
+        if starts < ends:
+            self.add(starts, [*(0,) * _LIFETIME, *change])
+            self.add(ends, [*(0,) * _LIFETIME, *_negated(change)])
+
+    def merged(self) -> tuple[Step, ...]:
+        return tuple(
+            Step(instant, tuple(values))
+            for instant, values in sorted(self.by_instant.items())
+            if any(values)
+        )
+
+
+def _follow(
+    group: Sequence[RatingRecord],
+    instants: Iterable[datetime],
+    standings: dict[RatingKey, _Standing],
+    steps: _Steps,
+    *,
+    scoring: Scoring,
+    minor_per_major: int,
+) -> None:
+    """Evaluate the group at each instant and record how each rating's part moved."""
+    succeeded = {_key(record): record.succeeded_at for record in group}
+    for instant in instants:
+        now = _standings(group, instant, scoring, minor_per_major)
+        for key in now.keys() | standings.keys():
+            before, after = standings.get(key, _UNKNOWN), now.get(key, _UNKNOWN)
+            steps.lifetime(instant, _minus(after.lifetime, before.lifetime))
+            window_change = _minus(after.window, before.window)
+            if any(window_change):
+                steps.windowed(instant, succeeded[key], window_change)
+        standings = now
+
+
+def _carry_window(
+    group: Sequence[RatingRecord],
+    standings: Mapping[RatingKey, _Standing],
+    since: datetime,
+    steps: _Steps,
+) -> None:
+    """Re-add the window steps that facts before ``since`` placed at or after it:
+    the kept steps stop short of ``since``, but a rating counted before then
+    still enters the window at its success and leaves it window days later."""
+    for record in group:
+        window = standings.get(_key(record), _UNKNOWN).window
+        if not any(window):
+            continue
+        if record.succeeded_at >= since:
+            steps.add(record.succeeded_at, [*(0,) * _LIFETIME, *window])
+        if record.succeeded_at + steps.window >= since:
+            steps.add(record.succeeded_at + steps.window, [*(0,) * _LIFETIME, *_negated(window)])
+
+
+def _standings(
+    group: Sequence[RatingRecord], instant: datetime, scoring: Scoring, minor_per_major: int
+) -> dict[RatingKey, _Standing]:
+    verdicts = evaluate(group, instant, scoring, minor_per_major=minor_per_major).ratings
+    return {_key(verdict.record): _standing(verdict) for verdict in verdicts}
+
+
+def _standing(verdict: Counted) -> _Standing:
+    if not verdict.counted:
+        return _Standing((0, 0, 0, 0, 1), (0,) * len(_SCORES))
+    kinds = tuple(int(verdict.score == kind) for kind in _SCORES)
+    return _Standing((verdict.points, *kinds, 0), kinds)
+
+
+def _minus(after: Sequence[int], before: Sequence[int]) -> tuple[int, ...]:
+    return tuple(a - b for a, b in zip(after, before, strict=True))
+
+
+def _negated(values: Sequence[int]) -> tuple[int, ...]:
+    return tuple(-value for value in values)
+
+
+def _one_counterparty(records: Iterable[RatingRecord]) -> list[RatingRecord]:
+    group = list(records)
+    raters = {(record.rater, record.rater_id) for record in group}
+    if len(raters) > 1:
+        raise ValueError(f"a step group holds one counterparty's ratings, got {sorted(raters)}")
+    return group
+
+
+def _window(scoring: Scoring, window_days: int | None) -> timedelta:
+    days = scoring.credit.positive_rate_window_days if window_days is None else window_days
+    if days <= 0:
+        raise ValueError(f"window_days must be positive, got {days}")
+    return timedelta(days=days)
+
+
+def _key(record: RatingRecord) -> RatingKey:
+    return (record.trade_id, record.rater)
+
+
+def _instants(record: RatingRecord) -> list[datetime]:
+    """The instants at which a fact about this rating takes effect."""
+    facts = (
+        record.given_at,
+        record.visible_at,
+        record.revised_at,
+        record.withdrawn_at,
+        record.shielded_at,
+        record.fake_at,
+    )
+    return [instant for instant in facts if instant is not None]
+
+
+def _first_difference(was: RatingRecord | None, now: RatingRecord | None) -> datetime:
+    """Where two versions of one rating start to differ in effect: a rating is
+    unknown before it is given, and a later fact acts only from its instant."""
+    if was is None or now is None:
+        present = was or now
+        if present is None:
+            raise ValueError("a rating with no version has no difference")
+        return present.given_at
+    if _undated(was) != _undated(now):
+        return min(was.given_at, now.given_at)
+    moved: list[datetime | None] = [
+        getattr(version, field)
+        for field in _LATER_FACTS
+        if getattr(was, field) != getattr(now, field)
+        for version in (was, now)
+    ]
+    if was.revised_score != now.revised_score:
+        moved += [was.revised_at, now.revised_at]
+    return min(instant for instant in moved if instant is not None)
+
+
+def _undated(record: RatingRecord) -> RatingRecord:
+    """The rating without the facts that follow its giving."""
+    cleared: dict[str, object] = dict.fromkeys((*_LATER_FACTS, "revised_score"))
+    return msgspec.structs.replace(record, **cleared)
