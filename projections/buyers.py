@@ -68,7 +68,7 @@ def buyer_history(file: MemberFile, cut: Cut, rulebook: Rulebook) -> BuyerHistor
         and not t.counts_as_refunded(cut)
     ]
     window_spend = sum(t.amount_minor for t in window)
-    tier = _tier(len(window), window_spend, rulebook)
+    tier = tier_of(len(window), window_spend, rulebook)
     negative = sum(1 for r in given_own if r.score_seen(cut) == "negative")
     return BuyerHistory(
         trades=len(real),
@@ -94,7 +94,7 @@ def buyer_history(file: MemberFile, cut: Cut, rulebook: Rulebook) -> BuyerHistor
     )
 
 
-def _tier(purchases: int, spend_minor: int, rulebook: Rulebook) -> BuyerTier:
+def tier_of(purchases: int, spend_minor: int, rulebook: Rulebook) -> BuyerTier:
     """The higher of the tiers reached by purchases and by net spend."""
     major = rulebook.policy.minor_per_major
     reached = rulebook.scoring.buyer_tiers.tiers[0]

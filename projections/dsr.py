@@ -36,7 +36,7 @@ class DsrResult(msgspec.Struct, frozen=True):
 def dsr_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> DsrResult:
     scoring = rulebook.scoring
     bearing = sorted(
-        (t for t in file.as_seller if _bears_dsr(t, cut, rulebook)),
+        (t for t in file.as_seller if bears_dsr(t, cut, rulebook)),
         key=lambda t: (t.created.at, t.trade_id),
     )
     taken: dict[tuple[str, tuple[int, int]], int] = defaultdict(int)
@@ -64,7 +64,9 @@ def dsr_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> DsrResult:
     )
 
 
-def _bears_dsr(trade: TradeFacts, cut: Cut, rulebook: Rulebook) -> bool:
+def bears_dsr(trade: TradeFacts, cut: Cut, rulebook: Rulebook) -> bool:
+    """Whether the buyer's shop scores on this trade may count as the cut sees it,
+    before the first-trades-per-pair-month rule and the window."""
     rating = trade.ratings.get("buyer")
     if rating is None or rating.dsr is None or not cut.sees(rating.given):
         return False

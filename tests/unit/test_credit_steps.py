@@ -10,12 +10,11 @@ microsecond either side of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.events import Party, Score
@@ -30,26 +29,20 @@ from projections.credit_steps import (
     group_steps_since,
     member_summary_at,
 )
-from projections.rulebook import Rulebook, load_rulebook
+from projections.rulebook import Rulebook
+from tests.unit.step_support import (
+    DAY,
+    HOUR,
+    MICROSECOND,
+    RULEBOOKS,
+    SCORES,
+    property_under_each_rulebook,
+)
 
-RULEBOOKS = {name: load_rulebook(name) for name in ("taobao-classic", "ebay-style")}
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-MICROSECOND = timedelta(microseconds=1)
-SCORES: tuple[Score, ...] = ("positive", "neutral", "negative")
 # Wednesday 31 January 2024 ends a month; Sundays 28 January, 4 and 11 February end weeks.
 THREE_WEEKS = tuple(date(2024, 1, 24) + n * DAY for n in range(21))
 MONTH_END_WEEK = THREE_WEEKS[4:12]  # Sunday 28 January to Sunday 4 February
 LATER_OFFSETS = (0 * HOUR, HOUR, 2 * DAY, 30 * DAY, 179 * DAY, 181 * DAY)
-PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-PropertyTest = Callable[[str, st.DataObject], None]
-
-
-def property_under_each_rulebook(test: PropertyTest) -> PropertyTest:
-    """Runs a property, drawing with ``data``, once per built-in rulebook ``name``."""
-    drawn: PropertyTest = PROPERTY(given(data=st.data())(test))
-    parametrized: PropertyTest = pytest.mark.parametrize("name", RULEBOOKS)(drawn)
-    return parametrized
 
 
 def optional_after(start: datetime) -> st.SearchStrategy[datetime | None]:

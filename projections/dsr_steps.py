@@ -1,0 +1,194 @@
+"""Shop scores (DSR) as a sum of step changes, one step list per pair and month.
+
+Why the figure splits into groups. Every rule of DOMAIN.md §4 (and README rule
+18) looks at one trade or at one (seller, buyer) pair's trades created in one
+calendar month of the rulebook's zone. Whether a trade's buyer scores may count
+depends on that trade alone: the buyer's rating with scores, when it shows
+(from both sides' ratings of the trade), and whether the trade was confirmed
+fake or the rating shielded or withdrawn. The first-3 rule then ranks, by
+creation time, the trades that may count within one pair and month, and the
+trailing window follows each trade's own success time. A trade's creation time
+never changes, so it never moves from its pair-month. The trades counted as of
+T are therefore the union over pair-months of each pair-month's counted trades,
+and the count and per-dimension score sums are sums over pair-months. The group
+is the pair-month rather than the whole pair because nothing couples two months
+of a pair, and a smaller group makes a new fact cheaper.
+
+Within a group, the counted trades change only at the instants of its facts
+(the buyer's rating given, shielded or withdrawn, the seller's rating given,
+the fake-trade confirmation) and at the instants its ratings show, as the
+facts known at each of those instants tell. Between two such breakpoints
+nothing changes, so evaluating the group at each breakpoint with the reference
+rule (``bears_dsr`` and the first-3 ranking) and recording what each trade adds
+gives the group's figures at every instant exactly. What a counted trade adds
+holds while it is in the window (DOMAIN.md §0: from its success until success +
+window days, exclusive), so a change becomes a step up when it takes effect (or
+at the success, if later) and a step back down when the trade leaves the
+window. Revisions and refunds play no part in shop scores.
+
+The component vector of a step is ``COMPONENTS``: the number of counted ratings
+in the window, then the sum of their scores per dimension. Only integer counts
+and sums are kept; ``summary_at`` divides them at read time, the same division
+``dsr_of`` does, so the means are equal to the last bit. ``positions`` (which
+ratings count) are not part of the steps: that per-rating explanation is to be
+served as its own paginated list, and ``summary_at`` leaves it empty.
+
+The steps describe the log as it stands: every fact at every log position. A
+figure as of an earlier log position is still answered by ``dsr_of``.
+
+Cost: a trade has at most 7 breakpoints (5 facts, and the instant its rating
+shows before and after the seller's rating), so a pair-month of k trades is
+evaluated at most 7k times at O(k log k) each. A new fact costs its own
+pair-month's group, whose new steps replace the old ones; the seller's other
+buyers and months are untouched.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from projections.credit import rating_visible_at
+from projections.credit_steps import Step
+from projections.dsr import DIMENSIONS, DsrResult, bears_dsr
+from projections.marketplace import Cut, TradeFacts
+from projections.rulebook import Rulebook
+from projections.timeline import Vector, add, subtract, sum_of, zeros
+from projections.windows import calendar_month
+
+COMPONENTS = ("count", *DIMENSIONS)
+_NOTHING = zeros(len(COMPONENTS))
+
+PairMonth = tuple[str, tuple[int, int]]  # buyer id, (year, month) of creation in the zone
+
+
+def pair_month(trade: TradeFacts, rulebook: Rulebook) -> PairMonth:
+    """The group a seller's trade belongs to, for good."""
+    return (trade.buyer_id, calendar_month(trade.created.at, rulebook.scoring.zone))
+
+
+def by_pair_month(
+    trades: Iterable[TradeFacts], rulebook: Rulebook
+) -> dict[PairMonth, list[TradeFacts]]:
+    """One seller's trades grouped by buyer and calendar month of creation."""
+    groups: dict[PairMonth, list[TradeFacts]] = defaultdict(list)
+    for trade in trades:
+        groups[pair_month(trade, rulebook)].append(trade)
+    return dict(groups)
+
+
+def breakpoints(trades: Iterable[TradeFacts], rulebook: Rulebook) -> list[datetime]:
+    """The instants at which the group's counted trades may change, in order."""
+    return sorted({instant for trade in trades for instant in _instants(trade, rulebook)})
+
+
+def group_steps(trades: Iterable[TradeFacts], rulebook: Rulebook) -> tuple[Step, ...]:
+    """One pair-month's step list (see COMPONENTS), for the rulebook's DSR window.
+    Sorted by instant, one step per instant, no zero steps."""
+    group = _one_pair_month(trades, rulebook)
+    window = timedelta(days=rulebook.scoring.dsr.window_days)
+    steps: list[Step] = []
+    before: dict[str, Vector] = {}
+    for instant in breakpoints(group, rulebook):
+        now = _counted(group, instant, rulebook)
+        for trade in group:
+            change = subtract(
+                now.get(trade.trade_id, _NOTHING), before.get(trade.trade_id, _NOTHING)
+            )
+            if any(change):
+                steps += _while_in_window(instant, trade, window, change)
+        before = now
+    return _merged(steps)
+
+
+def summary_at(steps_by_group: Mapping[PairMonth, Sequence[Step]], as_of: datetime) -> DsrResult:
+    """The seller's shop scores as of a time, from the step lists of its pair-months.
+
+    Each list is sorted by instant, as ``group_steps`` returns it. The figures
+    are those ``dsr_of`` returns with every fact known, for the window the steps
+    were made with; ``positions`` is left empty (see the module docstring).
+    """
+    reached = (
+        step.values
+        for steps in steps_by_group.values()
+        for step in steps[: bisect_right(steps, as_of, key=lambda step: step.instant)]
+    )
+    count, *sums = sum_of([_NOTHING, *reached])
+    means = {
+        dimension: total / count if count else None
+        for dimension, total in zip(DIMENSIONS, sums, strict=True)
+    }
+    return DsrResult(**means, count=count, positions=())
+
+
+def _counted(
+    group: Sequence[TradeFacts], instant: datetime, rulebook: Rulebook
+) -> dict[str, Vector]:
+    """What each counted trade of the group adds as of ``instant``, window aside."""
+    cut = Cut(instant)
+    bearing = sorted(
+        (trade for trade in group if bears_dsr(trade, cut, rulebook)),
+        key=lambda trade: (trade.created.at, trade.trade_id),
+    )
+    first = bearing[: rulebook.scoring.dsr.first_trades_per_pair_month]
+    return {trade.trade_id: _scores(trade) for trade in first}
+
+
+def _scores(trade: TradeFacts) -> Vector:
+    dsr = trade.ratings["buyer"].dsr
+    if dsr is None:
+        raise ValueError(f"trade {trade.trade_id} is counted without shop scores")
+    return (1, *(getattr(dsr, dimension) for dimension in DIMENSIONS))
+
+
+def _while_in_window(
+    starts: datetime, trade: TradeFacts, window: timedelta, change: Vector
+) -> list[Step]:
+    """A change to what a trade adds, taking effect at ``starts``: it holds while
+    the trade is in the window and is undone when the trade leaves it."""
+    if trade.succeeded is None:
+        return []  # counted but never in any window
+    ends = trade.succeeded.at + window
+    starts = max(starts, trade.succeeded.at)
+    if starts >= ends:
+        return []
+    return [Step(starts, change), Step(ends, subtract(_NOTHING, change))]
+
+
+def _merged(steps: Iterable[Step]) -> tuple[Step, ...]:
+    by_instant: dict[datetime, Vector] = defaultdict(lambda: _NOTHING)
+    for step in steps:
+        by_instant[step.instant] = add(by_instant[step.instant], step.values)
+    return tuple(
+        Step(instant, values) for instant, values in sorted(by_instant.items()) if any(values)
+    )
+
+
+def _instants(trade: TradeFacts, rulebook: Rulebook) -> set[datetime]:
+    """The instants of the trade's facts that shop scores look at, and the instants
+    its buyer rating shows as known at each of them; none if it carries no scores."""
+    buyer = trade.ratings.get("buyer")
+    if buyer is None or buyer.dsr is None:
+        return set()
+    seller = trade.ratings.get("seller")
+    stamps = (
+        buyer.given,
+        buyer.shielded,
+        buyer.withdrawn,
+        trade.fake,
+        seller.given if seller is not None else None,
+    )
+    facts = {stamp.at for stamp in stamps if stamp is not None}
+    scoring = rulebook.scoring
+    shown = {rating_visible_at(trade, "buyer", Cut(instant), scoring) for instant in facts}
+    return facts | {instant for instant in shown if instant is not None}
+
+
+def _one_pair_month(trades: Iterable[TradeFacts], rulebook: Rulebook) -> list[TradeFacts]:
+    group = list(trades)
+    keys = {(trade.seller_id, *pair_month(trade, rulebook)) for trade in group}
+    if len(keys) > 1:
+        raise ValueError(f"a step group holds one pair's trades of one month, got {sorted(keys)}")
+    return group
