@@ -146,7 +146,7 @@ def test_signed_heads_are_kept_and_verify(story_app: LedgerApp, tree: LogTree) -
 
 
 def test_sqlite_positions_survive_vacuum(tmp_path: object) -> None:
-    # The demand: positions are stable for the life of the store, and
+    # Positions are stable for the life of the store, and
     # SQLite's VACUUM may renumber implicit rowids (not INTEGER PRIMARY KEYs).
     path = f"{tmp_path}/ledger.db"
     url = f"sqlite:///{path}"
