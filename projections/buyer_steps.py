@@ -48,13 +48,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from itertools import takewhile
 from typing import get_args
 
 from ledger.events import Party, RefundReason
 from projections.buyers import BuyerHistory, buyer_history, tier_of
 from projections.credit import rating_visible_at
-from projections.credit_steps import Step
 from projections.marketplace import (
     ComplaintFacts,
     Cut,
@@ -64,7 +62,8 @@ from projections.marketplace import (
     TradeFacts,
 )
 from projections.rulebook import Rulebook
-from projections.timeline import Vector, subtract, sum_of, zeros
+from projections.steps import Step, steps_from_parts, sum_as_of
+from projections.timeline import Vector
 
 REFUND_REASONS: tuple[str, ...] = get_args(RefundReason)
 COMPONENTS: tuple[str, ...] = (
@@ -117,14 +116,8 @@ def group_steps(group: Group, rulebook: Rulebook) -> tuple[Step, ...]:
     instant, one step per instant, no zero steps. Before its first breakpoint a
     group adds nothing, as a trade is unknown before its creation and a
     complaint before its filing."""
-    steps = []
-    before = zeros(len(COMPONENTS))
-    for instant in breakpoints(group, rulebook):
-        now = _part(group, instant, rulebook)
-        if now != before:
-            steps.append(Step(instant, subtract(now, before)))
-        before = now
-    return tuple(steps)
+    parts = ((instant, _part(group, instant, rulebook)) for instant in breakpoints(group, rulebook))
+    return steps_from_parts(parts, len(COMPONENTS))
 
 
 def summary_at(
@@ -133,7 +126,9 @@ def summary_at(
     """The buyer's history and tier as of a time, from the step lists of its
     groups (each sorted by instant, as ``group_steps`` returns it): the figures
     ``buyer_history`` returns for the same time."""
-    totals = dict(zip(COMPONENTS, _sum_as_of(steps_by_group.values(), as_of), strict=True))
+    totals = dict(
+        zip(COMPONENTS, sum_as_of(steps_by_group.values(), as_of, len(COMPONENTS)), strict=True)
+    )
     given, negative = totals["ratings_given"], totals["ratings_given_negative"]
     reasons = {reason: totals[f"refunds_{reason}"] for reason in REFUND_REASONS}
     tier = tier_of(totals["window_purchases"], totals["window_net_spend_minor"], rulebook)
@@ -145,11 +140,6 @@ def summary_at(
         tier=tier.name,
         tier_label=tier.label,
     )
-
-
-def _sum_as_of(step_lists: Iterable[Sequence[Step]], as_of: datetime) -> Vector:
-    reached = (takewhile(lambda step: step.instant <= as_of, steps) for steps in step_lists)
-    return sum_of([zeros(len(COMPONENTS)), *(step.values for steps in reached for step in steps)])
 
 
 def _part(group: Group, as_of: datetime, rulebook: Rulebook) -> Vector:

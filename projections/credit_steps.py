@@ -43,6 +43,7 @@ import msgspec
 from ledger.events import Party, Score
 from projections.credit import Counted, CreditResult, RatingRecord, evaluate, positive_rate
 from projections.rulebook import Scoring
+from projections.steps import Step
 
 COMPONENTS = (
     "score",
@@ -60,13 +61,6 @@ _LIFETIME = 5  # the components before the window ones
 _LATER_FACTS = ("visible_at", "revised_at", "withdrawn_at", "shielded_at", "fake_at")
 
 RatingKey = tuple[str, Party]
-
-
-class Step(NamedTuple):
-    """From ``instant`` on, the group's figures move by ``values`` (see COMPONENTS)."""
-
-    instant: datetime
-    values: tuple[int, ...]
 
 
 class _Standing(NamedTuple):

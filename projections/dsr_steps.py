@@ -51,10 +51,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from projections.credit import rating_visible_at
-from projections.credit_steps import Step
 from projections.dsr import DIMENSIONS, DsrResult, bears_dsr
 from projections.marketplace import Cut, TradeFacts
 from projections.rulebook import Rulebook
+from projections.steps import Step
 from projections.timeline import Vector, add, subtract, sum_of, zeros
 from projections.windows import calendar_month
 

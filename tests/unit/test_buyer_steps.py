@@ -32,8 +32,8 @@ from projections.buyer_steps import (
     summary_at,
 )
 from projections.buyers import buyer_history
-from projections.credit_steps import Step
 from projections.rulebook import Rulebook
+from projections.steps import Step
 from tests.unit.step_support import RULEBOOKS, property_under_each_rulebook
 
 BUYER = "buyer-1"

@@ -21,7 +21,6 @@ from ledger.events import Party, Score
 from projections.credit import RatingRecord, evaluate
 from projections.credit_steps import (
     COMPONENTS,
-    Step,
     breakpoints,
     by_counterparty,
     earliest_change,
@@ -30,6 +29,7 @@ from projections.credit_steps import (
     member_summary_at,
 )
 from projections.rulebook import Rulebook
+from projections.steps import Step
 from tests.unit.step_support import (
     DAY,
     HOUR,

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 
 from ledger.events import Dsr, Party
 from projections import marketplace as mp
-from projections.credit_steps import Step
 from projections.dsr import dsr_of
 from projections.dsr_steps import (
     COMPONENTS,
@@ -34,6 +33,7 @@ from projections.dsr_steps import (
     summary_at,
 )
 from projections.rulebook import Rulebook
+from projections.steps import Step
 from tests.unit.step_support import (
     DAY,
     HOUR,
