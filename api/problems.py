@@ -1,6 +1,6 @@
 """Every refusal as RFC 9457 problem details, mapped in one place.
 
-Statuses follow DOMAIN.md §8: malformed input 422, unknown entities 404,
+Statuses follow docs/rules.md §8: malformed input 422, unknown entities 404,
 state and idempotency conflicts 409, oversize batches 413. The body carries
 the stable ``code``, a human ``detail`` and, when known, the offending
 ``field``. Nothing is written on any of them.

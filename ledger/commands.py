@@ -32,7 +32,7 @@ from ledger.policy import (
     ViolationCategory,
 )
 
-# Named limits (DOMAIN.md §8: oversized text or batches are refused).
+# Named limits (docs/rules.md §8: oversized text or batches are refused).
 AMOUNT_MINOR_MAX = 10**15
 TEXT_MAX_CHARS = 2_000
 REASON_MAX_CHARS = 500

@@ -1,6 +1,6 @@
 """Complaint: a customer-service case about one trade, and the slot that keeps it unique.
 
-DOMAIN.md §2 allows one case per trade. The case is found by its platform id
+docs/rules.md §2 allows one case per trade. The case is found by its platform id
 (``Complaint``), the trade's one case by the trade (``TradeComplaintSlot``);
 both are created in one save, so a second filing on a trade — even a
 concurrent one — is refused and names the case that holds the slot.

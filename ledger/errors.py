@@ -1,6 +1,6 @@
 """Domain errors: every refusal has a stable machine code and an error class.
 
-The class decides the HTTP status family (DOMAIN.md §8): malformed input is
+The class decides the HTTP status family (docs/rules.md §8): malformed input is
 422, an unknown entity 404, a fact that contradicts the current state 409.
 Codes are part of the public contract, so they live in one enum and are never
 renamed.

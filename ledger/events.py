@@ -1,4 +1,4 @@
-"""Every fact of DOMAIN.md §2 as a frozen msgspec Struct.
+"""Every fact of docs/rules.md §2 as a frozen msgspec Struct.
 
 Rules for this module (they keep stored events readable forever):
 - each event names its topic explicitly with ``tag=``; the topic is stored
@@ -210,7 +210,7 @@ class RatingEvent(TradeEvent, frozen=True, kw_only=True):
 
 
 class RatingGiven(RatingEvent, frozen=True, tag="trustledger.rating.given.v1"):
-    """A rating, with the trade context the counting rules need (DOMAIN.md §3)."""
+    """A rating, with the trade context the counting rules need (docs/rules.md §3)."""
 
     score: Score
     item_id: str
@@ -262,7 +262,7 @@ class ComplaintFiled(ComplaintEvent, frozen=True, tag="trustledger.complaint.fil
 
 
 class ComplaintSlotTaken(ComplaintEvent, frozen=True, tag="trustledger.complaint.slot_taken.v1"):
-    """The trade's one complaint case is this one (DOMAIN.md §2: one per trade)."""
+    """The trade's one complaint case is this one (docs/rules.md §2: one per trade)."""
 
 
 class ComplaintEscalated(ComplaintEvent, frozen=True, tag="trustledger.complaint.escalated.v1"):

@@ -1,7 +1,7 @@
 """Buyer history and tier as a sum of step changes, one step list per trade or complaint.
 
 Why the figure splits into those groups. Every figure of ``buyer_history``
-(DOMAIN.md §5, README rule 20) counts or sums over the buyer's trades, and
+(docs/rules.md §5, README rule 20) counts or sums over the buyer's trades, and
 judges each trade alone: whether it is known yet, fake, a purchase, refunded,
 inside the tier's trailing window; its refunds paid, its dispute and ruling,
 the buyer's rating on it and the seller's. Complaints filed are counted one by
@@ -16,7 +16,7 @@ reference compares the as-of time only with the instants of the trade's facts,
 with the instants its ratings show (worked out from those facts: at the rating
 window's close, or once both sides have rated, perhaps after a delay) and with
 the trade's success plus the tier window: a purchase is in the trailing window
-as of T while ``T - N d < success <= T`` (DOMAIN.md §0), so it enters at its
+as of T while ``T - N d < success <= T`` (docs/rules.md §0), so it enters at its
 success and leaves at ``success + N d``, exclusive. Between two consecutive
 breakpoints nothing the reference reads changes, so evaluating ``buyer_history``
 on a file holding that one trade at each breakpoint, and recording what moved,

@@ -1,10 +1,10 @@
-"""Buyer history and tier, DOMAIN.md §5.
+"""Buyer history and tier, docs/rules.md §5.
 
 Fake trades stop counting for the buyer as for the seller: they are left out
 of every trade figure (trades, purchases, spend, refunds, disputes, ratings,
 tier) except ``fake_trades``, which counts them. Complaints filed are
 customer-service cases and count whatever became of the trade. Ratings count
-once they show (DOMAIN.md §3: hidden ratings count nowhere yet).
+once they show (docs/rules.md §3: hidden ratings count nowhere yet).
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """Credit (信用): counted rating points, levels and positive rates, per member and role.
 
-``evaluate`` is the reference computation of DOMAIN.md §3: given every rating
+``evaluate`` is the reference computation of docs/rules.md §3: given every rating
 a member received in one role and a business time ``as_of``, it says for each
 rating whether it counts, how much, and — if not — the first rule that
 excluded it. It is a pure function of the ratings' facts, so the result does
 not depend on the order in which they were recorded: a late rating of an
 older order is slotted into order-creation order.
 
-As-of semantics (DOMAIN.md §0): only facts with ``occurred_at <= as_of`` are
+As-of semantics (docs/rules.md §0): only facts with ``occurred_at <= as_of`` are
 used, and a rating counts only once it is visible at ``as_of``. A rating's
 visibility time can be computed from the final facts: any later fact that
 would move it is itself later than ``as_of`` whenever it matters.
 
-Decisions where DOMAIN.md is silent (README, rules section):
+Decisions where docs/rules.md is silent (README, rules section):
 - Hidden ratings take no part in the exclusion rules: they neither start a
   14-day group nor use up the pair's cap until they show.
 - The 14-day groups are formed from the ratings that reached that rule.
@@ -66,7 +66,7 @@ class RatingRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def order_key(self) -> tuple[datetime, str]:
-        """Order-creation order; ties broken by trade id (DOMAIN.md §3)."""
+        """Order-creation order; ties broken by trade id (docs/rules.md §3)."""
         return (self.order_created_at, self.trade_id)
 
 
@@ -105,7 +105,7 @@ def visible_at(
     window_closes_at: datetime,
     delay: timedelta,
 ) -> datetime:
-    """When a rating shows (DOMAIN.md §3), from the original scores of both sides.
+    """When a rating shows (docs/rules.md §3), from the original scores of both sides.
 
     A default positive is a rating given at window close, so "one side rated
     positive" shows at window close together with its default.

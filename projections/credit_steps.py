@@ -1,6 +1,6 @@
 """Credit as a sum of step changes, one step list per counterparty.
 
-Every exclusion rule of DOMAIN.md §3 looks at one rater at a time: fake,
+Every exclusion rule of docs/rules.md §3 looks at one rater at a time: fake,
 shielded, withdrawn, the amount floor and the rulebook's allowed scores judge a
 rating alone; the 14-day item groups are per (rater, item) and the cap per
 (rater, cap period); visibility is per trade. So a rating's verdict as of T
@@ -13,7 +13,7 @@ instants of its ratings' facts (given, visible, revised, withdrawn, shielded,
 fake-confirmed), each fact taking effect at its own instant. Between two such
 breakpoints every verdict stays put, so evaluating the group at each
 breakpoint and recording what changed gives the group's figures at every
-instant exactly. The trailing window (DOMAIN.md §0, README rule 17) follows
+instant exactly. The trailing window (docs/rules.md §0, README rule 17) follows
 the trade's success time: a counted rating is in the window from its success
 until success + window days (exclusive), so a change to what it adds there is
 a step up when it takes effect and a step back down when the trade leaves the

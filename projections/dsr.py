@@ -1,4 +1,4 @@
-"""Shop scores (DSR), DOMAIN.md §4.
+"""Shop scores (DSR), docs/rules.md §4.
 
 Each dimension is the plain mean of the buyer's scores on visible ratings
 whose trade succeeded in the trailing window (180 days); only a pair's first

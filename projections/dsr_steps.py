@@ -1,6 +1,6 @@
 """Shop scores (DSR) as a sum of step changes, one step list per pair and month.
 
-Why the figure splits into groups. Every rule of DOMAIN.md §4 (and README rule
+Why the figure splits into groups. Every rule of docs/rules.md §4 (and README rule
 18) looks at one trade or at one (seller, buyer) pair's trades created in one
 calendar month of the rulebook's zone. Whether a trade's buyer scores may count
 depends on that trade alone: the buyer's rating with scores, when it shows
@@ -21,7 +21,7 @@ facts known at each of those instants tell. Between two such breakpoints
 nothing changes, so evaluating the group at each breakpoint with the reference
 rule (``bears_dsr`` and the first-3 ranking) and recording what each trade adds
 gives the group's figures at every instant exactly. What a counted trade adds
-holds while it is in the window (DOMAIN.md §0: from its success until success +
+holds while it is in the window (docs/rules.md §0: from its success until success +
 window days, exclusive), so a change becomes a step up when it takes effect (or
 at the success, if later) and a step back down when the trade leaves the
 window. Revisions and refunds play no part in shop scores.

@@ -4,7 +4,7 @@
 I/O, no clock; it updates its own state (an accumulator, for speed) and
 returns it. Every fact keeps a ``Stamp``: its business time and its log
 position. A ``Cut`` selects the facts a figure may use — those with
-``occurred_at <= as_of`` (DOMAIN.md §0 "as of") and ``position <=
+``occurred_at <= as_of`` (docs/rules.md §0 "as of") and ``position <=
 at_position`` (what the ledger knew then) — so one stored state answers any
 as-of time and any log prefix without replaying.
 
@@ -93,7 +93,7 @@ class TradeFacts(msgspec.Struct):
         return sum(r.amount_minor for r in self.refunds.values() if cut.sees(r.paid))
 
     def counts_as_refunded(self, cut: Cut) -> bool:
-        """DOMAIN.md §2: a trade counts as refunded when any refund on it was paid."""
+        """docs/rules.md §2: a trade counts as refunded when any refund on it was paid."""
         return any(cut.sees(r.paid) for r in self.refunds.values())
 
 

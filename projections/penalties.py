@@ -1,4 +1,4 @@
-"""The search-ranking penalty a ranking engine receives, DOMAIN.md §6.
+"""The search-ranking penalty a ranking engine receives, docs/rules.md §6.
 
 ``searchable`` is false while a node's ban runs; ``multiplier`` is the
 product of the rulebook factors that apply; ``sort_hidden`` is true when a

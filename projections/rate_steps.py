@@ -1,6 +1,6 @@
 """Penalty rates as a sum of step changes, one step list per case: a trade and its complaint.
 
-Why the figure splits into cases. ``rates_of`` (DOMAIN.md §6 "Rates", README
+Why the figure splits into cases. ``rates_of`` (docs/rules.md §6 "Rates", README
 rule 19) counts over the seller's trades and the complaints against the seller,
 and judges each alone, save for one link: a complaint drops out once its trade
 is confirmed fake. A trade is in the denominator when its payment is in the
@@ -8,7 +8,7 @@ trailing window and it is not yet confirmed fake; it counts as refunded when, in
 addition, a refund on it was paid; its dispute counts when ruled
 ``seller_at_fault`` in the window and the trade is not fake; a complaint counts
 when upheld in the window and its trade is not fake. So a case, one trade with
-the complaint filed on it (one case per trade, DOMAIN.md §2; more than one would
+the complaint filed on it (one case per trade, docs/rules.md §2; more than one would
 still be exact), holds everything its counts read, and the denominator and the
 counts as of T are sums over the seller's cases of what each adds as of T. The
 rates are not sums: ``summary_at`` derives them at read time from the sums, with
@@ -19,7 +19,7 @@ Why evaluating a case at its breakpoints is exact. The reference compares the
 as-of time only with the instants of the case's facts (payment, refunds paid,
 the dispute's ruling, the complaint's ruling, the fake-trade confirmation),
 each acting from its own instant on, and with the window bounds: a fact at t is
-in the trailing window as of T while ``T - N d < t <= T`` (DOMAIN.md §0), so it
+in the trailing window as of T while ``T - N d < t <= T`` (docs/rules.md §0), so it
 enters at t and leaves at ``t + N d``, exclusive. Between two consecutive
 breakpoints (those instants and the window exits) nothing the reference reads
 changes, so evaluating ``rates_of`` on a file holding the one case at each

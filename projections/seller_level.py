@@ -1,4 +1,4 @@
-"""eBay-style seller levels from defects (DOMAIN.md §7), for rulebooks that define them.
+"""eBay-style seller levels from defects (docs/rules.md §7), for rulebooks that define them.
 
 Defects are trades closed ``seller_cancelled`` or ``out_of_stock`` and
 disputes ruled ``seller_at_fault``. The evaluation window is the short one

@@ -1,4 +1,4 @@
-"""Violation points, nodes and bans, DOMAIN.md §6.
+"""Violation points, nodes and bans, docs/rules.md §6.
 
 Points accumulate per category in the calendar year of the scoring
 rulebook's timezone and reset at the year's end, except a serious total

@@ -1,6 +1,6 @@
 """What-if: the same log under two scoring rulebooks, seller by seller.
 
-This is how a platform tests a rule change before it ships (DOMAIN.md §7):
+This is how a platform tests a rule change before it ships (docs/rules.md §7):
 replay the log once, compute every seller's level and penalty under both
 rulebooks as of one time, and report what would change.
 """

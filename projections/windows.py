@@ -1,4 +1,4 @@
-"""Time windows of DOMAIN.md §0: trailing N days, calendar months and years."""
+"""Time windows of docs/rules.md §0: trailing N days, calendar months and years."""
 
 from __future__ import annotations
 

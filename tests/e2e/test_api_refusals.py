@@ -1,4 +1,4 @@
-"""DOMAIN.md §8 through HTTP: each refusal answers its status and code, and writes nothing."""
+"""docs/rules.md §8 through HTTP: each refusal answers its status and code, and writes nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DOMAIN.md §3: counted points, exclusion reasons, levels and positive rates."""
+"""docs/rules.md §3: counted points, exclusion reasons, levels and positive rates."""
 
 from __future__ import annotations
 

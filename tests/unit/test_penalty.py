@@ -1,4 +1,4 @@
-"""DOMAIN.md §3, §6 and §7 on the read side: rates, the penalty a ranking engine
+"""docs/rules.md §3, §6 and §7 on the read side: rates, the penalty a ranking engine
 receives, credit as of a time or a log position, and eBay-style seller levels.
 
 Stories run end to end where practical: facts go through ``LedgerApp`` (the
@@ -6,7 +6,7 @@ Stories run end to end where practical: facts go through ``LedgerApp`` (the
 the figures are asked of ``m.file(member)`` with a ``Cut``. Cases that need
 hundreds of trades build ``MemberFile``/``TradeFacts`` Structs directly.
 
-Times follow DOMAIN.md §0: "trailing N days as of T" is ``T - N d < t <= T``;
+Times follow docs/rules.md §0: "trailing N days as of T" is ``T - N d < t <= T``;
 the last instant inside a window that ends at ``end`` is ``end - US``.
 """
 
@@ -335,7 +335,7 @@ def seller_file(trades: list[TradeFacts], *, registered: datetime = T0) -> Membe
 
 
 # =========================================================================================
-# Rates (DOMAIN.md §6): trailing 30 days on payment time; denominator = the seller's
+# Rates (docs/rules.md §6): trailing 30 days on payment time; denominator = the seller's
 # trades paid in the window, fake ones left out; null below 20 paid trades.
 # =========================================================================================
 
@@ -400,7 +400,7 @@ def test_the_dispute_rate_counts_seller_at_fault_rulings_in_the_window(story: St
     trades = story.paid_many(20, IN_WINDOW - 5 * DAY)
     story.dispute(trades[0], IN_WINDOW)
     story.dispute(trades[1], IN_WINDOW, outcome="not_seller_fault")
-    # The DOMAIN text counts rulings in the window, whatever the trade's payment
+    # The rules (docs/rules.md §6) count rulings in the window, whatever the trade's payment
     # time: a trade paid 40 days ago and ruled against the seller 5 days ago counts.
     old = story.paid(AS_OF - 40 * DAY)
     story.dispute(old, AS_OF - 5 * DAY)
@@ -447,7 +447,7 @@ def test_disputes_and_complaints_on_fake_trades_leave_their_rates(
 
 
 # =========================================================================================
-# Factors and the multiplier (DOMAIN.md §6)
+# Factors and the multiplier (docs/rules.md §6)
 # =========================================================================================
 
 
@@ -660,7 +660,7 @@ def test_the_multiplier_is_the_product_of_the_factors_that_apply(story: Story) -
 
 
 # =========================================================================================
-# Searchable: bans from violation points (DOMAIN.md §6)
+# Searchable: bans from violation points (docs/rules.md §6)
 # =========================================================================================
 
 
@@ -722,7 +722,7 @@ def test_overlapping_bans_both_run_to_the_latest_end(story: Story) -> None:
 
 
 def test_a_general_ban_names_the_violation_that_reached_the_node(story: Story) -> None:
-    # DOMAIN.md is silent on which facts are "behind" a ban: the code names the
+    # docs/rules.md is silent on which facts are "behind" a ban: the code names the
     # violation whose points reached the node (the ban starts at its time), not the
     # earlier violations of the year that added up to it.
     first = T0 + DAY
@@ -756,7 +756,7 @@ def test_upheld_complaints_reaching_12_general_points_ban_from_the_ruling(story:
 
 
 # =========================================================================================
-# Demoted items (DOMAIN.md §2 enforcement, §6)
+# Demoted items (docs/rules.md §2 enforcement, §6)
 # =========================================================================================
 
 
@@ -849,12 +849,12 @@ def test_at_most_1000_demoted_items_are_listed_and_the_rest_counted(story: Story
     penalty = story.penalty(at + HOUR)
     assert len(penalty.demoted_items) == 1_000
     assert penalty.demoted_items_unlisted == 5
-    # DOMAIN.md does not say which are listed: the code lists the first by item id.
+    # docs/rules.md does not say which are listed: the code lists the first by item id.
     assert sorted(penalty.demoted_items) == [f"item-{i:04d}" for i in range(1_000)]
 
 
 # =========================================================================================
-# Verified flag and reasons (DOMAIN.md §6)
+# Verified flag and reasons (docs/rules.md §6)
 # =========================================================================================
 
 
@@ -940,7 +940,7 @@ def test_dsr_and_positive_rate_positions_point_at_the_buyer_ratings(story: Story
 
 
 # =========================================================================================
-# Credit end to end (DOMAIN.md §3): visibility, fake trades, as_of and at_position
+# Credit end to end (docs/rules.md §3): visibility, fake trades, as_of and at_position
 # =========================================================================================
 
 SUCCESS = T0 + 5 * DAY
@@ -1141,7 +1141,7 @@ def test_a_late_rating_of_an_older_order_counts_as_if_recorded_in_order() -> Non
 
 
 # =========================================================================================
-# eBay-style seller levels (DOMAIN.md §7)
+# eBay-style seller levels (docs/rules.md §7)
 # =========================================================================================
 
 LEVEL_AS_OF = T0 + 400 * DAY
@@ -1173,7 +1173,7 @@ def test_seller_level_is_none_under_taobao_classic() -> None:
 
 
 def test_top_rated_needs_100_trades_in_365_days() -> None:
-    # DOMAIN.md is silent on which time puts a trade in a window: the code (README
+    # docs/rules.md is silent on which time puts a trade in a window: the code (README
     # read-side rule 22) uses the order creation time.
     assert _level(_level_trades(100)).level == "top_rated"
     assert _level(_level_trades(99)).level == "above_standard"
@@ -1183,7 +1183,7 @@ def test_top_rated_needs_100_trades_in_365_days() -> None:
 
 
 def test_top_rated_needs_1000_major_units_of_sales_in_365_days() -> None:
-    # DOMAIN.md does not define "sales": the code takes succeeded amounts, by success
+    # docs/rules.md does not define "sales": the code takes succeeded amounts, by success
     # time, less the refunds paid on them.
     exactly = _level_trades(100, amount=1_000)  # 100 x 10.00 = 1,000.00
     level = _level(exactly)

@@ -1,4 +1,4 @@
-"""What the ledger refuses (DOMAIN.md §8): a clear error, a stable code, nothing written.
+"""What the ledger refuses (docs/rules.md §8): a clear error, a stable code, nothing written.
 
 Every test runs the refused command through ``Market.refused``, which fails the
 test if the command was accepted or wrote anything to the log, and then checks
@@ -1154,7 +1154,7 @@ def test_a_rater_id_that_is_not_that_party_is_refused(
     assert error.field == "rater_id"
 
 
-# --- After a rating (DOMAIN.md §2). Revision or withdrawal: of a neutral or negative, once,
+# --- After a rating (docs/rules.md §2). Revision or withdrawal: of a neutral or negative, once,
 # by its rater, within 30 days. Explanation: by the rated party, once, within 30 days of
 # the rating. Follow-up review: by a buyer who rated, once, within 180 days of success.
 # Shielding: once. -------------------------------------------------------------------

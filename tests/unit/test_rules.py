@@ -1,4 +1,4 @@
-"""The positive rules of DOMAIN.md §2, one test (or one table) per rule.
+"""The positive rules of docs/rules.md §2, one test (or one table) per rule.
 
 Every test asserts the exact facts recorded: topic, business time
 (``occurred_at``, a deadline's due time) and fields. A fact is compared as
@@ -7,7 +7,7 @@ Every test asserts the exact facts recorded: topic, business time
 and the story's default parties (trade ``T1`` of ``buyer-1`` and ``seller-1``,
 complaint ``C1``); a fact about anything else shows those fields too.
 
-Times follow DOMAIN.md §0: N days are N x 24 h, windows are half-open, so the
+Times follow docs/rules.md §0: N days are N x 24 h, windows are half-open, so the
 last instant inside a window is ``end - US`` and ``end`` itself is late.
 """
 
@@ -986,7 +986,7 @@ def test_the_buyer_writes_one_follow_up_review_within_180_days_of_success(
 
 
 def test_a_shielded_lone_positive_still_gets_its_default(market: Market) -> None:
-    """DOMAIN.md is silent; the ledger keeps a shielded rating, so its default follows."""
+    """docs/rules.md is silent; the ledger keeps a shielded rating, so its default follows."""
     m = market
     m.succeeded_trade()
     m.rate(rater="buyer", score="positive", at=CONFIRMED + DAY, comment="abuse")
@@ -1070,7 +1070,7 @@ def test_a_complaint_is_filed_escalated_followed_up_compensated_and_ruled(market
         ("other", "severe", "upheld", (0, "general")),
         ("late_shipment", "severe", "dismissed", (0, "general")),
         ("not_as_described", "severe", "dismissed", (0, "general")),
-        # DOMAIN.md is silent: a dismissed ruling still names its type's category.
+        # docs/rules.md is silent: a dismissed ruling still names its type's category.
         ("counterfeit", "severe", "dismissed", (0, "serious")),
     ],
 )
@@ -1142,7 +1142,7 @@ def test_cash_compensation_of_5_percent_clamped_to_5_to_30_before_the_ruling_wai
 def test_the_cash_share_is_rounded_up_to_the_minor_unit(
     market: Market, cash_minor: int, points: int
 ) -> None:
-    """DOMAIN.md says "at least 5%": 5% of 200.01 is 10.0005, so 10.00 falls short."""
+    """docs/rules.md says "at least 5%": 5% of 200.01 is 10.0005, so 10.00 falls short."""
     m = market
     m.trade(amount_minor=20_001)
     file_complaint(m, "late_shipment", "minor")
@@ -1153,7 +1153,7 @@ def test_the_cash_share_is_rounded_up_to_the_minor_unit(
 
 
 def test_cash_compensations_add_up_towards_the_waiver(market: Market) -> None:
-    """DOMAIN.md is silent; the ledger sums every cash payment made before the ruling."""
+    """docs/rules.md is silent; the ledger sums every cash payment made before the ruling."""
     m = market
     m.trade(amount_minor=20_000)
     file_complaint(m, "late_shipment", "minor")

@@ -1,4 +1,4 @@
-"""DOMAIN.md §4-§6 on the read side: violation points and bans, buyer history and
+"""docs/rules.md §4-§6 on the read side: violation points and bans, buyer history and
 tiers, shop scores (DSR).
 
 Two ways in. End to end: a ``Market`` (in memory) drives ``LedgerApp``, the log
@@ -6,7 +6,7 @@ is folded into a ``Marketplace`` and the figure is computed from a member's
 file at a ``Cut``. Direct: the fact Structs (``MemberFacts``, ``ViolationFacts``,
 ``TradeFacts``, ...) are built by hand, which keeps the many threshold cases fast.
 
-Times follow DOMAIN.md §0: N days are N x 24 h; "trailing N days as of T" is
+Times follow docs/rules.md §0: N days are N x 24 h; "trailing N days as of T" is
 ``T - N d < t <= T``; calendar months and years are taken in Asia/Shanghai
 (UTC+8), so 2026-12-31T16:00Z is already 2027-01-01 there.
 """
@@ -482,7 +482,7 @@ def test_bans_with_a_gap_between_them_are_separate_runs() -> None:
 
 
 def test_a_ban_starting_exactly_when_another_ends_continues_the_run() -> None:
-    """DOMAIN.md is silent on touching (not overlapping) bans; the code joins them:
+    """docs/rules.md is silent on touching (not overlapping) bans; the code joins them:
     the shop is never searchable in between."""
     result = standing(
         violation(V0, 12, "general"),
@@ -531,7 +531,7 @@ def test_points_reset_at_the_year_end_even_without_a_new_violation() -> None:
     assert (last_moment.general, last_moment.serious) == (11, 47)
     assert (new_year.general, new_year.serious) == (0, 0)
     assert not new_year.sealed
-    # Records stay forever (DOMAIN.md §6).
+    # Records stay forever (docs/rules.md §6).
     assert len(new_year.records) == 2
 
 
@@ -1007,7 +1007,7 @@ def test_complaints_filed_count_from_filing_and_outcomes_from_the_ruling() -> No
 
 
 def test_a_withdrawn_rating_stays_among_the_ratings_given(market: Market) -> None:
-    """DOMAIN.md is silent; the code keeps a withdrawn rating among those the buyer gave,
+    """docs/rules.md is silent; the code keeps a withdrawn rating among those the buyer gave,
     with its score (credit excludes it as ``withdrawn``)."""
     m = market
     done = succeeded(m, "T1", T0 + DAY)
@@ -1025,7 +1025,7 @@ def test_a_withdrawn_rating_stays_among_the_ratings_given(market: Market) -> Non
 def test_a_complaint_on_a_trade_later_confirmed_fake_stays_among_complaints_filed(
     market: Market,
 ) -> None:
-    """DOMAIN.md lists what a fake trade stops counting for (credit, DSR, sales counts,
+    """docs/rules.md lists what a fake trade stops counting for (credit, DSR, sales counts,
     tiers) and is silent on complaints; the code keeps the complaint (though the
     module's docstring says fake trades leave every figure but ``fake_trades``)."""
     m = market
@@ -1180,7 +1180,7 @@ def test_scores_count_for_trades_that_succeeded_in_the_trailing_180_days(
 
 
 def test_the_monthly_slots_are_taken_before_the_180_day_window_is_applied() -> None:
-    """DOMAIN.md is silent when a pair's month straddles the window's start: the code
+    """docs/rules.md is silent when a pair's month straddles the window's start: the code
     gives the month's 3 slots by creation time first, then drops the trades that
     succeeded before the window, so a 4th trade does not move up into a freed slot."""
     as_of = datetime(2027, 3, 1, tzinfo=UTC)
@@ -1232,7 +1232,7 @@ def test_a_negative_with_scores_counts_48_hours_after_the_second_rating() -> Non
 
 
 def test_a_hidden_rating_does_not_take_a_monthly_slot_until_it_shows() -> None:
-    """DOMAIN.md is silent; as for credit, hidden ratings take no part in the cap: while
+    """docs/rules.md is silent; as for credit, hidden ratings take no part in the cap: while
     the first trade's rating is hidden, the 4th trade fills the slot, and loses it when
     the first shows."""
     hidden_first = rated("T1", D0, dsr(5), seller_rates=False)  # shows at window close
@@ -1250,7 +1250,7 @@ def test_a_hidden_rating_does_not_take_a_monthly_slot_until_it_shows() -> None:
 
 
 def test_a_shielded_ratings_scores_drop_out_from_the_shielding_on() -> None:
-    """DOMAIN.md §2: a shielded rating "scores nothing"."""
+    """docs/rules.md §2: a shielded rating "scores nothing"."""
     shielded_at = LATE_JUNE
     trades = [rated("T1", D0, dsr(1), shielded_at=shielded_at), rated("T2", D0, dsr(5), buyer="b2")]
 
@@ -1259,7 +1259,7 @@ def test_a_shielded_ratings_scores_drop_out_from_the_shielding_on() -> None:
 
 
 def test_a_withdrawn_ratings_scores_drop_out_from_the_withdrawal_on() -> None:
-    """DOMAIN.md is silent; the code drops them, as credit excludes the rating."""
+    """docs/rules.md is silent; the code drops them, as credit excludes the rating."""
     withdrawn_at = LATE_JUNE
     first = rated("T1", D0, dsr(1), buyer_score="negative")
     first.ratings["buyer"].withdrawn = stamp(withdrawn_at)

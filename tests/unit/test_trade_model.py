@@ -1,6 +1,6 @@
 """One trade driven at random through LedgerApp, checked against a plain model.
 
-The model below is written from DOMAIN.md §0 and §2 (and, where the spec is
+The model below is written from docs/rules.md §0 and §2 (and, where the spec is
 silent, from the choices ledger/trade.py documents); it does not call ledger
 code. Every command is decided by the model first (accepted or refused, and
 which facts it writes, deadlines included); then the app runs it and must
@@ -41,7 +41,7 @@ SELLER = "seller-1"
 CREATED_AT = T0 + HOUR
 MICROSECOND = timedelta(microseconds=1)
 
-# --- DOMAIN.md §2 numbers (taobao-classic), written out on purpose ------------------
+# --- docs/rules.md §2 numbers (taobao-classic), written out on purpose ------------------
 
 CONFIRM_DAYS_BY_KIND = {"top_up": 0, "auto_delivery": 1, "virtual": 3}
 CONFIRM_DAYS_PHYSICAL = {"express": 10, "none": 10, "overseas": 20, "surface_mail": 30}
@@ -71,7 +71,7 @@ REFUND_REASONS = ["not_received", "not_as_described", "damaged", "changed_mind",
 SCORES = ["positive", "neutral", "negative"]
 PARTIES = ["buyer", "seller"]
 OPEN_REFUND = {"requested", "awaiting_return", "return_shipped", "rejected", "disputed"}
-# Code choice (DOMAIN.md only says "cancelled by the buyer"): not once the return
+# Code choice (docs/rules.md only says "cancelled by the buyer"): not once the return
 # is on its way, and not while a dispute is being ruled.
 CANCELLABLE_REFUND = {"requested", "rejected", "awaiting_return"}
 
