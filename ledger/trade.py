@@ -94,13 +94,6 @@ class RefundStatus(StrEnum):
     CLOSED = "closed"
 
 
-OPEN_REFUND = {
-    RefundStatus.REQUESTED,
-    RefundStatus.AWAITING_RETURN,
-    RefundStatus.RETURN_SHIPPED,
-    RefundStatus.REJECTED,
-    RefundStatus.DISPUTED,
-}
 CANCELLABLE_REFUND = {
     RefundStatus.REQUESTED,
     RefundStatus.REJECTED,
@@ -589,7 +582,7 @@ class Trade(Aggregate):
         )
 
     def _default_rating_pending(self) -> bool:
-        """DOMAIN.md §2: exactly one side rated, positively, by window close."""
+        """docs/rules.md §2: exactly one side rated, positively, by window close."""
         if (
             self.succeeded_at is None
             or self.rating_window_closes_at is None
@@ -940,7 +933,7 @@ class Trade(Aggregate):
             e.respond_by,
         )
         self.open_refund_id = e.refund_id
-        # DOMAIN.md §2: the confirm timer pauses while a refund request is open.
+        # docs/rules.md §2: the confirm timer pauses while a refund request is open.
         if self.confirm_due_at is not None:
             self.confirm_remaining = self.confirm_due_at - e.occurred_at
             self.confirm_due_at = None

@@ -1,17 +1,21 @@
 """What the property tests of figures kept as step changes share: the rulebooks,
-time units, and one decorator that runs a property once per built-in rulebook."""
+time units, one decorator that runs a property once per built-in rulebook, and
+the base of the drawers that make a member's facts."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.events import Score
-from projections.rulebook import load_rulebook
+from projections import marketplace as mp
+from projections.rulebook import Rulebook, load_rulebook
 
 RULEBOOKS = {name: load_rulebook(name) for name in ("taobao-classic", "ebay-style")}
 HOUR = timedelta(hours=1)
@@ -22,8 +26,35 @@ PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 PropertyTest = Callable[[str, st.DataObject], None]
 
 
-def property_under_each_rulebook(test: PropertyTest) -> PropertyTest:
+def per_rulebook(test: PropertyTest) -> PropertyTest:
     """Runs a property, drawing with ``data``, once per built-in rulebook ``name``."""
     drawn: PropertyTest = PROPERTY(given(data=st.data())(test))
     parametrized: PropertyTest = pytest.mark.parametrize("name", RULEBOOKS)(drawn)
     return parametrized
+
+
+class FactDrawer:
+    """Draws a member's facts as the fold records them; stamps take log positions
+    in the order facts are made. A test names the order days and clocks (local, in
+    the rulebook's zone), the shifts added to them and the later offsets it draws."""
+
+    DAYS: ClassVar[tuple[date, ...]]
+    CLOCKS: ClassVar[tuple[time, ...]]
+    SHIFTS: ClassVar[tuple[timedelta, ...]]
+    LATER: ClassVar[tuple[timedelta, ...]]
+
+    def __init__(self, draw: st.DrawFn, rulebook: Rulebook) -> None:
+        self.draw = draw
+        self.rulebook = rulebook
+        self.positions: Iterator[int] = itertools.count(1)
+
+    def stamp(self, at: datetime) -> mp.Stamp:
+        return mp.Stamp(at, next(self.positions))
+
+    def later(self, start: datetime) -> datetime:
+        return start + self.draw(st.sampled_from(self.LATER))
+
+    def order_time(self) -> datetime:
+        day, clock = self.draw(st.sampled_from(self.DAYS)), self.draw(st.sampled_from(self.CLOCKS))
+        local = datetime.combine(day, clock, tzinfo=self.rulebook.scoring.zone)
+        return local.astimezone(UTC) + self.draw(st.sampled_from(self.SHIFTS))

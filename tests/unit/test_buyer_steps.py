@@ -13,8 +13,6 @@ window end, one microsecond either side, and at a few random instants.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import get_args
 
@@ -34,14 +32,12 @@ from projections.buyer_steps import (
 from projections.buyers import buyer_history
 from projections.rulebook import Rulebook
 from projections.steps import Step
-from tests.unit.step_support import RULEBOOKS, property_under_each_rulebook
+from tests.unit import step_support
+from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
 
 BUYER = "buyer-1"
-US = timedelta(microseconds=1)
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
+US = MICROSECOND
 YEAR = timedelta(days=365)  # the tier window of both rulebooks
-SCORES: tuple[Score, ...] = ("positive", "neutral", "negative")
 DEFAULT_SCORE: Score = "positive"
 REASONS: tuple[RefundReason, ...] = get_args(RefundReason)
 # Month ends: 31 January, 29 February (a leap year) and 31 March 2024.
@@ -54,19 +50,10 @@ LATER = (0 * DAY, US, HOUR, 3 * DAY, 16 * DAY, 200 * DAY, YEAR, YEAR + HOUR)
 AMOUNTS = (100, 99_999, 100_000, 100_001, 250_000, 500_000, 2_000_000)
 
 
-class Facts:
-    """Draws one buyer's facts; stamps take log positions in the order facts are made."""
+class Facts(step_support.FactDrawer):
+    """Draws one buyer's facts."""
 
-    def __init__(self, draw: st.DrawFn, rulebook: Rulebook) -> None:
-        self.draw = draw
-        self.rulebook = rulebook
-        self.positions: Iterator[int] = itertools.count(1)
-
-    def stamp(self, at: datetime) -> mp.Stamp:
-        return mp.Stamp(at, next(self.positions))
-
-    def later(self, start: datetime) -> datetime:
-        return start + self.draw(st.sampled_from(LATER))
+    DAYS, CLOCKS, SHIFTS, LATER = DAYS, CLOCKS, YEARS, LATER
 
     def maybe_later(self, start: datetime) -> mp.Stamp | None:
         """Mostly no such fact."""
@@ -75,11 +62,6 @@ class Facts:
     def paid_or_not(self, requested_at: datetime) -> mp.Stamp | None:
         """Mostly paid: a refund only requested counts nowhere."""
         return self.stamp(self.later(requested_at)) if self.draw(st.integers(0, 3)) else None
-
-    def order_time(self) -> datetime:
-        day, clock = self.draw(st.sampled_from(DAYS)), self.draw(st.sampled_from(CLOCKS))
-        local = datetime.combine(day, clock, tzinfo=self.rulebook.scoring.zone)
-        return local.astimezone(UTC) + self.draw(st.sampled_from(YEARS))
 
     def trade(self, number: int) -> mp.TradeFacts:
         trade = mp.TradeFacts(
@@ -203,7 +185,7 @@ def probe_instants(data: st.DataObject, file: mp.MemberFile, rulebook: Rulebook)
     return sorted(around | {first + offset * US for offset in drawn})
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_the_summary_from_steps_is_the_reference_history(name: str, data: st.DataObject) -> None:
     rulebook = RULEBOOKS[name]
     file = data.draw(buyer_file(rulebook))
@@ -220,7 +202,7 @@ def reordered(data: st.DataObject, trade: mp.TradeFacts) -> mp.TradeFacts:
     return msgspec.structs.replace(trade, refunds=dict(refunds), ratings=dict(ratings))
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_steps_are_sorted_merged_and_do_not_depend_on_input_order(
     name: str, data: st.DataObject
 ) -> None:

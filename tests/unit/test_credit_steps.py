@@ -30,14 +30,7 @@ from projections.credit_steps import (
 )
 from projections.rulebook import Rulebook
 from projections.steps import Step
-from tests.unit.step_support import (
-    DAY,
-    HOUR,
-    MICROSECOND,
-    RULEBOOKS,
-    SCORES,
-    property_under_each_rulebook,
-)
+from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
 
 # Wednesday 31 January 2024 ends a month; Sundays 28 January, 4 and 11 February end weeks.
 THREE_WEEKS = tuple(date(2024, 1, 24) + n * DAY for n in range(21))
@@ -135,7 +128,7 @@ def steps_of(records: Iterable[RatingRecord], rulebook: Rulebook) -> dict[str, t
     }
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_the_summary_from_steps_is_the_reference_credit(name: str, data: st.DataObject) -> None:
     rulebook = RULEBOOKS[name]
     records = data.draw(member_ratings(rulebook))
@@ -148,7 +141,7 @@ def test_the_summary_from_steps_is_the_reference_credit(name: str, data: st.Data
         assert summary == msgspec.structs.replace(expected, ratings=()), as_of
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_group_steps_are_sorted_merged_and_do_not_depend_on_record_order(
     name: str, data: st.DataObject
 ) -> None:
@@ -186,7 +179,7 @@ def earlier_version(
     return earlier
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_steps_after_new_facts_equal_steps_recomputed_in_full(
     name: str, data: st.DataObject
 ) -> None:

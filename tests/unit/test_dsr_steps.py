@@ -34,14 +34,7 @@ from projections.dsr_steps import (
 )
 from projections.rulebook import Rulebook
 from projections.steps import Step
-from tests.unit.step_support import (
-    DAY,
-    HOUR,
-    MICROSECOND,
-    RULEBOOKS,
-    SCORES,
-    property_under_each_rulebook,
-)
+from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
 
 SELLER = "seller"
 # Wednesday 31 January 2024 ends a month.
@@ -190,7 +183,7 @@ def steps_of(
     }
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_the_summary_from_steps_is_the_reference_dsr(name: str, data: st.DataObject) -> None:
     rulebook = RULEBOOKS[name]
     trades = data.draw(seller_trades(rulebook))
@@ -201,7 +194,7 @@ def test_the_summary_from_steps_is_the_reference_dsr(name: str, data: st.DataObj
         assert summary_at(steps, as_of) == msgspec.structs.replace(expected, positions=()), as_of
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_group_steps_are_sorted_merged_and_do_not_depend_on_trade_order(
     name: str, data: st.DataObject
 ) -> None:

@@ -15,8 +15,6 @@ microsecond either side, and at a few instants drawn at random.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import get_args
 
@@ -37,14 +35,8 @@ from projections.rate_steps import (
 )
 from projections.rulebook import Rulebook
 from projections.steps import Step
-from tests.unit.step_support import (
-    DAY,
-    HOUR,
-    MICROSECOND,
-    RULEBOOKS,
-    SCORES,
-    property_under_each_rulebook,
-)
+from tests.unit import step_support
+from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
 
 SELLER = "seller-1"
 WINDOW = 30 * DAY  # the rate window of both rulebooks
@@ -59,28 +51,14 @@ DISPUTE_OUTCOMES: tuple[DisputeOutcome, ...] = get_args(DisputeOutcome)
 COMPLAINT_OUTCOMES: tuple[ComplaintOutcome, ...] = get_args(ComplaintOutcome)
 
 
-class Facts:
-    """Draws one seller's facts; stamps take log positions in the order facts are made."""
+class Facts(step_support.FactDrawer):
+    """Draws one seller's facts."""
 
-    def __init__(self, draw: st.DrawFn, rulebook: Rulebook) -> None:
-        self.draw = draw
-        self.rulebook = rulebook
-        self.positions: Iterator[int] = itertools.count(1)
-
-    def stamp(self, at: datetime) -> mp.Stamp:
-        return mp.Stamp(at, next(self.positions))
-
-    def later(self, start: datetime) -> datetime:
-        return start + self.draw(st.sampled_from(LATER))
+    DAYS, CLOCKS, SHIFTS, LATER = DAYS, CLOCKS, SHIFTS, LATER
 
     def maybe_later(self, start: datetime) -> mp.Stamp | None:
         """Mostly such a fact, sometimes not (yet)."""
         return self.stamp(self.later(start)) if self.draw(st.integers(0, 3)) else None
-
-    def order_time(self) -> datetime:
-        day, clock = self.draw(st.sampled_from(DAYS)), self.draw(st.sampled_from(CLOCKS))
-        local = datetime.combine(day, clock, tzinfo=self.rulebook.scoring.zone)
-        return local.astimezone(UTC) + self.draw(st.sampled_from(SHIFTS))
 
     def trade(self, number: int) -> mp.TradeFacts:
         trade = mp.TradeFacts(
@@ -197,7 +175,7 @@ def without_positions(rates: Rates) -> Rates:
     )
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_the_summary_from_steps_is_the_reference_rates(name: str, data: st.DataObject) -> None:
     rulebook = with_min_denominator(data, RULEBOOKS[name])
     file = data.draw(seller_file(rulebook))
@@ -213,7 +191,7 @@ def reordered(data: st.DataObject, trade: mp.TradeFacts) -> mp.TradeFacts:
     return msgspec.structs.replace(trade, refunds=dict(refunds))
 
 
-@property_under_each_rulebook
+@per_rulebook
 def test_steps_are_sorted_merged_and_do_not_depend_on_input_order(
     name: str, data: st.DataObject
 ) -> None:
