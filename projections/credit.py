@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
 import msgspec
@@ -118,12 +118,26 @@ def visible_at(
     return second + delay
 
 
-def _cap_period(at: datetime, scoring: Scoring) -> tuple[int, int]:
+def cap_period(at: datetime, scoring: Scoring) -> tuple[int, int]:
+    """The cap period (docs/rules.md §3) an order created at ``at`` falls in."""
     local = at.astimezone(scoring.zone)
     if scoring.credit.cap_period == "calendar_month":
         return (local.year, local.month)
     iso = local.isocalendar()  # Monday-Sunday weeks
     return (iso.year, iso.week)
+
+
+def cap_period_bounds(at: datetime, scoring: Scoring) -> tuple[datetime, datetime]:
+    """The half-open span ``[start, end)`` of the cap period holding ``at``, in UTC."""
+    local = at.astimezone(scoring.zone)
+    midnight = datetime.combine(local.date(), time(0), tzinfo=scoring.zone)
+    if scoring.credit.cap_period == "calendar_month":
+        start = midnight.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        start = midnight - timedelta(days=local.weekday())
+        end = datetime.combine(start.date() + timedelta(days=7), time(0), tzinfo=scoring.zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def evaluate(
@@ -225,7 +239,7 @@ def _within_pair_cap(
     net: dict[tuple[str, tuple[int, int]], int] = defaultdict(int)
     kept: list[RatingRecord] = []
     for record in ratings:
-        bucket = (record.rater_id, _cap_period(record.order_created_at, scoring))
+        bucket = (record.rater_id, cap_period(record.order_created_at, scoring))
         moved = net[bucket] + credit.points.of(record.score_at(as_of))
         if credit.cap_min <= moved <= credit.cap_max:
             net[bucket] = moved
@@ -293,40 +307,41 @@ def rating_records(file: MemberFile, role: Party, cut: Cut, scoring: Scoring) ->
     """The ratings a member received in one role, as the cut's facts describe them."""
     rater: Party = "buyer" if role == "seller" else "seller"
     trades = file.as_seller if role == "seller" else file.as_buyer
-    records = []
-    for trade in trades:
-        rating = trade.ratings.get(rater)
-        shown = rating_visible_at(trade, rater, cut, scoring)
-        if rating is None or shown is None or trade.succeeded is None:
-            continue
-        revised = cut.sees(rating.revised)
-        records.append(
-            RatingRecord(
-                trade_id=trade.trade_id,
-                rater=rater,
-                rater_id=trade.buyer_id if rater == "buyer" else trade.seller_id,
-                ratee_id=file.member.member_id,
-                item_id=trade.item_id,
-                amount_minor=trade.amount_minor,
-                order_created_at=trade.created.at,
-                succeeded_at=trade.succeeded.at,
-                given_at=rating.given.at,
-                score=rating.score,
-                position=rating.given.position,
-                visible_at=shown,
-                default=rating.default,
-                revised_at=rating.revised.at if revised and rating.revised else None,
-                revised_score=rating.revised_score if revised else None,
-                withdrawn_at=rating.withdrawn.at
-                if cut.sees(rating.withdrawn) and rating.withdrawn
-                else None,
-                shielded_at=rating.shielded.at
-                if cut.sees(rating.shielded) and rating.shielded
-                else None,
-                fake_at=trade.fake.at if cut.sees(trade.fake) and trade.fake else None,
-            )
-        )
-    return records
+    found = (rating_record(trade, rater, cut, scoring) for trade in trades)
+    return [record for record in found if record is not None]
+
+
+def rating_record(
+    trade: TradeFacts, rater: Party, cut: Cut, scoring: Scoring
+) -> RatingRecord | None:
+    """The rater's rating on this trade as the cut's facts describe it (None: none given)."""
+    rating = trade.ratings.get(rater)
+    shown = rating_visible_at(trade, rater, cut, scoring)
+    if rating is None or shown is None or trade.succeeded is None:
+        return None
+    revised = cut.sees(rating.revised)
+    return RatingRecord(
+        trade_id=trade.trade_id,
+        rater=rater,
+        rater_id=trade.buyer_id if rater == "buyer" else trade.seller_id,
+        ratee_id=trade.seller_id if rater == "buyer" else trade.buyer_id,
+        item_id=trade.item_id,
+        amount_minor=trade.amount_minor,
+        order_created_at=trade.created.at,
+        succeeded_at=trade.succeeded.at,
+        given_at=rating.given.at,
+        score=rating.score,
+        position=rating.given.position,
+        visible_at=shown,
+        default=rating.default,
+        revised_at=rating.revised.at if revised and rating.revised else None,
+        revised_score=rating.revised_score if revised else None,
+        withdrawn_at=rating.withdrawn.at
+        if cut.sees(rating.withdrawn) and rating.withdrawn
+        else None,
+        shielded_at=rating.shielded.at if cut.sees(rating.shielded) and rating.shielded else None,
+        fake_at=trade.fake.at if cut.sees(trade.fake) and trade.fake else None,
+    )
 
 
 def credit_of(file: MemberFile, role: Party, cut: Cut, rulebook: Rulebook) -> CreditResult:

@@ -34,14 +34,21 @@ or after the new fact, since nothing earlier can change.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ledger.events import Party, Score
-from projections.credit import Counted, CreditResult, RatingRecord, evaluate, positive_rate
+from projections.credit import (
+    Counted,
+    CreditResult,
+    RatingRecord,
+    cap_period,
+    evaluate,
+    positive_rate,
+)
 from projections.rulebook import Scoring
 from projections.steps import Step
 
@@ -81,6 +88,101 @@ def by_counterparty(records: Iterable[RatingRecord]) -> dict[str, list[RatingRec
     return dict(groups)
 
 
+CapGroup = tuple[str, tuple[int, int]]  # the rater's member id, the cap period of creation
+
+
+def splits_by_cap_period(scoring: Scoring) -> bool:
+    """Whether a counterparty's ratings split into cap groups (``unit_of``).
+
+    They do when the item rule, if the rulebook has it, comes before the cap:
+    then a rating's verdict depends on ratings of its own cap period and on
+    earlier ratings of its item chain, judged by the rules before the cap.
+    """
+    rules = scoring.credit.exclusions
+    if "same_item_14d" in rules and "pair_month_cap" in rules:
+        return rules.index("same_item_14d") < rules.index("pair_month_cap")
+    return True
+
+
+def cap_group(record: RatingRecord, scoring: Scoring) -> CapGroup:
+    """The group a rating's part belongs to, for good: its rater and cap period."""
+    return (record.rater_id, cap_period(record.order_created_at, scoring))
+
+
+def by_cap_group(
+    records: Iterable[RatingRecord], scoring: Scoring
+) -> dict[CapGroup, list[RatingRecord]]:
+    groups: dict[CapGroup, list[RatingRecord]] = defaultdict(list)
+    for record in records:
+        groups[cap_group(record, scoring)].append(record)
+    return dict(groups)
+
+
+def unit_of(
+    group: Sequence[RatingRecord], pair: Iterable[RatingRecord], scoring: Scoring
+) -> list[RatingRecord]:
+    """A cap group's ratings and the context their verdicts depend on.
+
+    Within one rater's ratings, a rating's verdict depends on ratings ordered
+    before it only: the cap runs over its own cap period, and a 14-day item
+    group starts at the first rating of a chain of the same item whose
+    consecutive orders are less than the rule's days apart (a gap of that many
+    days always starts a new group, whichever ratings survive the earlier
+    rules). So a cap group's verdicts need, besides its own ratings, the
+    pair's earlier ratings chained to each of its items. ``pair`` holds at
+    least those; ratings of other raters in it are passed over.
+    """
+    unit = list(group)
+    if "same_item_14d" not in scoring.credit.exclusions:
+        return unit
+    span = timedelta(days=scoring.credit.same_item_group_days)
+    first: dict[str, RatingRecord] = {}
+    for record in sorted(group, key=lambda r: r.order_key):
+        first.setdefault(record.item_id, record)
+    earlier: dict[str, list[RatingRecord]] = defaultdict(list)
+    raters = {record.rater_id for record in group}
+    for record in pair:
+        start = first.get(record.item_id)
+        if start is not None and record.rater_id in raters and record.order_key < start.order_key:
+            earlier[record.item_id].append(record)
+    for item, before in earlier.items():
+        after = first[item].order_created_at
+        for record in sorted(before, key=lambda r: r.order_key, reverse=True):
+            if after - record.order_created_at >= span:
+                break
+            unit.append(record)
+            after = record.order_created_at
+    return unit
+
+
+def chained_after(
+    record: RatingRecord, pair: Iterable[RatingRecord], scoring: Scoring
+) -> list[RatingRecord]:
+    """The pair's later ratings of the same item chained to this one: their
+    verdicts may move when this rating's facts do."""
+    if "same_item_14d" not in scoring.credit.exclusions:
+        return []
+    span = timedelta(days=scoring.credit.same_item_group_days)
+    later = sorted(
+        (
+            r
+            for r in pair
+            if r.item_id == record.item_id
+            and r.rater_id == record.rater_id
+            and r.order_key > record.order_key
+        ),
+        key=lambda r: r.order_key,
+    )
+    chained = []
+    before = record.order_created_at
+    for candidate in later:
+        if candidate.order_created_at - before >= span:
+            break
+        chained.append(candidate)
+        before = candidate.order_created_at
+    return chained
+
+
 def breakpoints(records: Iterable[RatingRecord]) -> list[datetime]:
     """The instants at which some verdict of the group may change, in order."""
     return sorted({instant for record in records for instant in _instants(record)})
@@ -92,12 +194,44 @@ def group_steps(
     *,
     minor_per_major: int,
     window_days: int | None = None,
+    counted: Container[RatingKey] | None = None,
 ) -> tuple[Step, ...]:
     """One counterparty's step list; ``window_days`` defaults to the rulebook's
-    positive-rate window. Sorted by instant, one step per instant, no zero steps."""
+    positive-rate window. Sorted by instant, one step per instant, no zero steps.
+
+    ``counted``: the ratings whose parts the steps add up (default: all);
+    the others are the context their verdicts depend on (see ``unit_of``).
+    """
     group = _one_counterparty(records)
     steps = _Steps(_window(scoring, window_days))
-    _follow(group, breakpoints(group), {}, steps, scoring=scoring, minor_per_major=minor_per_major)
+    judge = _Judge(scoring, minor_per_major, counted)
+    _follow(group, breakpoints(group), {}, steps, judge)
+    return steps.merged()
+
+
+def steps_from(
+    records: Iterable[RatingRecord],
+    since: datetime,
+    scoring: Scoring,
+    *,
+    minor_per_major: int,
+    counted: Container[RatingKey] | None = None,
+) -> tuple[Step, ...]:
+    """The steps the group's facts make at or after ``since``, beyond what its
+    verdicts just before ``since`` already add.
+
+    For two versions of a group that agree before ``since`` (``earliest_change``),
+    the difference of their ``steps_from`` is the difference of their whole step
+    lists: what a view adds to and takes from a member's timeline when the
+    group's facts change, without keeping the group's steps anywhere.
+    """
+    group = _one_counterparty(records)
+    steps = _Steps(_window(scoring, None))
+    judge = _Judge(scoring, minor_per_major, counted)
+    instants = breakpoints(group)
+    earlier = [instant for instant in instants if instant < since]
+    standings = judge.standings(group, earlier[-1]) if earlier else {}
+    _follow(group, [instant for instant in instants if instant >= since], standings, steps, judge)
     return steps.merged()
 
 
@@ -120,6 +254,7 @@ def group_steps_since(
     """
     group = _one_counterparty(records)
     steps = _Steps(_window(scoring, window_days))
+    judge = _Judge(scoring, minor_per_major, None)
     for step in previous:
         if step.instant < since:
             steps.add(step.instant, step.values)
@@ -127,10 +262,10 @@ def group_steps_since(
     earlier = [instant for instant in instants if instant < since]
     standings: dict[RatingKey, _Standing] = {}
     if earlier:
-        standings = _standings(group, earlier[-1], scoring, minor_per_major)
+        standings = judge.standings(group, earlier[-1])
         _carry_window(group, standings, since, steps)
     later = [instant for instant in instants if instant >= since]
-    _follow(group, later, standings, steps, scoring=scoring, minor_per_major=minor_per_major)
+    _follow(group, later, standings, steps, judge)
     return steps.merged()
 
 
@@ -150,7 +285,7 @@ def earliest_change(
 
 
 def member_summary_at(
-    steps_by_group: Mapping[str, Sequence[Step]], as_of: datetime, scoring: Scoring
+    steps_by_group: Mapping[Any, Sequence[Step]], as_of: datetime, scoring: Scoring
 ) -> CreditResult:
     """The member's credit as of a time, from the step lists of its counterparties.
 
@@ -165,6 +300,11 @@ def member_summary_at(
             if step.instant > as_of:
                 break
             totals = [total + value for total, value in zip(totals, step.values, strict=True)]
+    return summary_of(totals, scoring)
+
+
+def summary_of(totals: Sequence[int], scoring: Scoring) -> CreditResult:
+    """The credit figures from the sums of ``COMPONENTS`` (``ratings`` left empty)."""
     score, positive, neutral, negative, unscored = totals[:_LIFETIME]
     lifetime = dict(zip(_SCORES, (positive, neutral, negative), strict=True))
     window = dict(zip(_SCORES, totals[_LIFETIME:], strict=True))
@@ -221,14 +361,12 @@ def _follow(
     instants: Iterable[datetime],
     standings: dict[RatingKey, _Standing],
     steps: _Steps,
-    *,
-    scoring: Scoring,
-    minor_per_major: int,
+    judge: _Judge,
 ) -> None:
     """Evaluate the group at each instant and record how each rating's part moved."""
     succeeded = {_key(record): record.succeeded_at for record in group}
     for instant in instants:
-        now = _standings(group, instant, scoring, minor_per_major)
+        now = judge.standings(group, instant)
         for key in now.keys() | standings.keys():
             before, after = standings.get(key, _UNKNOWN), now.get(key, _UNKNOWN)
             steps.lifetime(instant, _minus(after.lifetime, before.lifetime))
@@ -257,11 +395,22 @@ def _carry_window(
             steps.add(record.succeeded_at + steps.window, [*(0,) * _LIFETIME, *_negated(window)])
 
 
-def _standings(
-    group: Sequence[RatingRecord], instant: datetime, scoring: Scoring, minor_per_major: int
-) -> dict[RatingKey, _Standing]:
-    verdicts = evaluate(group, instant, scoring, minor_per_major=minor_per_major).ratings
-    return {_key(verdict.record): _standing(verdict) for verdict in verdicts}
+class _Judge(NamedTuple):
+    """Evaluates a group at an instant: the standing of each rating it counts."""
+
+    scoring: Scoring
+    minor_per_major: int
+    counted: Container[RatingKey] | None
+
+    def standings(
+        self, group: Sequence[RatingRecord], instant: datetime
+    ) -> dict[RatingKey, _Standing]:
+        result = evaluate(group, instant, self.scoring, minor_per_major=self.minor_per_major)
+        return {
+            _key(verdict.record): _standing(verdict)
+            for verdict in result.ratings
+            if self.counted is None or _key(verdict.record) in self.counted
+        }
 
 
 def _standing(verdict: Counted) -> _Standing:

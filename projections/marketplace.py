@@ -180,6 +180,7 @@ class Marketplace:
         self.complaints: dict[str, ComplaintFacts] = {}
         self._trades_of: dict[tuple[str, Party], list[str]] = {}
         self._complaints_of: dict[tuple[str, Party], list[str]] = {}
+        self._trades_of_pair: dict[tuple[str, str], list[str]] = {}
 
     @staticmethod
     def depends_on(event_type: type[ev.Event]) -> bool:
@@ -210,6 +211,13 @@ class Marketplace:
             member, trades("seller"), trades("buyer"), complaints("seller"), complaints("buyer")
         )
 
+    def pair_trades(
+        self, seller_id: str, buyer_id: str, start: datetime, end: datetime
+    ) -> list[TradeFacts]:
+        """The pair's trades created in ``[start, end)`` (those this state holds)."""
+        found = (self.trades[t] for t in self._trades_of_pair.get((seller_id, buyer_id), []))
+        return [trade for trade in found if start <= trade.created.at < end]
+
     @folds(ev.MemberRegistered)
     def _registered(self, e: ev.MemberRegistered, stamp: Stamp) -> None:
         self.members[e.member_id] = MemberFacts(e.member_id, stamp)
@@ -225,6 +233,7 @@ class Marketplace:
         )
         self._trades_of.setdefault((e.buyer_id, "buyer"), []).append(e.trade_id)
         self._trades_of.setdefault((e.seller_id, "seller"), []).append(e.trade_id)
+        self._trades_of_pair.setdefault((e.seller_id, e.buyer_id), []).append(e.trade_id)
 
     @folds(ev.PaymentEscrowed)
     def _paid(self, e: ev.PaymentEscrowed, stamp: Stamp) -> None:

@@ -25,6 +25,7 @@ from projections.penalties import Penalty, penalty_of
 from projections.rulebook import Rulebook, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
 from projections.snapshots import KeptSnapshots, PenaltySnapshot, penalty_valid_until
+from projections.tallies import CREDIT_WIDTH, credit_figure, credit_key
 from projections.views import ReputationView
 from projections.violations import ViolationStanding, violations_of
 
@@ -105,6 +106,34 @@ class Reputation:
         return Cut(as_of, at_position if at_position is not None else POSITION_MAX), position
 
     def credit(self, member_id: str, role: Party, where: Where = NOW) -> Answer[CreditResult]:
+        """A member's credit in one role, without the per-rating explanation.
+
+        As of any business time it is read from the member's credit tally (a
+        few rows, however long its history) when the view keeps tallies for
+        the rulebook; at a log position, or under a rulebook the view keeps no
+        tallies for, it is computed from the member's facts.
+        """
+        book = self.rulebook(where.rulebook)
+        if where.at_position is not None or book.scoring_stamp not in self.view.tally_stamps():
+            answer = self.credit_explained(member_id, role, where)
+            return Answer(
+                msgspec.structs.replace(answer.figure, ratings=()),
+                answer.rulebook,
+                answer.as_of,
+                answer.position,
+            )
+        cut, position = self.cut(where.as_of)
+        member = self.view.member(member_id)
+        if member is None or not cut.sees(member.registered):
+            raise UnknownMemberError(member_id)
+        key = credit_key(book.scoring_stamp, role, member_id)
+        totals = self.view.tally(key, cut.as_of, CREDIT_WIDTH)
+        return Answer(credit_figure(totals, book), book.scoring_stamp, cut.as_of, position)
+
+    def credit_explained(
+        self, member_id: str, role: Party, where: Where = NOW
+    ) -> Answer[CreditResult]:
+        """A member's credit with every rating received and how it counts, from its facts."""
         return self._answer(member_id, lambda f, c, r: credit_of(f, role, c, r), where)
 
     def dsr(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:

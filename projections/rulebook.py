@@ -22,6 +22,7 @@ from ledger.policy import (
     RulebookError,
     RulebookHeader,
     Strict,
+    builtin_rulebook_ids,
     rulebook_bytes,
 )
 
@@ -242,3 +243,8 @@ def parse_rulebook(data: bytes, *, source: str = "<rulebook>") -> Rulebook:
 def load_rulebook(rulebook_id: str = DEFAULT_RULEBOOK) -> Rulebook:
     """A built-in rulebook by id, or a rulebook file by path."""
     return parse_rulebook(rulebook_bytes(rulebook_id), source=rulebook_id)
+
+
+def builtin_rulebooks() -> tuple[Rulebook, ...]:
+    """Every rulebook the package ships, by id."""
+    return tuple(load_rulebook(rulebook_id) for rulebook_id in builtin_rulebook_ids())

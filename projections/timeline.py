@@ -373,6 +373,13 @@ class MemoryTimeline:
         if not order:
             del self._months[key], self._month_order[key]
 
+    def preload(self, months: Iterable[MonthRow], days: Iterable[DayRow]) -> None:
+        """Rows read elsewhere (a view's tables), to compute writes against."""
+        for month in months:
+            self.write(TimelineWrites(month.key, months=(month,)))
+        for day in days:
+            self.write(TimelineWrites(day.key, days=(day,)))
+
     def all_rows(self) -> tuple[tuple[MonthRow, ...], tuple[DayRow, ...]]:
         """Every row, in key order: what two stores holding the same changes agree on."""
         months = sorted(

@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -31,9 +32,14 @@ from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
 from ledger.events import EVENT_TYPES, topic_of
+from projections import tally_rows
 from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
+from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
+from projections.tallies import Tallies
+from projections.tally_rows import TallyRows
+from projections.timeline import MemoryTimeline, Vector, micros
 
 # Rows a view remembers from its own last writes (about 0.5 KB each).
 RECENT_ROWS_MAX = 100_000
@@ -50,6 +56,7 @@ _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
 _snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
 _touch_decoder = msgspec.msgpack.Decoder(tuple[str, int])
+_stamp_decoder = msgspec.msgpack.Decoder(str)
 _json_text = msgspec.json.Encoder()
 
 
@@ -203,6 +210,18 @@ class ReputationView(ABC):
     @abstractmethod
     def file(self, member_id: str) -> MemberFile | None: ...
 
+    @abstractmethod
+    def member(self, member_id: str) -> MemberFacts | None:
+        """The member's own facts (registration, verification, enforcement)."""
+
+    @abstractmethod
+    def tally_stamps(self) -> frozenset[str]:
+        """The scoring stamps whose tallies this view keeps from the first position on."""
+
+    @abstractmethod
+    def tally(self, key: str, at: datetime, width: int) -> Vector:
+        """A tally's value as of a business time (``projections.tallies``)."""
+
     def files(self, member_ids: Iterable[str]) -> dict[str, MemberFile]:
         found = {}
         for member_id in member_ids:
@@ -237,23 +256,40 @@ class ReputationView(ABC):
 
 
 class MemoryView(ReputationView):
-    def __init__(self) -> None:
+    def __init__(self, *, rulebooks: Sequence[Rulebook] | None = None) -> None:
         self.market = Marketplace()
         self._touched: dict[str, int] = {}
         self._snapshots: dict[str, PenaltySnapshot] = {}
+        self._tallies = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks)
+        self._timeline = MemoryTimeline()
 
     def position(self) -> int:
         return self.market.position
 
     def process(self, batch: Batch, *, reached: int = 0) -> None:
         batch = unfolded(batch, self.market.position)
+        touched = Touched.by(batch)
+        trades = self.market.trades
+        before = {t: _copied(trades[t]) for t in touched.trades if t in trades}
         for position, event in batch:
             self.market.apply(event, position)
+        after = {t: trades[t] for t in touched.trades if t in trades}
+        for key, (added, removed) in self._tallies.moves(before, after, self.market).items():
+            self._timeline.apply(key, added, removed)
         self.market.position = max(self.market.position, reached)
-        self._touched.update(Touched.by(batch).sellers)
+        self._touched.update(touched.sellers)
 
     def file(self, member_id: str) -> MemberFile | None:
         return self.market.file(member_id)
+
+    def member(self, member_id: str) -> MemberFacts | None:
+        return self.market.members.get(member_id)
+
+    def tally_stamps(self) -> frozenset[str]:
+        return self._tallies.stamps
+
+    def tally(self, key: str, at: datetime, width: int) -> Vector:
+        return self._timeline.value_at(key, at, width)
 
     def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
         return {s: self._touched[s] for s in seller_ids if s in self._touched}
@@ -265,6 +301,11 @@ class MemoryView(ReputationView):
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
         for snapshot in snapshots:
             self._snapshots[snapshot_key(snapshot.rulebook, snapshot.seller_id)] = snapshot
+
+
+def _copied(trade: TradeFacts) -> TradeFacts:
+    """A trade's facts as they are, before a fold changes them in place."""
+    return _trade_decoder.decode(_encoder.encode(trade))
 
 
 class SqlView(ReputationView):
@@ -308,10 +349,14 @@ class SqlView(ReputationView):
             if not batch and reached <= tracked:
                 return  # another runner folded all of it first
             touched = Touched.by(batch)
-            market = self._load(cursor, touched, recent)
+            market, trade_bodies = self._load(cursor, touched, recent)
             market.position = tracked
+            before = {t: _trade_decoder.decode(body) for t, body in trade_bodies.items()}
             for position, event in batch:
                 market.apply(event, position)
+            after = {t: market.trades[t] for t in touched.trades if t in market.trades}
+            moves = self._tallies.moves(before, after, _StoredPairs(self, cursor))
+            tally_rows.move_tallies(self._tally_rows(cursor), moves)
             written = self._write(cursor, market)
             self._upsert(
                 cursor,
@@ -328,18 +373,23 @@ class SqlView(ReputationView):
             self._recent = RecentRows(RECENT_ROWS_MAX)
         return self._recent
 
-    def _load(self, cursor: Any, touched: Touched, recent: RecentRows) -> Marketplace:
+    def _load(
+        self, cursor: Any, touched: Touched, recent: RecentRows
+    ) -> tuple[Marketplace, dict[str, bytes]]:
+        """The rows a batch touches, folded into a market, and each trade's stored body."""
         market = Marketplace()
+        trade_bodies = {}
         for body in self._rows(cursor, recent, "members", touched.members):
             member = _member_decoder.decode(body)
             market.members[member.member_id] = member
         for body in self._rows(cursor, recent, "trades", touched.trades):
             trade = _trade_decoder.decode(body)
             market.trades[trade.trade_id] = trade
+            trade_bodies[trade.trade_id] = body
         for body in self._rows(cursor, recent, "complaints", touched.complaints):
             complaint = _complaint_decoder.decode(body)
             market.complaints[complaint.complaint_id] = complaint
-        return market
+        return market, trade_bodies
 
     def _rows(
         self, cursor: Any, recent: RecentRows, table: str, keys: Iterable[str]
@@ -357,7 +407,7 @@ class SqlView(ReputationView):
         """Upsert the market's rows; each written (table, key, body)."""
         members = [(m.member_id, _encoder.encode(m)) for m in market.members.values()]
         trades = [
-            (t.trade_id, t.buyer_id, t.seller_id, _encoder.encode(t))
+            (t.trade_id, t.buyer_id, t.seller_id, micros(t.created.at), _encoder.encode(t))
             for t in market.trades.values()
         ]
         complaints = [
@@ -365,7 +415,9 @@ class SqlView(ReputationView):
             for c in market.complaints.values()
         ]
         self._upsert(cursor, "members", ("member_id", "body"), members)
-        self._upsert(cursor, "trades", ("trade_id", "buyer_id", "seller_id", "body"), trades)
+        self._upsert(
+            cursor, "trades", ("trade_id", "buyer_id", "seller_id", "created_us", "body"), trades
+        )
         self._upsert(
             cursor, "complaints", ("complaint_id", "buyer_id", "seller_id", "body"), complaints
         )
@@ -423,13 +475,71 @@ class SqlView(ReputationView):
             members = rows(_member_decoder, "members", "member_id")
             if not members:
                 return None
+
+            # In log order, as the in-memory fold lists them, whatever order the index gives.
+            def trades(column: str) -> list[TradeFacts]:
+                found = rows(_trade_decoder, "trades", column)
+                return sorted(found, key=lambda trade: trade.created.position)
+
+            def complaints(column: str) -> list[ComplaintFacts]:
+                found = rows(_complaint_decoder, "complaints", column)
+                return sorted(found, key=lambda complaint: complaint.filed.position)
+
             return MemberFile(
                 member=members[0],
-                as_seller=rows(_trade_decoder, "trades", "seller_id"),
-                as_buyer=rows(_trade_decoder, "trades", "buyer_id"),
-                complaints_against=rows(_complaint_decoder, "complaints", "seller_id"),
-                complaints_filed=rows(_complaint_decoder, "complaints", "buyer_id"),
+                as_seller=trades("seller_id"),
+                as_buyer=trades("buyer_id"),
+                complaints_against=complaints("seller_id"),
+                complaints_filed=complaints("buyer_id"),
             )
+
+    def member(self, member_id: str) -> MemberFacts | None:
+        with self._transaction() as cursor:
+            found = list(self._bodies(cursor, "members", "member_id", [member_id]))
+        return _member_decoder.decode(found[0]) if found else None
+
+    _tallies: Tallies
+
+    def tally_stamps(self) -> frozenset[str]:
+        return self._tallies.stamps
+
+    def tally(self, key: str, at: datetime, width: int) -> Vector:
+        with self._transaction() as cursor:
+            return tally_rows.tally_value(self._tally_rows(cursor), key, at, width)
+
+    def _open_tallies(self, rulebooks: Sequence[Rulebook] | None) -> None:
+        """Keep the tallies of the rulebooks this view has kept from its first position.
+
+        An empty view claims the given rulebooks (default: the built-in ones);
+        a view with history keeps only those it claimed when it was empty: a
+        rulebook claimed later would lack the history before. Figures under
+        any other rulebook are computed from the facts until a rebuild.
+        """
+        wanted = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks)
+        stamps = sorted(wanted.stamps)
+        with self._transaction() as cursor:
+            if self._tracked(cursor) == 0:
+                claims = [(stamp, _encoder.encode(stamp)) for stamp in stamps]
+                self._upsert(cursor, "tallied", ("stamp", "body"), claims)
+            kept = {
+                _stamp_decoder.decode(b) for b in self._bodies(cursor, "tallied", "stamp", stamps)
+            }
+        self._tallies = Tallies([r for r in wanted.rulebooks if r.scoring_stamp in kept])
+
+    def _pair_trades(
+        self, cursor: Any, seller_id: str, buyer_id: str, start: datetime, end: datetime
+    ) -> list[TradeFacts]:
+        bodies = self._pair_bodies(cursor, seller_id, buyer_id, micros(start), micros(end))
+        return [_trade_decoder.decode(body) for body in bodies]
+
+    @abstractmethod
+    def _pair_bodies(
+        self, cursor: Any, seller_id: str, buyer_id: str, start_us: int, end_us: int
+    ) -> list[bytes]:
+        """The bodies of the pair's trades created in ``[start_us, end_us)``."""
+
+    @abstractmethod
+    def _tally_rows(self, cursor: Any) -> TallyRows: ...
 
     @abstractmethod
     @contextmanager
@@ -452,18 +562,45 @@ class SqlView(ReputationView):
     def _track(self, cursor: Any, position: int) -> None: ...
 
 
+class _StoredPairs:
+    """A SQL view's pair lookups inside the batch's transaction."""
+
+    def __init__(self, view: SqlView, cursor: Any) -> None:
+        self.view, self.cursor = view, cursor
+
+    def pair_trades(
+        self, seller_id: str, buyer_id: str, start: datetime, end: datetime
+    ) -> list[TradeFacts]:
+        return self.view._pair_trades(self.cursor, seller_id, buyer_id, start, end)
+
+
 _KEYS = {
+    "tallied": "stamp",
     "members": "member_id",
     "trades": "trade_id",
     "complaints": "complaint_id",
     "touched": "seller_id",
     "snapshots": "snapshot_key",
 }
-VIEW_TABLES = ("members", "trades", "complaints", "touched", "snapshots", "tracking")
+VIEW_TABLES = (
+    "members",
+    "trades",
+    "complaints",
+    "touched",
+    "snapshots",
+    "tracking",
+    *tally_rows.TALLY_TABLES,
+)
 
 
 class SQLiteView(SqlView):
-    def __init__(self, path: str, *, version: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        version: int | None = None,
+        rulebooks: Sequence[Rulebook] | None = None,
+    ) -> None:
         self._db = SQLiteConnection(path)
         self._db.execute(
             f"CREATE TABLE IF NOT EXISTS {self.registry} (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -471,6 +608,7 @@ class SQLiteView(SqlView):
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
         self._create_tables()
+        self._open_tallies(rulebooks)
 
     def active_version(self) -> int:
         row = self._db.execute(
@@ -489,8 +627,10 @@ class SQLiteView(SqlView):
         statements = [
             f"CREATE TABLE IF NOT EXISTS {p}members (member_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {p}trades (trade_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, "
-            "seller_id TEXT NOT NULL, body BLOB NOT NULL)",
-            f"CREATE INDEX IF NOT EXISTS {p}trades_seller ON {p}trades (seller_id)",
+            "seller_id TEXT NOT NULL, created_us INTEGER, body BLOB NOT NULL)",
+            *self._added_columns(),
+            # A seller's trades, and a pair's by creation time (what tallies read).
+            f"CREATE INDEX IF NOT EXISTS {p}trades_pair ON {p}trades (seller_id, buyer_id, created_us)",
             f"CREATE INDEX IF NOT EXISTS {p}trades_buyer ON {p}trades (buyer_id)",
             f"CREATE TABLE IF NOT EXISTS {p}complaints (complaint_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, "
             "seller_id TEXT NOT NULL, body BLOB NOT NULL)",
@@ -500,8 +640,30 @@ class SQLiteView(SqlView):
             "position INTEGER NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {p}touched (seller_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {p}snapshots (snapshot_key TEXT PRIMARY KEY, body BLOB NOT NULL)",
+            *tally_rows.sqlite_tables(p),
         ]
         self._execute_all(statements)
+
+    def _added_columns(self) -> list[str]:
+        """Columns a view made by an earlier release lacks (left empty: such a
+        view keeps no tallies until it is rebuilt)."""
+        columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({self._prefix}trades)")}
+        if not columns or "created_us" in columns:  # new, or made by this release
+            return []
+        return [f"ALTER TABLE {self._prefix}trades ADD COLUMN created_us INTEGER"]
+
+    def _pair_bodies(
+        self, cursor: sqlite3.Cursor, seller_id: str, buyer_id: str, start_us: int, end_us: int
+    ) -> list[bytes]:
+        rows = cursor.execute(
+            f"SELECT body FROM {self._prefix}trades WHERE seller_id = ? AND buyer_id = ? "
+            "AND created_us >= ? AND created_us < ?",
+            (seller_id, buyer_id, start_us, end_us),
+        ).fetchall()
+        return [body for (body,) in rows]
+
+    def _tally_rows(self, cursor: sqlite3.Cursor) -> TallyRows:
+        return tally_rows.SQLiteTallyRows(cursor, self._prefix)
 
     def drop(self) -> None:
         self._execute_all(f"DROP TABLE IF EXISTS {self._prefix}{table}" for table in VIEW_TABLES)
@@ -556,6 +718,7 @@ class PostgresView(SqlView):
         schema: str = "public",
         version: int | None = None,
         pool_size: int = VIEW_POOL_SIZE,
+        rulebooks: Sequence[Rulebook] | None = None,
     ) -> None:
         # Readers (request threads) and the runner each take a pooled connection.
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -571,6 +734,7 @@ class PostgresView(SqlView):
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
         self._create_tables()
+        self._open_tallies(rulebooks)
         self._snapshot_state_statement = self._composed(self._snapshot_state_sql())
 
     def _table(self, table: str) -> sql.Composed:
@@ -654,9 +818,20 @@ class PostgresView(SqlView):
             ).format(t("members")),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (trade_id text PRIMARY KEY, buyer_id text NOT NULL, "
-                "seller_id text NOT NULL, body bytea NOT NULL) WITH (fillfactor = 50)"
+                "seller_id text NOT NULL, created_us bigint, body bytea NOT NULL) WITH (fillfactor = 50)"
             ).format(t("trades")),
-            *self._party_indexes("trades"),
+            # A view made by an earlier release lacks the column: left empty,
+            # such a view keeps no tallies until it is rebuilt.
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS created_us bigint").format(
+                t("trades")
+            ),
+            # A seller's trades, and a pair's by creation time (what tallies read).
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id, buyer_id, created_us)").format(
+                sql.Identifier(f"{self._prefix}trades_pair"), t("trades")
+            ),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (buyer_id)").format(
+                sql.Identifier(f"{self._prefix}trades_buyer"), t("trades")
+            ),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (complaint_id text PRIMARY KEY, buyer_id text NOT NULL, "
                 "seller_id text NOT NULL, body bytea NOT NULL)"
@@ -671,12 +846,33 @@ class PostgresView(SqlView):
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (snapshot_key text PRIMARY KEY, body bytea NOT NULL)"
             ).format(t("snapshots")),
+            *tally_rows.postgres_tables(t),
             # The tracking row exists from the start, so there is always a row to lock.
             sql.SQL("INSERT INTO {} VALUES (1, 0) ON CONFLICT (id) DO NOTHING").format(
                 t("tracking")
             ),
         ]
         self._execute_all(statements)
+
+    def _pair_bodies(
+        self,
+        cursor: psycopg.Cursor[Any],
+        seller_id: str,
+        buyer_id: str,
+        start_us: int,
+        end_us: int,
+    ) -> list[bytes]:
+        cursor.execute(
+            sql.SQL(
+                "SELECT body FROM {} WHERE seller_id = %s AND buyer_id = %s "
+                "AND created_us >= %s AND created_us < %s"
+            ).format(self._table("trades")),
+            (seller_id, buyer_id, start_us, end_us),
+        )
+        return [bytes(body) for (body,) in cursor.fetchall()]
+
+    def _tally_rows(self, cursor: psycopg.Cursor[Any]) -> TallyRows:
+        return tally_rows.PostgresTallyRows(cursor, self._table)
 
     def _party_indexes(self, table: str) -> list[sql.Composed]:
         """A trade or complaint is looked up by its seller and by its buyer."""
@@ -785,15 +981,21 @@ class PostgresView(SqlView):
 
 
 def _pg_type(column: str) -> str:
-    """A view column's PostgreSQL type: bodies are bytes, every other column text."""
-    return "bytea" if column == "body" else "text"
+    """A view column's PostgreSQL type: bodies are bytes, instants integers, the rest text."""
+    return {"body": "bytea", "created_us": "int8"}.get(column, "text")
 
 
-def open_view(database_url: str, *, version: int | None = None) -> ReputationView:
-    """The view that lives beside the log named by a ledger database URL."""
+def open_view(
+    database_url: str,
+    *,
+    version: int | None = None,
+    rulebooks: Sequence[Rulebook] | None = None,
+) -> ReputationView:
+    """The view that lives beside the log named by a ledger database URL,
+    keeping tallies for ``rulebooks`` (default: the built-in ones)."""
     place = place_of(database_url)
     if place.kind == "memory":
-        return MemoryView()
+        return MemoryView(rulebooks=rulebooks)
     if place.kind == "sqlite":
-        return SQLiteView(place.path, version=version)
-    return PostgresView(place.conninfo, schema=place.schema, version=version)
+        return SQLiteView(place.path, version=version, rulebooks=rulebooks)
+    return PostgresView(place.conninfo, schema=place.schema, version=version, rulebooks=rulebooks)

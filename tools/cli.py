@@ -223,7 +223,8 @@ def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> No
     if args.command == "penalty":
         answer: object = reputation.penalty(args.member_id, where)
     else:
-        credit = reputation.credit(args.member_id, args.role, where)
+        explained = reputation.credit_explained if args.explain else reputation.credit
+        credit = explained(args.member_id, args.role, where)
         figure = credit.figure
         summary = {
             "score": figure.score,

@@ -103,7 +103,7 @@ def credit_explanation(
     scope: ReaderScope,
     role: PartyRole = "seller",
 ) -> Response:
-    answer = service.reputation.credit(member_id, role, scope.where)
+    answer = service.reputation.credit_explained(member_id, role, scope.where)
     # Hidden ratings are shown to auditors only.
     hidden_shown = scope.principal.role in AUDIT_ROLES
     return _served(s.credit_explanation_answer(answer, hidden_shown=hidden_shown))

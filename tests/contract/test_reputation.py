@@ -207,7 +207,7 @@ def fold_figures(app: LedgerApp, as_of: datetime) -> dict[str, object]:
                 [
                     r.reason
                     for r in sorted(
-                        reputation.credit(m, "seller").figure.ratings,
+                        reputation.credit_explained(m, "seller").figure.ratings,
                         key=lambda r: r.record.trade_id,
                     )
                 ],

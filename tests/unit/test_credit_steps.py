@@ -22,14 +22,20 @@ from projections.credit import RatingRecord, evaluate
 from projections.credit_steps import (
     COMPONENTS,
     breakpoints,
+    by_cap_group,
     by_counterparty,
+    cap_group,
+    chained_after,
     earliest_change,
     group_steps,
     group_steps_since,
     member_summary_at,
+    splits_by_cap_period,
+    steps_from,
+    unit_of,
 )
 from projections.rulebook import Rulebook
-from projections.steps import Step
+from projections.steps import Step, sum_as_of
 from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
 
 # Wednesday 31 January 2024 ends a month; Sundays 28 January, 4 and 11 February end weeks.
@@ -203,6 +209,84 @@ def test_steps_after_new_facts_equal_steps_recomputed_in_full(
             previous, group, since, scoring, minor_per_major=minor_per_major
         )
         assert updated == group_steps(group, scoring, minor_per_major=minor_per_major)
+
+
+def cap_group_steps(
+    records: list[RatingRecord], rulebook: Rulebook
+) -> dict[object, tuple[Step, ...]]:
+    """Each cap group's steps, its unit judged with the rater's other ratings as context."""
+    scoring = rulebook.scoring
+    return {
+        key: group_steps(
+            unit_of(group, records, scoring),
+            scoring,
+            minor_per_major=rulebook.policy.minor_per_major,
+            counted={(r.trade_id, r.rater) for r in group},
+        )
+        for key, group in by_cap_group(records, scoring).items()
+    }
+
+
+@per_rulebook
+def test_the_summary_from_cap_groups_is_the_reference_credit(
+    name: str, data: st.DataObject
+) -> None:
+    rulebook = RULEBOOKS[name]
+    assert splits_by_cap_period(rulebook.scoring)
+    records = data.draw(member_ratings(rulebook))
+    steps = cap_group_steps(records, rulebook)
+    for as_of in probe_instants(records, rulebook):
+        expected = evaluate(
+            records, as_of, rulebook.scoring, minor_per_major=rulebook.policy.minor_per_major
+        )
+        summary = member_summary_at(steps, as_of, rulebook.scoring)
+        assert summary == msgspec.structs.replace(expected, ratings=()), as_of
+
+
+@per_rulebook
+def test_new_facts_move_the_sums_by_the_difference_of_their_groups_steps_from_the_change(
+    name: str, data: st.DataObject
+) -> None:
+    """What a view does when facts arrive: only the cap groups the changed ratings
+    (and the ratings chained after them) belong to, only from the first change on."""
+    rulebook = RULEBOOKS[name]
+    scoring, minor_per_major = rulebook.scoring, rulebook.policy.minor_per_major
+    records = data.draw(member_ratings(rulebook))
+    earlier = earlier_version(data, records, rulebook)
+    old = {(r.trade_id, r.rater): r for r in earlier}
+    changed = [r for r in records if old.get((r.trade_id, r.rater)) != r]
+    touched = {cap_group(r, scoring) for r in changed} | {
+        cap_group(later, scoring) for r in changed for later in chained_after(r, records, scoring)
+    }
+    added: list[tuple[Step, ...]] = []
+    removed: list[tuple[Step, ...]] = []
+    for key in touched:
+        new_group = [r for r in records if cap_group(r, scoring) == key]
+        old_group = [r for r in earlier if cap_group(r, scoring) == key]
+        new_unit = unit_of(new_group, records, scoring)
+        old_unit = unit_of(old_group, earlier, scoring)
+        since = earliest_change(old_unit, new_unit)
+        if since is None:
+            continue
+        for unit, group, into in ((new_unit, new_group, added), (old_unit, old_group, removed)):
+            counted = {(r.trade_id, r.rater) for r in group}
+            into.append(
+                steps_from(unit, since, scoring, minor_per_major=minor_per_major, counted=counted)
+            )
+    before = list(cap_group_steps(earlier, rulebook).values())
+    after = list(cap_group_steps(records, rulebook).values())
+    width = len(COMPONENTS)
+    for as_of in probe_instants(records, rulebook):
+        moved = [
+            kept + new - old
+            for kept, new, old in zip(
+                sum_as_of(before, as_of, width),
+                sum_as_of(added, as_of, width),
+                sum_as_of(removed, as_of, width),
+                strict=True,
+            )
+        ]
+        assert tuple(moved) == sum_as_of(after, as_of, width), as_of
 
 
 def test_a_rating_given_at_another_time_differs_from_the_earlier_of_the_two() -> None:

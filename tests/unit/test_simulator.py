@@ -150,10 +150,10 @@ def test_farming_rings_are_blunted_by_the_caps_and_confirmed_rings_reversed(mix:
     assert report.ring_trades == 2 * MIX.ring_trades
     assert report.fake_cases == 1
     where = Where(as_of=MIX.end)
-    confirmed = mix.reputation.credit(f"{MIX.run_id}-ring0-shop", "seller", where).figure
+    confirmed = mix.reputation.credit_explained(f"{MIX.run_id}-ring0-shop", "seller", where).figure
     assert confirmed.score == 0
     assert {r.reason for r in confirmed.ratings} == {"fake_trade"}
-    farming = mix.reputation.credit(f"{MIX.run_id}-ring1-shop", "seller", where).figure
+    farming = mix.reputation.credit_explained(f"{MIX.run_id}-ring1-shop", "seller", where).figure
     positives = len(farming.ratings)
     assert positives >= MIX.ring_trades * 0.9
     assert farming.score <= positives / 5

@@ -1,0 +1,278 @@
+"""Tallies: a member's figures kept as a timeline, moved by the view's fold.
+
+A tally is one figure of one member under one rulebook, kept as a timeline
+(``projections.timeline``) of the step changes its groups make. Credit is
+tallied per role: its groups are a rater's ratings of one cap period
+(``projections.credit_steps``). When a batch of facts changes trades, the fold
+finds the groups whose ratings moved, evaluates each group's old and new
+version from the first instant the two differ, and moves the member's timeline
+by the difference. No group's steps are stored: they are a function of the
+group's facts, which the view already holds as trade rows.
+
+What a batch reads, per pair of members with changed trades: the pair's trades
+created in the cap periods of the changed trades, widened while a 14-day item
+chain crosses an edge (``unit_of``, ``chained_after``); never the members'
+other trades. What it writes: the month and day rows of the timeline days its
+changes fall on (``projections.timeline``).
+
+A figure is then read as of any business time from at most two rows per tally.
+Tallies describe the log as it stands; a figure at an earlier log position is
+computed from the member's facts instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal, Protocol
+
+from ledger.events import Party
+from projections.credit import (
+    CreditResult,
+    RatingRecord,
+    cap_period_bounds,
+    rating_record,
+)
+from projections.credit_steps import (
+    COMPONENTS as CREDIT_COMPONENTS,
+)
+from projections.credit_steps import (
+    CapGroup,
+    cap_group,
+    chained_after,
+    earliest_change,
+    splits_by_cap_period,
+    steps_from,
+    summary_of,
+    unit_of,
+)
+from projections.marketplace import Cut, TradeFacts
+from projections.rulebook import Rulebook
+from projections.timeline import Change, Vector
+
+# A pair's range of trades is widened at most this many times, doubling each
+# time: from 14 days, further than any history.
+PAIR_RANGE_ROUNDS_MAX = 40
+CREDIT_WIDTH = len(CREDIT_COMPONENTS)
+ROLES: tuple[Party, ...] = ("seller", "buyer")
+# Every fact the view holds: tallies describe the log as it stands.
+WHOLE_LOG = Cut(datetime.max.replace(tzinfo=UTC))
+
+Moves = dict[str, tuple[list[Change], list[Change]]]  # key: (changes added, changes removed)
+
+
+class PairTrades(Protocol):
+    def pair_trades(
+        self, seller_id: str, buyer_id: str, start: datetime, end: datetime
+    ) -> list[TradeFacts]:
+        """The pair's trades created in ``[start, end)``, as the view held them
+        before the batch (a view whose fold changes rows in place may return
+        them as changed: ``Tallies.moves`` is given the old versions)."""
+        ...
+
+
+def credit_key(stamp: str, role: Party, member_id: str) -> str:
+    """The timeline key of a member's credit in one role under a rulebook's scoring."""
+    return f"{stamp}|credit|{role}|{member_id}"
+
+
+def credit_figure(totals: Vector, rulebook: Rulebook) -> CreditResult:
+    """The credit figures from a credit tally's value (``ratings`` left empty)."""
+    return summary_of(totals, rulebook.scoring)
+
+
+def tallied(rulebooks: Iterable[Rulebook]) -> tuple[Rulebook, ...]:
+    """The rulebooks whose figures can be tallied (credit must split by cap period)."""
+    return tuple(rulebook for rulebook in rulebooks if splits_by_cap_period(rulebook.scoring))
+
+
+class Tallies:
+    """What a batch's changed trades move in the tallies of the given rulebooks."""
+
+    def __init__(self, rulebooks: Sequence[Rulebook]) -> None:
+        self.rulebooks = tallied(rulebooks)
+
+    @property
+    def stamps(self) -> frozenset[str]:
+        return frozenset(rulebook.scoring_stamp for rulebook in self.rulebooks)
+
+    def moves(
+        self,
+        before: Mapping[str, TradeFacts],
+        after: Mapping[str, TradeFacts],
+        store: PairTrades,
+    ) -> Moves:
+        """The timeline changes to add and remove, per key.
+
+        ``after``: the trades the batch changed, as it left them; ``before``:
+        the same trades as they were (a trade the batch created is absent).
+        """
+        moves: Moves = defaultdict(lambda: ([], []))
+        by_pair: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for trade_id, trade in after.items():
+            by_pair[(trade.seller_id, trade.buyer_id)].append(trade_id)
+        for (seller_id, buyer_id), trade_ids in by_pair.items():
+            pair = _PairRange(store, seller_id, buyer_id, before, after, trade_ids=trade_ids)
+            for rulebook in self.rulebooks:
+                for role in ROLES:
+                    _credit_moves(pair, rulebook, role, moves)
+        return dict(moves)
+
+
+class _PairRange:
+    """One pair's trades in a range of creation times, loaded as it widens, in
+    two versions: before the batch and after it."""
+
+    def __init__(
+        self,
+        store: PairTrades,
+        seller_id: str,
+        buyer_id: str,
+        before: Mapping[str, TradeFacts],
+        after: Mapping[str, TradeFacts],
+        *,
+        trade_ids: Sequence[str],
+    ) -> None:
+        self.store, self.seller_id, self.buyer_id = store, seller_id, buyer_id
+        self.changed_after = {i: after[i] for i in trade_ids}
+        self.changed_before = {i: before[i] for i in trade_ids if i in before}
+        self.start: datetime | None = None
+        self.end: datetime | None = None
+        self.stored: dict[str, TradeFacts] = {}
+
+    def covers(self, start: datetime, end: datetime) -> bool:
+        return (
+            self.start is not None
+            and self.end is not None
+            and self.start <= start <= end <= self.end
+        )
+
+    def cover(self, start: datetime, end: datetime) -> None:
+        if self.start is None or self.end is None:
+            self._load(start, end)
+            self.start, self.end = start, end
+            return
+        if start < self.start:
+            self._load(start, self.start)
+            self.start = start
+        if end > self.end:
+            self._load(self.end, end)
+            self.end = end
+
+    def _load(self, start: datetime, end: datetime) -> None:
+        for trade in self.store.pair_trades(self.seller_id, self.buyer_id, start, end):
+            self.stored[trade.trade_id] = trade
+
+    def version(self, which: Literal["before", "after"]) -> list[TradeFacts]:
+        if which == "after":
+            trades = {**self.stored, **self.changed_after}
+        else:
+            trades = {**self.stored, **self.changed_before}
+            for new in self.changed_after.keys() - self.changed_before.keys():
+                trades.pop(new, None)
+        start, end = self.start, self.end
+        if start is None or end is None:
+            return []
+        return [t for t in trades.values() if start <= t.created.at < end]
+
+
+def _credit_moves(pair: _PairRange, rulebook: Rulebook, role: Party, moves: Moves) -> None:
+    """Move the credit tally of the pair's member rated in ``role``."""
+    scoring = rulebook.scoring
+    rater: Party = "buyer" if role == "seller" else "seller"
+    ratee = pair.seller_id if role == "seller" else pair.buyer_id
+    span = timedelta(days=scoring.credit.same_item_group_days)
+    changed_at = [trade.created.at for trade in pair.changed_after.values()]
+    bounds = [cap_period_bounds(at, scoring) for at in changed_at]
+    pair.cover(min(b[0] for b in bounds), max(b[1] for b in bounds))
+    widen = span
+    for _ in range(PAIR_RANGE_ROUNDS_MAX):
+        old = _records(pair.version("before"), rater, scoring_of=rulebook)
+        new = _records(pair.version("after"), rater, scoring_of=rulebook)
+        groups, needed = _touched_groups(pair, old, new, rulebook, span)
+        if not groups:
+            return
+        if pair.covers(*needed):
+            key = credit_key(rulebook.scoring_stamp, role, ratee)
+            _move(groups, old, new, rulebook, key=key, moves=moves)
+            return
+        start, end = needed
+        if pair.start is not None and start < pair.start:
+            start = min(start, pair.start - widen)
+        if pair.end is not None and end > pair.end:
+            end = max(end, pair.end + widen)
+        pair.cover(start, end)
+        widen *= 2
+    raise RuntimeError(f"the trades of pair {pair.seller_id}/{pair.buyer_id} did not settle")
+
+
+def _records(
+    trades: Iterable[TradeFacts], rater: Party, *, scoring_of: Rulebook
+) -> dict[str, RatingRecord]:
+    found = (rating_record(trade, rater, WHOLE_LOG, scoring_of.scoring) for trade in trades)
+    return {record.trade_id: record for record in found if record is not None}
+
+
+def _touched_groups(
+    pair: _PairRange,
+    old: Mapping[str, RatingRecord],
+    new: Mapping[str, RatingRecord],
+    rulebook: Rulebook,
+    span: timedelta,
+) -> tuple[set[CapGroup], tuple[datetime, datetime]]:
+    """The cap groups whose verdicts the changed ratings may move, and the range
+    of creation times their units need loaded."""
+    scoring = rulebook.scoring
+    changed = [
+        record
+        for trade_id in pair.changed_after
+        if (record := new.get(trade_id)) is not None and old.get(trade_id) != record
+    ]
+    if not changed:
+        return set(), (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
+    pair_records = list(new.values())
+    named: dict[CapGroup, RatingRecord] = {}
+    ends = []
+    for record in changed:
+        named.setdefault(cap_group(record, scoring), record)
+        chain = chained_after(record, pair_records, scoring)
+        for later in chain:
+            named.setdefault(cap_group(later, scoring), later)
+        ends.append((chain[-1] if chain else record).order_created_at + span)
+    starts = []
+    for group, record in named.items():
+        period_start, period_end = cap_period_bounds(record.order_created_at, scoring)
+        members = [r for r in pair_records if cap_group(r, scoring) == group]
+        unit = unit_of(members, pair_records, scoring)
+        starts += [period_start, min(r.order_created_at for r in unit) - span]
+        ends.append(period_end)
+    return set(named), (min(starts), max(ends))
+
+
+def _move(
+    groups: Iterable[CapGroup],
+    old: Mapping[str, RatingRecord],
+    new: Mapping[str, RatingRecord],
+    rulebook: Rulebook,
+    *,
+    key: str,
+    moves: Moves,
+) -> None:
+    scoring, minor_per_major = rulebook.scoring, rulebook.policy.minor_per_major
+    old_all, new_all = list(old.values()), list(new.values())
+    added, removed = moves[key]
+    for group in groups:
+        old_group = [r for r in old_all if cap_group(r, scoring) == group]
+        new_group = [r for r in new_all if cap_group(r, scoring) == group]
+        old_unit = unit_of(old_group, old_all, scoring)
+        new_unit = unit_of(new_group, new_all, scoring)
+        since = earliest_change(old_unit, new_unit)
+        if since is None:
+            continue
+        for unit, members, into in ((new_unit, new_group, added), (old_unit, old_group, removed)):
+            counted = {(r.trade_id, r.rater) for r in members}
+            steps = steps_from(
+                unit, since, scoring, minor_per_major=minor_per_major, counted=counted
+            )
+            into.extend(Change(step.instant, step.values) for step in steps)

@@ -1,0 +1,294 @@
+"""Credit read from tallies equals credit computed from the member's facts.
+
+On memory, SQLite and PostgreSQL views: random logs of a few sellers and
+buyers trading the same items around a month end (orders at 23:59:59 and
+00:00:00 in the rulebook's zone), ratings given late and out of business-time
+order across trades, revised, withdrawn, shielded and confirmed fake, folded
+in random batches. At instants on and either side of every fact and window
+edge, the credit each member's tally gives (a few rows) must be the credit
+``credit_of`` computes from the member's whole file, under both built-in
+rulebooks and in both roles.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import events as ev
+from ledger.clock import FixedClock
+from projections.queries import Reputation, UnknownMemberError, Where
+from projections.tallies import ROLES
+from projections.views import MemoryView, ReputationView, SqlView, open_view
+from tests.unit.step_support import RULEBOOKS
+
+DAY, HOUR, MICROSECOND = timedelta(days=1), timedelta(hours=1), timedelta(microseconds=1)
+ZONE = RULEBOOKS["taobao-classic"].scoring.zone
+SELLERS, BUYERS = ("s1", "s2"), ("b1", "b2", "b3")
+ITEMS = ("i1", "i2")
+ORDER_DAYS = tuple(date(2024, 1, 24) + n * DAY for n in range(21))  # across 31 January
+REGISTERED = datetime(2023, 12, 1, tzinfo=UTC)
+ORIGIN = uuid.UUID(int=1)
+versions = itertools.count(1)
+
+
+def fact(kind: type[ev.Event], at: datetime, **fields: object) -> ev.Event:
+    return kind(
+        originator_id=ORIGIN,
+        originator_version=next(versions),
+        recorded_at=at,
+        occurred_at=at,
+        policy_version="taobao-classic@1",
+        **fields,
+    )
+
+
+@st.composite
+def trade_facts(draw: st.DrawFn, number: int, pairs: int) -> list[ev.Event]:
+    """One trade's facts in the order they happen; ``pairs`` narrows who trades,
+    so that pairs re-buy items and reach the caps."""
+    ids = {
+        "trade_id": f"T{number:02d}",
+        "seller_id": draw(st.sampled_from(SELLERS[: 1 + pairs // 3])),
+        "buyer_id": draw(st.sampled_from(BUYERS[: 1 + pairs % 3])),
+    }
+    item = draw(st.sampled_from(ITEMS))
+    amount = draw(st.sampled_from((99, 100, 101, *(2_500,) * 5)))
+    clock = draw(st.sampled_from((time(0, 0, 0), time(23, 59, 59), time(12))))
+    created = datetime.combine(draw(st.sampled_from(ORDER_DAYS)), clock, tzinfo=ZONE)
+    created = created.astimezone(UTC)
+    facts = [
+        fact(
+            ev.TradeCreated,
+            created,
+            **ids,
+            item_id=item,
+            amount_minor=amount,
+            currency="CNY",
+            goods_kind="physical",
+            shipping="express",
+        )
+    ]
+    if draw(st.integers(0, 5)) == 0:
+        return facts  # never received
+    succeeded = created + draw(st.sampled_from((0 * HOUR, HOUR, 3 * DAY, 10 * DAY)))
+    closes = succeeded + 15 * DAY
+    facts.append(
+        fact(ev.ReceiptConfirmed, succeeded, **ids, by="buyer", rating_window_closes_at=closes)
+    )
+    later: list[ev.Event] = []
+    for rater in ("buyer", "seller"):
+        if draw(st.integers(0, 3)) == 0:
+            continue
+        given_at = succeeded + draw(st.sampled_from((0 * HOUR, HOUR, 2 * DAY, 15 * DAY)))
+        rating = {**ids, "rater": rater}
+        score = draw(st.sampled_from(("positive", "positive", "positive", "neutral", "negative")))
+        later.append(
+            fact(
+                ev.RatingGiven,
+                given_at,
+                **rating,
+                score=score,
+                item_id=item,
+                amount_minor=amount,
+                currency="CNY",
+                order_created_at=created,
+                succeeded_at=succeeded,
+                default=given_at == closes,
+            )
+        )
+        for kind in (ev.RatingRevised, ev.RatingWithdrawn, ev.RatingShielded):
+            if draw(st.integers(0, 4)) == 0:
+                at = given_at + draw(st.sampled_from((HOUR, 3 * DAY, 20 * DAY)))
+                extra = {"score": "positive"} if kind is ev.RatingRevised else {}
+                extra |= {"reason": "abuse"} if kind is ev.RatingShielded else {}
+                later.append(fact(kind, at, **rating, **extra))
+    if draw(st.integers(0, 5)) == 0:
+        at = created + draw(st.sampled_from((5 * DAY, 40 * DAY)))
+        later.append(
+            fact(
+                ev.FakeTradesConfirmed,
+                at,
+                seller_id=ids["seller_id"],
+                case_id=f"F{number}",
+                trade_ids=(ids["trade_id"],),
+                item_ids=(item,),
+                offence_number=1,
+                points=0,
+                category="general",
+                demoted_until=at + 30 * DAY,
+            )
+        )
+    # A trade's later facts are recorded in their business-time order; across
+    # trades the log interleaves them at random.
+    return facts + sorted(later, key=lambda e: e.occurred_at)
+
+
+@st.composite
+def market_log(draw: st.DrawFn) -> list[ev.Event]:
+    registered = [fact(ev.MemberRegistered, REGISTERED, member_id=m) for m in (*SELLERS, *BUYERS)]
+    pairs = draw(st.integers(0, 5))
+    trades = [draw(trade_facts(n, pairs)) for n in range(draw(st.integers(1, 16)))]
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    log: list[ev.Event] = []
+    while trades:
+        chosen = rng.randrange(len(trades))
+        log.append(trades[chosen].pop(0))
+        if not trades[chosen]:
+            trades.pop(chosen)
+    return registered + log
+
+
+def probes(log: list[ev.Event]) -> list[datetime]:
+    edges = {e.occurred_at for e in log if e.occurred_at > REGISTERED}
+    for e in log:
+        if isinstance(e, ev.ReceiptConfirmed):
+            edges |= {e.occurred_at + 180 * DAY, e.occurred_at + 365 * DAY}
+    return sorted(
+        {edge + shift for edge in edges for shift in (-MICROSECOND, 0 * DAY, MICROSECOND)}
+    )
+
+
+@pytest.fixture
+def fresh_view(database_url: str) -> Iterator[Iterator[ReputationView]]:
+    """Empty views of the backend, one per example (SQL ones in their own table
+    version, dropped after)."""
+    opened: list[ReputationView] = []
+
+    def views() -> Iterator[ReputationView]:
+        for version in itertools.count(900):
+            view = open_view(database_url, version=version)
+            if isinstance(view, SqlView):
+                view.drop()
+                view.close()
+                view = open_view(database_url, version=version)
+            opened.append(view)
+            yield view
+
+    yield views()
+    for view in opened:
+        if isinstance(view, SqlView):
+            view.drop()
+        view.close()
+
+
+def fold(view: ReputationView, log: list[ev.Event], cuts: list[int] | None) -> None:
+    """In batches cut at ``cuts``, or one event at a time (None), as a live view folds."""
+    numbered = list(enumerate(log, start=1))
+    inner = range(len(numbered)) if cuts is None else sorted(set(cuts))
+    edges = [0, *inner, len(numbered)]
+    for start, end in itertools.pairwise(edges):
+        if end > start:
+            view.process(numbered[start:end])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    log=market_log(),
+    cuts=st.none() | st.lists(st.integers(0, 80), max_size=6),
+    data=st.data(),
+)
+def test_credit_from_tallies_is_credit_from_the_facts(
+    fresh_view: Iterator[ReputationView],
+    log: list[ev.Event],
+    cuts: list[int] | None,
+    data: st.DataObject,
+) -> None:
+    view = next(fresh_view)
+    fold(view, log, cuts)
+    assert view.tally_stamps() == {book.scoring_stamp for book in RULEBOOKS.values()}
+    reputation = Reputation(view, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    instants = probes(log)
+    chosen = data.draw(st.lists(st.sampled_from(instants), min_size=1, max_size=12))
+    for as_of, rulebook, role, member in itertools.product(
+        chosen, RULEBOOKS, ROLES, (*SELLERS, *BUYERS)
+    ):
+        where = Where(as_of=as_of, rulebook=rulebook)
+        tallied = reputation.credit(member, role, where)
+        explained = reputation.credit_explained(member, role, where)
+        expected = msgspec.structs.replace(explained.figure, ratings=())
+        assert tallied.figure == expected, (as_of, rulebook, role, member)
+
+
+def test_a_member_unknown_before_registration_is_unknown_to_the_tally_path_too() -> None:
+    view = MemoryView()
+    view.process([(1, fact(ev.MemberRegistered, REGISTERED, member_id="s1"))])
+    reputation = Reputation(view, FixedClock(REGISTERED + DAY))
+    with pytest.raises(UnknownMemberError):
+        reputation.credit("s1", "seller", Where(as_of=REGISTERED - MICROSECOND))
+    assert reputation.credit("s1", "seller").figure.score == 0
+
+
+def test_a_late_rating_of_an_older_order_moves_the_next_periods_item_group() -> None:
+    """Orders of one item 4 days apart across a month end: the later one's rating
+    counts until the older order's rating, given afterwards, shows and starts
+    the 14-day group; the later one then no longer counts, though its own cap
+    group (February) received no new fact."""
+    older = datetime(2024, 1, 30, 12, tzinfo=ZONE).astimezone(UTC)
+    newer = older + 4 * DAY
+    log = [fact(ev.MemberRegistered, REGISTERED, member_id=m) for m in ("s1", "b1")]
+    script: list[tuple[str, datetime, datetime]] = [
+        ("T1", older, newer + 10 * DAY),
+        ("T2", newer, newer),
+    ]
+    trades = {}
+    for trade_id, created, rated in script:
+        ids = {"trade_id": trade_id, "seller_id": "s1", "buyer_id": "b1"}
+        trades[trade_id] = (ids, created, rated)
+        log.append(
+            fact(
+                ev.TradeCreated,
+                created,
+                **ids,
+                item_id="i1",
+                amount_minor=2_500,
+                currency="CNY",
+                goods_kind="physical",
+                shipping="express",
+            )
+        )
+        log.append(
+            fact(
+                ev.ReceiptConfirmed,
+                created,
+                **ids,
+                by="buyer",
+                rating_window_closes_at=created + 15 * DAY,
+            )
+        )
+    for trade_id in ("T2", "T1"):  # the newer order is rated first
+        ids, created, rated = trades[trade_id]
+        for rater in ("buyer", "seller"):
+            log.append(
+                fact(
+                    ev.RatingGiven,
+                    rated,
+                    **ids,
+                    rater=rater,
+                    score="positive",
+                    item_id="i1",
+                    amount_minor=2_500,
+                    currency="CNY",
+                    order_created_at=created,
+                    succeeded_at=created,
+                )
+            )
+    view = MemoryView()
+    fold(view, log, None)
+    reputation = Reputation(view, FixedClock(newer + 60 * DAY))
+    where = Where(rulebook="taobao-classic")
+    assert reputation.credit("s1", "seller", Where(as_of=newer + DAY)).figure.score == 1
+    explained = reputation.credit_explained("s1", "seller", where).figure
+    assert [(c.record.trade_id, c.reason) for c in explained.ratings] == [
+        ("T1", None),
+        ("T2", "same_item_14d"),
+    ]
+    assert reputation.credit("s1", "seller", where).figure.score == 1
