@@ -14,7 +14,7 @@ every figure reads; the stored views keep the same Structs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -211,12 +211,15 @@ class Marketplace:
             member, trades("seller"), trades("buyer"), complaints("seller"), complaints("buyer")
         )
 
-    def pair_trades(
-        self, seller_id: str, buyer_id: str, start: datetime, end: datetime
-    ) -> list[TradeFacts]:
-        """The pair's trades created in ``[start, end)`` (those this state holds)."""
-        found = (self.trades[t] for t in self._trades_of_pair.get((seller_id, buyer_id), []))
-        return [trade for trade in found if start <= trade.created.at < end]
+    def pairs_trades(
+        self, spans: Mapping[tuple[str, str], tuple[datetime, datetime]]
+    ) -> dict[tuple[str, str], list[TradeFacts]]:
+        """Each pair's trades created in its span ``[start, end)`` (those this state holds)."""
+        found = {}
+        for pair, (start, end) in spans.items():
+            trades = (self.trades[t] for t in self._trades_of_pair.get(pair, []))
+            found[pair] = [trade for trade in trades if start <= trade.created.at < end]
+        return found
 
     @folds(ev.MemberRegistered)
     def _registered(self, e: ev.MemberRegistered, stamp: Stamp) -> None:

@@ -62,13 +62,16 @@ WHOLE_LOG = Cut(datetime.max.replace(tzinfo=UTC))
 Moves = dict[str, tuple[list[Change], list[Change]]]  # key: (changes added, changes removed)
 
 
+Pair = tuple[str, str]  # seller id, buyer id
+Span = tuple[datetime, datetime]  # creation times, half-open
+
+
 class PairTrades(Protocol):
-    def pair_trades(
-        self, seller_id: str, buyer_id: str, start: datetime, end: datetime
-    ) -> list[TradeFacts]:
-        """The pair's trades created in ``[start, end)``, as the view held them
-        before the batch (a view whose fold changes rows in place may return
-        them as changed: ``Tallies.moves`` is given the old versions)."""
+    def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
+        """Each pair's trades created in its span, as the view held them before
+        the batch (a view whose fold changes rows in place may return them as
+        changed: ``Tallies.moves`` is given the old versions). One request for
+        many pairs, so a SQL view answers a batch in one round trip."""
         ...
 
 
@@ -109,15 +112,33 @@ class Tallies:
         the same trades as they were (a trade the batch created is absent).
         """
         moves: Moves = defaultdict(lambda: ([], []))
-        by_pair: dict[tuple[str, str], list[str]] = defaultdict(list)
+        by_pair: dict[Pair, list[str]] = defaultdict(list)
         for trade_id, trade in after.items():
             by_pair[(trade.seller_id, trade.buyer_id)].append(trade_id)
+        spans = {
+            pair: self._first_span([after[t].created.at for t in trade_ids])
+            for pair, trade_ids in by_pair.items()
+        }
+        loaded = store.pairs_trades(spans) if self.rulebooks else {}
         for (seller_id, buyer_id), trade_ids in by_pair.items():
             pair = _PairRange(store, seller_id, buyer_id, before, after, trade_ids=trade_ids)
+            pair.preload(spans[(seller_id, buyer_id)], loaded.get((seller_id, buyer_id), []))
             for rulebook in self.rulebooks:
                 for role in ROLES:
                     _credit_moves(pair, rulebook, role, moves)
         return dict(moves)
+
+    def _first_span(self, created: Sequence[datetime]) -> Span:
+        """What a pair's changed trades need in the usual case, under every
+        rulebook: their cap periods, widened by one item-group span each way."""
+        starts, ends = [], []
+        for rulebook in self.rulebooks:
+            span = timedelta(days=rulebook.scoring.credit.same_item_group_days)
+            for at in created:
+                start, end = cap_period_bounds(at, rulebook.scoring)
+                starts.append(start - span)
+                ends.append(end + span)
+        return min(starts, default=min(created)), max(ends, default=max(created))
 
 
 class _PairRange:
@@ -160,8 +181,13 @@ class _PairRange:
             self._load(self.end, end)
             self.end = end
 
+    def preload(self, span: Span, trades: Iterable[TradeFacts]) -> None:
+        self.start, self.end = span
+        self.stored.update((trade.trade_id, trade) for trade in trades)
+
     def _load(self, start: datetime, end: datetime) -> None:
-        for trade in self.store.pair_trades(self.seller_id, self.buyer_id, start, end):
+        pair = (self.seller_id, self.buyer_id)
+        for trade in self.store.pairs_trades({pair: (start, end)}).get(pair, []):
             self.stored[trade.trade_id] = trade
 
     def version(self, which: Literal["before", "after"]) -> list[TradeFacts]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -37,7 +37,7 @@ from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
-from projections.tallies import Tallies
+from projections.tallies import Pair, Span, Tallies
 from projections.tally_rows import TallyRows
 from projections.timeline import MemoryTimeline, Vector, micros
 
@@ -526,17 +526,21 @@ class SqlView(ReputationView):
             }
         self._tallies = Tallies([r for r in wanted.rulebooks if r.scoring_stamp in kept])
 
-    def _pair_trades(
-        self, cursor: Any, seller_id: str, buyer_id: str, start: datetime, end: datetime
-    ) -> list[TradeFacts]:
-        bodies = self._pair_bodies(cursor, seller_id, buyer_id, micros(start), micros(end))
-        return [_trade_decoder.decode(body) for body in bodies]
+    def _pairs_trades(
+        self, cursor: Any, spans: Mapping[Pair, Span]
+    ) -> dict[Pair, list[TradeFacts]]:
+        found: dict[Pair, list[TradeFacts]] = {pair: [] for pair in spans}
+        wanted = [(s, b, micros(start), micros(end)) for (s, b), (start, end) in spans.items()]
+        for seller_id, buyer_id, body in self._pair_bodies(cursor, wanted):
+            found[(seller_id, buyer_id)].append(_trade_decoder.decode(body))
+        return found
 
     @abstractmethod
     def _pair_bodies(
-        self, cursor: Any, seller_id: str, buyer_id: str, start_us: int, end_us: int
-    ) -> list[bytes]:
-        """The bodies of the pair's trades created in ``[start_us, end_us)``."""
+        self, cursor: Any, wanted: Sequence[tuple[str, str, int, int]]
+    ) -> Iterable[tuple[str, str, bytes]]:
+        """(seller, buyer, body) of each wanted pair's trades created in
+        ``[start_us, end_us)``."""
 
     @abstractmethod
     def _tally_rows(self, cursor: Any) -> TallyRows: ...
@@ -568,10 +572,8 @@ class _StoredPairs:
     def __init__(self, view: SqlView, cursor: Any) -> None:
         self.view, self.cursor = view, cursor
 
-    def pair_trades(
-        self, seller_id: str, buyer_id: str, start: datetime, end: datetime
-    ) -> list[TradeFacts]:
-        return self.view._pair_trades(self.cursor, seller_id, buyer_id, start, end)
+    def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
+        return self.view._pairs_trades(self.cursor, spans)
 
 
 _KEYS = {
@@ -653,14 +655,15 @@ class SQLiteView(SqlView):
         return [f"ALTER TABLE {self._prefix}trades ADD COLUMN created_us INTEGER"]
 
     def _pair_bodies(
-        self, cursor: sqlite3.Cursor, seller_id: str, buyer_id: str, start_us: int, end_us: int
-    ) -> list[bytes]:
-        rows = cursor.execute(
-            f"SELECT body FROM {self._prefix}trades WHERE seller_id = ? AND buyer_id = ? "
-            "AND created_us >= ? AND created_us < ?",
-            (seller_id, buyer_id, start_us, end_us),
-        ).fetchall()
-        return [body for (body,) in rows]
+        self, cursor: sqlite3.Cursor, wanted: Sequence[tuple[str, str, int, int]]
+    ) -> Iterable[tuple[str, str, bytes]]:
+        # In-process: one indexed range query per pair costs microseconds.
+        statement = (
+            f"SELECT seller_id, buyer_id, body FROM {self._prefix}trades "
+            "WHERE seller_id = ? AND buyer_id = ? AND created_us >= ? AND created_us < ?"
+        )
+        for row in wanted:
+            yield from cursor.execute(statement, row).fetchall()
 
     def _tally_rows(self, cursor: sqlite3.Cursor) -> TallyRows:
         return tally_rows.SQLiteTallyRows(cursor, self._prefix)
@@ -855,21 +858,22 @@ class PostgresView(SqlView):
         self._execute_all(statements)
 
     def _pair_bodies(
-        self,
-        cursor: psycopg.Cursor[Any],
-        seller_id: str,
-        buyer_id: str,
-        start_us: int,
-        end_us: int,
-    ) -> list[bytes]:
+        self, cursor: psycopg.Cursor[Any], wanted: Sequence[tuple[str, str, int, int]]
+    ) -> Iterable[tuple[str, str, bytes]]:
+        # Every pair in one round trip: an index range scan per wanted pair.
+        if not wanted:
+            return []
+        sellers, buyers, starts, ends = (list(column) for column in zip(*wanted, strict=True))
         cursor.execute(
             sql.SQL(
-                "SELECT body FROM {} WHERE seller_id = %s AND buyer_id = %s "
-                "AND created_us >= %s AND created_us < %s"
+                "SELECT t.seller_id, t.buyer_id, t.body FROM "
+                "unnest(%s::text[], %s::text[], %s::int8[], %s::int8[]) AS w (s, b, lo, hi) "
+                "JOIN {} AS t ON t.seller_id = w.s AND t.buyer_id = w.b "
+                "AND t.created_us >= w.lo AND t.created_us < w.hi"
             ).format(self._table("trades")),
-            (seller_id, buyer_id, start_us, end_us),
+            (sellers, buyers, starts, ends),
         )
-        return [bytes(body) for (body,) in cursor.fetchall()]
+        return [(s, b, bytes(body)) for s, b, body in cursor.fetchall()]
 
     def _tally_rows(self, cursor: psycopg.Cursor[Any]) -> TallyRows:
         return tally_rows.PostgresTallyRows(cursor, self._table)
