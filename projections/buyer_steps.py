@@ -126,9 +126,12 @@ def summary_at(
     """The buyer's history and tier as of a time, from the step lists of its
     groups (each sorted by instant, as ``group_steps`` returns it): the figures
     ``buyer_history`` returns for the same time."""
-    totals = dict(
-        zip(COMPONENTS, sum_as_of(steps_by_group.values(), as_of, len(COMPONENTS)), strict=True)
-    )
+    return summary_of(sum_as_of(steps_by_group.values(), as_of, len(COMPONENTS)), rulebook)
+
+
+def summary_of(sums: Vector, rulebook: Rulebook) -> BuyerHistory:
+    """The buyer's history and tier from the sums of ``COMPONENTS``."""
+    totals = dict(zip(COMPONENTS, sums, strict=True))
     given, negative = totals["ratings_given"], totals["ratings_given_negative"]
     reasons = {reason: totals[f"refunds_{reason}"] for reason in REFUND_REASONS}
     tier = tier_of(totals["window_purchases"], totals["window_net_spend_minor"], rulebook)

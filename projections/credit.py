@@ -147,26 +147,40 @@ def evaluate(
     *,
     minor_per_major: int,
 ) -> CreditResult:
+    ordered = verdicts(records, as_of, scoring, minor_per_major=minor_per_major)
+    return _summarise(ordered, as_of, scoring)
+
+
+def verdicts(
+    records: Iterable[RatingRecord],
+    as_of: datetime,
+    scoring: Scoring,
+    *,
+    minor_per_major: int,
+) -> tuple[Counted, ...]:
+    """How each rating known as of a time fares, in order-creation order
+    (``evaluate`` without the figures)."""
     credit = scoring.credit
     known = sorted((r for r in records if r.given_at <= as_of), key=lambda r: r.order_key)
-    verdicts: dict[tuple[str, Party], Counted] = {}
+    found: dict[tuple[str, Party], Counted] = {}
     survivors: list[RatingRecord] = []
     for record in known:
         if record.visible_at > as_of:
-            verdicts[_key(record)] = _excluded(record, as_of, "hidden")
+            found[_key(record)] = _excluded(record, as_of, "hidden")
         else:
             survivors.append(record)
     for rule in credit.exclusions:
+        if not survivors:
+            break
         kept = _apply(rule, survivors, as_of, scoring, minor_per_major)
         for record in survivors:
             if _key(record) not in kept:
-                verdicts[_key(record)] = _excluded(record, as_of, rule)
+                found[_key(record)] = _excluded(record, as_of, rule)
         survivors = [r for r in survivors if _key(r) in kept]
     for record in survivors:
         score = record.score_at(as_of)
-        verdicts[_key(record)] = Counted(record, score, credit.points.of(score), None)
-    ordered = tuple(verdicts[_key(r)] for r in known)
-    return _summarise(ordered, as_of, scoring)
+        found[_key(record)] = Counted(record, score, credit.points.of(score), None)
+    return tuple(found[_key(r)] for r in known)
 
 
 def _key(record: RatingRecord) -> tuple[str, Party]:

@@ -46,8 +46,8 @@ from projections.credit import (
     CreditResult,
     RatingRecord,
     cap_period,
-    evaluate,
     positive_rate,
+    verdicts,
 )
 from projections.rulebook import Scoring
 from projections.steps import Step
@@ -405,10 +405,10 @@ class _Judge(NamedTuple):
     def standings(
         self, group: Sequence[RatingRecord], instant: datetime
     ) -> dict[RatingKey, _Standing]:
-        result = evaluate(group, instant, self.scoring, minor_per_major=self.minor_per_major)
+        found = verdicts(group, instant, self.scoring, minor_per_major=self.minor_per_major)
         return {
             _key(verdict.record): _standing(verdict)
-            for verdict in result.ratings
+            for verdict in found
             if self.counted is None or _key(verdict.record) in self.counted
         }
 

@@ -88,10 +88,80 @@ def group_steps(trades: Iterable[TradeFacts], rulebook: Rulebook) -> tuple[Step,
     """One pair-month's step list (see COMPONENTS), for the rulebook's DSR window.
     Sorted by instant, one step per instant, no zero steps."""
     group = _one_pair_month(trades, rulebook)
+    return _followed(group, breakpoints(group, rulebook), {}, rulebook)
+
+
+def steps_from(
+    trades: Iterable[TradeFacts], since: datetime, rulebook: Rulebook
+) -> tuple[Step, ...]:
+    """The steps the group's facts make at or after ``since``, beyond what its
+    counted trades just before ``since`` already add.
+
+    For two versions of a group that agree before ``since`` (``earliest_change``),
+    the difference of their ``steps_from`` is the difference of their step
+    lists: what a view moves a seller's shop-score tally by when the group's
+    facts change. Only the breakpoints from ``since`` on are evaluated, so a
+    busy pair-month costs a new fact its recent breakpoints, not all of them.
+    """
+    group = _one_pair_month(trades, rulebook)
+    instants = breakpoints(group, rulebook)
+    earlier = [instant for instant in instants if instant < since]
+    before = _counted(group, earlier[-1], rulebook) if earlier else {}
+    return _followed(group, [i for i in instants if i >= since], before, rulebook)
+
+
+def earliest_change(before: Iterable[TradeFacts], after: Iterable[TradeFacts]) -> datetime | None:
+    """The earliest instant from which two versions of a group may count
+    differently (to pass as ``since``); None when no fact shop scores read moved.
+
+    What counts as of T depends only on the facts dated up to T (a rating's
+    showing too is judged from those), so the first fact that differs is
+    where the versions part.
+    """
+    old = {trade.trade_id: _facts(trade) for trade in before}
+    new = {trade.trade_id: _facts(trade) for trade in after}
+    nothing: tuple[_Fact, ...] = (None,) * _FACT_COUNT
+    moved = [
+        fact[0]
+        for trade_id in old.keys() | new.keys()
+        for was, now in zip(old.get(trade_id, nothing), new.get(trade_id, nothing), strict=True)
+        if was != now
+        for fact in (was, now)
+        if fact is not None
+    ]
+    return min(moved, default=None)
+
+
+_Fact = tuple[datetime, object] | None  # when a fact took effect, and what it says
+_FACT_COUNT = 5
+
+
+def _facts(trade: TradeFacts) -> tuple[_Fact, ...]:
+    """The facts shop scores read: the buyer's rating with its scores, its
+    shielding and withdrawal, the fake-trade confirmation, the seller's rating."""
+    buyer, seller = trade.ratings.get("buyer"), trade.ratings.get("seller")
+    stamps = (
+        buyer.shielded if buyer is not None else None,
+        buyer.withdrawn if buyer is not None else None,
+        trade.fake,
+        seller.given if seller is not None else None,
+    )
+    return (
+        (buyer.given.at, buyer.dsr) if buyer is not None else None,
+        *((stamp.at, None) if stamp is not None else None for stamp in stamps),
+    )
+
+
+def _followed(
+    group: Sequence[TradeFacts],
+    instants: Iterable[datetime],
+    before: dict[str, Vector],
+    rulebook: Rulebook,
+) -> tuple[Step, ...]:
+    """Evaluate the group at each instant and record what each trade's part moved by."""
     window = timedelta(days=rulebook.scoring.dsr.window_days)
     steps: list[Step] = []
-    before: dict[str, Vector] = {}
-    for instant in breakpoints(group, rulebook):
+    for instant in instants:
         now = _counted(group, instant, rulebook)
         for trade in group:
             change = subtract(
@@ -115,7 +185,12 @@ def summary_at(steps_by_group: Mapping[PairMonth, Sequence[Step]], as_of: dateti
         for steps in steps_by_group.values()
         for step in steps[: bisect_right(steps, as_of, key=lambda step: step.instant)]
     )
-    count, *sums = sum_of([_NOTHING, *reached])
+    return summary_of(sum_of([_NOTHING, *reached]))
+
+
+def summary_of(totals: Vector) -> DsrResult:
+    """The shop scores from the sums of ``COMPONENTS`` (``positions`` left empty)."""
+    count, *sums = totals
     means = {
         dimension: total / count if count else None
         for dimension, total in zip(DIMENSIONS, sums, strict=True)

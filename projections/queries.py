@@ -25,7 +25,17 @@ from projections.penalties import Penalty, penalty_of
 from projections.rulebook import Rulebook, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
 from projections.snapshots import KeptSnapshots, PenaltySnapshot, penalty_valid_until
-from projections.tallies import CREDIT_WIDTH, credit_figure, credit_key
+from projections.tallies import (
+    BUYER_WIDTH,
+    CREDIT_WIDTH,
+    DSR_WIDTH,
+    buyer_figure,
+    buyer_key,
+    credit_figure,
+    credit_key,
+    dsr_figure,
+    dsr_key,
+)
 from projections.views import ReputationView
 from projections.violations import ViolationStanding, violations_of
 
@@ -114,18 +124,11 @@ class Reputation:
         tallies for, it is computed from the member's facts.
         """
         book = self.rulebook(where.rulebook)
-        if where.at_position is not None or book.scoring_stamp not in self.view.tally_stamps():
+        if not self._tallied(book, where):
             answer = self.credit_explained(member_id, role, where)
-            return Answer(
-                msgspec.structs.replace(answer.figure, ratings=()),
-                answer.rulebook,
-                answer.as_of,
-                answer.position,
-            )
-        cut, position = self.cut(where.as_of)
-        member = self.view.member(member_id)
-        if member is None or not cut.sees(member.registered):
-            raise UnknownMemberError(member_id)
+            figure = msgspec.structs.replace(answer.figure, ratings=())
+            return Answer(figure, answer.rulebook, answer.as_of, answer.position)
+        cut, position = self._known(member_id, where)
         key = credit_key(book.scoring_stamp, role, member_id)
         totals = self.view.tally(key, cut.as_of, CREDIT_WIDTH)
         return Answer(credit_figure(totals, book), book.scoring_stamp, cut.as_of, position)
@@ -137,7 +140,32 @@ class Reputation:
         return self._answer(member_id, lambda f, c, r: credit_of(f, role, c, r), where)
 
     def dsr(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:
+        """A seller's shop scores, without the positions of the ratings counted:
+        from its tally when the view keeps one for the rulebook, as ``credit``."""
+        book = self.rulebook(where.rulebook)
+        if not self._tallied(book, where):
+            answer = self.dsr_explained(seller_id, where)
+            figure = msgspec.structs.replace(answer.figure, positions=())
+            return Answer(figure, answer.rulebook, answer.as_of, answer.position)
+        cut, position = self._known(seller_id, where)
+        totals = self.view.tally(dsr_key(book.scoring_stamp, seller_id), cut.as_of, DSR_WIDTH)
+        return Answer(dsr_figure(totals), book.scoring_stamp, cut.as_of, position)
+
+    def dsr_explained(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:
+        """A seller's shop scores with the positions of the ratings counted, from its facts."""
         return self._answer(seller_id, dsr_of, where)
+
+    def _tallied(self, book: Rulebook, where: Where) -> bool:
+        """Whether the answer can come from a tally: as of a time, under a tallied rulebook."""
+        return where.at_position is None and book.scoring_stamp in self.view.tally_stamps()
+
+    def _known(self, member_id: str, where: Where) -> tuple[Cut, int]:
+        """The cut and position of an answer as of a time, for a member known then."""
+        cut, position = self.cut(where.as_of)
+        member = self.view.member(member_id)
+        if member is None or not cut.sees(member.registered):
+            raise UnknownMemberError(member_id)
+        return cut, position
 
     def penalty(self, seller_id: str, where: Where = NOW) -> Answer[Penalty]:
         if where.as_of is None and where.at_position is None:
@@ -152,7 +180,14 @@ class Reputation:
         return self._answer(seller_id, violations_of, where)
 
     def buyer_history(self, buyer_id: str, where: Where = NOW) -> Answer[BuyerHistory]:
-        return self._answer(buyer_id, buyer_history, where)
+        """A buyer's history and tier: from its tally when the view keeps one
+        for the rulebook, as ``credit``; else from its facts."""
+        book = self.rulebook(where.rulebook)
+        if not self._tallied(book, where):
+            return self._answer(buyer_id, buyer_history, where)
+        cut, position = self._known(buyer_id, where)
+        totals = self.view.tally(buyer_key(book.scoring_stamp, buyer_id), cut.as_of, BUYER_WIDTH)
+        return Answer(buyer_figure(totals, book), book.scoring_stamp, cut.as_of, position)
 
     def seller_level(self, seller_id: str, where: Where = NOW) -> Answer[SellerLevel | None]:
         return self._answer(seller_id, seller_level_of, where)

@@ -28,6 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from ledger.events import Party
+from projections import buyer_steps, dsr_steps
+from projections.buyers import BuyerHistory
 from projections.credit import (
     CreditResult,
     RatingRecord,
@@ -47,14 +49,18 @@ from projections.credit_steps import (
     summary_of,
     unit_of,
 )
-from projections.marketplace import Cut, TradeFacts
+from projections.dsr import DsrResult
+from projections.marketplace import ComplaintFacts, Cut, TradeFacts
 from projections.rulebook import Rulebook
 from projections.timeline import Change, Vector
+from projections.windows import calendar_month_bounds
 
 # A pair's range of trades is widened at most this many times, doubling each
 # time: from 14 days, further than any history.
 PAIR_RANGE_ROUNDS_MAX = 40
 CREDIT_WIDTH = len(CREDIT_COMPONENTS)
+DSR_WIDTH = len(dsr_steps.COMPONENTS)
+BUYER_WIDTH = len(buyer_steps.COMPONENTS)
 ROLES: tuple[Party, ...] = ("seller", "buyer")
 # Every fact the view holds: tallies describe the log as it stands.
 WHOLE_LOG = Cut(datetime.max.replace(tzinfo=UTC))
@@ -78,6 +84,26 @@ class PairTrades(Protocol):
 def credit_key(stamp: str, role: Party, member_id: str) -> str:
     """The timeline key of a member's credit in one role under a rulebook's scoring."""
     return f"{stamp}|credit|{role}|{member_id}"
+
+
+def dsr_key(stamp: str, seller_id: str) -> str:
+    """The timeline key of a seller's shop scores under a rulebook's scoring."""
+    return f"{stamp}|dsr|{seller_id}"
+
+
+def dsr_figure(totals: Vector) -> DsrResult:
+    """The shop scores from a DSR tally's value (``positions`` left empty)."""
+    return dsr_steps.summary_of(totals)
+
+
+def buyer_key(stamp: str, buyer_id: str) -> str:
+    """The timeline key of a buyer's history under a rulebook's scoring."""
+    return f"{stamp}|buyer|{buyer_id}"
+
+
+def buyer_figure(totals: Vector, rulebook: Rulebook) -> BuyerHistory:
+    """The buyer's history and tier from a buyer tally's value."""
+    return buyer_steps.summary_of(totals, rulebook)
 
 
 def credit_figure(totals: Vector, rulebook: Rulebook) -> CreditResult:
@@ -105,13 +131,22 @@ class Tallies:
         before: Mapping[str, TradeFacts],
         after: Mapping[str, TradeFacts],
         store: PairTrades,
+        complaints: tuple[Mapping[str, ComplaintFacts], Mapping[str, ComplaintFacts]] = ({}, {}),
     ) -> Moves:
         """The timeline changes to add and remove, per key.
 
         ``after``: the trades the batch changed, as it left them; ``before``:
-        the same trades as they were (a trade the batch created is absent).
+        the same trades as they were (a trade the batch created is absent);
+        ``complaints``: the complaints it changed, before and after, alike.
         """
         moves: Moves = defaultdict(lambda: ([], []))
+        complaints_before, complaints_after = complaints
+        for rulebook in self.rulebooks:
+            for trade_id, trade in after.items():
+                _buyer_moves(before.get(trade_id), trade, trade.buyer_id, rulebook, moves)
+            for complaint_id, complaint in complaints_after.items():
+                old = complaints_before.get(complaint_id)
+                _buyer_moves(old, complaint, complaint.buyer_id, rulebook, moves)
         by_pair: dict[Pair, list[str]] = defaultdict(list)
         for trade_id, trade in after.items():
             by_pair[(trade.seller_id, trade.buyer_id)].append(trade_id)
@@ -126,6 +161,7 @@ class Tallies:
             for rulebook in self.rulebooks:
                 for role in ROLES:
                     _credit_moves(pair, rulebook, role, moves)
+                _dsr_moves(pair, rulebook, moves)
         return dict(moves)
 
     def _first_span(self, created: Sequence[datetime]) -> Span:
@@ -136,8 +172,9 @@ class Tallies:
             span = timedelta(days=rulebook.scoring.credit.same_item_group_days)
             for at in created:
                 start, end = cap_period_bounds(at, rulebook.scoring)
-                starts.append(start - span)
-                ends.append(end + span)
+                month_start, month_end = calendar_month_bounds(at, rulebook.scoring.zone)
+                starts.append(min(start - span, month_start))
+                ends.append(max(end + span, month_end))
         return min(starts, default=min(created)), max(ends, default=max(created))
 
 
@@ -216,12 +253,13 @@ def _credit_moves(pair: _PairRange, rulebook: Rulebook, role: Party, moves: Move
     for _ in range(PAIR_RANGE_ROUNDS_MAX):
         old = _records(pair.version("before"), rater, scoring_of=rulebook)
         new = _records(pair.version("after"), rater, scoring_of=rulebook)
-        groups, needed = _touched_groups(pair, old, new, rulebook, span)
+        group_of = {trade_id: cap_group(record, scoring) for trade_id, record in new.items()}
+        groups, needed = _touched_groups(pair, old, new, group_of, rulebook=rulebook, span=span)
         if not groups:
             return
         if pair.covers(*needed):
             key = credit_key(rulebook.scoring_stamp, role, ratee)
-            _move(groups, old, new, rulebook, key=key, moves=moves)
+            _move(groups, old, new, group_of, rulebook, key=key, moves=moves)
             return
         start, end = needed
         if pair.start is not None and start < pair.start:
@@ -231,6 +269,48 @@ def _credit_moves(pair: _PairRange, rulebook: Rulebook, role: Party, moves: Move
         pair.cover(start, end)
         widen *= 2
     raise RuntimeError(f"the trades of pair {pair.seller_id}/{pair.buyer_id} did not settle")
+
+
+def _buyer_moves(
+    old: buyer_steps.Group | None,
+    new: buyer_steps.Group,
+    buyer_id: str,
+    rulebook: Rulebook,
+    moves: Moves,
+) -> None:
+    """Move the buyer's history tally by one trade's or complaint's change: the
+    group is the one fact object, so its old steps go and its new ones come."""
+    if old == new:
+        return
+    added, removed = moves[buyer_key(rulebook.scoring_stamp, buyer_id)]
+    added.extend(Change(s.instant, s.values) for s in buyer_steps.group_steps(new, rulebook))
+    if old is not None:
+        steps = buyer_steps.group_steps(old, rulebook)
+        removed.extend(Change(s.instant, s.values) for s in steps)
+
+
+def _dsr_moves(pair: _PairRange, rulebook: Rulebook, moves: Moves) -> None:
+    """Move the seller's shop-score tally by the pair-months whose trades changed."""
+    months = {
+        dsr_steps.pair_month(trade, rulebook): trade.created.at
+        for trade in pair.changed_after.values()
+    }
+    added, removed = moves[dsr_key(rulebook.scoring_stamp, pair.seller_id)]
+    for month, created in months.items():
+        pair.cover(*calendar_month_bounds(created, rulebook.scoring.zone))
+        old, new = (
+            [t for t in pair.version(which) if dsr_steps.pair_month(t, rulebook) == month]
+            for which in ("before", "after")
+        )
+        since = dsr_steps.earliest_change(old, new)
+        if since is None:
+            continue
+        added.extend(
+            Change(s.instant, s.values) for s in dsr_steps.steps_from(new, since, rulebook)
+        )
+        if old:
+            steps = dsr_steps.steps_from(old, since, rulebook)
+            removed.extend(Change(s.instant, s.values) for s in steps)
 
 
 def _records(
@@ -244,6 +324,8 @@ def _touched_groups(
     pair: _PairRange,
     old: Mapping[str, RatingRecord],
     new: Mapping[str, RatingRecord],
+    group_of: Mapping[str, CapGroup],
+    *,
     rulebook: Rulebook,
     span: timedelta,
 ) -> tuple[set[CapGroup], tuple[datetime, datetime]]:
@@ -261,15 +343,15 @@ def _touched_groups(
     named: dict[CapGroup, RatingRecord] = {}
     ends = []
     for record in changed:
-        named.setdefault(cap_group(record, scoring), record)
+        named.setdefault(group_of[record.trade_id], record)
         chain = chained_after(record, pair_records, scoring)
         for later in chain:
-            named.setdefault(cap_group(later, scoring), later)
+            named.setdefault(group_of[later.trade_id], later)
         ends.append((chain[-1] if chain else record).order_created_at + span)
     starts = []
     for group, record in named.items():
         period_start, period_end = cap_period_bounds(record.order_created_at, scoring)
-        members = [r for r in pair_records if cap_group(r, scoring) == group]
+        members = [r for r in pair_records if group_of[r.trade_id] == group]
         unit = unit_of(members, pair_records, scoring)
         starts += [period_start, min(r.order_created_at for r in unit) - span]
         ends.append(period_end)
@@ -280,6 +362,7 @@ def _move(
     groups: Iterable[CapGroup],
     old: Mapping[str, RatingRecord],
     new: Mapping[str, RatingRecord],
+    group_of: Mapping[str, CapGroup],
     rulebook: Rulebook,
     *,
     key: str,
@@ -289,14 +372,17 @@ def _move(
     old_all, new_all = list(old.values()), list(new.values())
     added, removed = moves[key]
     for group in groups:
-        old_group = [r for r in old_all if cap_group(r, scoring) == group]
-        new_group = [r for r in new_all if cap_group(r, scoring) == group]
+        # A trade's group is fixed by its creation time, the same in both versions.
+        old_group = [r for r in old_all if group_of[r.trade_id] == group]
+        new_group = [r for r in new_all if group_of[r.trade_id] == group]
         old_unit = unit_of(old_group, old_all, scoring)
         new_unit = unit_of(new_group, new_all, scoring)
         since = earliest_change(old_unit, new_unit)
         if since is None:
             continue
         for unit, members, into in ((new_unit, new_group, added), (old_unit, old_group, removed)):
+            if not members:
+                continue  # a group new in this batch has nothing to take back
             counted = {(r.trade_id, r.rater) for r in members}
             steps = steps_from(
                 unit, since, scoring, minor_per_major=minor_per_major, counted=counted

@@ -61,6 +61,7 @@ def tally_value(rows: TallyRows, key: str, at: datetime, width: int) -> Vector:
 
 def move_tallies(rows: TallyRows, moves: Moves) -> None:
     """Apply a batch's moves: prefetch the rows they touch, compute, store."""
+    moves = {key: (added, removed) for key, (added, removed) in moves.items() if added or removed}
     if not moves:
         return
     keys = sorted(moves)

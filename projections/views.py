@@ -269,13 +269,17 @@ class MemoryView(ReputationView):
     def process(self, batch: Batch, *, reached: int = 0) -> None:
         batch = unfolded(batch, self.market.position)
         touched = Touched.by(batch)
-        trades = self.market.trades
+        trades, complaints = self.market.trades, self.market.complaints
         before = {t: _copied(trades[t]) for t in touched.trades if t in trades}
+        filed = {c: _copied(complaints[c]) for c in touched.complaints if c in complaints}
         for position, event in batch:
             self.market.apply(event, position)
         after = {t: trades[t] for t in touched.trades if t in trades}
-        for key, (added, removed) in self._tallies.moves(before, after, self.market).items():
-            self._timeline.apply(key, added, removed)
+        filed_after = {c: complaints[c] for c in touched.complaints if c in complaints}
+        moves = self._tallies.moves(before, after, self.market, (filed, filed_after))
+        for key, (added, removed) in moves.items():
+            if added or removed:
+                self._timeline.apply(key, added, removed)
         self.market.position = max(self.market.position, reached)
         self._touched.update(touched.sellers)
 
@@ -303,9 +307,12 @@ class MemoryView(ReputationView):
             self._snapshots[snapshot_key(snapshot.rulebook, snapshot.seller_id)] = snapshot
 
 
-def _copied(trade: TradeFacts) -> TradeFacts:
-    """A trade's facts as they are, before a fold changes them in place."""
-    return _trade_decoder.decode(_encoder.encode(trade))
+F = TypeVar("F", TradeFacts, ComplaintFacts)
+
+
+def _copied(facts: F) -> F:
+    """A trade's or complaint's facts as they are, before a fold changes them in place."""
+    return msgspec.msgpack.decode(_encoder.encode(facts), type=type(facts))
 
 
 class SqlView(ReputationView):
@@ -349,13 +356,27 @@ class SqlView(ReputationView):
             if not batch and reached <= tracked:
                 return  # another runner folded all of it first
             touched = Touched.by(batch)
-            market, trade_bodies = self._load(cursor, touched, recent)
+            market, stored = self._load(cursor, touched, recent)
             market.position = tracked
-            before = {t: _trade_decoder.decode(body) for t, body in trade_bodies.items()}
+            before = {
+                key: _trade_decoder.decode(body)
+                for (table, key), body in stored.items()
+                if table == "trades"
+            }
+            filed = {
+                key: _complaint_decoder.decode(body)
+                for (table, key), body in stored.items()
+                if table == "complaints"
+            }
             for position, event in batch:
                 market.apply(event, position)
             after = {t: market.trades[t] for t in touched.trades if t in market.trades}
-            moves = self._tallies.moves(before, after, _StoredPairs(self, cursor))
+            filed_after = {
+                c: market.complaints[c] for c in touched.complaints if c in market.complaints
+            }
+            moves = self._tallies.moves(
+                before, after, _StoredPairs(self, cursor), (filed, filed_after)
+            )
             tally_rows.move_tallies(self._tally_rows(cursor), moves)
             written = self._write(cursor, market)
             self._upsert(
@@ -375,21 +396,23 @@ class SqlView(ReputationView):
 
     def _load(
         self, cursor: Any, touched: Touched, recent: RecentRows
-    ) -> tuple[Marketplace, dict[str, bytes]]:
-        """The rows a batch touches, folded into a market, and each trade's stored body."""
+    ) -> tuple[Marketplace, dict[tuple[str, str], bytes]]:
+        """The rows a batch touches, folded into a market, and each trade's and
+        complaint's stored body by (table, key)."""
         market = Marketplace()
-        trade_bodies = {}
+        stored = {}
         for body in self._rows(cursor, recent, "members", touched.members):
             member = _member_decoder.decode(body)
             market.members[member.member_id] = member
         for body in self._rows(cursor, recent, "trades", touched.trades):
             trade = _trade_decoder.decode(body)
             market.trades[trade.trade_id] = trade
-            trade_bodies[trade.trade_id] = body
+            stored[("trades", trade.trade_id)] = body
         for body in self._rows(cursor, recent, "complaints", touched.complaints):
             complaint = _complaint_decoder.decode(body)
             market.complaints[complaint.complaint_id] = complaint
-        return market, trade_bodies
+            stored[("complaints", complaint.complaint_id)] = body
+        return market, stored
 
     def _rows(
         self, cursor: Any, recent: RecentRows, table: str, keys: Iterable[str]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -18,3 +18,11 @@ def calendar_month(at: datetime, zone: ZoneInfo) -> tuple[int, int]:
 
 def calendar_year(at: datetime, zone: ZoneInfo) -> int:
     return at.astimezone(zone).year
+
+
+def calendar_month_bounds(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The half-open span ``[start, end)`` of the calendar month (in ``zone``) holding ``at``, in UTC."""
+    local = at.astimezone(zone)
+    start = datetime.combine(local.date().replace(day=1), time(0), tzinfo=zone)
+    end = datetime.combine((start + timedelta(days=32)).date().replace(day=1), time(0), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)

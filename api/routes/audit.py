@@ -88,7 +88,7 @@ def replay(
     rulebook: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The member's figures recomputed by folding the log itself, not the stored view."""
-    view, replayed = MemoryView(), 0
+    view, replayed = MemoryView(rulebooks=()), 0  # figures at a position come from the facts
     batch: list[tuple[int, Any]] = []
     for notification in service.ledger.iter_log():
         if at_position is not None and notification.id > at_position:
@@ -106,11 +106,12 @@ def replay(
         time_at=service.ledger.recorded_at,
     )
     scope = Where(as_of=as_of, at_position=at_position, rulebook=rulebook)
-    credit_seller = reputation.credit(member_id, "seller", scope)
+    # The replay answers with every rating and position behind each figure.
+    credit_seller = reputation.credit_explained(member_id, "seller", scope)
     figures = {
         "credit_seller": credit_seller.figure,
-        "credit_buyer": reputation.credit(member_id, "buyer", scope).figure,
-        "dsr": reputation.dsr(member_id, scope).figure,
+        "credit_buyer": reputation.credit_explained(member_id, "buyer", scope).figure,
+        "dsr": reputation.dsr_explained(member_id, scope).figure,
         "penalty": reputation.penalty(member_id, scope).figure,
         "violations": reputation.violations(member_id, scope).figure,
         "buyer_history": reputation.buyer_history(member_id, scope).figure,

@@ -1,4 +1,4 @@
-"""Credit read from tallies equals credit computed from the member's facts.
+"""Credit, shop scores and buyer history read from tallies equal the reference.
 
 On memory, SQLite and PostgreSQL views: random logs of a few sellers and
 buyers trading the same items around a month end (orders at 23:59:59 and
@@ -7,7 +7,8 @@ order across trades, revised, withdrawn, shielded and confirmed fake, folded
 in random batches. At instants on and either side of every fact and window
 edge, the credit each member's tally gives (a few rows) must be the credit
 ``credit_of`` computes from the member's whole file, under both built-in
-rulebooks and in both roles.
+rulebooks and in both roles, a seller's shop scores those ``dsr_of`` gives and
+a buyer's history that of ``buyer_history``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from ledger import events as ev
 from ledger.clock import FixedClock
+from projections.buyers import BuyerHistory, buyer_history
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.tallies import ROLES
 from projections.views import MemoryView, ReputationView, SqlView, open_view
@@ -49,6 +51,11 @@ def fact(kind: type[ev.Event], at: datetime, **fields: object) -> ev.Event:
         policy_version="taobao-classic@1",
         **fields,
     )
+
+
+def shop_scores() -> st.SearchStrategy[ev.Dsr | None]:
+    score = st.integers(1, 5)
+    return st.none() | st.builds(ev.Dsr, score, score, score, score)
 
 
 @st.composite
@@ -78,7 +85,54 @@ def trade_facts(draw: st.DrawFn, number: int, pairs: int) -> list[ev.Event]:
         )
     ]
     if draw(st.integers(0, 5)) == 0:
-        return facts  # never received
+        return facts  # never paid nor received
+    facts.append(fact(ev.PaymentEscrowed, created, **ids, amount_minor=amount, currency="CNY"))
+    if draw(st.integers(0, 3)) == 0:
+        refund = {**ids, "refund_id": f"R{number}"}
+        asked = created + draw(st.sampled_from((HOUR, 2 * DAY)))
+        reason = draw(st.sampled_from(("not_received", "damaged", "changed_mind")))
+        facts.append(
+            fact(
+                ev.RefundRequested,
+                asked,
+                **refund,
+                amount_minor=amount,
+                currency="CNY",
+                reason=reason,
+                with_return=False,
+                respond_by=asked + 2 * DAY,
+            )
+        )
+        if draw(st.booleans()):
+            paid = asked + HOUR
+            facts.append(fact(ev.RefundPaid, paid, **refund, amount_minor=amount, currency="CNY"))
+    if draw(st.integers(0, 4)) == 0:
+        complaint = {**ids, "complaint_id": f"C{number}"}
+        filed = created + draw(st.sampled_from((HOUR, 3 * DAY)))
+        facts.append(
+            fact(
+                ev.ComplaintFiled,
+                filed,
+                **complaint,
+                type="not_as_described",
+                severity="moderate",
+                amount_minor=amount,
+                currency="CNY",
+            )
+        )
+        if draw(st.booleans()):
+            facts.append(
+                fact(
+                    ev.ComplaintRuled,
+                    filed + draw(st.sampled_from((HOUR, 5 * DAY))),
+                    **complaint,
+                    outcome=draw(st.sampled_from(("upheld", "dismissed"))),
+                    complaint_type="not_as_described",
+                    severity="moderate",
+                    points=0,
+                    category="general",
+                )
+            )
     succeeded = created + draw(st.sampled_from((0 * HOUR, HOUR, 3 * DAY, 10 * DAY)))
     closes = succeeded + 15 * DAY
     facts.append(
@@ -103,6 +157,7 @@ def trade_facts(draw: st.DrawFn, number: int, pairs: int) -> list[ev.Event]:
                 order_created_at=created,
                 succeeded_at=succeeded,
                 default=given_at == closes,
+                dsr=draw(shop_scores()) if rater == "buyer" else None,
             )
         )
         for kind in (ev.RatingRevised, ev.RatingWithdrawn, ev.RatingShielded):
@@ -196,7 +251,7 @@ def fold(view: ReputationView, log: list[ev.Event], cuts: list[int] | None) -> N
     cuts=st.none() | st.lists(st.integers(0, 80), max_size=6),
     data=st.data(),
 )
-def test_credit_from_tallies_is_credit_from_the_facts(
+def test_figures_from_tallies_are_those_from_the_facts(
     fresh_view: Iterator[ReputationView],
     log: list[ev.Event],
     cuts: list[int] | None,
@@ -216,6 +271,20 @@ def test_credit_from_tallies_is_credit_from_the_facts(
         explained = reputation.credit_explained(member, role, where)
         expected = msgspec.structs.replace(explained.figure, ratings=())
         assert tallied.figure == expected, (as_of, rulebook, role, member)
+        if role == "buyer":
+            history = reputation.buyer_history(member, where)
+            assert history.figure == buyer_history_from_facts(reputation, member, where)
+        if role == "seller":
+            shop = reputation.dsr(member, where).figure
+            from_facts = reputation.dsr_explained(member, where).figure
+            assert shop == msgspec.structs.replace(from_facts, positions=()), (as_of, member)
+
+
+def buyer_history_from_facts(reputation: Reputation, member: str, where: Where) -> BuyerHistory:
+    cut, _ = reputation.cut(where.as_of)
+    member_file = reputation.view.file(member)
+    assert member_file is not None
+    return buyer_history(member_file, cut, reputation.rulebook(where.rulebook))
 
 
 def test_a_member_unknown_before_registration_is_unknown_to_the_tally_path_too() -> None:
