@@ -14,7 +14,7 @@ every figure reads; the stored views keep the same Structs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -88,6 +88,7 @@ class TradeFacts(msgspec.Struct):
     dispute: DisputeFacts | None = None
     ratings: dict[Party, RatingFacts] = msgspec.field(default_factory=dict)
     fake: Stamp | None = None
+    complaint_ids: list[str] = msgspec.field(default_factory=list)  # filed on this trade
 
     def refunded_minor(self, cut: Cut) -> int:
         return sum(r.amount_minor for r in self.refunds.values() if cut.sees(r.paid))
@@ -221,6 +222,10 @@ class Marketplace:
             found[pair] = [trade for trade in trades if start <= trade.created.at < end]
         return found
 
+    def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
+        """These complaints (those this state holds)."""
+        return {c: self.complaints[c] for c in complaint_ids if c in self.complaints}
+
     @folds(ev.MemberRegistered)
     def _registered(self, e: ev.MemberRegistered, stamp: Stamp) -> None:
         self.members[e.member_id] = MemberFacts(e.member_id, stamp)
@@ -294,6 +299,7 @@ class Marketplace:
         self.complaints[e.complaint_id] = ComplaintFacts(
             e.complaint_id, e.trade_id, e.buyer_id, e.seller_id, e.type, e.severity, stamp
         )
+        self.trades[e.trade_id].complaint_ids.append(e.complaint_id)
         self._complaints_of.setdefault((e.buyer_id, "buyer"), []).append(e.complaint_id)
         self._complaints_of.setdefault((e.seller_id, "seller"), []).append(e.complaint_id)
 

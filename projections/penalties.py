@@ -118,11 +118,30 @@ def rates_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Rates:
     )
 
 
+# The reasons that list facts from the seller's trades behind a figure: a
+# penalty computed from tallies (which keep counts, not facts) that has one of
+# them is computed again from the seller's file to list those facts.
+FIGURE_REASONS = frozenset(
+    {"dispute_rate", "refund_rate", "complaint_rate", "positive_rate_180d", "dsr_low"}
+)
+
+
 def penalty_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Penalty:
+    figures = SellerFigures(
+        rates_of(file, cut, rulebook),
+        credit_of(file, "seller", cut, rulebook),
+        dsr_of(file, cut, rulebook),
+    )
+    return penalty_from(file, figures, cut, rulebook)
+
+
+def penalty_from(file: MemberFile, figures: SellerFigures, cut: Cut, rulebook: Rulebook) -> Penalty:
+    """The penalty from the seller's figures and its own facts (``file.member``;
+    the file's trades are not read here)."""
     scoring = rulebook.scoring
     standing = violations_of(file, cut, rulebook)
     reasons = _ban_reasons(standing, cut)
-    factors = _factor_reasons(file, cut, rulebook)
+    factors = _factor_reasons(file, cut, rulebook, figures)
     multiplier = 1.0
     sort_hidden = False
     for factor, reason in factors:
@@ -163,14 +182,9 @@ def _ban_reasons(standing: ViolationStanding, cut: Cut) -> list[PenaltyReason]:
 
 
 def _factor_reasons(
-    file: MemberFile, cut: Cut, rulebook: Rulebook
+    file: MemberFile, cut: Cut, rulebook: Rulebook, figures: SellerFigures
 ) -> list[tuple[Factor, PenaltyReason]]:
     penalty = rulebook.scoring.penalty
-    figures = SellerFigures(
-        rates_of(file, cut, rulebook),
-        credit_of(file, "seller", cut, rulebook),
-        dsr_of(file, cut, rulebook),
-    )
     applied = []
     for factor in penalty.factors:
         reason = _factor_reason(factor, file, cut, rulebook, figures)

@@ -21,20 +21,34 @@ from projections.buyers import BuyerHistory, buyer_history
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
 from projections.marketplace import POSITION_MAX, Cut, MemberFile
-from projections.penalties import Penalty, penalty_of
+from projections.penalties import (
+    FIGURE_REASONS,
+    Penalty,
+    SellerFigures,
+    penalty_from,
+    penalty_of,
+)
 from projections.rulebook import Rulebook, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
-from projections.snapshots import KeptSnapshots, PenaltySnapshot, penalty_valid_until
+from projections.snapshots import (
+    KeptSnapshots,
+    PenaltySnapshot,
+    member_valid_until,
+    penalty_valid_until,
+)
 from projections.tallies import (
     BUYER_WIDTH,
     CREDIT_WIDTH,
     DSR_WIDTH,
+    RATES_WIDTH,
     buyer_figure,
     buyer_key,
     credit_figure,
     credit_key,
     dsr_figure,
     dsr_key,
+    rates_figure,
+    rates_key,
 )
 from projections.views import ReputationView
 from projections.violations import ViolationStanding, violations_of
@@ -174,7 +188,52 @@ class Reputation:
             if isinstance(entry, UnknownSeller):
                 raise UnknownMemberError(seller_id)
             return Answer(entry, batch.rulebook, batch.as_of, batch.position)
-        return self._answer(seller_id, penalty_of, where)
+        book = self.rulebook(where.rulebook)
+        cut, position = self.cut(where.as_of, where.at_position)
+        found = self.penalty_at(seller_id, cut, book)
+        if found is None:
+            raise UnknownMemberError(seller_id)
+        return Answer(found[0], book.scoring_stamp, cut.as_of, position)
+
+    def penalty_at(
+        self, seller_id: str, cut: Cut, book: Rulebook
+    ) -> tuple[Penalty, datetime | None] | None:
+        """A seller's penalty at a cut and the first instant after it at which the
+        penalty may change with no new fact; None for a seller unknown then.
+
+        From tallies (the seller's own facts, and its credit, shop-score and
+        rate tallies: a few row reads) when the view keeps them for the
+        rulebook and the cut is a business time; from the seller's file when
+        it is a log position, or when a reason must list the trades' facts
+        behind a figure (``FIGURE_REASONS``).
+        """
+        stamp = book.scoring_stamp
+        if cut.at_position == POSITION_MAX and stamp in self.view.tally_stamps():
+            member = self.view.member(seller_id)
+            if member is None or not cut.sees(member.registered):
+                return None
+            keys = {
+                "credit": credit_key(stamp, "seller", seller_id),
+                "dsr": dsr_key(stamp, seller_id),
+                "rates": rates_key(stamp, seller_id),
+            }
+            figures = SellerFigures(
+                rates_figure(self.view.tally(keys["rates"], cut.as_of, RATES_WIDTH), book),
+                credit_figure(self.view.tally(keys["credit"], cut.as_of, CREDIT_WIDTH), book),
+                dsr_figure(self.view.tally(keys["dsr"], cut.as_of, DSR_WIDTH)),
+            )
+            penalty = penalty_from(MemberFile(member, [], [], [], []), figures, cut, book)
+            if not any(reason.code in FIGURE_REASONS for reason in penalty.reasons):
+                changes = [
+                    member_valid_until(member, cut.as_of, book),
+                    *(self.view.tally_changes_after(key, cut.as_of) for key in keys.values()),
+                ]
+                return penalty, min((c for c in changes if c is not None), default=None)
+        member_file = self.view.file(seller_id)
+        if member_file is None or not known_at(member_file, cut):
+            return None
+        valid_until = penalty_valid_until(member_file, cut.as_of, book)
+        return penalty_of(member_file, cut, book), valid_until
 
     def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:
         return self._answer(seller_id, violations_of, where)
@@ -211,8 +270,8 @@ class Reputation:
         book = self.rulebook(rulebook)
         if as_of is not None:
             cut, position = self.cut(as_of)
-            files = self._files_known_at(ids, cut)
-            found = {i: penalty_of(f, cut, book) for i, f in files.items()}
+            at_cut = {i: self.penalty_at(i, cut, book) for i in dict.fromkeys(ids)}
+            found = {i: p[0] for i, p in at_cut.items() if p is not None}
         else:
             cut = Cut(self.clock.now())
             found, position = self._current_penalties(ids, cut, book)
@@ -258,18 +317,19 @@ class Reputation:
             if serves(snapshot, seller):
                 found[seller] = snapshot.penalty
                 read.append(snapshot)
+        computed = {s: self.penalty_at(s, cut, book) for s in missing if s not in found}
         fresh = [
             PenaltySnapshot(
                 seller_id=seller,
                 rulebook=stamp,
                 as_of=cut.as_of,
-                valid_until=penalty_valid_until(file, cut.as_of, book),
+                valid_until=valid_until,
                 based_on=touched.get(seller, 0),
-                penalty=penalty_of(file, cut, book),
+                penalty=penalty,
             )
-            for seller, file in self._files_known_at(
-                (s for s in missing if s not in found), cut
-            ).items()
+            for seller, at_cut in computed.items()
+            if at_cut is not None
+            for penalty, valid_until in [at_cut]
         ]
         if fresh:
             self.view.keep_snapshots(fresh)
@@ -289,9 +349,6 @@ class Reputation:
         if member_file is None or not known_at(member_file, cut):
             raise UnknownMemberError(member_id)
         return Answer(compute(member_file, cut, book), book.scoring_stamp, cut.as_of, position)
-
-    def _files_known_at(self, member_ids: Iterable[str], cut: Cut) -> dict[str, MemberFile]:
-        return {i: f for i, f in self.view.files(member_ids).items() if known_at(f, cut)}
 
 
 def known_at(member_file: MemberFile, cut: Cut) -> bool:

@@ -109,7 +109,12 @@ def summary_at(
     """The seller's rates as of a time, from the step lists of its cases (each
     sorted by instant, as ``group_steps`` returns it): the figures ``rates_of``
     returns for the same time, with the position lists left empty."""
-    paid, refunded, lost, upheld = sum_as_of(steps_by_case.values(), as_of, len(COMPONENTS))
+    return summary_of(sum_as_of(steps_by_case.values(), as_of, len(COMPONENTS)), rulebook)
+
+
+def summary_of(totals: Vector, rulebook: Rulebook) -> Rates:
+    """The rates from the sums of ``COMPONENTS`` (position lists left empty)."""
+    paid, refunded, lost, upheld = totals
     enough = paid >= rulebook.scoring.rates.min_denominator
 
     def rate(count: int) -> float | None:

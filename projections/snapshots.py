@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from projections.credit import rating_visible_at
-from projections.marketplace import POSITION_MAX, Cut, MemberFile, Stamp
+from projections.marketplace import POSITION_MAX, Cut, MemberFacts, MemberFile, Stamp
 from projections.penalties import Penalty
 from projections.rulebook import Rulebook
 from projections.violations import violations_of
@@ -84,14 +84,23 @@ def penalty_valid_until(file: MemberFile, as_of: datetime, rulebook: Rulebook) -
     return min(later) if later else None
 
 
+def member_valid_until(member: MemberFacts, as_of: datetime, rulebook: Rulebook) -> datetime | None:
+    """The first instant after ``as_of`` at which what the seller's own facts add
+    to its penalty (bans, demotions, fake-trade cases, its badge) may change."""
+    later = [t for t in _member_boundaries(member, rulebook) if t > as_of]
+    return min(later) if later else None
+
+
 def _boundaries(file: MemberFile, rulebook: Rulebook) -> Iterator[datetime]:
+    yield from _trade_boundaries(file, rulebook)
+    yield from _member_boundaries(file.member, rulebook)
+
+
+def _trade_boundaries(file: MemberFile, rulebook: Rulebook) -> Iterator[datetime]:
     scoring = rulebook.scoring
     rates = timedelta(days=scoring.rates.window_days)
     positive = timedelta(days=scoring.credit.positive_rate_window_days)
     dsr = timedelta(days=scoring.dsr.window_days)
-    fake_window = timedelta(days=scoring.penalty.fake_trade_window_days)
-    item_days = timedelta(days=scoring.search_cheating.item_demotion_days)
-    shop_days = timedelta(days=scoring.search_cheating.shop_demotion_days)
     everything = Cut(FAR_FUTURE, POSITION_MAX)
 
     def stamps(*found: Stamp | None) -> Iterator[datetime]:
@@ -119,11 +128,18 @@ def _boundaries(file: MemberFile, rulebook: Rulebook) -> Iterator[datetime]:
         yield from stamps(complaint.filed, complaint.ruled)
         if complaint.ruled is not None:
             yield complaint.ruled.at + rates
-    member = file.member
-    yield from stamps(member.registered, member.verified)
+
+
+def _member_boundaries(member: MemberFacts, rulebook: Rulebook) -> Iterator[datetime]:
+    scoring = rulebook.scoring
+    fake_window = timedelta(days=scoring.penalty.fake_trade_window_days)
+    item_days = timedelta(days=scoring.search_cheating.item_demotion_days)
+    shop_days = timedelta(days=scoring.search_cheating.shop_demotion_days)
+    everything = Cut(FAR_FUTURE, POSITION_MAX)
+    yield from (stamp.at for stamp in (member.registered, member.verified) if stamp is not None)
     for violation in member.violations:
         yield violation.stamp.at
-    for ban in violations_of(file, everything, rulebook).bans:
+    for ban in violations_of(MemberFile(member, [], [], [], []), everything, rulebook).bans:
         yield ban.start
         if ban.until is not None:
             yield ban.until

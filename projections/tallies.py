@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from ledger.events import Party
-from projections import buyer_steps, dsr_steps
+from projections import buyer_steps, dsr_steps, rate_steps
 from projections.buyers import BuyerHistory
 from projections.credit import (
     CreditResult,
@@ -51,6 +51,7 @@ from projections.credit_steps import (
 )
 from projections.dsr import DsrResult
 from projections.marketplace import ComplaintFacts, Cut, TradeFacts
+from projections.penalties import Rates
 from projections.rulebook import Rulebook
 from projections.timeline import Change, Vector
 from projections.windows import calendar_month_bounds
@@ -61,6 +62,7 @@ PAIR_RANGE_ROUNDS_MAX = 40
 CREDIT_WIDTH = len(CREDIT_COMPONENTS)
 DSR_WIDTH = len(dsr_steps.COMPONENTS)
 BUYER_WIDTH = len(buyer_steps.COMPONENTS)
+RATES_WIDTH = len(rate_steps.COMPONENTS)
 ROLES: tuple[Party, ...] = ("seller", "buyer")
 # Every fact the view holds: tallies describe the log as it stands.
 WHOLE_LOG = Cut(datetime.max.replace(tzinfo=UTC))
@@ -72,7 +74,14 @@ Pair = tuple[str, str]  # seller id, buyer id
 Span = tuple[datetime, datetime]  # creation times, half-open
 
 
-class PairTrades(Protocol):
+class StoredFacts(Protocol):
+    """What the fold reads beyond the batch's rows, as the view held it before
+    the batch."""
+
+    def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
+        """These complaints, by id."""
+        ...
+
     def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
         """Each pair's trades created in its span, as the view held them before
         the batch (a view whose fold changes rows in place may return them as
@@ -94,6 +103,16 @@ def dsr_key(stamp: str, seller_id: str) -> str:
 def dsr_figure(totals: Vector) -> DsrResult:
     """The shop scores from a DSR tally's value (``positions`` left empty)."""
     return dsr_steps.summary_of(totals)
+
+
+def rates_key(stamp: str, seller_id: str) -> str:
+    """The timeline key of a seller's penalty rates under a rulebook's scoring."""
+    return f"{stamp}|rates|{seller_id}"
+
+
+def rates_figure(totals: Vector, rulebook: Rulebook) -> Rates:
+    """The penalty rates from a rates tally's value (position lists left empty)."""
+    return rate_steps.summary_of(totals, rulebook)
 
 
 def buyer_key(stamp: str, buyer_id: str) -> str:
@@ -130,7 +149,7 @@ class Tallies:
         self,
         before: Mapping[str, TradeFacts],
         after: Mapping[str, TradeFacts],
-        store: PairTrades,
+        store: StoredFacts,
         complaints: tuple[Mapping[str, ComplaintFacts], Mapping[str, ComplaintFacts]] = ({}, {}),
     ) -> Moves:
         """The timeline changes to add and remove, per key.
@@ -141,7 +160,10 @@ class Tallies:
         """
         moves: Moves = defaultdict(lambda: ([], []))
         complaints_before, complaints_after = complaints
+        cases = _cases(before, after, store, complaints_before, complaints_after)
         for rulebook in self.rulebooks:
+            for old_case, new_case in cases:
+                _rates_moves(old_case, new_case, rulebook, moves)
             for trade_id, trade in after.items():
                 _buyer_moves(before.get(trade_id), trade, trade.buyer_id, rulebook, moves)
             for complaint_id, complaint in complaints_after.items():
@@ -184,7 +206,7 @@ class _PairRange:
 
     def __init__(
         self,
-        store: PairTrades,
+        store: StoredFacts,
         seller_id: str,
         buyer_id: str,
         before: Mapping[str, TradeFacts],
@@ -269,6 +291,43 @@ def _credit_moves(pair: _PairRange, rulebook: Rulebook, role: Party, moves: Move
         pair.cover(start, end)
         widen *= 2
     raise RuntimeError(f"the trades of pair {pair.seller_id}/{pair.buyer_id} did not settle")
+
+
+def _cases(
+    before: Mapping[str, TradeFacts],
+    after: Mapping[str, TradeFacts],
+    store: StoredFacts,
+    complaints_before: Mapping[str, ComplaintFacts],
+    complaints_after: Mapping[str, ComplaintFacts],
+) -> list[tuple[rate_steps.Case | None, rate_steps.Case]]:
+    """Each changed trade's case (the trade and its complaints), before and after."""
+    named = {c for trade in after.values() for c in trade.complaint_ids}
+    unchanged = store.complaints_of(named - complaints_after.keys()) if named else {}
+    latest = {**unchanged, **complaints_after}
+    earlier = {**unchanged, **complaints_before}
+    cases: list[tuple[rate_steps.Case | None, rate_steps.Case]] = []
+    for trade_id, trade in after.items():
+        new = rate_steps.Case(trade, tuple(latest[c] for c in trade.complaint_ids))
+        old_trade = before.get(trade_id)
+        old = None
+        if old_trade is not None:
+            filed = tuple(earlier[c] for c in old_trade.complaint_ids if c in earlier)
+            old = rate_steps.Case(old_trade, filed)
+        cases.append((old, new))
+    return cases
+
+
+def _rates_moves(
+    old: rate_steps.Case | None, new: rate_steps.Case, rulebook: Rulebook, moves: Moves
+) -> None:
+    """Move the seller's rates tally by one case's change."""
+    if old == new:
+        return
+    added, removed = moves[rates_key(rulebook.scoring_stamp, new.trade.seller_id)]
+    added.extend(Change(s.instant, s.values) for s in rate_steps.group_steps(new, rulebook))
+    if old is not None:
+        steps = rate_steps.group_steps(old, rulebook)
+        removed.extend(Change(s.instant, s.values) for s in steps)
 
 
 def _buyer_moves(

@@ -30,6 +30,7 @@ from projections.timeline import (
     Vector,
     day_of,
     micros,
+    next_change_after,
     value_at,
 )
 
@@ -48,6 +49,8 @@ class TallyRows(Protocol):
 
     def day(self, key: str, day: int) -> DayRow | None: ...
 
+    def month_after(self, key: str, month: int) -> MonthRow | None: ...
+
     def months_of(self, keys: Sequence[str]) -> list[MonthRow]: ...
 
     def days_of(self, keys: Sequence[str], days: Sequence[int]) -> list[DayRow]: ...
@@ -57,6 +60,10 @@ class TallyRows(Protocol):
 
 def tally_value(rows: TallyRows, key: str, at: datetime, width: int) -> Vector:
     return value_at(rows, key, at, width)
+
+
+def tally_changes_after(rows: TallyRows, key: str, at: datetime) -> datetime | None:
+    return next_change_after(rows, key, at)
 
 
 def move_tallies(rows: TallyRows, moves: Moves) -> None:
@@ -110,6 +117,13 @@ class SQLiteTallyRows:
         row = self.cursor.execute(
             f"SELECT body FROM {self.months} WHERE tally = ? AND month <= ? "
             "ORDER BY month DESC LIMIT 1",
+            (key, month),
+        ).fetchone()
+        return _month_decoder.decode(row[0]) if row else None
+
+    def month_after(self, key: str, month: int) -> MonthRow | None:
+        row = self.cursor.execute(
+            f"SELECT body FROM {self.months} WHERE tally = ? AND month > ? ORDER BY month LIMIT 1",
             (key, month),
         ).fetchone()
         return _month_decoder.decode(row[0]) if row else None
@@ -195,6 +209,15 @@ class PostgresTallyRows:
         found = self._bodies(
             sql.SQL(
                 "SELECT body FROM {} WHERE tally = %s AND month <= %s ORDER BY month DESC LIMIT 1"
+            ).format(self.months),
+            (key, month),
+        )
+        return _month_decoder.decode(found[0]) if found else None
+
+    def month_after(self, key: str, month: int) -> MonthRow | None:
+        found = self._bodies(
+            sql.SQL(
+                "SELECT body FROM {} WHERE tally = %s AND month > %s ORDER BY month LIMIT 1"
             ).format(self.months),
             (key, month),
         )

@@ -116,6 +116,8 @@ class TimelineRows(Protocol):
 
     def day(self, key: str, day: int) -> DayRow | None: ...
 
+    def month_after(self, key: str, month: int) -> MonthRow | None: ...
+
 
 def value_at(rows: TimelineRows, key: str, at: datetime, width: int) -> Vector:
     """The component-wise sum of the key's changes with instant ``<= at``."""
@@ -136,6 +138,40 @@ def value_at(rows: TimelineRows, key: str, at: datetime, width: int) -> Vector:
         raise TimelineError(f"month row of {key!r} names day {day} that has no row")
     within = bisect_right(day_row.instants, at_us)
     return add(before_day, day_row.running[within - 1]) if within else before_day
+
+
+def next_change_after(rows: TimelineRows, key: str, at: datetime) -> datetime | None:
+    """The first instant after ``at`` at which the key's sums change (None: never).
+
+    At most five row reads: ``at``'s month row and day row, the next day row of
+    that month, the next month row and its first day row.
+    """
+    at_us = micros(at)
+    day = day_of(at_us)
+    month, day_of_month = month_of(day)
+    row = rows.month_at_or_before(key, month)
+    if row is not None and row.month == month:
+        later_days = [d for d in row.days if d >= day_of_month]
+        for candidate in later_days[:2]:
+            day_row = rows.day(key, day + candidate - day_of_month)
+            if day_row is None:
+                raise TimelineError(f"month row of {key!r} names a day that has no row")
+            index = bisect_right(day_row.instants, at_us)
+            if index < len(day_row.instants):
+                return instant_of(day_row.instants[index])
+    following = rows.month_after(key, month)
+    if following is None:
+        return None
+    year, month_index = divmod(following.month, 12)
+    first_day = date(year, month_index + 1, following.days[0]).toordinal()
+    day_row = rows.day(key, first_day)
+    if day_row is None:
+        raise TimelineError(f"month row of {key!r} names a day that has no row")
+    return instant_of(day_row.instants[0])
+
+
+def instant_of(at_us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=at_us)
 
 
 def writes_for(
@@ -350,6 +386,15 @@ class MemoryTimeline:
     def day(self, key: str, day: int) -> DayRow | None:
         self.rows_read += 1
         return self._days.get((key, day))
+
+    def month_after(self, key: str, month: int) -> MonthRow | None:
+        self.rows_read += 1
+        order = self._month_order.get(key, [])
+        index = bisect_right(order, month)
+        return self._months[key][order[index]] if index < len(order) else None
+
+    def next_change_after(self, key: str, at: datetime) -> datetime | None:
+        return next_change_after(self, key, at)
 
     def value_at(self, key: str, at: datetime, width: int) -> Vector:
         return value_at(self, key, at, width)

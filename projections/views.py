@@ -102,6 +102,7 @@ def _trade(touched: Touched, e: ev.TradeEvent, position: int) -> None:
 
 def _complaint(touched: Touched, e: ev.ComplaintEvent, position: int) -> None:
     touched.complaints.add(e.complaint_id)
+    touched.trades.add(e.trade_id)  # the trade lists its complaints; its rates read them
     touched.members.add(e.seller_id)
     touched.sellers[e.seller_id] = position
 
@@ -222,6 +223,10 @@ class ReputationView(ABC):
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         """A tally's value as of a business time (``projections.tallies``)."""
 
+    @abstractmethod
+    def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
+        """The first instant after ``at`` at which a tally's value moves (None: never)."""
+
     def files(self, member_ids: Iterable[str]) -> dict[str, MemberFile]:
         found = {}
         for member_id in member_ids:
@@ -294,6 +299,9 @@ class MemoryView(ReputationView):
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self._timeline.value_at(key, at, width)
+
+    def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
+        return self._timeline.next_change_after(key, at)
 
     def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
         return {s: self._touched[s] for s in seller_ids if s in self._touched}
@@ -530,6 +538,10 @@ class SqlView(ReputationView):
         with self._transaction() as cursor:
             return tally_rows.tally_value(self._tally_rows(cursor), key, at, width)
 
+    def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
+        with self._transaction() as cursor:
+            return tally_rows.tally_changes_after(self._tally_rows(cursor), key, at)
+
     def _open_tallies(self, rulebooks: Sequence[Rulebook] | None) -> None:
         """Keep the tallies of the rulebooks this view has kept from its first position.
 
@@ -597,6 +609,11 @@ class _StoredPairs:
 
     def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
         return self.view._pairs_trades(self.cursor, spans)
+
+    def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
+        bodies = self.view._bodies(self.cursor, "complaints", "complaint_id", complaint_ids)
+        found = (_complaint_decoder.decode(body) for body in bodies)
+        return {complaint.complaint_id: complaint for complaint in found}
 
 
 _KEYS = {

@@ -1,4 +1,4 @@
-"""Credit, shop scores and buyer history read from tallies equal the reference.
+"""Credit, shop scores, buyer history, rates and penalties from tallies equal the reference.
 
 On memory, SQLite and PostgreSQL views: random logs of a few sellers and
 buyers trading the same items around a month end (orders at 23:59:59 and
@@ -27,8 +27,10 @@ from hypothesis import strategies as st
 from ledger import events as ev
 from ledger.clock import FixedClock
 from projections.buyers import BuyerHistory, buyer_history
+from projections.marketplace import Cut
+from projections.penalties import penalty_of, rates_of
 from projections.queries import Reputation, UnknownMemberError, Where
-from projections.tallies import ROLES
+from projections.tallies import RATES_WIDTH, ROLES, rates_figure, rates_key
 from projections.views import MemoryView, ReputationView, SqlView, open_view
 from tests.unit.step_support import RULEBOOKS
 
@@ -275,6 +277,10 @@ def test_figures_from_tallies_are_those_from_the_facts(
             history = reputation.buyer_history(member, where)
             assert history.figure == buyer_history_from_facts(reputation, member, where)
         if role == "seller":
+            check_penalty(reputation, member, where)
+            assert rates_from_tally(reputation, member, where) == rates_from_facts(
+                reputation, member, where
+            ), (as_of, member)
             shop = reputation.dsr(member, where).figure
             from_facts = reputation.dsr_explained(member, where).figure
             assert shop == msgspec.structs.replace(from_facts, positions=()), (as_of, member)
@@ -285,6 +291,42 @@ def buyer_history_from_facts(reputation: Reputation, member: str, where: Where) 
     member_file = reputation.view.file(member)
     assert member_file is not None
     return buyer_history(member_file, cut, reputation.rulebook(where.rulebook))
+
+
+def check_penalty(reputation: Reputation, member: str, where: Where) -> None:
+    """The penalty equals the reference, and stays so until the instant it is said
+    to hold until (a microsecond before it, and halfway there)."""
+    book = reputation.rulebook(where.rulebook)
+    cut, _ = reputation.cut(where.as_of)
+    member_file = reputation.view.file(member)
+    assert member_file is not None
+    found = reputation.penalty_at(member, cut, book)
+    assert found is not None
+    penalty, valid_until = found
+    assert penalty == penalty_of(member_file, cut, book), (cut.as_of, member)
+    end = valid_until or cut.as_of + 800 * DAY
+    for later in (cut.as_of + (end - cut.as_of) / 2, end - MICROSECOND):
+        if later > cut.as_of:
+            assert penalty_of(member_file, Cut(later), book) == penalty, (cut.as_of, later)
+
+
+def rates_from_tally(reputation: Reputation, member: str, where: Where) -> tuple[int, ...]:
+    """The rates tally's counts (the rates themselves stay None below the rulebook's
+    minimum of paid trades, which these small logs rarely reach)."""
+    book = reputation.rulebook(where.rulebook)
+    assert where.as_of is not None
+    totals = reputation.view.tally(rates_key(book.scoring_stamp, member), where.as_of, RATES_WIDTH)
+    assert rates_figure(totals, book).paid_trades == totals[0]
+    return totals
+
+
+def rates_from_facts(reputation: Reputation, member: str, where: Where) -> tuple[int, ...]:
+    cut, _ = reputation.cut(where.as_of)
+    member_file = reputation.view.file(member)
+    assert member_file is not None
+    rates = rates_of(member_file, cut, reputation.rulebook(where.rulebook))
+    refunded, upheld = len(rates.refund_positions), len(rates.complaint_positions)
+    return (rates.paid_trades, refunded, rates.disputes, upheld)
 
 
 def test_a_member_unknown_before_registration_is_unknown_to_the_tally_path_too() -> None:

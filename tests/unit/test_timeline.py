@@ -109,6 +109,23 @@ def test_value_at_is_the_naive_sum_read_from_two_rows_at_most(
         assert timeline.value_at(KEY, at.astimezone(SHANGHAI), WIDTH) == naive_sum(kept, at)
 
 
+@settings(max_examples=150, deadline=None)
+@given(stream=changes(), extra=st.lists(instants, max_size=10))
+def test_the_next_change_is_the_first_instant_whose_changes_do_not_cancel(
+    stream: list[Change], extra: list[datetime]
+) -> None:
+    timeline = MemoryTimeline()
+    timeline.apply(KEY, added=stream)
+    moving = sorted(
+        {c.at for c in stream if any(naive_sum([d for d in stream if d.at == c.at], c.at))}
+    )
+    for at in queries_around(stream, extra):
+        timeline.rows_read = 0
+        expected = next((instant for instant in moving if instant > at), None)
+        assert timeline.next_change_after(KEY, at) == expected, at
+        assert timeline.rows_read <= 5
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     stream=changes(),
