@@ -11,9 +11,11 @@ Layout, per key. Days and months are UTC calendar units: storage buckets, not
 business calendars.
 
 - ``MonthRow``, one per month that has a day row: the sum of every change before
-  the month starts (``opening``), the sum of every change up to the end of each
-  of its days (``closings``, one per calendar day) and the days that have a
-  ``DayRow``.
+  the month starts (``opening``), the sum of the month's own changes up to the
+  end of each of its days (``within``, one per calendar day; the key's sum at
+  the end of day d is ``opening + within[d - 1]``) and the days that have a
+  ``DayRow``. Keeping ``within`` apart from the opening means a change in an
+  earlier month rewrites only the opening of the months after it.
 - ``DayRow``, one per day with changes: the day's distinct instants, ascending,
   and the running sum of that day's changes up to each of them.
 
@@ -86,7 +88,7 @@ class MonthRow(msgspec.Struct, frozen=True, array_like=True):
     key: str
     month: int  # year * 12 + month - 1, so consecutive months are consecutive ints
     opening: Vector  # every change before the month starts
-    closings: tuple[Vector, ...]  # [d - 1]: every change up to the end of day d
+    within: tuple[Vector, ...]  # [d - 1]: the month's changes up to the end of day d
     days: tuple[int, ...]  # days of the month (1-31) that have a DayRow, ascending
 
 
@@ -129,8 +131,8 @@ def value_at(rows: TimelineRows, key: str, at: datetime, width: int) -> Vector:
         return zeros(width)
     check_width(row.opening, width)
     if row.month < month:
-        return row.closings[-1]
-    before_day = row.closings[day_of_month - 2] if day_of_month > 1 else row.opening
+        return add(row.opening, row.within[-1])
+    before_day = add(row.opening, row.within[day_of_month - 2]) if day_of_month > 1 else row.opening
     if day_of_month not in row.days:
         return before_day
     day_row = rows.day(key, day)
@@ -255,7 +257,7 @@ def restated_months(
     touched = touched_days_by_month(deltas, day_rows)
     first = min(touched)
     previous = rows.month_at_or_before(key, first - 1)
-    carried = previous.closings[-1] if previous is not None else zeros(width)
+    carried = closing(previous) if previous is not None else zeros(width)
     old_rows = {row.month: row for row in rows.months_from(key, first)}
     upserts: list[MonthRow] = []
     deletes: list[int] = []
@@ -266,7 +268,7 @@ def restated_months(
             deletes.append(month)
         elif new is not None and new != old:
             upserts.append(new)
-        carried = new.closings[-1] if new is not None else carried
+        carried = closing(new) if new is not None else carried
     return tuple(upserts), tuple(deletes)
 
 
@@ -289,6 +291,8 @@ def restated_month(
     touched: dict[int, tuple[Vector, bool]],
 ) -> MonthRow | None:
     """The month row given its new opening and its touched days, or None when it has no days."""
+    if old is not None and not touched:
+        return msgspec.structs.replace(old, opening=opening)
     totals = day_totals(old) if old is not None else [zeros(len(opening))] * days_in(month)
     days = set(old.days) if old is not None else set()
     for day_of_month, (delta, has_row) in touched.items():
@@ -303,16 +307,19 @@ def restated_month(
         if any(any(total) for total in totals):
             raise TimelineError(f"month {month} of {key!r} has sums but no day rows")
         return None
-    closings = tuple(accumulate(totals, add, initial=opening))[1:]
-    return MonthRow(key, month, opening, closings, tuple(sorted(days)))
+    within = tuple(accumulate(totals, add))
+    return MonthRow(key, month, opening, within, tuple(sorted(days)))
+
+
+def closing(row: MonthRow) -> Vector:
+    """The key's sum at the end of the row's month."""
+    return add(row.opening, row.within[-1])
 
 
 def day_totals(row: MonthRow) -> list[Vector]:
-    """Each day's own net change, undoing the closings."""
-    previous = [row.opening, *row.closings[:-1]]
-    return [
-        subtract(closing, before) for closing, before in zip(row.closings, previous, strict=True)
-    ]
+    """Each day's own net change, undoing the running sum."""
+    previous = [zeros(len(row.opening)), *row.within[:-1]]
+    return [subtract(total, before) for total, before in zip(row.within, previous, strict=True)]
 
 
 def micros(at: datetime) -> int:
