@@ -41,6 +41,7 @@ from projections.buyers import BuyerHistory
 from projections.credit import Counted, CreditResult
 from projections.credit import Reason as CreditReason
 from projections.dsr import DsrResult
+from projections.explanations import ExplanationPage
 from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.marketplace import ViolationFacts
 from projections.penalties import Penalty
@@ -295,21 +296,25 @@ class RatingExplained(msgspec.Struct, frozen=True):
 
 
 class CreditExplanationAnswer(Stamped, frozen=True, kw_only=True):
-    """Why a member's credit is what it is: every rating received, in order."""
+    """Why a member's credit is what it is: a page of the ratings received, in
+    order of order creation; ``next_cursor`` asks for the next page (null: none)."""
 
     score: int
     ratings: tuple[RatingExplained, ...]
+    next_cursor: str | None = None
 
 
 def credit_explanation_answer(
-    answer: Answer[CreditResult], *, hidden_shown: bool
+    answer: Answer[CreditResult], page: ExplanationPage, *, hidden_shown: bool
 ) -> CreditExplanationAnswer:
     ratings = tuple(
         _rating_explained(counted)
-        for counted in answer.figure.ratings
+        for counted in page.ratings
         if hidden_shown or counted.reason != "hidden"
     )
-    return CreditExplanationAnswer(*_stamps(answer), score=answer.figure.score, ratings=ratings)
+    return CreditExplanationAnswer(
+        *_stamps(answer), score=answer.figure.score, ratings=ratings, next_cursor=page.next_cursor
+    )
 
 
 def _rating_explained(counted: Counted) -> RatingExplained:

@@ -22,6 +22,7 @@ import msgspec
 
 from ledger import events as ev
 from ledger.events import Dsr, Party, Score
+from projections.timeline import micros
 
 POSITION_MAX = 2**63 - 1
 
@@ -222,6 +223,21 @@ class Marketplace:
             found[pair] = [trade for trade in trades if start <= trade.created.at < end]
         return found
 
+    def trades_after(
+        self, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
+    ) -> list[TradeFacts]:
+        """The member's trades in the role in creation order after ``after``
+        (creation microseconds, trade id). In memory this sorts the member's
+        trades: the stored views read an index instead."""
+        found = sorted(
+            (
+                (_order_key(self.trades[t]), self.trades[t])
+                for t in self._trades_of.get((member_id, role), [])
+            ),
+            key=lambda pair: pair[0],
+        )
+        return [trade for key, trade in found if after is None or key > after][:limit]
+
     def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
         """These complaints (those this state holds)."""
         return {c: self.complaints[c] for c in complaint_ids if c in self.complaints}
@@ -350,3 +366,7 @@ class Marketplace:
         self.members[e.seller_id].cheating.append(
             CheatingFacts(e.case_id, stamp, e.item_ids, e.kind)
         )
+
+
+def _order_key(trade: TradeFacts) -> tuple[int, str]:
+    return (micros(trade.created.at), trade.trade_id)

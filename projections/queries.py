@@ -20,6 +20,7 @@ from ledger.policy import DEFAULT_RULEBOOK
 from projections.buyers import BuyerHistory, buyer_history
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
+from projections.explanations import EXPLANATION_PAGE_DEFAULT, ExplanationPage, credit_page
 from projections.marketplace import POSITION_MAX, Cut, MemberFile
 from projections.penalties import (
     FIGURE_REASONS,
@@ -146,6 +147,23 @@ class Reputation:
         key = credit_key(book.scoring_stamp, role, member_id)
         totals = self.view.tally(key, cut.as_of, CREDIT_WIDTH)
         return Answer(credit_figure(totals, book), book.scoring_stamp, cut.as_of, position)
+
+    def credit_explanation(
+        self,
+        member_id: str,
+        role: Party,
+        where: Where = NOW,
+        *,
+        cursor: str | None = None,
+        limit: int = EXPLANATION_PAGE_DEFAULT,
+    ) -> tuple[Answer[CreditResult], ExplanationPage]:
+        """The member's credit and one page of the ratings behind it, in order of
+        order creation: a page reads its own ratings' groups, not the history."""
+        credit = self.credit(member_id, role, where)
+        cut, _ = self.cut(credit.as_of, where.at_position)
+        book = self.rulebook(where.rulebook)
+        page = credit_page(self.view, member_id, role, cut, book, cursor=cursor, limit=limit)
+        return credit, page
 
     def credit_explained(
         self, member_id: str, role: Party, where: Where = NOW

@@ -31,7 +31,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
-from ledger.events import EVENT_TYPES, topic_of
+from ledger.events import EVENT_TYPES, Party, topic_of
 from projections import tally_rows
 from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
@@ -212,6 +212,17 @@ class ReputationView(ABC):
     def file(self, member_id: str) -> MemberFile | None: ...
 
     @abstractmethod
+    def trades_after(
+        self, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
+    ) -> list[TradeFacts]:
+        """The member's trades in the role, in creation order (creation time in
+        microseconds, then trade id) after ``after``: at most ``limit``."""
+
+    @abstractmethod
+    def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
+        """Each pair's trades created in its span ``[start, end)``."""
+
+    @abstractmethod
     def member(self, member_id: str) -> MemberFacts | None:
         """The member's own facts (registration, verification, enforcement)."""
 
@@ -293,6 +304,14 @@ class MemoryView(ReputationView):
 
     def member(self, member_id: str) -> MemberFacts | None:
         return self.market.members.get(member_id)
+
+    def trades_after(
+        self, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
+    ) -> list[TradeFacts]:
+        return self.market.trades_after(member_id, role, after, limit)
+
+    def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
+        return self.market.pairs_trades(spans)
 
     def tally_stamps(self) -> frozenset[str]:
         return self._tallies.stamps
@@ -524,6 +543,22 @@ class SqlView(ReputationView):
                 complaints_filed=complaints("buyer_id"),
             )
 
+    def trades_after(
+        self, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
+    ) -> list[TradeFacts]:
+        with self._transaction() as cursor:
+            bodies = self._trade_bodies_after(cursor, member_id, role, after, limit)
+        return [_trade_decoder.decode(body) for body in bodies]
+
+    @abstractmethod
+    def _trade_bodies_after(
+        self, cursor: Any, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
+    ) -> list[bytes]: ...
+
+    def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
+        with self._transaction() as cursor:
+            return self._pairs_trades(cursor, spans)
+
     def member(self, member_id: str) -> MemberFacts | None:
         with self._transaction() as cursor:
             found = list(self._bodies(cursor, "members", "member_id", [member_id]))
@@ -673,7 +708,9 @@ class SQLiteView(SqlView):
             *self._added_columns(),
             # A seller's trades, and a pair's by creation time (what tallies read).
             f"CREATE INDEX IF NOT EXISTS {p}trades_pair ON {p}trades (seller_id, buyer_id, created_us)",
-            f"CREATE INDEX IF NOT EXISTS {p}trades_buyer ON {p}trades (buyer_id)",
+            # A member's trades in creation order (the explanation's pages).
+            f"CREATE INDEX IF NOT EXISTS {p}trades_seller_created ON {p}trades (seller_id, created_us, trade_id)",
+            f"CREATE INDEX IF NOT EXISTS {p}trades_buyer_created ON {p}trades (buyer_id, created_us, trade_id)",
             f"CREATE TABLE IF NOT EXISTS {p}complaints (complaint_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, "
             "seller_id TEXT NOT NULL, body BLOB NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {p}complaints_seller ON {p}complaints (seller_id)",
@@ -704,6 +741,23 @@ class SQLiteView(SqlView):
         )
         for row in wanted:
             yield from cursor.execute(statement, row).fetchall()
+
+    def _trade_bodies_after(
+        self,
+        cursor: sqlite3.Cursor,
+        member_id: str,
+        role: Party,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[bytes]:
+        column = "seller_id" if role == "seller" else "buyer_id"
+        start = after or (-(2**63), "")
+        rows = cursor.execute(
+            f"SELECT body FROM {self._prefix}trades WHERE {column} = ? "
+            "AND (created_us, trade_id) > (?, ?) ORDER BY created_us, trade_id LIMIT ?",
+            (member_id, *start, limit),
+        ).fetchall()
+        return [body for (body,) in rows]
 
     def _tally_rows(self, cursor: sqlite3.Cursor) -> TallyRows:
         return tally_rows.SQLiteTallyRows(cursor, self._prefix)
@@ -872,8 +926,14 @@ class PostgresView(SqlView):
             sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id, buyer_id, created_us)").format(
                 sql.Identifier(f"{self._prefix}trades_pair"), t("trades")
             ),
-            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (buyer_id)").format(
-                sql.Identifier(f"{self._prefix}trades_buyer"), t("trades")
+            # A member's trades in creation order (the explanation's pages).
+            *(
+                sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({}, created_us, trade_id)").format(
+                    sql.Identifier(f"{self._prefix}trades_{party}_created"),
+                    t("trades"),
+                    sql.Identifier(f"{party}_id"),
+                )
+                for party in ("seller", "buyer")
             ),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (complaint_id text PRIMARY KEY, buyer_id text NOT NULL, "
@@ -914,6 +974,25 @@ class PostgresView(SqlView):
             (sellers, buyers, starts, ends),
         )
         return [(s, b, bytes(body)) for s, b, body in cursor.fetchall()]
+
+    def _trade_bodies_after(
+        self,
+        cursor: psycopg.Cursor[Any],
+        member_id: str,
+        role: Party,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[bytes]:
+        column = sql.Identifier("seller_id" if role == "seller" else "buyer_id")
+        start = after or (-(2**63), "")
+        cursor.execute(
+            sql.SQL(
+                "SELECT body FROM {} WHERE {} = %s AND (created_us, trade_id) > (%s, %s) "
+                "ORDER BY created_us, trade_id LIMIT %s"
+            ).format(self._table("trades"), column),
+            (member_id, *start, limit),
+        )
+        return [bytes(body) for (body,) in cursor.fetchall()]
 
     def _tally_rows(self, cursor: psycopg.Cursor[Any]) -> TallyRows:
         return tally_rows.PostgresTallyRows(cursor, self._table)

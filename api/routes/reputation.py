@@ -21,10 +21,16 @@ from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from api.service import Service
+from projections.explanations import (
+    EXPLANATION_PAGE_DEFAULT,
+    EXPLANATION_PAGE_MAX,
+    BadCursorError,
+)
 from projections.queries import PENALTY_BATCH_MAX, UnknownSeller, Where
 
-# The longest rulebook id a query may name.
+# The longest rulebook id a query may name, and the longest page cursor.
 RULEBOOK_ID_MAX_CHARS = 64
+CURSOR_MAX_CHARS = 512
 router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
 AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
@@ -102,11 +108,24 @@ def credit_explanation(
     service: ServiceDep,
     scope: ReaderScope,
     role: PartyRole = "seller",
+    cursor: Annotated[
+        str | None,
+        Query(max_length=CURSOR_MAX_CHARS, description="next_cursor of the page before"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=EXPLANATION_PAGE_MAX)] = EXPLANATION_PAGE_DEFAULT,
 ) -> Response:
-    answer = service.reputation.credit_explained(member_id, role, scope.where)
+    """One page of the ratings behind a member's credit, in order of order
+    creation; follow ``next_cursor`` until it is null. A page reads only its own
+    ratings and the ratings they are judged with, however long the history."""
+    try:
+        credit, page = service.reputation.credit_explanation(
+            member_id, role, scope.where, cursor=cursor, limit=limit
+        )
+    except BadCursorError as error:
+        raise ApiProblem(400, "invalid_cursor", str(error), field="cursor") from error
     # Hidden ratings are shown to auditors only.
     hidden_shown = scope.principal.role in AUDIT_ROLES
-    return _served(s.credit_explanation_answer(answer, hidden_shown=hidden_shown))
+    return _served(s.credit_explanation_answer(credit, page, hidden_shown=hidden_shown))
 
 
 @router.get("/sellers/{seller_id}/dsr", responses=s.answered_by(s.DsrAnswer))

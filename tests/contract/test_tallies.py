@@ -338,11 +338,9 @@ def test_a_member_unknown_before_registration_is_unknown_to_the_tally_path_too()
     assert reputation.credit("s1", "seller").figure.score == 0
 
 
-def test_a_late_rating_of_an_older_order_moves_the_next_periods_item_group() -> None:
-    """Orders of one item 4 days apart across a month end: the later one's rating
-    counts until the older order's rating, given afterwards, shows and starts
-    the 14-day group; the later one then no longer counts, though its own cap
-    group (February) received no new fact."""
+def older_and_newer_order_log() -> tuple[list[ev.Event], datetime]:
+    """Orders of one item 4 days apart across a month end (30 January and
+    3 February in Shanghai), the newer one rated first; and the newer's time."""
     older = datetime(2024, 1, 30, 12, tzinfo=ZONE).astimezone(UTC)
     newer = older + 4 * DAY
     log = [fact(ev.MemberRegistered, REGISTERED, member_id=m) for m in ("s1", "b1")]
@@ -392,6 +390,15 @@ def test_a_late_rating_of_an_older_order_moves_the_next_periods_item_group() -> 
                     succeeded_at=created,
                 )
             )
+    return log, newer
+
+
+def test_a_late_rating_of_an_older_order_moves_the_next_periods_item_group() -> None:
+    """Orders of one item 4 days apart across a month end: the later one's rating
+    counts until the older order's rating, given afterwards, shows and starts
+    the 14-day group; the later one then no longer counts, though its own cap
+    group (February) received no new fact."""
+    log, newer = older_and_newer_order_log()
     view = MemoryView()
     fold(view, log, None)
     reputation = Reputation(view, FixedClock(newer + 60 * DAY))

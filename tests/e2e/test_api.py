@@ -97,6 +97,22 @@ def test_a_trade_through_http_shows_in_credit_dsr_and_penalty(api: Api) -> None:
     ]
 
 
+def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
+    last = story(api)[-1]
+    path = "/v1/members/seller-1/credit/explanation"
+    first = api.get(path, as_of=at(40), limit=1, min_position=last)
+    assert first.status_code == 200, first.text
+    first = first.json()
+    assert [r["trade_id"] for r in first["ratings"]] == ["T1"]
+    assert first["score"] == 1
+    rest = api.get(path, as_of=at(40), limit=1, cursor=first["next_cursor"]).json()
+    assert (rest["ratings"], rest["next_cursor"]) == ([], None)
+    assert api.get(path, as_of=at(40)).json()["next_cursor"] is None
+    foreign = api.get(path, cursor="not-ours")
+    assert (foreign.status_code, foreign.json()["code"]) == (400, "invalid_cursor")
+    assert api.get(path, limit=0).status_code == 422
+
+
 def test_appends_answer_201_with_positions_and_replay_a_repeated_key(api: Api) -> None:
     first = api.post("/v1/members", {"member_id": "m1", "occurred_at": at(0)}, key="k-1")
     again = api.post("/v1/members", {"member_id": "m1", "occurred_at": at(0)}, key="k-1")
@@ -277,6 +293,7 @@ ANSWER_KEYS = {
         "position",
         "score",
         "ratings",
+        "next_cursor",
     ],
     "/v1/sellers/seller-1/dsr": [
         "rulebook",
