@@ -485,14 +485,16 @@ def _big_seller_tables(big: dict[str, Any]) -> list[str]:
         ]
     lines += [
         "",
-        "| member | trades | events | import s (events/s) | view rows | view bytes |",
-        "|---|---|---|---|---|---|",
+        "| member | trades | events | import s (events/s) | view rows | view bytes "
+        "| tally rows | tally bytes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for member in [*big["sellers"], *big["buyers"]]:
         lines.append(
             f"| {member['member_id']} | {member['trades']:,} | {member['events']:,} | "
             f"{member['import_seconds']} ({member['import_events_per_s']:,}) | "
-            f"{_count(member.get('view_rows'))} | {_count(member.get('view_bytes'))} |"
+            f"{_count(member.get('view_rows'))} | {_count(member.get('view_bytes'))} | "
+            f"{_count(member.get('tally_rows'))} | {_count(member.get('tally_bytes'))} |"
         )
     return lines
 
@@ -1043,8 +1045,10 @@ def _view_bytes(url: str, member_id: str) -> dict[str, int]:
     """The rows the reputation view keeps about a seller, and their bodies' stored size.
 
     The seller's own row, its trades and the complaints against it, the mark
-    of its last change and its penalty snapshots; ``pg_column_size`` is the
-    size PostgreSQL stores (compressed, if it compressed the body).
+    of its last change and its penalty snapshots; then, apart, the month and
+    day rows of its tallies (every figure, role and tallied rulebook);
+    ``pg_column_size`` is the size PostgreSQL stores (compressed, if it
+    compressed the body).
     """
     view = open_view(url)
     try:
@@ -1072,11 +1076,23 @@ def _view_bytes(url: str, member_id: str) -> dict[str, int]:
             for name in ("members", "trades", "complaints", "touched", "snapshots")
         }
     )
+    # The seller's tallies: every tally key ends in "|<member id>".
+    tallies = sql.SQL(
+        "SELECT count(*), coalesce(sum(pg_column_size(body)), 0) FROM ("
+        "SELECT body FROM {months} WHERE tally LIKE %(k)s "
+        "UNION ALL SELECT body FROM {days} WHERE tally LIKE %(k)s) AS tally_rows"
+    ).format(months=table("tally_months"), days=table("tally_days"))
     with psycopg.connect(place.conninfo) as conn:
         row = conn.execute(statement, {"m": member_id}).fetchone()
-    if row is None:
+        kept = conn.execute(tallies, {"k": f"%|{member_id}"}).fetchone()
+    if row is None or kept is None:
         raise RuntimeError("the view size query returned no row")
-    return {"view_rows": int(row[0]), "view_bytes": int(row[1])}
+    return {
+        "view_rows": int(row[0]),
+        "view_bytes": int(row[1]),
+        "tally_rows": int(kept[0]),
+        "tally_bytes": int(kept[1]),
+    }
 
 
 SECTION_RUNS: dict[str, Callable[[str, Workload], Any]] = {

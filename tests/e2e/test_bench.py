@@ -54,6 +54,11 @@ def _assert_big_members(big: dict[str, Any], table: str) -> None:
         # Its trades (and the few rated during the run), its own row and more.
         assert seller["view_rows"] > seller["trades"]
         assert seller["view_bytes"] > 100 * seller["trades"]
+        # Tallies: month rows over three years and day rows, for every figure
+        # and rulebook; more trades a day make bigger day rows, not more rows.
+        assert 0 < seller["tally_rows"] < 5 * 2 * (37 + 3 * 365)
+    small, big_one = big["sellers"]
+    assert big_one["tally_rows"] < 2 * small["tally_rows"]
     asked = Counter((row["figure"], row["trades"]) for row in big["figures"])
     expected = [(f, n) for f in SELLER_FIGURES for n in (1_000, 10_000)]
     assert asked == Counter([*expected, ("buyer_history", 100), ("buyer_history", 1_000)])
