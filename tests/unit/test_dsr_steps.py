@@ -29,11 +29,13 @@ from projections.dsr_steps import (
     PairMonth,
     breakpoints,
     by_pair_month,
+    earliest_change,
     group_steps,
+    steps_from,
     summary_at,
 )
 from projections.rulebook import Rulebook
-from projections.steps import Step
+from projections.steps import Step, sum_as_of
 from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
 
 SELLER = "seller"
@@ -207,6 +209,61 @@ def test_group_steps_are_sorted_merged_and_do_not_depend_on_trade_order(
         instants = [step.instant for step in group_list]
         assert instants == sorted(set(instants))
         assert all(any(step.values) and len(step.values) == len(COMPONENTS) for step in group_list)
+
+
+def known_then(trade: mp.TradeFacts, known_at: datetime) -> mp.TradeFacts | None:
+    """The trade as the log knew it at an earlier time: later facts not recorded yet."""
+    if trade.created.at > known_at:
+        return None
+
+    def seen(stamp: mp.Stamp | None) -> mp.Stamp | None:
+        return stamp if stamp is not None and stamp.at <= known_at else None
+
+    ratings = {
+        rater: msgspec.structs.replace(
+            rating, shielded=seen(rating.shielded), withdrawn=seen(rating.withdrawn)
+        )
+        for rater, rating in trade.ratings.items()
+        if rating.given.at <= known_at
+    }
+    return msgspec.structs.replace(trade, ratings=ratings, fake=seen(trade.fake))
+
+
+@per_rulebook
+def test_new_facts_move_the_sums_by_the_difference_of_the_steps_from_the_first_change(
+    name: str, data: st.DataObject
+) -> None:
+    """What a view does when a pair-month's facts arrive: evaluate the old and new
+    versions only from where they part, and move the sums by the difference."""
+    rulebook = RULEBOOKS[name]
+    trades = data.draw(seller_trades(rulebook))
+    probes = probe_instants(data, trades, rulebook)
+    known_at = data.draw(st.sampled_from(probes))
+    earlier = [t for t in (known_then(trade, known_at) for trade in trades) if t is not None]
+    old_groups, new_groups = by_pair_month(earlier, rulebook), by_pair_month(trades, rulebook)
+    added: list[tuple[Step, ...]] = []
+    removed: list[tuple[Step, ...]] = []
+    for key, group in new_groups.items():
+        old = old_groups.get(key, [])
+        since = earliest_change(old, group)
+        if since is None:
+            continue
+        added.append(steps_from(group, since, rulebook))
+        removed.append(steps_from(old, since, rulebook) if old else ())
+    before = list(steps_of(earlier, rulebook).values())
+    after = list(steps_of(trades, rulebook).values())
+    width = len(COMPONENTS)
+    for as_of in probes:
+        moved = [
+            kept + new - gone
+            for kept, new, gone in zip(
+                sum_as_of(before, as_of, width),
+                sum_as_of(added, as_of, width),
+                sum_as_of(removed, as_of, width),
+                strict=True,
+            )
+        ]
+        assert tuple(moved) == sum_as_of(after, as_of, width), as_of
 
 
 def a_trade(number: int, **facts: object) -> mp.TradeFacts:
