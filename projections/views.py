@@ -277,7 +277,7 @@ class MemoryView(ReputationView):
         self._touched: dict[str, int] = {}
         self._snapshots: dict[str, PenaltySnapshot] = {}
         self._tallies = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks)
-        self._timeline = MemoryTimeline()
+        self.timeline = MemoryTimeline()  # the tallies' month and day rows
 
     def position(self) -> int:
         return self.market.position
@@ -295,7 +295,7 @@ class MemoryView(ReputationView):
         moves = self._tallies.moves(before, after, self.market, (filed, filed_after))
         for key, (added, removed) in moves.items():
             if added or removed:
-                self._timeline.apply(key, added, removed)
+                self.timeline.apply(key, added, removed)
         self.market.position = max(self.market.position, reached)
         self._touched.update(touched.sellers)
 
@@ -317,10 +317,10 @@ class MemoryView(ReputationView):
         return self._tallies.stamps
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
-        return self._timeline.value_at(key, at, width)
+        return self.timeline.value_at(key, at, width)
 
     def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
-        return self._timeline.next_change_after(key, at)
+        return self.timeline.next_change_after(key, at)
 
     def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
         return {s: self._touched[s] for s in seller_ids if s in self._touched}

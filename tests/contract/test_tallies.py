@@ -329,6 +329,19 @@ def rates_from_facts(reputation: Reputation, member: str, where: Where) -> tuple
     return (rates.paid_trades, refunded, rates.disputes, upheld)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(log=market_log(), cuts=st.lists(st.integers(0, 80), max_size=6))
+def test_tally_rows_do_not_depend_on_how_the_log_was_batched(
+    log: list[ev.Event], cuts: list[int]
+) -> None:
+    """Replaying is deterministic: one event at a time or in any batches, the
+    same rows."""
+    one_by_one, batched = MemoryView(), MemoryView()
+    fold(one_by_one, log, None)
+    fold(batched, log, cuts)
+    assert batched.timeline.all_rows() == one_by_one.timeline.all_rows()
+
+
 def test_a_member_unknown_before_registration_is_unknown_to_the_tally_path_too() -> None:
     view = MemoryView()
     view.process([(1, fact(ev.MemberRegistered, REGISTERED, member_id="s1"))])
