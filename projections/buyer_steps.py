@@ -99,6 +99,13 @@ def groups_of(file: MemberFile) -> dict[str, Group]:
     return trades | complaints
 
 
+def numbers_read(rulebook: Rulebook) -> tuple[object, ...]:
+    """The rulebook's numbers a group's steps depend on: two rulebooks that agree
+    on them give every group the same steps (the tier table is applied at read)."""
+    scoring = rulebook.scoring
+    return (scoring.buyer_tiers.window_days, scoring.visibility.non_positive_delay_hours)
+
+
 def breakpoints(group: Group, rulebook: Rulebook) -> list[datetime]:
     """The instants at which the group's part of the figures may change, in order."""
     if isinstance(group, ComplaintFacts):

@@ -83,6 +83,14 @@ def cases_of(file: MemberFile) -> dict[str, Case]:
     }
 
 
+def numbers_read(rulebook: Rulebook) -> tuple[object, ...]:
+    """The rulebook's numbers a case's steps depend on: two rulebooks that agree
+    on them give every case the same steps (the minimum denominator only acts
+    at read; it is listed so that rulebooks differing in it never share)."""
+    rates = rulebook.scoring.rates
+    return (rates.window_days, rates.min_denominator)
+
+
 def breakpoints(case: Case, rulebook: Rulebook) -> list[datetime]:
     """The instants at which the case's part of the figures may change, in order."""
     window = timedelta(days=rulebook.scoring.rates.window_days)

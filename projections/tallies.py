@@ -53,6 +53,7 @@ from projections.dsr import DsrResult
 from projections.marketplace import ComplaintFacts, Cut, TradeFacts
 from projections.penalties import Rates
 from projections.rulebook import Rulebook
+from projections.steps import Step
 from projections.timeline import Change, Vector
 from projections.windows import calendar_month_bounds
 
@@ -161,14 +162,18 @@ class Tallies:
         moves: Moves = defaultdict(lambda: ([], []))
         complaints_before, complaints_after = complaints
         cases = _cases(before, after, store, complaints_before, complaints_after)
+        shared = _SharedSteps()
         for rulebook in self.rulebooks:
             for old_case, new_case in cases:
-                _rates_moves(old_case, new_case, rulebook, moves)
+                _rates_moves(old_case, new_case, rulebook, moves, shared)
             for trade_id, trade in after.items():
-                _buyer_moves(before.get(trade_id), trade, trade.buyer_id, rulebook, moves)
+                old_trade = before.get(trade_id)
+                _buyer_moves(old_trade, trade, trade.buyer_id, rulebook, moves=moves, shared=shared)
             for complaint_id, complaint in complaints_after.items():
                 old = complaints_before.get(complaint_id)
-                _buyer_moves(old, complaint, complaint.buyer_id, rulebook, moves)
+                _buyer_moves(
+                    old, complaint, complaint.buyer_id, rulebook, moves=moves, shared=shared
+                )
         by_pair: dict[Pair, list[str]] = defaultdict(list)
         for trade_id, trade in after.items():
             by_pair[(trade.seller_id, trade.buyer_id)].append(trade_id)
@@ -317,17 +322,43 @@ def _cases(
     return cases
 
 
+class _SharedSteps:
+    """A group's steps computed once for every tallied rulebook that gives the
+    producer the same numbers (its ``numbers_read``): the built-in rulebooks
+    share the tier window, the visibility delay and the rates window, so a
+    batch evaluates each trade's buyer-history and rate steps once, not per
+    rulebook. Groups are keyed by identity: they live as long as the batch."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, int, tuple[object, ...]], tuple[Step, ...]] = {}
+
+    def rates(self, case: rate_steps.Case, rulebook: Rulebook) -> tuple[Step, ...]:
+        key = ("rates", id(case), rate_steps.numbers_read(rulebook))
+        if key not in self._found:
+            self._found[key] = rate_steps.group_steps(case, rulebook)
+        return self._found[key]
+
+    def buyer(self, group: buyer_steps.Group, rulebook: Rulebook) -> tuple[Step, ...]:
+        key = ("buyer", id(group), buyer_steps.numbers_read(rulebook))
+        if key not in self._found:
+            self._found[key] = buyer_steps.group_steps(group, rulebook)
+        return self._found[key]
+
+
 def _rates_moves(
-    old: rate_steps.Case | None, new: rate_steps.Case, rulebook: Rulebook, moves: Moves
+    old: rate_steps.Case | None,
+    new: rate_steps.Case,
+    rulebook: Rulebook,
+    moves: Moves,
+    shared: _SharedSteps,
 ) -> None:
     """Move the seller's rates tally by one case's change."""
     if old == new:
         return
     added, removed = moves[rates_key(rulebook.scoring_stamp, new.trade.seller_id)]
-    added.extend(Change(s.instant, s.values) for s in rate_steps.group_steps(new, rulebook))
+    added.extend(Change(s.instant, s.values) for s in shared.rates(new, rulebook))
     if old is not None:
-        steps = rate_steps.group_steps(old, rulebook)
-        removed.extend(Change(s.instant, s.values) for s in steps)
+        removed.extend(Change(s.instant, s.values) for s in shared.rates(old, rulebook))
 
 
 def _buyer_moves(
@@ -335,17 +366,18 @@ def _buyer_moves(
     new: buyer_steps.Group,
     buyer_id: str,
     rulebook: Rulebook,
+    *,
     moves: Moves,
+    shared: _SharedSteps,
 ) -> None:
     """Move the buyer's history tally by one trade's or complaint's change: the
     group is the one fact object, so its old steps go and its new ones come."""
     if old == new:
         return
     added, removed = moves[buyer_key(rulebook.scoring_stamp, buyer_id)]
-    added.extend(Change(s.instant, s.values) for s in buyer_steps.group_steps(new, rulebook))
+    added.extend(Change(s.instant, s.values) for s in shared.buyer(new, rulebook))
     if old is not None:
-        steps = buyer_steps.group_steps(old, rulebook)
-        removed.extend(Change(s.instant, s.values) for s in steps)
+        removed.extend(Change(s.instant, s.values) for s in shared.buyer(old, rulebook))
 
 
 def _dsr_moves(pair: _PairRange, rulebook: Rulebook, moves: Moves) -> None:

@@ -20,6 +20,7 @@ from typing import get_args
 
 import msgspec
 import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.events import ComplaintOutcome, DisputeOutcome, Dsr, RefundReason
@@ -31,12 +32,21 @@ from projections.rate_steps import (
     breakpoints,
     cases_of,
     group_steps,
+    numbers_read,
     summary_at,
 )
 from projections.rulebook import Rulebook
 from projections.steps import Step
 from tests.unit import step_support
-from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
+from tests.unit.step_support import (
+    DAY,
+    HOUR,
+    MICROSECOND,
+    PROPERTY,
+    RULEBOOKS,
+    SCORES,
+    per_rulebook,
+)
 
 SELLER = "seller-1"
 WINDOW = 30 * DAY  # the rate window of both rulebooks
@@ -294,3 +304,15 @@ def test_a_case_holds_one_trade_and_the_complaints_on_it() -> None:
     )
     with pytest.raises(ValueError, match="does not hold"):
         cases_of(file)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_steps_depend_only_on_the_numbers_they_read(data: st.DataObject) -> None:
+    """The built-in rulebooks differ in most things but agree on these numbers,
+    so a view computes each group's steps once for both."""
+    taobao, ebay = RULEBOOKS["taobao-classic"], RULEBOOKS["ebay-style"]
+    assert numbers_read(taobao) == numbers_read(ebay)
+    file = data.draw(seller_file(taobao))
+    for group in cases_of(file).values():
+        assert group_steps(group, taobao) == group_steps(group, ebay)
