@@ -50,7 +50,7 @@ from projections.credit import (
     verdicts,
 )
 from projections.rulebook import Scoring
-from projections.steps import Step
+from projections.steps import Step, grouped
 
 COMPONENTS = (
     "score",
@@ -82,10 +82,7 @@ _UNKNOWN = _Standing((0,) * _LIFETIME, (0,) * len(_SCORES))
 
 def by_counterparty(records: Iterable[RatingRecord]) -> dict[str, list[RatingRecord]]:
     """A member's ratings in one role, grouped by the rater's member id."""
-    groups: dict[str, list[RatingRecord]] = defaultdict(list)
-    for record in records:
-        groups[record.rater_id].append(record)
-    return dict(groups)
+    return grouped(records, lambda record: record.rater_id)
 
 
 CapGroup = tuple[str, tuple[int, int]]  # the rater's member id, the cap period of creation
@@ -112,10 +109,7 @@ def cap_group(record: RatingRecord, scoring: Scoring) -> CapGroup:
 def by_cap_group(
     records: Iterable[RatingRecord], scoring: Scoring
 ) -> dict[CapGroup, list[RatingRecord]]:
-    groups: dict[CapGroup, list[RatingRecord]] = defaultdict(list)
-    for record in records:
-        groups[cap_group(record, scoring)].append(record)
-    return dict(groups)
+    return grouped(records, lambda record: cap_group(record, scoring))
 
 
 def unit_of(

@@ -54,7 +54,7 @@ from projections.credit import rating_visible_at
 from projections.dsr import DIMENSIONS, DsrResult, bears_dsr
 from projections.marketplace import Cut, TradeFacts
 from projections.rulebook import Rulebook
-from projections.steps import Step
+from projections.steps import Step, grouped
 from projections.timeline import Vector, add, subtract, sum_of, zeros
 from projections.windows import calendar_month
 
@@ -73,10 +73,7 @@ def by_pair_month(
     trades: Iterable[TradeFacts], rulebook: Rulebook
 ) -> dict[PairMonth, list[TradeFacts]]:
     """One seller's trades grouped by buyer and calendar month of creation."""
-    groups: dict[PairMonth, list[TradeFacts]] = defaultdict(list)
-    for trade in trades:
-        groups[pair_month(trade, rulebook)].append(trade)
-    return dict(groups)
+    return grouped(trades, lambda trade: pair_month(trade, rulebook))
 
 
 def breakpoints(trades: Iterable[TradeFacts], rulebook: Rulebook) -> list[datetime]:

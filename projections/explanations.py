@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,9 +22,10 @@ import msgspec
 
 from ledger.events import Party
 from projections.credit import Counted, RatingRecord, cap_period_bounds, rating_record, verdicts
-from projections.credit_steps import CapGroup, cap_group, unit_of
+from projections.credit_steps import by_cap_group, cap_group, unit_of
 from projections.marketplace import Cut, TradeFacts
 from projections.rulebook import Rulebook
+from projections.steps import grouped
 from projections.timeline import micros
 
 EXPLANATION_PAGE_DEFAULT = 100
@@ -117,24 +117,24 @@ def _judged(
 ) -> dict[tuple[str, Party], Counted]:
     """Each page rating's verdict, judged within its cap group's unit."""
     scoring = rulebook.scoring
-    by_pair: dict[Pair, list[RatingRecord]] = defaultdict(list)
-    for record in page:
-        seller = record.ratee_id if record.rater == "buyer" else record.rater_id
-        buyer = record.rater_id if record.rater == "buyer" else record.ratee_id
-        by_pair[(seller, buyer)].append(record)
     judged: dict[tuple[str, Party], Counted] = {}
-    for pair, records in by_pair.items():
+    for pair, records in grouped(page, _pair_of).items():
         pair_records = _pair_records(view, pair, records, cut, rulebook)
-        groups: dict[CapGroup, list[RatingRecord]] = defaultdict(list)
-        for record in pair_records:
-            groups[cap_group(record, scoring)].append(record)
+        groups = by_cap_group(pair_records, scoring)
         for group in {cap_group(record, scoring) for record in records}:
-            unit = unit_of(groups[group], pair_records, scoring)
+            unit = unit_of(groups.get(group, []), pair_records, scoring)
             found = verdicts(
                 unit, cut.as_of, scoring, minor_per_major=rulebook.policy.minor_per_major
             )
             judged.update(((c.record.trade_id, c.record.rater), c) for c in found)
     return judged
+
+
+def _pair_of(record: RatingRecord) -> Pair:
+    """(seller, buyer) of the trade a rating is on."""
+    if record.rater == "buyer":
+        return (record.ratee_id, record.rater_id)
+    return (record.rater_id, record.ratee_id)
 
 
 def _pair_records(

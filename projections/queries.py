@@ -231,21 +231,20 @@ class Reputation:
             if member is None or not cut.sees(member.registered):
                 return None
             keys = {
-                "credit": credit_key(stamp, "seller", seller_id),
-                "dsr": dsr_key(stamp, seller_id),
-                "rates": rates_key(stamp, seller_id),
+                credit_key(stamp, "seller", seller_id): CREDIT_WIDTH,
+                dsr_key(stamp, seller_id): DSR_WIDTH,
+                rates_key(stamp, seller_id): RATES_WIDTH,
             }
+            credit, dsr, rates = keys
+            reading = self.view.tallies(keys, cut.as_of)
             figures = SellerFigures(
-                rates_figure(self.view.tally(keys["rates"], cut.as_of, RATES_WIDTH), book),
-                credit_figure(self.view.tally(keys["credit"], cut.as_of, CREDIT_WIDTH), book),
-                dsr_figure(self.view.tally(keys["dsr"], cut.as_of, DSR_WIDTH)),
+                rates_figure(reading.values[rates], book),
+                credit_figure(reading.values[credit], book),
+                dsr_figure(reading.values[dsr]),
             )
             penalty = penalty_from(MemberFile(member, [], [], [], []), figures, cut, book)
             if not any(reason.code in FIGURE_REASONS for reason in penalty.reasons):
-                changes = [
-                    member_valid_until(member, cut.as_of, book),
-                    *(self.view.tally_changes_after(key, cut.as_of) for key in keys.values()),
-                ]
+                changes = (member_valid_until(member, cut.as_of, book), reading.changes_after)
                 return penalty, min((c for c in changes if c is not None), default=None)
         member_file = self.view.file(seller_id)
         if member_file is None or not known_at(member_file, cut):

@@ -9,12 +9,24 @@ these two functions turn parts into steps and steps back into sums.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from itertools import takewhile
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from projections.timeline import Vector, subtract, sum_of, zeros
+
+G = TypeVar("G")
+K = TypeVar("K")
+
+
+def grouped(items: Iterable[G], key: Callable[[G], K]) -> dict[K, list[G]]:
+    """Items by their group's key, each group in the items' order."""
+    groups: dict[K, list[G]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
+    return dict(groups)
 
 
 class Step(NamedTuple):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -27,11 +26,8 @@ from projections.timeline import (
     MemoryTimeline,
     MonthRow,
     TimelineWrites,
-    Vector,
     day_of,
     micros,
-    next_change_after,
-    value_at,
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -56,14 +52,6 @@ class TallyRows(Protocol):
     def days_of(self, keys: Sequence[str], days: Sequence[int]) -> list[DayRow]: ...
 
     def store(self, writes: Sequence[TimelineWrites]) -> None: ...
-
-
-def tally_value(rows: TallyRows, key: str, at: datetime, width: int) -> Vector:
-    return value_at(rows, key, at, width)
-
-
-def tally_changes_after(rows: TallyRows, key: str, at: datetime) -> datetime | None:
-    return next_change_after(rows, key, at)
 
 
 def move_tallies(rows: TallyRows, moves: Moves) -> None:

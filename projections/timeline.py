@@ -58,10 +58,10 @@ import calendar
 import operator
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import msgspec
 
@@ -170,6 +170,21 @@ def next_change_after(rows: TimelineRows, key: str, at: datetime) -> datetime | 
     if day_row is None:
         raise TimelineError(f"month row of {key!r} names a day that has no row")
     return instant_of(day_row.instants[0])
+
+
+class Reading(NamedTuple):
+    """Several keys' sums as of one instant, and the first instant after it at
+    which any of them changes (None: never)."""
+
+    values: dict[str, Vector]
+    changes_after: datetime | None
+
+
+def reading_of(rows: TimelineRows, widths: Mapping[str, int], at: datetime) -> Reading:
+    """Each key's value at ``at`` and their next change: at most seven rows per key."""
+    values = {key: value_at(rows, key, at, width) for key, width in widths.items()}
+    changes = (next_change_after(rows, key, at) for key in widths)
+    return Reading(values, min((c for c in changes if c is not None), default=None))
 
 
 def instant_of(at_us: int) -> datetime:
@@ -402,6 +417,9 @@ class MemoryTimeline:
 
     def next_change_after(self, key: str, at: datetime) -> datetime | None:
         return next_change_after(self, key, at)
+
+    def reading(self, widths: Mapping[str, int], at: datetime) -> Reading:
+        return reading_of(self, widths, at)
 
     def value_at(self, key: str, at: datetime, width: int) -> Vector:
         return value_at(self, key, at, width)

@@ -39,7 +39,7 @@ from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
 from projections.tallies import Pair, Span, Tallies
 from projections.tally_rows import TallyRows
-from projections.timeline import MemoryTimeline, Vector, micros
+from projections.timeline import MemoryTimeline, Reading, Vector, micros, reading_of, value_at
 
 # Rows a view remembers from its own last writes (about 0.5 KB each).
 RECENT_ROWS_MAX = 100_000
@@ -235,8 +235,9 @@ class ReputationView(ABC):
         """A tally's value as of a business time (``projections.tallies``)."""
 
     @abstractmethod
-    def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
-        """The first instant after ``at`` at which a tally's value moves (None: never)."""
+    def tallies(self, widths: Mapping[str, int], at: datetime) -> Reading:
+        """Several tallies' values as of a business time and the first instant after
+        it at which any of them moves, read together (one transaction)."""
 
     def files(self, member_ids: Iterable[str]) -> dict[str, MemberFile]:
         found = {}
@@ -319,8 +320,8 @@ class MemoryView(ReputationView):
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self.timeline.value_at(key, at, width)
 
-    def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
-        return self.timeline.next_change_after(key, at)
+    def tallies(self, widths: Mapping[str, int], at: datetime) -> Reading:
+        return self.timeline.reading(widths, at)
 
     def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
         return {s: self._touched[s] for s in seller_ids if s in self._touched}
@@ -571,11 +572,11 @@ class SqlView(ReputationView):
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         with self._transaction() as cursor:
-            return tally_rows.tally_value(self._tally_rows(cursor), key, at, width)
+            return value_at(self._tally_rows(cursor), key, at, width)
 
-    def tally_changes_after(self, key: str, at: datetime) -> datetime | None:
+    def tallies(self, widths: Mapping[str, int], at: datetime) -> Reading:
         with self._transaction() as cursor:
-            return tally_rows.tally_changes_after(self._tally_rows(cursor), key, at)
+            return reading_of(self._tally_rows(cursor), widths, at)
 
     def _open_tallies(self, rulebooks: Sequence[Rulebook] | None) -> None:
         """Keep the tallies of the rulebooks this view has kept from its first position.

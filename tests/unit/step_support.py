@@ -5,7 +5,7 @@ the base of the drawers that make a member's facts."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import ClassVar
 
@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from ledger.events import Score
 from projections import marketplace as mp
 from projections.rulebook import Rulebook, load_rulebook
+from projections.steps import Step, sum_as_of
 
 RULEBOOKS = {name: load_rulebook(name) for name in ("taobao-classic", "ebay-style")}
 HOUR = timedelta(hours=1)
@@ -58,3 +59,23 @@ class FactDrawer:
         day, clock = self.draw(st.sampled_from(self.DAYS)), self.draw(st.sampled_from(self.CLOCKS))
         local = datetime.combine(day, clock, tzinfo=self.rulebook.scoring.zone)
         return local.astimezone(UTC) + self.draw(st.sampled_from(self.SHIFTS))
+
+
+def moved_sums(
+    before: Sequence[Sequence[Step]],
+    added: Sequence[Sequence[Step]],
+    removed: Sequence[Sequence[Step]],
+    as_of: datetime,
+    width: int,
+) -> tuple[int, ...]:
+    """The sums as of a time after a view moved them: what was there, plus the
+    steps added, minus the steps taken back."""
+    return tuple(
+        kept + new - gone
+        for kept, new, gone in zip(
+            sum_as_of(before, as_of, width),
+            sum_as_of(added, as_of, width),
+            sum_as_of(removed, as_of, width),
+            strict=True,
+        )
+    )

@@ -10,8 +10,9 @@ microsecond either side of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -36,7 +37,15 @@ from projections.credit_steps import (
 )
 from projections.rulebook import Rulebook
 from projections.steps import Step, sum_as_of
-from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
+from tests.unit.step_support import (
+    DAY,
+    HOUR,
+    MICROSECOND,
+    RULEBOOKS,
+    SCORES,
+    moved_sums,
+    per_rulebook,
+)
 
 # Wednesday 31 January 2024 ends a month; Sundays 28 January, 4 and 11 February end weeks.
 THREE_WEEKS = tuple(date(2024, 1, 24) + n * DAY for n in range(21))
@@ -134,17 +143,24 @@ def steps_of(records: Iterable[RatingRecord], rulebook: Rulebook) -> dict[str, t
     }
 
 
-@per_rulebook
-def test_the_summary_from_steps_is_the_reference_credit(name: str, data: st.DataObject) -> None:
-    rulebook = RULEBOOKS[name]
-    records = data.draw(member_ratings(rulebook))
-    steps = steps_of(records, rulebook)
+def assert_sums_are_the_reference(
+    steps: Mapping[Any, Sequence[Step]], records: list[RatingRecord], rulebook: Rulebook
+) -> None:
+    """At every probe instant, the figures from the steps are those ``evaluate`` gives."""
     for as_of in probe_instants(records, rulebook):
         expected = evaluate(
             records, as_of, rulebook.scoring, minor_per_major=rulebook.policy.minor_per_major
         )
         summary = member_summary_at(steps, as_of, rulebook.scoring)
         assert summary == msgspec.structs.replace(expected, ratings=()), as_of
+
+
+@per_rulebook
+def test_the_summary_from_steps_is_the_reference_credit(name: str, data: st.DataObject) -> None:
+    rulebook = RULEBOOKS[name]
+    records = data.draw(member_ratings(rulebook))
+    steps = steps_of(records, rulebook)
+    assert_sums_are_the_reference(steps, records, rulebook)
 
 
 @per_rulebook
@@ -235,12 +251,7 @@ def test_the_summary_from_cap_groups_is_the_reference_credit(
     assert splits_by_cap_period(rulebook.scoring)
     records = data.draw(member_ratings(rulebook))
     steps = cap_group_steps(records, rulebook)
-    for as_of in probe_instants(records, rulebook):
-        expected = evaluate(
-            records, as_of, rulebook.scoring, minor_per_major=rulebook.policy.minor_per_major
-        )
-        summary = member_summary_at(steps, as_of, rulebook.scoring)
-        assert summary == msgspec.structs.replace(expected, ratings=()), as_of
+    assert_sums_are_the_reference(steps, records, rulebook)
 
 
 @per_rulebook
@@ -277,16 +288,8 @@ def test_new_facts_move_the_sums_by_the_difference_of_their_groups_steps_from_th
     after = list(cap_group_steps(records, rulebook).values())
     width = len(COMPONENTS)
     for as_of in probe_instants(records, rulebook):
-        moved = [
-            kept + new - old
-            for kept, new, old in zip(
-                sum_as_of(before, as_of, width),
-                sum_as_of(added, as_of, width),
-                sum_as_of(removed, as_of, width),
-                strict=True,
-            )
-        ]
-        assert tuple(moved) == sum_as_of(after, as_of, width), as_of
+        moved = moved_sums(before, added, removed, as_of, width)
+        assert moved == sum_as_of(after, as_of, width), as_of
 
 
 def test_a_rating_given_at_another_time_differs_from_the_earlier_of_the_two() -> None:

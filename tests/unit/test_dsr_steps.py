@@ -36,7 +36,15 @@ from projections.dsr_steps import (
 )
 from projections.rulebook import Rulebook
 from projections.steps import Step, sum_as_of
-from tests.unit.step_support import DAY, HOUR, MICROSECOND, RULEBOOKS, SCORES, per_rulebook
+from tests.unit.step_support import (
+    DAY,
+    HOUR,
+    MICROSECOND,
+    RULEBOOKS,
+    SCORES,
+    moved_sums,
+    per_rulebook,
+)
 
 SELLER = "seller"
 # Wednesday 31 January 2024 ends a month.
@@ -254,16 +262,8 @@ def test_new_facts_move_the_sums_by_the_difference_of_the_steps_from_the_first_c
     after = list(steps_of(trades, rulebook).values())
     width = len(COMPONENTS)
     for as_of in probes:
-        moved = [
-            kept + new - gone
-            for kept, new, gone in zip(
-                sum_as_of(before, as_of, width),
-                sum_as_of(added, as_of, width),
-                sum_as_of(removed, as_of, width),
-                strict=True,
-            )
-        ]
-        assert tuple(moved) == sum_as_of(after, as_of, width), as_of
+        moved = moved_sums(before, added, removed, as_of, width)
+        assert moved == sum_as_of(after, as_of, width), as_of
 
 
 def a_trade(number: int, **facts: object) -> mp.TradeFacts:
