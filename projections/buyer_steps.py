@@ -88,6 +88,11 @@ COMPONENTS: tuple[str, ...] = (
 # The components the reference returns under their own name; the others are
 # per-reason refund counts and the negatives among ratings given.
 _PLAIN = tuple(name for name in COMPONENTS if name in BuyerHistory.__struct_fields__)
+_KNOWN_REASONS = frozenset(REFUND_REASONS)
+# Where each of COMPONENTS sits in the list ``_components`` gathers:
+# the plain figures, the per-reason refund counts, the negatives given.
+_GATHERED = (*_PLAIN, *(f"refunds_{reason}" for reason in REFUND_REASONS), "ratings_given_negative")
+_ORDER = tuple(_GATHERED.index(name) for name in COMPONENTS)
 
 Group = TradeFacts | ComplaintFacts
 
@@ -123,7 +128,11 @@ def group_steps(group: Group, rulebook: Rulebook) -> tuple[Step, ...]:
     instant, one step per instant, no zero steps. Before its first breakpoint a
     group adds nothing, as a trade is unknown before its creation and a
     complaint before its filing."""
-    parts = ((instant, _part(group, instant, rulebook)) for instant in breakpoints(group, rulebook))
+    file = _file_of(group)
+    parts = (
+        (instant, _components(buyer_history(file, Cut(instant), rulebook)))
+        for instant in breakpoints(group, rulebook)
+    )
     return steps_from_parts(parts, len(COMPONENTS))
 
 
@@ -152,11 +161,6 @@ def summary_of(sums: Vector, rulebook: Rulebook) -> BuyerHistory:
     )
 
 
-def _part(group: Group, as_of: datetime, rulebook: Rulebook) -> Vector:
-    """What the group adds to the figures as of a time, by the reference itself."""
-    return _components(buyer_history(_file_of(group), Cut(as_of), rulebook))
-
-
 def _file_of(group: Group) -> MemberFile:
     """A file holding this one group; the member's own facts play no part in the figure."""
     if isinstance(group, ComplaintFacts):
@@ -166,16 +170,18 @@ def _file_of(group: Group) -> MemberFile:
 
 
 def _components(history: BuyerHistory) -> Vector:
-    """A one-group history as a component vector."""
-    unknown = history.refund_reasons.keys() - set(REFUND_REASONS)
-    if unknown:
-        raise ValueError(f"refund reasons outside the known list: {sorted(unknown)}")
+    """A one-group history (what the reference gives for a file holding only
+    the group) as a component vector."""
+    reasons = history.refund_reasons
+    if not reasons.keys() <= _KNOWN_REASONS:
+        unknown = sorted(reasons.keys() - _KNOWN_REASONS)
+        raise ValueError(f"refund reasons outside the known list: {unknown}")
     # One group holds at most one rating given, so the share is exactly 0 or 1.
     negative = round((history.ratings_given_negative_share or 0.0) * history.ratings_given)
-    figures = {name: getattr(history, name) for name in _PLAIN}
-    figures |= {f"refunds_{r}": history.refund_reasons.get(r, 0) for r in REFUND_REASONS}
-    figures["ratings_given_negative"] = negative
-    return tuple(figures[name] for name in COMPONENTS)
+    figures = [getattr(history, name) for name in _PLAIN]
+    figures += [reasons.get(reason, 0) for reason in REFUND_REASONS]
+    figures.append(negative)
+    return tuple(figures[index] for index in _ORDER)
 
 
 def _trade_stamps(trade: TradeFacts) -> list[Stamp | None]:

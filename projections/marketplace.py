@@ -213,6 +213,12 @@ class Marketplace:
             member, trades("seller"), trades("buyer"), complaints("seller"), complaints("buyer")
         )
 
+    def trade_count(self, member_id: str) -> int:
+        """The member's trades, as seller and as buyer."""
+        return len(self._trades_of.get((member_id, "seller"), ())) + len(
+            self._trades_of.get((member_id, "buyer"), ())
+        )
+
     def pairs_trades(
         self, spans: Mapping[tuple[str, str], tuple[datetime, datetime]]
     ) -> dict[tuple[str, str], list[TradeFacts]]:

@@ -8,7 +8,7 @@ clock); ``at_position`` keeps only what the log held at that position.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Generic, TypeAlias, TypeVar
 
@@ -51,6 +51,7 @@ from projections.tallies import (
     rates_figure,
     rates_key,
 )
+from projections.timeline import Vector
 from projections.views import ReputationView
 from projections.violations import ViolationStanding, violations_of
 
@@ -135,18 +136,19 @@ class Reputation:
 
         As of any business time it is read from the member's credit tally (a
         few rows, however long its history) when the view keeps tallies for
-        the rulebook; at a log position, or under a rulebook the view keeps no
-        tallies for, it is computed from the member's facts.
+        the rulebook and the member; at a log position, under a rulebook the
+        view keeps no tallies for, or for a member with fewer trades than the
+        view's tally threshold, it is computed from the member's facts.
         """
         book = self.rulebook(where.rulebook)
-        if not self._tallied(book, where):
+        key = credit_key(book.scoring_stamp, role, member_id)
+        found = self._tallied(member_id, book, where, {key: CREDIT_WIDTH})
+        if found is None:
             answer = self.credit_explained(member_id, role, where)
             figure = msgspec.structs.replace(answer.figure, ratings=())
             return Answer(figure, answer.rulebook, answer.as_of, answer.position)
-        cut, position = self._known(member_id, where)
-        key = credit_key(book.scoring_stamp, role, member_id)
-        totals = self.view.tally(key, cut.as_of, CREDIT_WIDTH)
-        return Answer(credit_figure(totals, book), book.scoring_stamp, cut.as_of, position)
+        as_of, position, values = found
+        return Answer(credit_figure(values[key], book), book.scoring_stamp, as_of, position)
 
     def credit_explanation(
         self,
@@ -175,29 +177,34 @@ class Reputation:
         """A seller's shop scores, without the positions of the ratings counted:
         from its tally when the view keeps one for the rulebook, as ``credit``."""
         book = self.rulebook(where.rulebook)
-        if not self._tallied(book, where):
+        key = dsr_key(book.scoring_stamp, seller_id)
+        found = self._tallied(seller_id, book, where, {key: DSR_WIDTH})
+        if found is None:
             answer = self.dsr_explained(seller_id, where)
             figure = msgspec.structs.replace(answer.figure, positions=())
             return Answer(figure, answer.rulebook, answer.as_of, answer.position)
-        cut, position = self._known(seller_id, where)
-        totals = self.view.tally(dsr_key(book.scoring_stamp, seller_id), cut.as_of, DSR_WIDTH)
-        return Answer(dsr_figure(totals), book.scoring_stamp, cut.as_of, position)
+        as_of, position, values = found
+        return Answer(dsr_figure(values[key]), book.scoring_stamp, as_of, position)
 
     def dsr_explained(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:
         """A seller's shop scores with the positions of the ratings counted, from its facts."""
         return self._answer(seller_id, dsr_of, where)
 
-    def _tallied(self, book: Rulebook, where: Where) -> bool:
-        """Whether the answer can come from a tally: as of a time, under a tallied rulebook."""
-        return where.at_position is None and book.scoring_stamp in self.view.tally_stamps()
-
-    def _known(self, member_id: str, where: Where) -> tuple[Cut, int]:
-        """The cut and position of an answer as of a time, for a member known then."""
-        cut, position = self.cut(where.as_of)
-        member = self.view.member(member_id)
-        if member is None or not cut.sees(member.registered):
+    def _tallied(
+        self, member_id: str, book: Rulebook, where: Where, widths: Mapping[str, int]
+    ) -> tuple[datetime, int, dict[str, Vector]] | None:
+        """An answer's time, position and tally values, read in one transaction,
+        when it can come from tallies: as of a time, under a tallied rulebook,
+        for a member the view tallies (else None: the facts answer)."""
+        if where.at_position is not None or book.scoring_stamp not in self.view.tally_stamps():
+            return None
+        as_of = where.as_of or self.clock.now()
+        found = self.view.member_reading(member_id, widths, as_of)
+        if found.member is None or not Cut(as_of).sees(found.member.registered):
             raise UnknownMemberError(member_id)
-        return cut, position
+        if found.tallies is None:
+            return None
+        return as_of, found.position, found.tallies.values
 
     def penalty(self, seller_id: str, where: Where = NOW) -> Answer[Penalty]:
         if where.as_of is None and where.at_position is None:
@@ -225,32 +232,43 @@ class Reputation:
         it is a log position, or when a reason must list the trades' facts
         behind a figure (``FIGURE_REASONS``).
         """
-        stamp = book.scoring_stamp
-        if cut.at_position == POSITION_MAX and stamp in self.view.tally_stamps():
-            member = self.view.member(seller_id)
-            if member is None or not cut.sees(member.registered):
-                return None
-            keys = {
-                credit_key(stamp, "seller", seller_id): CREDIT_WIDTH,
-                dsr_key(stamp, seller_id): DSR_WIDTH,
-                rates_key(stamp, seller_id): RATES_WIDTH,
-            }
-            credit, dsr, rates = keys
-            reading = self.view.tallies(keys, cut.as_of)
-            figures = SellerFigures(
-                rates_figure(reading.values[rates], book),
-                credit_figure(reading.values[credit], book),
-                dsr_figure(reading.values[dsr]),
-            )
-            penalty = penalty_from(MemberFile(member, [], [], [], []), figures, cut, book)
-            if not any(reason.code in FIGURE_REASONS for reason in penalty.reasons):
-                changes = (member_valid_until(member, cut.as_of, book), reading.changes_after)
-                return penalty, min((c for c in changes if c is not None), default=None)
+        from_tallies = self._penalty_from_tallies(seller_id, cut, book)
+        if from_tallies is not None:
+            return from_tallies
         member_file = self.view.file(seller_id)
         if member_file is None or not known_at(member_file, cut):
             return None
         valid_until = penalty_valid_until(member_file, cut.as_of, book)
         return penalty_of(member_file, cut, book), valid_until
+
+    def _penalty_from_tallies(
+        self, seller_id: str, cut: Cut, book: Rulebook
+    ) -> tuple[Penalty, datetime | None] | None:
+        """``penalty_at`` from the seller's row and tallies, read in one
+        transaction; None when they cannot give it (the file answers)."""
+        stamp = book.scoring_stamp
+        if cut.at_position != POSITION_MAX or stamp not in self.view.tally_stamps():
+            return None
+        keys = {
+            credit_key(stamp, "seller", seller_id): CREDIT_WIDTH,
+            dsr_key(stamp, seller_id): DSR_WIDTH,
+            rates_key(stamp, seller_id): RATES_WIDTH,
+        }
+        credit, dsr, rates = keys
+        found = self.view.member_reading(seller_id, keys, cut.as_of, changes=True)
+        member, reading = found.member, found.tallies
+        if member is None or reading is None or not cut.sees(member.registered):
+            return None
+        figures = SellerFigures(
+            rates_figure(reading.values[rates], book),
+            credit_figure(reading.values[credit], book),
+            dsr_figure(reading.values[dsr]),
+        )
+        penalty = penalty_from(MemberFile(member, [], [], [], []), figures, cut, book)
+        if any(reason.code in FIGURE_REASONS for reason in penalty.reasons):
+            return None
+        changes = (member_valid_until(member, cut.as_of, book), reading.changes_after)
+        return penalty, min((c for c in changes if c is not None), default=None)
 
     def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:
         return self._answer(seller_id, violations_of, where)
@@ -259,11 +277,12 @@ class Reputation:
         """A buyer's history and tier: from its tally when the view keeps one
         for the rulebook, as ``credit``; else from its facts."""
         book = self.rulebook(where.rulebook)
-        if not self._tallied(book, where):
+        key = buyer_key(book.scoring_stamp, buyer_id)
+        found = self._tallied(buyer_id, book, where, {key: BUYER_WIDTH})
+        if found is None:
             return self._answer(buyer_id, buyer_history, where)
-        cut, position = self._known(buyer_id, where)
-        totals = self.view.tally(buyer_key(book.scoring_stamp, buyer_id), cut.as_of, BUYER_WIDTH)
-        return Answer(buyer_figure(totals, book), book.scoring_stamp, cut.as_of, position)
+        as_of, position, values = found
+        return Answer(buyer_figure(values[key], book), book.scoring_stamp, as_of, position)
 
     def seller_level(self, seller_id: str, where: Where = NOW) -> Answer[SellerLevel | None]:
         return self._answer(seller_id, seller_level_of, where)

@@ -23,9 +23,9 @@ computed from the member's facts instead.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from ledger.events import Party
 from projections import buyer_steps, dsr_steps, rate_steps
@@ -60,6 +60,11 @@ from projections.windows import calendar_month_bounds
 # A pair's range of trades is widened at most this many times, doubling each
 # time: from 14 days, further than any history.
 PAIR_RANGE_ROUNDS_MAX = 40
+# A member's figures are tallied once its trades (as seller and as buyer) reach
+# this many: below it, computing a figure from the member's facts costs about
+# what reading its tally does (about 13 µs a trade), and most members of a
+# marketplace stay below it, so tallying them would only slow the fold.
+TALLY_FROM_TRADES = 100
 CREDIT_WIDTH = len(CREDIT_COMPONENTS)
 DSR_WIDTH = len(dsr_steps.COMPONENTS)
 BUYER_WIDTH = len(buyer_steps.COMPONENTS)
@@ -89,6 +94,23 @@ class StoredFacts(Protocol):
         changed: ``Tallies.moves`` is given the old versions). One request for
         many pairs, so a SQL view answers a batch in one round trip."""
         ...
+
+    def trade_counts(self, member_ids: Iterable[str]) -> dict[str, int]:
+        """How many trades each member has, as seller and as buyer (absent: none)."""
+        ...
+
+    def members_facts(
+        self, member_ids: Iterable[str]
+    ) -> tuple[list[TradeFacts], list[ComplaintFacts]]:
+        """Every trade of these members (either role) and every complaint they filed."""
+        ...
+
+
+class BatchMoves(NamedTuple):
+    """What a batch moves in the tallies, and the members whose tallies it starts."""
+
+    moves: Moves
+    started: frozenset[str]
 
 
 def credit_key(stamp: str, role: Party, member_id: str) -> str:
@@ -137,14 +159,69 @@ def tallied(rulebooks: Iterable[Rulebook]) -> tuple[Rulebook, ...]:
 
 
 class Tallies:
-    """What a batch's changed trades move in the tallies of the given rulebooks."""
+    """What a batch's changed trades move in the tallies of the given rulebooks.
 
-    def __init__(self, rulebooks: Sequence[Rulebook]) -> None:
+    Only members with at least ``from_trades`` trades are tallied: a batch
+    moves the tallies of members already tallied by what it changed, and
+    starts those of members it takes to the threshold from their whole file
+    (a one-off cost of a history of about ``from_trades`` trades). Which
+    members are tallied at the end of a log depends only on the log, so
+    replaying it in any batches gives the same rows.
+    """
+
+    def __init__(self, rulebooks: Sequence[Rulebook], from_trades: int = TALLY_FROM_TRADES) -> None:
+        if from_trades < 0:
+            raise ValueError(f"from_trades must not be negative, got {from_trades}")
         self.rulebooks = tallied(rulebooks)
+        self.from_trades = from_trades
 
     @property
     def stamps(self) -> frozenset[str]:
         return frozenset(rulebook.scoring_stamp for rulebook in self.rulebooks)
+
+    def batch_moves(
+        self,
+        before: Mapping[str, TradeFacts],
+        after: Mapping[str, TradeFacts],
+        store: StoredFacts,
+        complaints: tuple[Mapping[str, ComplaintFacts], Mapping[str, ComplaintFacts]],
+        *,
+        tallied_members: Collection[str],
+    ) -> BatchMoves:
+        """The moves of a batch (as ``moves``) for the members tallied before it
+        (``tallied_members``, those of the batch's members the view tallies),
+        and the whole tallies of the members it takes to the threshold."""
+        if not self.rulebooks:
+            return BatchMoves({}, frozenset())
+        complaints_after = complaints[1]
+        parties = _parties(after.values(), complaints_after.values())
+        moves = self.moves(before, after, store, complaints, members=tallied_members)
+        started = self._reaching(parties - set(tallied_members), before, after, store)
+        if started:
+            trades, filed = store.members_facts(started)
+            whole = {t.trade_id: t for t in trades} | {
+                i: t for i, t in after.items() if {t.seller_id, t.buyer_id} & started
+            }
+            whole_filed = {c.complaint_id: c for c in filed} | dict(complaints_after)
+            moves |= self.moves({}, whole, store, ({}, whole_filed), members=started)
+        return BatchMoves(moves, started)
+
+    def _reaching(
+        self,
+        candidates: set[str],
+        before: Mapping[str, TradeFacts],
+        after: Mapping[str, TradeFacts],
+        store: StoredFacts,
+    ) -> frozenset[str]:
+        """The candidates whose trades, with the batch's new ones, reach the threshold."""
+        if not candidates:
+            return frozenset()
+        counts = defaultdict(int, store.trade_counts(candidates))
+        for trade_id, trade in after.items():
+            if trade_id not in before:
+                counts[trade.seller_id] += 1
+                counts[trade.buyer_id] += 1
+        return frozenset(m for m in candidates if counts[m] >= self.from_trades)
 
     def moves(
         self,
@@ -152,23 +229,36 @@ class Tallies:
         after: Mapping[str, TradeFacts],
         store: StoredFacts,
         complaints: tuple[Mapping[str, ComplaintFacts], Mapping[str, ComplaintFacts]] = ({}, {}),
+        *,
+        members: Collection[str] | None = None,
     ) -> Moves:
-        """The timeline changes to add and remove, per key.
+        """The timeline changes to add and remove, per key, of ``members``' tallies
+        (None: every member's).
 
         ``after``: the trades the batch changed, as it left them; ``before``:
         the same trades as they were (a trade the batch created is absent);
         ``complaints``: the complaints it changed, before and after, alike.
         """
         moves: Moves = defaultdict(lambda: ([], []))
+
+        def tallied(member_id: str) -> bool:
+            return members is None or member_id in members
+
         complaints_before, complaints_after = complaints
-        cases = _cases(before, after, store, complaints_before, complaints_after)
+        after = {i: t for i, t in after.items() if tallied(t.seller_id) or tallied(t.buyer_id)}
+        sellers_trades = {i: t for i, t in after.items() if tallied(t.seller_id)}
+        cases = _cases(before, sellers_trades, store, complaints_before, complaints_after)
+        complaints_after = {i: c for i, c in complaints_after.items() if tallied(c.buyer_id)}
         shared = _SharedSteps()
         for rulebook in self.rulebooks:
             for old_case, new_case in cases:
                 _rates_moves(old_case, new_case, rulebook, moves, shared)
             for trade_id, trade in after.items():
-                old_trade = before.get(trade_id)
-                _buyer_moves(old_trade, trade, trade.buyer_id, rulebook, moves=moves, shared=shared)
+                if tallied(trade.buyer_id):
+                    old_trade = before.get(trade_id)
+                    _buyer_moves(
+                        old_trade, trade, trade.buyer_id, rulebook, moves=moves, shared=shared
+                    )
             for complaint_id, complaint in complaints_after.items():
                 old = complaints_before.get(complaint_id)
                 _buyer_moves(
@@ -185,10 +275,12 @@ class Tallies:
         for (seller_id, buyer_id), trade_ids in by_pair.items():
             pair = _PairRange(store, seller_id, buyer_id, before, after, trade_ids=trade_ids)
             pair.preload(spans[(seller_id, buyer_id)], loaded.get((seller_id, buyer_id), []))
+            roles = [role for role in ROLES if tallied(seller_id if role == "seller" else buyer_id)]
             for rulebook in self.rulebooks:
-                for role in ROLES:
+                for role in roles:
                     _credit_moves(pair, rulebook, role, moves)
-                _dsr_moves(pair, rulebook, moves)
+                if tallied(seller_id):
+                    _dsr_moves(pair, rulebook, moves)
         return dict(moves)
 
     def _first_span(self, created: Sequence[datetime]) -> Span:
@@ -296,6 +388,12 @@ def _credit_moves(pair: _PairRange, rulebook: Rulebook, role: Party, moves: Move
         pair.cover(start, end)
         widen *= 2
     raise RuntimeError(f"the trades of pair {pair.seller_id}/{pair.buyer_id} did not settle")
+
+
+def _parties(trades: Iterable[TradeFacts], complaints: Iterable[ComplaintFacts]) -> set[str]:
+    """The members whose figures these trades and complaints may move."""
+    parties = {member for trade in trades for member in (trade.seller_id, trade.buyer_id)}
+    return parties | {complaint.buyer_id for complaint in complaints}
 
 
 def _cases(

@@ -2,7 +2,8 @@
 
 Two tables per view version, ``tally_months (tally, month, body)`` and
 ``tally_days (tally, day, body)``, each keyed by (tally, month or day), bodies
-msgpack-encoded rows. A query reads at most two rows by primary key
+msgpack-encoded rows; beside them the rulebooks a view claimed (``tallied``)
+and the members it tallies (``tally_members``). A query reads at most two rows by primary key
 (``month_at_or_before`` is one index seek). The fold prefetches, for the
 tallies a batch moves, their month rows and the day rows of the days it
 touches, computes the writes in memory and stores them in the batch's
@@ -12,7 +13,7 @@ transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -33,7 +34,7 @@ from projections.timeline import (
 _encoder = msgspec.msgpack.Encoder()
 _month_decoder = msgspec.msgpack.Decoder(MonthRow)
 _day_decoder = msgspec.msgpack.Decoder(DayRow)
-TALLY_TABLES = ("tally_months", "tally_days", "tallied")
+TALLY_TABLES = ("tally_months", "tally_days", "tallied", "tally_members")
 
 
 class TallyRows(Protocol):
@@ -49,7 +50,9 @@ class TallyRows(Protocol):
 
     def months_of(self, keys: Sequence[str]) -> list[MonthRow]: ...
 
-    def days_of(self, keys: Sequence[str], days: Sequence[int]) -> list[DayRow]: ...
+    def days_of(self, wanted: Mapping[str, Sequence[int]]) -> list[DayRow]:
+        """The day rows of each key's days that exist."""
+        ...
 
     def store(self, writes: Sequence[TimelineWrites]) -> None: ...
 
@@ -60,15 +63,12 @@ def move_tallies(rows: TallyRows, moves: Moves) -> None:
     if not moves:
         return
     keys = sorted(moves)
-    days = sorted(
-        {
-            day_of(micros(change.at))
-            for added, removed in moves.values()
-            for change in (*added, *removed)
-        }
-    )
+    days = {
+        key: sorted({day_of(micros(change.at)) for change in (*added, *removed)})
+        for key, (added, removed) in moves.items()
+    }
     memory = MemoryTimeline()
-    memory.preload(rows.months_of(keys), rows.days_of(keys, days))
+    memory.preload(rows.months_of(keys), rows.days_of(days))
     writes = [memory.apply(key, added, removed) for key, (added, removed) in moves.items()]
     rows.store(writes)
 
@@ -94,6 +94,8 @@ def sqlite_tables(prefix: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {prefix}tally_days (tally TEXT NOT NULL, "
         "day INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tally, day)) WITHOUT ROWID",
         f"CREATE TABLE IF NOT EXISTS {prefix}tallied (stamp TEXT PRIMARY KEY, body BLOB NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {prefix}tally_members "
+        "(member_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
     ]
 
 
@@ -139,9 +141,9 @@ class SQLiteTallyRows:
             found += [_month_decoder.decode(body) for (body,) in rows]
         return found
 
-    def days_of(self, keys: Sequence[str], days: Sequence[int]) -> list[DayRow]:
+    def days_of(self, wanted: Mapping[str, Sequence[int]]) -> list[DayRow]:
         found = []
-        for key in keys:  # one index range per tally, filtered by day in the engine
+        for key, days in wanted.items():  # one index range per tally, filtered by day
             for chunk in chunks(days):
                 marks = ",".join("?" * len(chunk))
                 rows = self.cursor.execute(
@@ -181,6 +183,9 @@ def postgres_tables(table: Any) -> list[sql.Composed]:
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (stamp text PRIMARY KEY, body bytea NOT NULL)"
         ).format(table("tallied")),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (member_id text PRIMARY KEY, body bytea NOT NULL)"
+        ).format(table("tally_members")),
     ]
 
 
@@ -233,12 +238,17 @@ class PostgresTallyRows:
         )
         return [_month_decoder.decode(body) for body in found]
 
-    def days_of(self, keys: Sequence[str], days: Sequence[int]) -> list[DayRow]:
+    def days_of(self, wanted: Mapping[str, Sequence[int]]) -> list[DayRow]:
+        pairs = [(key, day) for key, days in wanted.items() for day in days]
+        if not pairs:
+            return []
+        keys, days = (list(column) for column in zip(*pairs, strict=True))
         found = self._bodies(
-            sql.SQL("SELECT body FROM {} WHERE tally = ANY(%s) AND day = ANY(%s)").format(
-                self.days
-            ),
-            (list(keys), list(days)),
+            sql.SQL(
+                "SELECT body FROM {} WHERE (tally, day) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::integer[]))"
+            ).format(self.days),
+            (keys, days),
         )
         return [_day_decoder.decode(body) for body in found]
 

@@ -11,11 +11,14 @@ Layout, per key. Days and months are UTC calendar units: storage buckets, not
 business calendars.
 
 - ``MonthRow``, one per month that has a day row: the sum of every change before
-  the month starts (``opening``), the sum of the month's own changes up to the
-  end of each of its days (``within``, one per calendar day; the key's sum at
-  the end of day d is ``opening + within[d - 1]``) and the days that have a
-  ``DayRow``. Keeping ``within`` apart from the opening means a change in an
-  earlier month rewrites only the opening of the months after it.
+  the month starts (``opening``), the days of the month that have a ``DayRow``
+  (``days``) and, aligned with them, the sum of the month's own changes up to
+  the end of each of those days (``within``; the key's sum at the end of day
+  ``days[i]`` is ``opening + within[i]``, and stays so until the next day with
+  a row). Keeping ``within`` apart from the opening means a change in an
+  earlier month rewrites only the opening of the months after it; keeping it
+  per day with changes, not per calendar day, makes restating a month cost
+  what the month holds.
 - ``DayRow``, one per day with changes: the day's distinct instants, ascending,
   and the running sum of that day's changes up to each of them.
 
@@ -54,7 +57,6 @@ the key spans (a decade is 120 rows), never by the number of changes.
 
 from __future__ import annotations
 
-import calendar
 import operator
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
@@ -66,6 +68,9 @@ from typing import NamedTuple, Protocol
 import msgspec
 
 Vector = tuple[int, ...]
+# The version of the row layout below: rows written in another layout are not
+# read (a view that holds them answers from facts until it is rebuilt).
+LAYOUT = 2
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DAY = EPOCH.date().toordinal()
@@ -88,7 +93,7 @@ class MonthRow(msgspec.Struct, frozen=True, array_like=True):
     key: str
     month: int  # year * 12 + month - 1, so consecutive months are consecutive ints
     opening: Vector  # every change before the month starts
-    within: tuple[Vector, ...]  # [d - 1]: the month's changes up to the end of day d
+    within: tuple[Vector, ...]  # [i]: the month's changes up to the end of day days[i]
     days: tuple[int, ...]  # days of the month (1-31) that have a DayRow, ascending
 
 
@@ -132,8 +137,9 @@ def value_at(rows: TimelineRows, key: str, at: datetime, width: int) -> Vector:
     check_width(row.opening, width)
     if row.month < month:
         return add(row.opening, row.within[-1])
-    before_day = add(row.opening, row.within[day_of_month - 2]) if day_of_month > 1 else row.opening
-    if day_of_month not in row.days:
+    index = bisect_left(row.days, day_of_month)
+    before_day = add(row.opening, row.within[index - 1]) if index else row.opening
+    if index == len(row.days) or row.days[index] != day_of_month:
         return before_day
     day_row = rows.day(key, day)
     if day_row is None:
@@ -174,17 +180,22 @@ def next_change_after(rows: TimelineRows, key: str, at: datetime) -> datetime | 
 
 class Reading(NamedTuple):
     """Several keys' sums as of one instant, and the first instant after it at
-    which any of them changes (None: never)."""
+    which any of them changes (None: never, or not asked for)."""
 
     values: dict[str, Vector]
     changes_after: datetime | None
 
 
-def reading_of(rows: TimelineRows, widths: Mapping[str, int], at: datetime) -> Reading:
-    """Each key's value at ``at`` and their next change: at most seven rows per key."""
+def reading_of(
+    rows: TimelineRows, widths: Mapping[str, int], at: datetime, *, changes: bool = True
+) -> Reading:
+    """Each key's value at ``at`` (at most two rows per key) and, unless
+    ``changes`` is false, their next change (at most five more)."""
     values = {key: value_at(rows, key, at, width) for key, width in widths.items()}
-    changes = (next_change_after(rows, key, at) for key in widths)
-    return Reading(values, min((c for c in changes if c is not None), default=None))
+    if not changes:
+        return Reading(values, None)
+    found = (next_change_after(rows, key, at) for key in widths)
+    return Reading(values, min((c for c in found if c is not None), default=None))
 
 
 def instant_of(at_us: int) -> datetime:
@@ -308,22 +319,23 @@ def restated_month(
     """The month row given its new opening and its touched days, or None when it has no days."""
     if old is not None and not touched:
         return msgspec.structs.replace(old, opening=opening)
-    totals = day_totals(old) if old is not None else [zeros(len(opening))] * days_in(month)
-    days = set(old.days) if old is not None else set()
+    totals = day_totals(old) if old is not None else {}
     for day_of_month, (delta, has_row) in touched.items():
-        check_width(totals[day_of_month - 1], len(delta))
-        totals[day_of_month - 1] = add(totals[day_of_month - 1], delta)
+        total = add(totals[day_of_month], delta) if day_of_month in totals else delta
         if has_row:
-            days.add(day_of_month)
+            totals[day_of_month] = total
+        elif any(total):
+            # A day without a row holds no change, so its net change must be zero.
+            raise TimelineError(
+                f"day {day_of_month} of month {month} of {key!r} has sums but no row"
+            )
         else:
-            days.discard(day_of_month)
-    if not days:
-        # A day without a row holds no change, so a month without day rows nets to zero.
-        if any(any(total) for total in totals):
-            raise TimelineError(f"month {month} of {key!r} has sums but no day rows")
+            totals.pop(day_of_month, None)
+    if not totals:
         return None
-    within = tuple(accumulate(totals, add))
-    return MonthRow(key, month, opening, within, tuple(sorted(days)))
+    days = tuple(sorted(totals))
+    within = tuple(accumulate((totals[day] for day in days), add))
+    return MonthRow(key, month, opening, within, days)
 
 
 def closing(row: MonthRow) -> Vector:
@@ -331,10 +343,17 @@ def closing(row: MonthRow) -> Vector:
     return add(row.opening, row.within[-1])
 
 
-def day_totals(row: MonthRow) -> list[Vector]:
-    """Each day's own net change, undoing the running sum."""
+def day_totals(row: MonthRow) -> dict[int, Vector]:
+    """Each day's own net change, by day of the month, undoing the running sum."""
+    if len(row.within) != len(row.days) or not row.days:
+        raise TimelineError(
+            f"month {row.month} of {row.key!r} has {len(row.days)} days but {len(row.within)} sums"
+        )
     previous = [zeros(len(row.opening)), *row.within[:-1]]
-    return [subtract(total, before) for total, before in zip(row.within, previous, strict=True)]
+    return {
+        day: subtract(total, before)
+        for day, total, before in zip(row.days, row.within, previous, strict=True)
+    }
 
 
 def micros(at: datetime) -> int:
@@ -354,11 +373,6 @@ def month_of(day: int) -> tuple[int, int]:
     return calendar_day.year * 12 + calendar_day.month - 1, calendar_day.day
 
 
-def days_in(month: int) -> int:
-    year, month_index = divmod(month, 12)
-    return calendar.monthrange(year, month_index + 1)[1]
-
-
 def zeros(width: int) -> Vector:
     return (0,) * width
 
@@ -366,12 +380,14 @@ def zeros(width: int) -> Vector:
 def add(left: Vector, right: Vector) -> Vector:
     # map over operator functions: about three times faster than a generator
     # over zip, and restating a month adds a vector per day.
-    check_width(right, len(left))
+    if len(left) != len(right):
+        raise TimelineError(f"a key's values have width {len(right)}, not {len(left)}")
     return tuple(map(operator.add, left, right))
 
 
 def subtract(left: Vector, right: Vector) -> Vector:
-    check_width(right, len(left))
+    if len(left) != len(right):
+        raise TimelineError(f"a key's values have width {len(right)}, not {len(left)}")
     return tuple(map(operator.sub, left, right))
 
 

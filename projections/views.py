@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 import psycopg
@@ -32,12 +32,12 @@ from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
 from ledger.events import EVENT_TYPES, Party, topic_of
-from projections import tally_rows
+from projections import tally_rows, timeline
 from projections.connections import SQLiteConnection, chunks, place_of
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
-from projections.tallies import Pair, Span, Tallies
+from projections.tallies import TALLY_FROM_TRADES, Pair, Span, Tallies
 from projections.tally_rows import TallyRows
 from projections.timeline import MemoryTimeline, Reading, Vector, micros, reading_of, value_at
 
@@ -56,8 +56,14 @@ _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
 _snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
 _touch_decoder = msgspec.msgpack.Decoder(tuple[str, int])
-_stamp_decoder = msgspec.msgpack.Decoder(str)
+_stamp_decoder = msgspec.msgpack.Decoder(str)  # also a tallied member's id
 _json_text = msgspec.json.Encoder()
+
+
+def _claim(stamp: str) -> str:
+    """What a view records when it claims a rulebook's tallies: the scoring and
+    the row layout, so rows written in an older layout are never read."""
+    return f"{stamp}/layout-{timeline.LAYOUT}"
 
 
 def snapshot_key(rulebook: str, seller_id: str) -> str:
@@ -231,6 +237,18 @@ class ReputationView(ABC):
         """The scoring stamps whose tallies this view keeps from the first position on."""
 
     @abstractmethod
+    def keeps_tallies_of(self, member_id: str) -> bool:
+        """Whether the view tallies this member's figures (under ``tally_stamps``)."""
+
+    @abstractmethod
+    def member_reading(
+        self, member_id: str, widths: Mapping[str, int], at: datetime, *, changes: bool = False
+    ) -> MemberReading:
+        """The view's position, the member's own facts and, when the view
+        tallies the member, its tallies as of ``at`` (``timeline.reading_of``),
+        read together: one transaction, the whole of a figure's answer."""
+
+    @abstractmethod
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         """A tally's value as of a business time (``projections.tallies``)."""
 
@@ -272,13 +290,28 @@ class ReputationView(ABC):
         """Release connections."""
 
 
+class MemberReading(NamedTuple):
+    """What ``ReputationView.member_reading`` reads in one transaction."""
+
+    position: int
+    member: MemberFacts | None
+    tallies: Reading | None  # None: the view does not tally the member
+
+
 class MemoryView(ReputationView):
-    def __init__(self, *, rulebooks: Sequence[Rulebook] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rulebooks: Sequence[Rulebook] | None = None,
+        tally_from_trades: int = TALLY_FROM_TRADES,
+    ) -> None:
         self.market = Marketplace()
         self._touched: dict[str, int] = {}
         self._snapshots: dict[str, PenaltySnapshot] = {}
-        self._tallies = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks)
+        chosen = builtin_rulebooks() if rulebooks is None else rulebooks
+        self._tallies = Tallies(chosen, tally_from_trades)
         self.timeline = MemoryTimeline()  # the tallies' month and day rows
+        self.tallied_members: set[str] = set()
 
     def position(self) -> int:
         return self.market.position
@@ -293,11 +326,21 @@ class MemoryView(ReputationView):
             self.market.apply(event, position)
         after = {t: trades[t] for t in touched.trades if t in trades}
         filed_after = {c: complaints[c] for c in touched.complaints if c in complaints}
-        moves = self._tallies.moves(before, after, self.market, (filed, filed_after))
+        parties = {m for t in after.values() for m in (t.seller_id, t.buyer_id)}
+        tallied = {
+            m
+            for m in parties | {c.buyer_id for c in filed_after.values()}
+            if m in self.tallied_members
+        }
+        store = _MarketBefore(self.market, before, after)
+        moves, started = self._tallies.batch_moves(
+            before, after, store, (filed, filed_after), tallied_members=tallied
+        )
         for key, (added, removed) in moves.items():
             if added or removed:
                 self.timeline.apply(key, added, removed)
         self.market.position = max(self.market.position, reached)
+        self.tallied_members |= started
         self._touched.update(touched.sellers)
 
     def file(self, member_id: str) -> MemberFile | None:
@@ -317,6 +360,18 @@ class MemoryView(ReputationView):
     def tally_stamps(self) -> frozenset[str]:
         return self._tallies.stamps
 
+    def keeps_tallies_of(self, member_id: str) -> bool:
+        return member_id in self.tallied_members
+
+    def member_reading(
+        self, member_id: str, widths: Mapping[str, int], at: datetime, *, changes: bool = False
+    ) -> MemberReading:
+        member = self.market.members.get(member_id)
+        if member is None or member_id not in self.tallied_members:
+            return MemberReading(self.position(), member, None)
+        reading = reading_of(self.timeline, widths, at, changes=changes)
+        return MemberReading(self.position(), member, reading)
+
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self.timeline.value_at(key, at, width)
 
@@ -333,6 +388,49 @@ class MemoryView(ReputationView):
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
         for snapshot in snapshots:
             self._snapshots[snapshot_key(snapshot.rulebook, snapshot.seller_id)] = snapshot
+
+
+class _MarketBefore:
+    """The memory view's market as a batch's tallies read it: it already holds
+    the batch, so its counts leave the batch's new trades out."""
+
+    def __init__(
+        self,
+        market: Marketplace,
+        before: Mapping[str, TradeFacts],
+        after: Mapping[str, TradeFacts],
+    ) -> None:
+        self.market = market
+        self.new = Counter(
+            member
+            for trade_id, trade in after.items()
+            if trade_id not in before
+            for member in (trade.seller_id, trade.buyer_id)
+        )
+
+    def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
+        return self.market.pairs_trades(spans)
+
+    def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
+        return self.market.complaints_of(complaint_ids)
+
+    def trade_counts(self, member_ids: Iterable[str]) -> dict[str, int]:
+        counts = {m: self.market.trade_count(m) - self.new[m] for m in member_ids}
+        return {member: count for member, count in counts.items() if count}
+
+    def members_facts(
+        self, member_ids: Iterable[str]
+    ) -> tuple[list[TradeFacts], list[ComplaintFacts]]:
+        trades: dict[str, TradeFacts] = {}
+        filed: list[ComplaintFacts] = []
+        for member_id in member_ids:
+            member_file = self.market.file(member_id)
+            if member_file is not None:
+                trades.update(
+                    (t.trade_id, t) for t in (*member_file.as_seller, *member_file.as_buyer)
+                )
+                filed += member_file.complaints_filed
+        return list(trades.values()), filed
 
 
 F = TypeVar("F", TradeFacts, ComplaintFacts)
@@ -402,10 +500,23 @@ class SqlView(ReputationView):
             filed_after = {
                 c: market.complaints[c] for c in touched.complaints if c in market.complaints
             }
-            moves = self._tallies.moves(
-                before, after, _StoredPairs(self, cursor), (filed, filed_after)
+            parties = {m for t in after.values() for m in (t.seller_id, t.buyer_id)}
+            parties |= {c.buyer_id for c in filed_after.values()}
+            tallied = self._tallied_members(cursor, parties) if self._tallies.rulebooks else set()
+            moves, started = self._tallies.batch_moves(
+                before,
+                after,
+                _StoredPairs(self, cursor),
+                (filed, filed_after),
+                tallied_members=tallied,
             )
             tally_rows.move_tallies(self._tally_rows(cursor), moves)
+            self._upsert(
+                cursor,
+                "tally_members",
+                ("member_id", "body"),
+                [(m, _encoder.encode(m)) for m in sorted(started)],
+            )
             written = self._write(cursor, market)
             self._upsert(
                 cursor,
@@ -578,7 +689,30 @@ class SqlView(ReputationView):
         with self._transaction() as cursor:
             return reading_of(self._tally_rows(cursor), widths, at)
 
-    def _open_tallies(self, rulebooks: Sequence[Rulebook] | None) -> None:
+    def keeps_tallies_of(self, member_id: str) -> bool:
+        with self._transaction() as cursor:
+            return bool(self._tallied_members(cursor, [member_id]))
+
+    def member_reading(
+        self, member_id: str, widths: Mapping[str, int], at: datetime, *, changes: bool = False
+    ) -> MemberReading:
+        with self._transaction() as cursor:
+            position = self._tracked(cursor)
+            bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
+            member = _member_decoder.decode(bodies[0]) if bodies else None
+            if member is None or not self._tallied_members(cursor, [member_id]):
+                return MemberReading(position, member, None)
+            reading = reading_of(self._tally_rows(cursor), widths, at, changes=changes)
+            return MemberReading(position, member, reading)
+
+    def _tallied_members(self, cursor: Any, member_ids: Iterable[str]) -> set[str]:
+        """Those of these members whose tallies the view keeps."""
+        return {
+            _stamp_decoder.decode(body)
+            for body in self._bodies(cursor, "tally_members", "member_id", member_ids)
+        }
+
+    def _open_tallies(self, rulebooks: Sequence[Rulebook] | None, from_trades: int) -> None:
         """Keep the tallies of the rulebooks this view has kept from its first position.
 
         An empty view claims the given rulebooks (default: the built-in ones);
@@ -586,16 +720,19 @@ class SqlView(ReputationView):
         rulebook claimed later would lack the history before. Figures under
         any other rulebook are computed from the facts until a rebuild.
         """
-        wanted = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks)
+        wanted = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks, from_trades)
         stamps = sorted(wanted.stamps)
         with self._transaction() as cursor:
             if self._tracked(cursor) == 0:
-                claims = [(stamp, _encoder.encode(stamp)) for stamp in stamps]
+                claims = [(stamp, _encoder.encode(_claim(stamp))) for stamp in stamps]
                 self._upsert(cursor, "tallied", ("stamp", "body"), claims)
             kept = {
-                _stamp_decoder.decode(b) for b in self._bodies(cursor, "tallied", "stamp", stamps)
+                claim
+                for b in self._bodies(cursor, "tallied", "stamp", stamps)
+                if (claim := _stamp_decoder.decode(b)) in map(_claim, stamps)
             }
-        self._tallies = Tallies([r for r in wanted.rulebooks if r.scoring_stamp in kept])
+        claimed = [r for r in wanted.rulebooks if _claim(r.scoring_stamp) in kept]
+        self._tallies = Tallies(claimed, from_trades)
 
     def _pairs_trades(
         self, cursor: Any, spans: Mapping[Pair, Span]
@@ -630,6 +767,20 @@ class SqlView(ReputationView):
         self, cursor: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> None: ...
 
+    def _trade_counts(self, cursor: Any, member_ids: Iterable[str]) -> dict[str, int]:
+        """Each member's trades as seller and as buyer (absent: none)."""
+        counts: Counter[str] = Counter()
+        ids = sorted(member_ids)
+        for column in ("seller_id", "buyer_id"):
+            counts.update(dict(self._counts_by(cursor, "trades", column, ids)))
+        return dict(counts)
+
+    @abstractmethod
+    def _counts_by(
+        self, cursor: Any, table: str, column: str, keys: Sequence[str]
+    ) -> Iterable[tuple[str, int]]:
+        """(key, rows) of each key with rows in the table's column (an indexed one)."""
+
     @abstractmethod
     def _tracked(self, cursor: Any, *, lock: bool = False) -> int: ...
 
@@ -651,9 +802,25 @@ class _StoredPairs:
         found = (_complaint_decoder.decode(body) for body in bodies)
         return {complaint.complaint_id: complaint for complaint in found}
 
+    def trade_counts(self, member_ids: Iterable[str]) -> dict[str, int]:
+        return self.view._trade_counts(self.cursor, member_ids)
+
+    def members_facts(
+        self, member_ids: Iterable[str]
+    ) -> tuple[list[TradeFacts], list[ComplaintFacts]]:
+        ids = sorted(member_ids)
+        trades: dict[str, TradeFacts] = {}
+        for column in ("seller_id", "buyer_id"):
+            for body in self.view._bodies(self.cursor, "trades", column, ids):
+                trade = _trade_decoder.decode(body)
+                trades[trade.trade_id] = trade
+        filed = self.view._bodies(self.cursor, "complaints", "buyer_id", ids)
+        return list(trades.values()), [_complaint_decoder.decode(body) for body in filed]
+
 
 _KEYS = {
     "tallied": "stamp",
+    "tally_members": "member_id",
     "members": "member_id",
     "trades": "trade_id",
     "complaints": "complaint_id",
@@ -678,6 +845,7 @@ class SQLiteView(SqlView):
         *,
         version: int | None = None,
         rulebooks: Sequence[Rulebook] | None = None,
+        tally_from_trades: int = TALLY_FROM_TRADES,
     ) -> None:
         self._db = SQLiteConnection(path)
         self._db.execute(
@@ -686,7 +854,7 @@ class SQLiteView(SqlView):
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
         self._create_tables()
-        self._open_tallies(rulebooks)
+        self._open_tallies(rulebooks, tally_from_trades)
 
     def active_version(self) -> int:
         row = self._db.execute(
@@ -782,6 +950,18 @@ class SQLiteView(SqlView):
             for (body,) in cursor.fetchall():
                 yield body
 
+    def _counts_by(
+        self, cursor: sqlite3.Cursor, table: str, column: str, keys: Sequence[str]
+    ) -> Iterable[tuple[str, int]]:
+        for chunk in chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(
+                f"SELECT {column}, count(*) FROM {self._prefix}{table} "
+                f"WHERE {column} IN ({marks}) GROUP BY {column}",
+                chunk,
+            )
+            yield from cursor.fetchall()
+
     def _upsert(
         self,
         cursor: sqlite3.Cursor,
@@ -817,6 +997,7 @@ class PostgresView(SqlView):
         version: int | None = None,
         pool_size: int = VIEW_POOL_SIZE,
         rulebooks: Sequence[Rulebook] | None = None,
+        tally_from_trades: int = TALLY_FROM_TRADES,
     ) -> None:
         # Readers (request threads) and the runner each take a pooled connection.
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
@@ -832,7 +1013,7 @@ class PostgresView(SqlView):
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
         self._create_tables()
-        self._open_tallies(rulebooks)
+        self._open_tallies(rulebooks, tally_from_trades)
         self._snapshot_state_statement = self._composed(self._snapshot_state_sql())
 
     def _table(self, table: str) -> sql.Composed:
@@ -1032,6 +1213,18 @@ class PostgresView(SqlView):
             for (body,) in cursor.fetchall():
                 yield bytes(body)
 
+    def _counts_by(
+        self, cursor: psycopg.Cursor[Any], table: str, column: str, keys: Sequence[str]
+    ) -> Iterable[tuple[str, int]]:
+        for chunk in chunks(keys):
+            cursor.execute(
+                sql.SQL("SELECT {0}, count(*) FROM {1} WHERE {0} = ANY(%s) GROUP BY {0}").format(
+                    sql.Identifier(column), self._table(table)
+                ),
+                (chunk,),
+            )
+            yield from cursor.fetchall()
+
     def _upsert(
         self,
         cursor: psycopg.Cursor[Any],
@@ -1114,12 +1307,22 @@ def open_view(
     *,
     version: int | None = None,
     rulebooks: Sequence[Rulebook] | None = None,
+    tally_from_trades: int = TALLY_FROM_TRADES,
 ) -> ReputationView:
     """The view that lives beside the log named by a ledger database URL,
-    keeping tallies for ``rulebooks`` (default: the built-in ones)."""
+    keeping tallies for ``rulebooks`` (default: the built-in ones) of the
+    members with at least ``tally_from_trades`` trades."""
     place = place_of(database_url)
     if place.kind == "memory":
-        return MemoryView(rulebooks=rulebooks)
+        return MemoryView(rulebooks=rulebooks, tally_from_trades=tally_from_trades)
     if place.kind == "sqlite":
-        return SQLiteView(place.path, version=version, rulebooks=rulebooks)
-    return PostgresView(place.conninfo, schema=place.schema, version=version, rulebooks=rulebooks)
+        return SQLiteView(
+            place.path, version=version, rulebooks=rulebooks, tally_from_trades=tally_from_trades
+        )
+    return PostgresView(
+        place.conninfo,
+        schema=place.schema,
+        version=version,
+        rulebooks=rulebooks,
+        tally_from_trades=tally_from_trades,
+    )

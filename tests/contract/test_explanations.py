@@ -9,7 +9,6 @@ file, with the same verdicts, as of any time and at any log position.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -29,11 +28,12 @@ from projections.explanations import (
 from projections.marketplace import Cut
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.tallies import ROLES
-from projections.views import MemoryView, ReputationView
+from projections.views import MemoryView
 from tests.contract.test_tallies import (
     BUYERS,
     DAY,
     SELLERS,
+    NewView,
     fold,
     fresh_view,
     market_log,
@@ -49,9 +49,9 @@ PAGES_MAX = 200
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(log=market_log(), data=st.data())
 def test_pages_followed_to_the_end_are_the_whole_explanation(
-    fresh_view: Iterator[ReputationView], log: list[ev.Event], data: st.DataObject
+    fresh_view: NewView, log: list[ev.Event], data: st.DataObject
 ) -> None:
-    view = next(fresh_view)
+    view = fresh_view(0)
     fold(view, log, None if data.draw(st.booleans()) else [])
     reputation = Reputation(view, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
     as_of = data.draw(st.sampled_from(probes(log)))

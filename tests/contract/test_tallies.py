@@ -16,8 +16,10 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -214,27 +216,36 @@ def probes(log: list[ev.Event]) -> list[datetime]:
     )
 
 
+NewView = Callable[[int], ReputationView]
+
+
 @pytest.fixture
-def fresh_view(database_url: str) -> Iterator[Iterator[ReputationView]]:
-    """Empty views of the backend, one per example (SQL ones in their own table
-    version, dropped after)."""
+def fresh_view(database_url: str) -> Iterator[NewView]:
+    """Empty views of the backend tallying members from a number of trades, one
+    per example (SQL ones in their own table version, dropped after)."""
     opened: list[ReputationView] = []
+    versions = itertools.count(900)
 
-    def views() -> Iterator[ReputationView]:
-        for version in itertools.count(900):
-            view = open_view(database_url, version=version)
-            if isinstance(view, SqlView):
-                view.drop()
-                view.close()
-                view = open_view(database_url, version=version)
-            opened.append(view)
-            yield view
+    def new_view(from_trades: int) -> ReputationView:
+        version = next(versions)
+        view = open_view(database_url, version=version, tally_from_trades=from_trades)
+        if isinstance(view, SqlView):
+            view.drop()
+            view.close()
+            view = open_view(database_url, version=version, tally_from_trades=from_trades)
+        opened.append(view)
+        return view
 
-    yield views()
+    yield new_view
     for view in opened:
         if isinstance(view, SqlView):
             view.drop()
         view.close()
+
+
+# Tally every member, or only from a few trades on, so that members reach the
+# threshold in the middle of the log and their tallies start from their file.
+FROM_TRADES = st.sampled_from((0, 0, 1, 2, 3, 4, 6))
 
 
 def fold(view: ReputationView, log: list[ev.Event], cuts: list[int] | None) -> None:
@@ -251,17 +262,23 @@ def fold(view: ReputationView, log: list[ev.Event], cuts: list[int] | None) -> N
 @given(
     log=market_log(),
     cuts=st.none() | st.lists(st.integers(0, 80), max_size=6),
+    from_trades=FROM_TRADES,
     data=st.data(),
 )
 def test_figures_from_tallies_are_those_from_the_facts(
-    fresh_view: Iterator[ReputationView],
+    fresh_view: NewView,
     log: list[ev.Event],
     cuts: list[int] | None,
+    from_trades: int,
     data: st.DataObject,
 ) -> None:
-    view = next(fresh_view)
+    view = fresh_view(from_trades)
     fold(view, log, cuts)
     assert view.tally_stamps() == {book.scoring_stamp for book in RULEBOOKS.values()}
+    trades = trade_counts(log)
+    for member in (*SELLERS, *BUYERS):
+        reached = trades[member] > 0 and trades[member] >= from_trades
+        assert view.keeps_tallies_of(member) == reached, (member, trades[member])
     reputation = Reputation(view, FixedClock(datetime(2026, 1, 1, tzinfo=UTC)))
     instants = probes(log)
     chosen = data.draw(st.lists(st.sampled_from(instants), min_size=1, max_size=12))
@@ -278,12 +295,19 @@ def test_figures_from_tallies_are_those_from_the_facts(
             assert history.figure == buyer_history_from_facts(reputation, member, where)
         if role == "seller":
             check_penalty(reputation, member, where)
-            assert rates_from_tally(reputation, member, where) == rates_from_facts(
-                reputation, member, where
-            ), (as_of, member)
+            if view.keeps_tallies_of(member):
+                assert rates_from_tally(reputation, member, where) == rates_from_facts(
+                    reputation, member, where
+                ), (as_of, member)
             shop = reputation.dsr(member, where).figure
             from_facts = reputation.dsr_explained(member, where).figure
             assert shop == msgspec.structs.replace(from_facts, positions=()), (as_of, member)
+
+
+def trade_counts(log: list[ev.Event]) -> Counter[str]:
+    """Each member's trades, as seller and as buyer."""
+    created = [e for e in log if isinstance(e, ev.TradeCreated)]
+    return Counter(member for e in created for member in (e.seller_id, e.buyer_id))
 
 
 def buyer_history_from_facts(reputation: Reputation, member: str, where: Where) -> BuyerHistory:
@@ -330,25 +354,143 @@ def rates_from_facts(reputation: Reputation, member: str, where: Where) -> tuple
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-@given(log=market_log(), cuts=st.lists(st.integers(0, 80), max_size=6))
+@given(log=market_log(), cuts=st.lists(st.integers(0, 80), max_size=6), from_trades=FROM_TRADES)
 def test_tally_rows_do_not_depend_on_how_the_log_was_batched(
-    log: list[ev.Event], cuts: list[int]
+    log: list[ev.Event], cuts: list[int], from_trades: int
 ) -> None:
     """Replaying is deterministic: one event at a time or in any batches, the
-    same rows."""
-    one_by_one, batched = MemoryView(), MemoryView()
+    same members tallied and the same rows."""
+    one_by_one = MemoryView(tally_from_trades=from_trades)
+    batched = MemoryView(tally_from_trades=from_trades)
     fold(one_by_one, log, None)
     fold(batched, log, cuts)
+    assert batched.tallied_members == one_by_one.tallied_members
     assert batched.timeline.all_rows() == one_by_one.timeline.all_rows()
 
 
 def test_a_member_unknown_before_registration_is_unknown_to_the_tally_path_too() -> None:
-    view = MemoryView()
-    view.process([(1, fact(ev.MemberRegistered, REGISTERED, member_id="s1"))])
-    reputation = Reputation(view, FixedClock(REGISTERED + DAY))
+    log, newer = older_and_newer_order_log()
+    view = MemoryView(tally_from_trades=0)
+    fold(view, log, None)
+    assert view.keeps_tallies_of("s1")
+    reputation = Reputation(view, FixedClock(newer + DAY))
+    before = Where(as_of=REGISTERED - MICROSECOND)
     with pytest.raises(UnknownMemberError):
-        reputation.credit("s1", "seller", Where(as_of=REGISTERED - MICROSECOND))
-    assert reputation.credit("s1", "seller").figure.score == 0
+        reputation.credit("s1", "seller", before)
+    with pytest.raises(UnknownMemberError):
+        reputation.dsr("s1", before)
+    assert reputation.credit("s1", "seller").figure.score == 1
+
+
+def test_a_view_keeps_only_the_tallies_it_claimed_when_empty_in_this_layout(
+    stored_url: str,
+) -> None:
+    """Tallies claimed later would lack the history before; rows written in
+    another layout would be misread. Either way the view answers from facts."""
+    builtin = frozenset(rulebook.scoring_stamp for rulebook in RULEBOOKS.values())
+    taobao = RULEBOOKS["taobao-classic"]
+
+    def reopened(**options: Any) -> SqlView:
+        view = open_view(stored_url, version=950, **options)
+        assert isinstance(view, SqlView)
+        return view
+
+    view = reopened(rulebooks=[taobao])
+    try:
+        view.process([(1, fact(ev.MemberRegistered, REGISTERED, member_id="s1"))])
+        view.close()
+        view = reopened()
+        assert view.tally_stamps() == {taobao.scoring_stamp}
+        with view._transaction() as cursor:  # a claim as an older layout wrote it
+            view._upsert(
+                cursor,
+                "tallied",
+                ("stamp", "body"),
+                [(taobao.scoring_stamp, msgspec.msgpack.encode(taobao.scoring_stamp))],
+            )
+        view.close()
+        view = reopened()
+        assert view.tally_stamps() == frozenset()
+        view.drop()
+        view.close()
+        view = reopened()
+        assert view.tally_stamps() == builtin
+    finally:
+        view.drop()
+        view.close()
+
+
+def test_tallies_start_from_the_whole_file_when_a_member_reaches_the_threshold(
+    fresh_view: NewView,
+) -> None:
+    """A buyer files a complaint and is refunded on its first trade; its third
+    trade takes buyer and seller to the threshold: from then on the view tallies
+    both, and the tallies hold the facts recorded before, complaint included."""
+    first = datetime(2024, 1, 5, 12, tzinfo=ZONE).astimezone(UTC)
+    ids = [{"trade_id": f"T{n}", "seller_id": "s1", "buyer_id": "b1"} for n in (1, 2, 3)]
+    complaint = {**ids[0], "complaint_id": "C1"}
+    early = [
+        *(fact(ev.MemberRegistered, REGISTERED, member_id=m) for m in ("s1", "b1")),
+        *created_paid_received(ids[0], first),
+        fact(
+            ev.ComplaintFiled,
+            first + HOUR,
+            **complaint,
+            type="not_as_described",
+            severity="moderate",
+            amount_minor=2_500,
+            currency="CNY",
+        ),
+        fact(
+            ev.ComplaintRuled,
+            first + 2 * HOUR,
+            **complaint,
+            outcome="upheld",
+            complaint_type="not_as_described",
+            severity="moderate",
+            points=0,
+            category="general",
+        ),
+        *created_paid_received(ids[1], first + 3 * DAY),
+    ]
+    late = created_paid_received(ids[2], first + 6 * DAY)
+    view = fresh_view(3)
+    fold(view, early, None)
+    assert not view.keeps_tallies_of("s1") and not view.keeps_tallies_of("b1")
+    view.process(list(enumerate(late, start=len(early) + 1)))
+    assert view.keeps_tallies_of("s1") and view.keeps_tallies_of("b1")
+    reputation = Reputation(view, FixedClock(first + 400 * DAY))
+    for as_of in probes([*early, *late]):
+        where = Where(as_of=as_of, rulebook="taobao-classic")
+        history = reputation.buyer_history("b1", where).figure
+        assert history == buyer_history_from_facts(reputation, "b1", where), as_of
+        assert rates_from_tally(reputation, "s1", where) == rates_from_facts(
+            reputation, "s1", where
+        ), as_of
+    assert reputation.buyer_history("b1").figure.complaints_upheld == 1
+
+
+def created_paid_received(ids: dict[str, str], created: datetime) -> list[ev.Event]:
+    return [
+        fact(
+            ev.TradeCreated,
+            created,
+            **ids,
+            item_id=ids["trade_id"],
+            amount_minor=2_500,
+            currency="CNY",
+            goods_kind="physical",
+            shipping="express",
+        ),
+        fact(ev.PaymentEscrowed, created, **ids, amount_minor=2_500, currency="CNY"),
+        fact(
+            ev.ReceiptConfirmed,
+            created + DAY,
+            **ids,
+            by="buyer",
+            rating_window_closes_at=created + 16 * DAY,
+        ),
+    ]
 
 
 def older_and_newer_order_log() -> tuple[list[ev.Event], datetime]:
@@ -412,8 +554,9 @@ def test_a_late_rating_of_an_older_order_moves_the_next_periods_item_group() -> 
     the 14-day group; the later one then no longer counts, though its own cap
     group (February) received no new fact."""
     log, newer = older_and_newer_order_log()
-    view = MemoryView()
+    view = MemoryView(tally_from_trades=0)
     fold(view, log, None)
+    assert view.keeps_tallies_of("s1")
     reputation = Reputation(view, FixedClock(newer + 60 * DAY))
     where = Where(rulebook="taobao-classic")
     assert reputation.credit("s1", "seller", Where(as_of=newer + DAY)).figure.score == 1
