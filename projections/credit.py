@@ -262,29 +262,47 @@ def _within_pair_cap(
 
 
 def _summarise(ratings: tuple[Counted, ...], as_of: datetime, scoring: Scoring) -> CreditResult:
-    credit = scoring.credit
-    counted = [c for c in ratings if c.counted]
-    window_start = as_of - timedelta(days=credit.positive_rate_window_days)
-    recent = [c for c in counted if window_start < c.record.succeeded_at <= as_of]
-    score = sum(c.points for c in counted)
-    tally = {kind: sum(1 for c in counted if c.score == kind) for kind in SCORES}
-    return CreditResult(
-        score=score,
-        level=scoring.level(score),
-        positive=tally["positive"],
-        neutral=tally["neutral"],
-        negative=tally["negative"],
-        unscored=len(ratings) - len(counted),
-        positive_rate_lifetime=_positive_rate(counted, credit),
-        positive_rate_window=_positive_rate(recent, credit),
-        window_counted=sum(1 for c in recent if c.score in credit.positive_rate_denominator),
-        ratings=ratings,
-    )
+    sums = CreditSums(as_of, scoring)
+    sums.add(ratings)
+    return sums.result(ratings)
 
 
-def _positive_rate(counted: Sequence[Counted], credit: CreditScoring) -> float | None:
-    tally = {kind: sum(1 for c in counted if c.score == kind) for kind in SCORES}
-    return positive_rate(tally, credit)
+class CreditSums:
+    """The figures of judged ratings, summed as they come: a member's credit
+    from its ratings page by page, holding none of them."""
+
+    def __init__(self, as_of: datetime, scoring: Scoring) -> None:
+        self.as_of, self.scoring = as_of, scoring
+        self.window_start = as_of - timedelta(days=scoring.credit.positive_rate_window_days)
+        self.score = self.unscored = 0
+        self.lifetime: dict[Score, int] = dict.fromkeys(SCORES, 0)
+        self.window: dict[Score, int] = dict.fromkeys(SCORES, 0)
+
+    def add(self, ratings: Iterable[Counted]) -> None:
+        for judged in ratings:
+            if not judged.counted:
+                self.unscored += 1
+                continue
+            self.score += judged.points
+            self.lifetime[judged.score] += 1
+            if self.window_start < judged.record.succeeded_at <= self.as_of:
+                self.window[judged.score] += 1
+
+    def result(self, ratings: tuple[Counted, ...] = ()) -> CreditResult:
+        """The figures so far, listing ``ratings`` (the caller's, if it kept them)."""
+        credit = self.scoring.credit
+        return CreditResult(
+            score=self.score,
+            level=self.scoring.level(self.score),
+            positive=self.lifetime["positive"],
+            neutral=self.lifetime["neutral"],
+            negative=self.lifetime["negative"],
+            unscored=self.unscored,
+            positive_rate_lifetime=positive_rate(self.lifetime, credit),
+            positive_rate_window=positive_rate(self.window, credit),
+            window_counted=sum(self.window[kind] for kind in credit.positive_rate_denominator),
+            ratings=ratings,
+        )
 
 
 def positive_rate(tally: Mapping[Score, int], credit: CreditScoring) -> float | None:

@@ -10,6 +10,7 @@ scores drop out too (a shielded rating "scores nothing").
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 import msgspec
 
@@ -34,34 +35,54 @@ class DsrResult(msgspec.Struct, frozen=True):
 
 
 def dsr_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> DsrResult:
-    scoring = rulebook.scoring
-    bearing = sorted(
-        (t for t in file.as_seller if bears_dsr(t, cut, rulebook)),
-        key=lambda t: (t.created.at, t.trade_id),
-    )
-    taken: dict[tuple[str, tuple[int, int]], int] = defaultdict(int)
-    chosen: list[TradeFacts] = []
-    for trade in bearing:
-        pair_month = (trade.buyer_id, calendar_month(trade.created.at, scoring.zone))
-        if taken[pair_month] < scoring.dsr.first_trades_per_pair_month:
-            taken[pair_month] += 1
-            chosen.append(trade)
-    recent = [
-        t
-        for t in chosen
-        if t.succeeded is not None
-        and in_trailing(t.succeeded.at, cut.as_of, scoring.dsr.window_days)
-    ]
-    scores = [t.ratings["buyer"].dsr for t in recent]
-    means: dict[str, float | None] = {}
-    for dimension in DIMENSIONS:
-        values = [getattr(s, dimension) for s in scores if s is not None]
-        means[dimension] = sum(values) / len(values) if values else None
-    return DsrResult(
-        **means,
-        count=len(recent),
-        positions=tuple(t.ratings["buyer"].given.position for t in recent),
-    )
+    sums = DsrSums(cut, rulebook, positions=True)
+    sums.add(sorted(file.as_seller, key=lambda t: (t.created.at, t.trade_id)))
+    return sums.result()
+
+
+class DsrSums:
+    """The shop scores of a seller's trades fed in creation order (then trade
+    id), summed as they come: holding only the current calendar month's
+    pair counts, and the positions counted when ``positions`` asks for them."""
+
+    def __init__(self, cut: Cut, rulebook: Rulebook, *, positions: bool = False) -> None:
+        self.cut, self.rulebook = cut, rulebook
+        self.keep_positions = positions
+        self.month: tuple[int, int] | None = None
+        self.taken: dict[str, int] = defaultdict(int)  # the month's DSR-bearing trades per buyer
+        self.totals = dict.fromkeys(DIMENSIONS, 0)
+        self.count = 0
+        self.positions: list[int] = []
+
+    def add(self, trades: Iterable[TradeFacts]) -> None:
+        scoring = self.rulebook.scoring
+        for trade in trades:
+            if not bears_dsr(trade, self.cut, self.rulebook):
+                continue
+            month = calendar_month(trade.created.at, scoring.zone)
+            if month != self.month:
+                self.month, self.taken = month, defaultdict(int)
+            if self.taken[trade.buyer_id] >= scoring.dsr.first_trades_per_pair_month:
+                continue
+            self.taken[trade.buyer_id] += 1
+            succeeded = trade.succeeded
+            if succeeded is None or not in_trailing(
+                succeeded.at, self.cut.as_of, scoring.dsr.window_days
+            ):
+                continue
+            rating = trade.ratings["buyer"]
+            scores = rating.dsr
+            if scores is None:  # bears_dsr has seen to it; this tells the type checker
+                continue
+            self.count += 1
+            for dimension in DIMENSIONS:
+                self.totals[dimension] += getattr(scores, dimension)
+            if self.keep_positions:
+                self.positions.append(rating.given.position)
+
+    def result(self) -> DsrResult:
+        means = {d: self.totals[d] / self.count if self.count else None for d in DIMENSIONS}
+        return DsrResult(**means, count=self.count, positions=tuple(self.positions))
 
 
 def bears_dsr(trade: TradeFacts, cut: Cut, rulebook: Rulebook) -> bool:

@@ -37,6 +37,7 @@ from projections.snapshots import (
     member_valid_until,
     penalty_valid_until,
 )
+from projections.streamed import credit_streamed, dsr_streamed
 from projections.tallies import (
     BUYER_WIDTH,
     CREDIT_WIDTH,
@@ -143,6 +144,10 @@ class Reputation:
         book = self.rulebook(where.rulebook)
         key = credit_key(book.scoring_stamp, role, member_id)
         found = self._tallied(member_id, book, where, {key: CREDIT_WIDTH})
+        if found is None and self.view.keeps_tallies_of(member_id):
+            return self._streamed(
+                member_id, where, lambda cut: credit_streamed(self.view, member_id, role, cut, book)
+            )
         if found is None:
             answer = self.credit_explained(member_id, role, where)
             figure = msgspec.structs.replace(answer.figure, ratings=())
@@ -179,6 +184,10 @@ class Reputation:
         book = self.rulebook(where.rulebook)
         key = dsr_key(book.scoring_stamp, seller_id)
         found = self._tallied(seller_id, book, where, {key: DSR_WIDTH})
+        if found is None and self.view.keeps_tallies_of(seller_id):
+            return self._streamed(
+                seller_id, where, lambda cut: dsr_streamed(self.view, seller_id, cut, book)
+            )
         if found is None:
             answer = self.dsr_explained(seller_id, where)
             figure = msgspec.structs.replace(answer.figure, positions=())
@@ -189,6 +198,16 @@ class Reputation:
     def dsr_explained(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:
         """A seller's shop scores with the positions of the ratings counted, from its facts."""
         return self._answer(seller_id, dsr_of, where)
+
+    def _streamed(self, member_id: str, where: Where, compute: Callable[[Cut], T]) -> Answer[T]:
+        """A big member's figure its tallies cannot give (at a log position, or
+        under a rulebook the view does not tally), from its trades page by page."""
+        book = self.rulebook(where.rulebook)
+        cut, position = self.cut(where.as_of, where.at_position)
+        member = self.view.member(member_id)
+        if member is None or not cut.sees(member.registered):
+            raise UnknownMemberError(member_id)
+        return Answer(compute(cut), book.scoring_stamp, cut.as_of, position)
 
     def _tallied(
         self, member_id: str, book: Rulebook, where: Where, widths: Mapping[str, int]

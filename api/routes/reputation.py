@@ -2,6 +2,9 @@
 
 Every GET takes ``as_of`` (business time), ``at_position`` (auditors only) and
 ``rulebook``; every answer carries ``rulebook``, ``as_of`` and ``position``.
+As of a time, credit, shop scores, buyer history and the penalty of a member
+with a long history are read from its tallies (a few rows); at a position
+they are replayed from its facts (see ``AtPosition``).
 ``min_position`` lets a caller read its own writes: the view is brought up to
 that position first.
 """
@@ -34,7 +37,19 @@ CURSOR_MAX_CHARS = 512
 router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
 AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
-AtPosition = Annotated[int | None, Query(ge=0, description="log position (auditors)")]
+AtPosition = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description=(
+            "log position (auditors): the figure as the log stood there, replayed from the "
+            "member's facts up to it. For a member with a long history (one the view keeps "
+            "tallies for) credit and shop scores are streamed from its trades a page at a "
+            "time, in bounded memory; the answer takes time in proportion to that history. "
+            "Other figures at a position read the member's whole file."
+        ),
+    ),
+]
 RulebookId = Annotated[
     str | None, Query(max_length=RULEBOOK_ID_MAX_CHARS, description="scoring rulebook id")
 ]
