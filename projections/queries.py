@@ -144,7 +144,7 @@ class Reputation:
         book = self.rulebook(where.rulebook)
         key = credit_key(book.scoring_stamp, role, member_id)
         found = self._tallied(member_id, book, where, {key: CREDIT_WIDTH})
-        if found is None and self.view.keeps_tallies_of(member_id):
+        if found is None and self._streams(member_id, book, where):
             return self._streamed(
                 member_id, where, lambda cut: credit_streamed(self.view, member_id, role, cut, book)
             )
@@ -184,7 +184,7 @@ class Reputation:
         book = self.rulebook(where.rulebook)
         key = dsr_key(book.scoring_stamp, seller_id)
         found = self._tallied(seller_id, book, where, {key: DSR_WIDTH})
-        if found is None and self.view.keeps_tallies_of(seller_id):
+        if found is None and self._streams(seller_id, book, where):
             return self._streamed(
                 seller_id, where, lambda cut: dsr_streamed(self.view, seller_id, cut, book)
             )
@@ -198,6 +198,16 @@ class Reputation:
     def dsr_explained(self, seller_id: str, where: Where = NOW) -> Answer[DsrResult]:
         """A seller's shop scores with the positions of the ratings counted, from its facts."""
         return self._answer(seller_id, dsr_of, where)
+
+    def _streams(self, member_id: str, book: Rulebook, where: Where) -> bool:
+        """Whether a figure its tallies cannot give is streamed: the view tallies
+        the member, but the question is at a log position or under a rulebook
+        without tallies (a member the view does not tally is small: its file
+        answers)."""
+        outside = (
+            where.at_position is not None or book.scoring_stamp not in self.view.tally_stamps()
+        )
+        return outside and self.view.keeps_tallies_of(member_id)
 
     def _streamed(self, member_id: str, where: Where, compute: Callable[[Cut], T]) -> Answer[T]:
         """A big member's figure its tallies cannot give (at a log position, or

@@ -4,7 +4,9 @@ On memory, SQLite and PostgreSQL views: random logs of a few sellers and
 buyers trading the same items around a month end (orders at 23:59:59 and
 00:00:00 in the rulebook's zone), ratings given late and out of business-time
 order across trades, revised, withdrawn, shielded and confirmed fake, folded
-in random batches. At instants on and either side of every fact and window
+in random batches into views that tally members from 0 to 6 trades on (so
+members reach the threshold mid-log and their tallies start from their
+file). At instants on and either side of every fact and window
 edge, the credit each member's tally gives (a few rows) must be the credit
 ``credit_of`` computes from the member's whole file, under both built-in
 rulebooks and in both roles, a seller's shop scores those ``dsr_of`` gives and
