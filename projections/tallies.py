@@ -95,6 +95,10 @@ class StoredFacts(Protocol):
         many pairs, so a SQL view answers a batch in one round trip."""
         ...
 
+    def tallied_among(self, member_ids: Iterable[str]) -> set[str]:
+        """Those of these members whose tallies the view keeps."""
+        ...
+
     def trade_counts(self, member_ids: Iterable[str]) -> dict[str, int]:
         """How many trades each member has, as seller and as buyer (absent: none)."""
         ...
@@ -185,18 +189,16 @@ class Tallies:
         after: Mapping[str, TradeFacts],
         store: StoredFacts,
         complaints: tuple[Mapping[str, ComplaintFacts], Mapping[str, ComplaintFacts]],
-        *,
-        tallied_members: Collection[str],
     ) -> BatchMoves:
-        """The moves of a batch (as ``moves``) for the members tallied before it
-        (``tallied_members``, those of the batch's members the view tallies),
+        """The moves of a batch (as ``moves``) for the members tallied before it,
         and the whole tallies of the members it takes to the threshold."""
         if not self.rulebooks:
             return BatchMoves({}, frozenset())
         complaints_after = complaints[1]
         parties = _parties(after.values(), complaints_after.values())
+        tallied_members = store.tallied_among(parties)
         moves = self.moves(before, after, store, complaints, members=tallied_members)
-        started = self._reaching(parties - set(tallied_members), before, after, store)
+        started = self._reaching(parties - tallied_members, before, after, store)
         if started:
             trades, filed = store.members_facts(started)
             whole = {t.trade_id: t for t in trades} | {

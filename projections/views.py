@@ -326,16 +326,8 @@ class MemoryView(ReputationView):
             self.market.apply(event, position)
         after = {t: trades[t] for t in touched.trades if t in trades}
         filed_after = {c: complaints[c] for c in touched.complaints if c in complaints}
-        parties = {m for t in after.values() for m in (t.seller_id, t.buyer_id)}
-        tallied = {
-            m
-            for m in parties | {c.buyer_id for c in filed_after.values()}
-            if m in self.tallied_members
-        }
-        store = _MarketBefore(self.market, before, after)
-        moves, started = self._tallies.batch_moves(
-            before, after, store, (filed, filed_after), tallied_members=tallied
-        )
+        store = _MarketBefore(self.market, before, after, self.tallied_members)
+        moves, started = self._tallies.batch_moves(before, after, store, (filed, filed_after))
         for key, (added, removed) in moves.items():
             if added or removed:
                 self.timeline.apply(key, added, removed)
@@ -399,8 +391,9 @@ class _MarketBefore:
         market: Marketplace,
         before: Mapping[str, TradeFacts],
         after: Mapping[str, TradeFacts],
+        tallied: set[str],
     ) -> None:
-        self.market = market
+        self.market, self.tallied = market, tallied
         self.new = Counter(
             member
             for trade_id, trade in after.items()
@@ -413,6 +406,9 @@ class _MarketBefore:
 
     def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
         return self.market.complaints_of(complaint_ids)
+
+    def tallied_among(self, member_ids: Iterable[str]) -> set[str]:
+        return self.tallied.intersection(member_ids)
 
     def trade_counts(self, member_ids: Iterable[str]) -> dict[str, int]:
         counts = {m: self.market.trade_count(m) - self.new[m] for m in member_ids}
@@ -500,15 +496,8 @@ class SqlView(ReputationView):
             filed_after = {
                 c: market.complaints[c] for c in touched.complaints if c in market.complaints
             }
-            parties = {m for t in after.values() for m in (t.seller_id, t.buyer_id)}
-            parties |= {c.buyer_id for c in filed_after.values()}
-            tallied = self._tallied_members(cursor, parties) if self._tallies.rulebooks else set()
             moves, started = self._tallies.batch_moves(
-                before,
-                after,
-                _StoredPairs(self, cursor),
-                (filed, filed_after),
-                tallied_members=tallied,
+                before, after, _StoredPairs(self, cursor), (filed, filed_after)
             )
             tally_rows.move_tallies(self._tally_rows(cursor), moves)
             self._upsert(
@@ -801,6 +790,9 @@ class _StoredPairs:
         bodies = self.view._bodies(self.cursor, "complaints", "complaint_id", complaint_ids)
         found = (_complaint_decoder.decode(body) for body in bodies)
         return {complaint.complaint_id: complaint for complaint in found}
+
+    def tallied_among(self, member_ids: Iterable[str]) -> set[str]:
+        return self.view._tallied_members(self.cursor, member_ids)
 
     def trade_counts(self, member_ids: Iterable[str]) -> dict[str, int]:
         return self.view._trade_counts(self.cursor, member_ids)
