@@ -434,9 +434,6 @@ class MemoryTimeline:
     def next_change_after(self, key: str, at: datetime) -> datetime | None:
         return next_change_after(self, key, at)
 
-    def reading(self, widths: Mapping[str, int], at: datetime) -> Reading:
-        return reading_of(self, widths, at)
-
     def value_at(self, key: str, at: datetime, width: int) -> Vector:
         return value_at(self, key, at, width)
 

@@ -252,11 +252,6 @@ class ReputationView(ABC):
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         """A tally's value as of a business time (``projections.tallies``)."""
 
-    @abstractmethod
-    def tallies(self, widths: Mapping[str, int], at: datetime) -> Reading:
-        """Several tallies' values as of a business time and the first instant after
-        it at which any of them moves, read together (one transaction)."""
-
     def files(self, member_ids: Iterable[str]) -> dict[str, MemberFile]:
         found = {}
         for member_id in member_ids:
@@ -366,9 +361,6 @@ class MemoryView(ReputationView):
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self.timeline.value_at(key, at, width)
-
-    def tallies(self, widths: Mapping[str, int], at: datetime) -> Reading:
-        return self.timeline.reading(widths, at)
 
     def touched(self, seller_ids: Iterable[str]) -> dict[str, int]:
         return {s: self._touched[s] for s in seller_ids if s in self._touched}
@@ -673,10 +665,6 @@ class SqlView(ReputationView):
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         with self._transaction() as cursor:
             return value_at(self._tally_rows(cursor), key, at, width)
-
-    def tallies(self, widths: Mapping[str, int], at: datetime) -> Reading:
-        with self._transaction() as cursor:
-            return reading_of(self._tally_rows(cursor), widths, at)
 
     def keeps_tallies_of(self, member_id: str) -> bool:
         with self._transaction() as cursor:
