@@ -161,12 +161,19 @@ def run(args: argparse.Namespace) -> int:
     }
     for name in results["sections"]:
         results[name] = SECTION_RUNS[name](args.postgres, workload)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_bytes(msgspec.json.format(msgspec.json.encode(results)) + b"\n")
-    (out / "results.md").write_text(markdown(results))
+        # A long run keeps what it has measured so far, should a later section fail.
+        _write(SCRATCH_OUT / "partial", results)
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    _write(out, results)
     print(markdown(results))
     print(f"results written to {out}/results.json and results.md", file=sys.stderr)
     return 0
+
+
+def _write(out: Path, results: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_bytes(msgspec.json.format(msgspec.json.encode(results)) + b"\n")
+    (out / "results.md").write_text(markdown(results))
 
 
 def _appends(postgres: str, workload: Workload) -> list[dict[str, Any]]:
