@@ -147,5 +147,8 @@ def persistence_env(url: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(place.pool.size),
         "POSTGRES_MAX_OVERFLOW": str(place.pool.max_overflow),
         "POSTGRES_CONNECT_TIMEOUT": str(place.pool.connect_timeout_seconds),
+        # A connection is checked as it leaves the pool: one the server closed
+        # (a restart, a failover) is replaced instead of failing a command.
+        "POSTGRES_PRE_PING": "y",
         "APPLICATION_RECORDER_TOPIC": get_topic(PostgresLedgerRecorder),
     }

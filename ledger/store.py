@@ -341,6 +341,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         self._schema = schema
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's pipelined write, with two differences.
+
+        A connection on which the pipeline failed (a lost race, a duplicate
+        key) is closed, so the pool replaces it: psycopg may count a statement
+        queued behind the failure as prepared although the server never saw
+        it, and every later use of that statement on the connection would
+        fail. And one attempt only: a write that cannot reach the database
+        fails at once, and the caller's retry with the same idempotency key
+        is what makes it safe to try again.
+        """
+        with self.datastore.get_connection() as conn:
+            try:
+                with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
+                    self._insert_stored_events(curs, stored_events, **kwargs)
+                    # Sync here, so a conflict surfaces as itself, not at commit.
+                    pipeline.sync()
+                    return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            except Exception:
+                conn.close()
+                raise
+
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:

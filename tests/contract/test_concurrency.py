@@ -145,6 +145,45 @@ def test_the_same_key_racing_itself_writes_once_and_both_get_the_same_positions(
     assert racing.log_size() == size + 2
 
 
+def test_lost_races_leave_no_broken_connection_behind(postgres_url: str) -> None:
+    """A conflict fails a pipelined write part-way; the connection it used must
+    not go back to the pool with psycopg's prepared statements out of step with
+    the server's, or later unrelated writes fail on it."""
+    narrow = f"{postgres_url}&pool_size=1&max_overflow=1"
+    m = Market.open(narrow)
+    m.app.close()
+    app = RacingLedgerApp(narrow, clock=m.clock)
+    m.app = app
+    try:
+        for i in range(12):
+            m.succeeded_trade(f"T{i}")
+            results = race(
+                app,
+                [
+                    lambda i=i, rater=rater: app.give_rating(
+                        c.GiveRating(
+                            trade_id=f"T{i}",
+                            rater=rater,
+                            score="positive",
+                            occurred_at=T0 + 2 * DAY,
+                        ),
+                        Origin("svc", f"rate-{i}-{rater}"),
+                    )
+                    for rater in ("buyer", "seller")
+                ],
+            )
+            assert all(isinstance(r, Appended | ConcurrentUpdateError) for r in results), results
+        failed: list[Exception] = []
+        for i in range(12, 40):
+            try:
+                m.succeeded_trade(f"T{i}", register=False)
+            except Exception as error:  # every failure is the finding
+                failed.append(error)
+        assert failed == []
+    finally:
+        app.close()
+
+
 def test_many_trades_in_parallel_lose_nothing(postgres_url: str) -> None:
     m = Market.open(postgres_url)
     try:
