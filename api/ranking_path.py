@@ -39,6 +39,7 @@ from api.routes.reputation import (
 )
 from api.service import Service
 from ledger.ids import ID_PATTERN, PlatformId
+from ledger.policy import RULEBOOK_ID_PATTERN
 from projections.queries import NOW, PENALTY_BATCH_MAX
 
 # Larger bodies go on to FastAPI (1,000 ids of the longest kind fit easily).
@@ -60,7 +61,10 @@ class PlainBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seller_ids: Annotated[
         list[PlatformId], msgspec.Meta(min_length=1, max_length=PENALTY_BATCH_MAX)
     ]
-    rulebook: Annotated[str, msgspec.Meta(max_length=RULEBOOK_ID_MAX_CHARS)] | None = None
+    rulebook: (
+        Annotated[str, msgspec.Meta(max_length=RULEBOOK_ID_MAX_CHARS, pattern=RULEBOOK_ID_PATTERN)]
+        | None
+    ) = None
 
 
 _batch_decoder = msgspec.json.Decoder(PlainBatch)

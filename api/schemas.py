@@ -8,6 +8,7 @@ and the OpenAPI document carries msgspec's JSON Schema of the same Struct.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -35,7 +36,14 @@ from ledger.events import (
     SearchCheatingKind,
 )
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
-from ledger.policy import ComplaintType, GoodsKind, Severity, ShippingMethod, ViolationCategory
+from ledger.policy import (
+    RULEBOOK_ID_PATTERN,
+    ComplaintType,
+    GoodsKind,
+    Severity,
+    ShippingMethod,
+    ViolationCategory,
+)
 from ledger.tree_head import TreeHead
 from projections.buyers import BuyerHistory
 from projections.credit import Counted, CreditResult
@@ -46,7 +54,7 @@ from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.marketplace import ViolationFacts
 from projections.penalties import Penalty
 from projections.queries import Answer, UnknownSeller
-from projections.rulebook import Fraction
+from projections.rulebook import Fraction, Rulebook
 from projections.violations import Ban, ViolationStanding
 
 JSON = "application/json"
@@ -195,7 +203,7 @@ class DeadlineRunRequest(Body):
 class PenaltyBatchRequest(Body):
     seller_ids: Annotated[list[Id], Field(min_length=1)]
     as_of: AwareDatetime | None = None
-    rulebook: str | None = None
+    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
 
 
 # --- Responses ----------------------------------------------------------------------
@@ -422,7 +430,41 @@ def buyer_history_answer(answer: Answer[BuyerHistory]) -> msgspec.Struct:
 
 
 # Every Struct an answer serves, for the OpenAPI document.
+class RulebookEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A rulebook a query may name by its id."""
+
+    id: str
+    title: str
+    policy_version: int
+    scoring_version: int
+    scoring_stamp: str
+    default: bool
+
+
+class RulebooksAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """The rulebooks this server answers under, by id."""
+
+    rulebooks: tuple[RulebookEntry, ...]
+
+
+def rulebooks_answer(rulebooks: Iterable[Rulebook], default: str) -> RulebooksAnswer:
+    return RulebooksAnswer(
+        rulebooks=tuple(
+            RulebookEntry(
+                id=rulebook.id,
+                title=rulebook.rulebook.title,
+                policy_version=rulebook.policy.version,
+                scoring_version=rulebook.scoring.version,
+                scoring_stamp=rulebook.scoring_stamp,
+                default=rulebook.id == default,
+            )
+            for rulebook in rulebooks
+        )
+    )
+
+
 ANSWERS: tuple[type[msgspec.Struct], ...] = (
+    RulebooksAnswer,
     CreditAnswer,
     CreditExplanationAnswer,
     DsrAnswer,

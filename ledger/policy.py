@@ -42,8 +42,11 @@ class Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """
 
 
+RULEBOOK_ID_PATTERN = r"^[a-z0-9-]{1,64}$"
+
+
 class RulebookHeader(Strict, frozen=True):
-    id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{1,64}$")]
+    id: Annotated[str, msgspec.Meta(pattern=RULEBOOK_ID_PATTERN)]
     version: PositiveInt
     title: str = ""
 

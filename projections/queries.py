@@ -29,7 +29,7 @@ from projections.penalties import (
     penalty_from,
     penalty_of,
 )
-from projections.rulebook import Rulebook, load_rulebook
+from projections.rulebook import Rulebook, Rulebooks, load_rulebook
 from projections.seller_level import SellerLevel, seller_level_of
 from projections.snapshots import (
     KeptSnapshots,
@@ -110,17 +110,16 @@ class Reputation:
     ) -> None:
         self.view = view
         self.clock = clock
-        self.default_rulebook = default_rulebook
-        self._rulebooks: dict[str, Rulebook] = {}
+        # The default may be an operator's file; any other is named by id only.
+        default = load_rulebook(default_rulebook)
+        self.rulebooks = Rulebooks.serving(default)
+        self.default_rulebook = default.id
         # The business time of a log position, for at_position without as_of.
         self._time_at = time_at
         self._kept = KeptSnapshots(KEPT_SNAPSHOTS_MAX)
 
     def rulebook(self, rulebook_id: str | None = None) -> Rulebook:
-        key = rulebook_id or self.default_rulebook
-        if key not in self._rulebooks:
-            self._rulebooks[key] = load_rulebook(key)
-        return self._rulebooks[key]
+        return self.rulebooks.get(rulebook_id or self.default_rulebook)
 
     def cut(self, as_of: datetime | None = None, at_position: int | None = None) -> tuple[Cut, int]:
         """The facts an answer may use, and the log position the answer reflects."""

@@ -8,6 +8,7 @@ names the offending field, e.g. ``at `$.scoring.credit.cap_min```.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -248,3 +249,27 @@ def load_rulebook(rulebook_id: str = DEFAULT_RULEBOOK) -> Rulebook:
 def builtin_rulebooks() -> tuple[Rulebook, ...]:
     """Every rulebook the package ships, by id."""
     return tuple(load_rulebook(rulebook_id) for rulebook_id in builtin_rulebook_ids())
+
+
+class Rulebooks:
+    """The rulebooks a reader may name, by id: the built-in ones and those an
+    operator loaded from files. A query names a rulebook by its id only, so
+    nothing a caller sends makes the server open a file."""
+
+    def __init__(self, rulebooks: Iterable[Rulebook]) -> None:
+        self._by_id = {rulebook.id: rulebook for rulebook in rulebooks}
+
+    @classmethod
+    def serving(cls, *loaded: Rulebook) -> Rulebooks:
+        """The built-in rulebooks and these; one of these replaces a built-in of its id."""
+        return cls([*builtin_rulebooks(), *loaded])
+
+    def get(self, rulebook_id: str) -> Rulebook:
+        found = self._by_id.get(rulebook_id)
+        if found is None:
+            known = ", ".join(sorted(self._by_id))
+            raise RulebookError(f"unknown rulebook {rulebook_id[:64]!r}; known: {known}")
+        return found
+
+    def __iter__(self) -> Iterator[Rulebook]:
+        return iter(sorted(self._by_id.values(), key=lambda rulebook: rulebook.id))

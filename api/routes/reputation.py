@@ -24,6 +24,7 @@ from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from api.service import Service
+from ledger.policy import RULEBOOK_ID_PATTERN
 from projections.explanations import (
     EXPLANATION_PAGE_DEFAULT,
     EXPLANATION_PAGE_MAX,
@@ -51,7 +52,12 @@ AtPosition = Annotated[
     ),
 ]
 RulebookId = Annotated[
-    str | None, Query(max_length=RULEBOOK_ID_MAX_CHARS, description="scoring rulebook id")
+    str | None,
+    Query(
+        max_length=RULEBOOK_ID_MAX_CHARS,
+        pattern=RULEBOOK_ID_PATTERN,
+        description="scoring rulebook id (GET /v1/rulebooks lists them)",
+    ),
 ]
 MinPosition = Annotated[
     int | None, Query(ge=0, description="wait until the view reflects this position")
@@ -101,6 +107,15 @@ BATCH_ROUTE = "/v1/penalties/batch"
 
 def _served(answer: msgspec.Struct) -> Response:
     return Response(_json.encode(answer), media_type=s.JSON)
+
+
+@router.get("/rulebooks", responses=s.answered_by(s.RulebooksAnswer))
+def rulebooks(
+    service: ServiceDep, who: Annotated[Principal, Depends(require(frozenset(AuthRole)))]
+) -> Response:
+    """The rulebooks a query may name in ``rulebook``, by id, and which one is the default."""
+    reputation = service.reputation
+    return _served(s.rulebooks_answer(reputation.rulebooks, reputation.default_rulebook))
 
 
 @router.get("/members/{member_id}/credit", responses=s.answered_by(s.CreditAnswer))

@@ -15,6 +15,7 @@ from api.auth import KeyRing, Role
 from api.main import create_app
 from api.settings import Settings
 from ledger.clock import FixedClock
+from ledger.policy import DEFAULT_RULEBOOK
 from ledger.tree_head import write_new_key
 from tests.support import T0
 
@@ -64,6 +65,7 @@ def running_api(
     *,
     now: datetime | None = None,
     tree_head_key: bool = True,
+    rulebook: str = DEFAULT_RULEBOOK,
 ) -> Iterator[Api]:
     ring = KeyRing([])
     keys = {role: ring.add(role) for role in Role}
@@ -78,6 +80,7 @@ def running_api(
         keys_file=keys_file,
         deadline_worker=False,
         tree_head_key=key_file if tree_head_key else None,
+        rulebook=rulebook,
     )
     app = create_app(settings, clock=clock, background=False)
     with TestClient(app) as client:

@@ -276,6 +276,54 @@ def test_unknown_member_and_rulebook(api: Api) -> None:
     assert ebay.json()["rulebook"] == "ebay-style@1"
 
 
+def test_a_query_names_a_rulebook_by_id_and_never_opens_a_file(api: Api) -> None:
+    story(api)
+    listed = api.get("/v1/rulebooks", role=Role.RANKING).json()["rulebooks"]
+    assert [(r["id"], r["scoring_stamp"], r["default"]) for r in listed] == [
+        ("ebay-style", "ebay-style@1", False),
+        ("taobao-classic", "taobao-classic@1", True),
+    ]
+    project = Path(__file__).parents[2]
+    for path in (
+        str(project / "pyproject.toml"),
+        str(project / "ledger" / "rulebooks" / "ebay-style.toml"),
+        "ebay-style.toml",
+        "../ebay-style",
+    ):
+        asked = api.get("/v1/members/seller-1/credit", rulebook=path)
+        assert asked.status_code == 422, path
+        assert asked.headers["content-type"] == "application/problem+json"
+        assert "build-system" not in asked.text
+        batch = api.client.post(
+            "/v1/penalties/batch",
+            json={"seller_ids": ["seller-1"], "rulebook": path},
+            headers=api.headers(Role.RANKING),
+        )
+        assert batch.status_code == 422, path
+
+
+def test_an_operator_loads_a_rulebook_file_that_queries_then_name_by_id(
+    database_url: str, tmp_path: Path
+) -> None:
+    taobao = (
+        Path(__file__).parents[2] / "ledger" / "rulebooks" / "taobao-classic.toml"
+    ).read_text()
+    stricter = tmp_path / "stricter.toml"
+    stricter.write_text(taobao.replace('id = "taobao-classic"', 'id = "stricter"', 1))
+    with running_api(database_url, tmp_path, rulebook=str(stricter)) as api:
+        last = story(api)[-1]
+        listed = api.get("/v1/rulebooks").json()["rulebooks"]
+        assert [(r["id"], r["default"]) for r in listed] == [
+            ("ebay-style", False),
+            ("stricter", True),
+            ("taobao-classic", False),
+        ]
+        credit = api.get("/v1/members/seller-1/credit", min_position=last)
+        assert credit.json()["rulebook"] == "stricter@1"
+        named = api.get("/v1/members/seller-1/credit", rulebook="taobao-classic")
+        assert named.json()["rulebook"] == "taobao-classic@1"
+
+
 ANSWER_KEYS = {
     "/v1/members/seller-1/credit": [
         "rulebook",
