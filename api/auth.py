@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -65,9 +66,20 @@ class KeyRing:
         return cls(msgspec.json.decode(path.read_bytes(), type=list[StoredKey]))
 
     def save(self, path: Path) -> None:
+        """Replace the file at once, readable by its owner only from its first byte."""
         data = msgspec.json.encode(sorted(self._by_id.values(), key=lambda k: k.id))
-        path.write_text(json.dumps(json.loads(data), indent=2) + "\n")
-        path.chmod(0o600)
+        text = json.dumps(json.loads(data), indent=2) + "\n"
+        scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(scratch, path)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
 
     def add(self, role: Role) -> str:
         """Create a key for a role; the plain key is returned once and never stored."""

@@ -38,7 +38,7 @@ from api.routes.reputation import (
     penalty_json,
 )
 from api.service import Service
-from ledger.ids import ID_PATTERN, PlatformId
+from ledger.ids import ID_PATTERN, PlatformId, is_platform_id
 from ledger.policy import RULEBOOK_ID_PATTERN
 from projections.queries import NOW, PENALTY_BATCH_MAX
 
@@ -104,6 +104,8 @@ class RankingPath:
             ask = _batch_decoder.decode(b"".join(m.get("body", b"") for m in messages))
         except msgspec.DecodeError:  # not JSON, or not the plain shape
             return False
+        if not all(map(is_platform_id, ask.seller_ids)):
+            return False  # msgspec's pattern search lets an id end in a line break
         return await self._answer(scope, send, BATCH_ROUTE, partial(_current_penalties, ask))
 
     async def _answer(

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ledger.commands import (
     AMOUNT_MINOR_MAX,
@@ -36,6 +37,7 @@ from ledger.events import (
     SearchCheatingKind,
 )
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
+from ledger.limits import BUSINESS_TIME_RANGE, business_time_refusal
 from ledger.policy import (
     RULEBOOK_ID_PATTERN,
     ComplaintType,
@@ -60,10 +62,27 @@ from projections.violations import Ban, ViolationStanding
 JSON = "application/json"
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=["T-1001"])]
+# A platform id in a path, checked as the same id in a body is.
+PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
 Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True)]
 Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]
 Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX_CHARS)]
 DsrScore = Annotated[int, Field(ge=1, le=5, strict=True)]
+
+
+def _in_business_range(value: datetime) -> datetime:
+    refused = business_time_refusal(value)
+    if refused is not None:
+        raise ValueError(refused)
+    return value
+
+
+# An RFC 3339 time with an offset, within the ledger's range of business times.
+BusinessTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_business_range),
+    Field(description=f"RFC 3339 with an offset, {BUSINESS_TIME_RANGE}"),
+]
 
 
 class Body(BaseModel):
@@ -71,7 +90,7 @@ class Body(BaseModel):
 
 
 class At(Body):
-    occurred_at: AwareDatetime
+    occurred_at: BusinessTime
 
 
 class NewMember(At):
@@ -197,12 +216,12 @@ class SearchCheatingCase(At):
 
 
 class DeadlineRunRequest(Body):
-    now: AwareDatetime
+    now: BusinessTime
 
 
 class PenaltyBatchRequest(Body):
     seller_ids: Annotated[list[Id], Field(min_length=1)]
-    as_of: AwareDatetime | None = None
+    as_of: BusinessTime | None = None
     rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
 
 

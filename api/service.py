@@ -36,7 +36,7 @@ class Service:
             default_rulebook=settings.rulebook,
             time_at=self.ledger.recorded_at,
         )
-        self.keys = KeyRing.load(settings.keys_file)
+        self.keys = KeyRing([]) if settings.dev_keys else KeyRing.load(settings.keys_file)
         self.tree: LogTree = open_log_tree(settings.database_url)
         self.tree_runner = LogTreeRunner(self.ledger, self.tree)
         self.signer = self._signer(settings)
@@ -48,8 +48,10 @@ class Service:
         self._threads: list[threading.Thread] = []
 
     def dev_keys(self) -> dict[Role, str]:
-        """One fresh key per role, kept in memory only (development mode)."""
-        return {role: self.keys.add(role) for role in Role}
+        """One fresh key per role, their hashes in the development keys file only."""
+        plain = {role: self.keys.add(role) for role in Role}
+        self.keys.save(self.settings.dev_keys_file)
+        return plain
 
     def start(self, *, background: bool = True) -> None:
         if self.settings.dev_keys:

@@ -15,8 +15,11 @@ class Settings(msgspec.Struct, frozen=True):
     database_url: str
     rulebook: str = DEFAULT_RULEBOOK
     keys_file: Path = Path("trustledger-keys.json")
-    # Development mode creates and prints one key per role at start-up.
+    # Development mode (``serve --dev`` only, on a loopback address) makes one
+    # key per role at start-up, prints them and keeps them in ``dev_keys_file``
+    # alone: the keys file of real callers is not read.
     dev_keys: bool = False
+    dev_keys_file: Path = Path("trustledger-dev-keys.json")
     deadline_worker: bool = True
     deadline_interval_seconds: float = 30.0
     projection_poll_seconds: float = 1.0
@@ -35,7 +38,6 @@ class Settings(msgspec.Struct, frozen=True):
             "database_url": database_url_from_environment(),
             "rulebook": os.environ.get("TRUSTLEDGER_RULEBOOK", DEFAULT_RULEBOOK),
             "keys_file": Path(os.environ.get("TRUSTLEDGER_KEYS_FILE", "trustledger-keys.json")),
-            "dev_keys": os.environ.get("TRUSTLEDGER_DEV_KEYS", "") == "1",
             "tree_head_key": _path_or_none(os.environ.get("TRUSTLEDGER_TREE_HEAD_KEY", "")),
         }
         values.update(overrides)
@@ -51,6 +53,8 @@ class Settings(msgspec.Struct, frozen=True):
             <= 0
         ):
             raise ValueError("intervals must be positive")
+        if self.dev_keys and self.dev_keys_file.resolve() == self.keys_file.resolve():
+            raise ValueError("development keys need a file of their own, not the keys file")
 
 
 def _path_or_none(value: str) -> Path | None:

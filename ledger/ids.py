@@ -24,7 +24,8 @@ PlatformId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, max_length=ID_MAX_C
 
 
 def is_platform_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    # fullmatch: with match, ``$`` would also take an id ending in a line break.
+    return _ID_RE.fullmatch(value) is not None
 
 
 def member_aggregate_id(member_id: str) -> UUID:

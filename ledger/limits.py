@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sized
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -28,6 +28,20 @@ from ledger.errors import ErrorCode, InvalidInputError
 
 # A field's check: its value and its path; raises InvalidInputError when out of limits.
 Check = Callable[[Any, str], None]
+
+# The business times the ledger takes, in a command or a query: far from the
+# calendar's ends, so no window, deadline or conversion to UTC computed from
+# one leaves the range Python's datetime holds.
+EARLIEST_BUSINESS_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_BUSINESS_TIME = datetime(3000, 1, 1, tzinfo=UTC)
+BUSINESS_TIME_RANGE = f"from {EARLIEST_BUSINESS_TIME:%Y-%m-%dT%H:%M:%SZ} to before {LATEST_BUSINESS_TIME:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def business_time_refusal(value: datetime) -> str | None:
+    """Why an aware time is out of the ledger's range, or None."""
+    if EARLIEST_BUSINESS_TIME <= value < LATEST_BUSINESS_TIME:
+        return None
+    return f"Expected a time {BUSINESS_TIME_RANGE}"
 
 
 def check_limits(command: msgspec.Struct) -> None:
@@ -82,8 +96,9 @@ def _fields(info: mi.StructType) -> Check:
 
 def _text(info: mi.StrType) -> Check:
     low, high, pattern = info.min_length, info.max_length, info.pattern
-    # msgspec searches (rather than matches) a pattern; the commands' patterns are anchored.
-    search = re.compile(pattern).search if pattern is not None else None
+    # The whole value must match: msgspec searches a pattern, and in Python's
+    # re an anchored ``...$`` also matches a value that ends in a line break.
+    search = re.compile(pattern).fullmatch if pattern is not None else None
 
     def check(value: Any, path: str) -> None:
         if not isinstance(value, str):
@@ -145,6 +160,9 @@ def _time(info: mi.DateTimeType) -> Check:
             raise _refusal(path, "Expected `datetime` with a timezone component")
         if info.tz is False and aware:
             raise _refusal(path, "Expected `datetime` with no timezone component")
+        refused = business_time_refusal(value) if aware else None
+        if refused is not None:
+            raise _refusal(path, refused)
 
     return check
 

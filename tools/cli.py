@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import sys
@@ -80,7 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--dev", action="store_true", help="create and print one API key per role")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development: on a loopback host only, make and print one API key per role "
+        "(kept in trustledger-dev-keys.json; the keys file is not read)",
+    )
     serve.add_argument("--demo", action="store_true", help="append the demo story first")
     serve.add_argument("--no-deadline-worker", action="store_true")
     serve.add_argument("--keys-file", type=Path, default=None)
@@ -256,6 +262,11 @@ def _serve(args: argparse.Namespace, url: str) -> None:
 
     from api.main import create_app  # noqa: PLC0415 - keeps the other commands light
 
+    if args.dev and not _loopback(args.host):
+        raise SystemExit(
+            f"--dev serves on a loopback address only (127.0.0.1, ::1, localhost), "
+            f"not {args.host!r}: its keys are printed to the console"
+        )
     overrides: dict[str, object] = {
         "database_url": url,
         "rulebook": args.rulebook,
@@ -272,6 +283,15 @@ def _serve(args: argparse.Namespace, url: str) -> None:
         finally:
             app.close()
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost may resolve anywhere
+        return False
 
 
 def _add_key(role: str, keys_file: Path | None) -> None:

@@ -52,7 +52,7 @@ def register_member(
 
 @created("/members/{member_id}/verification")
 def verify_identity(
-    member_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    member_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.VerifyIdentity, member_id=member_id, **body.model_dump())
     return _append(service, who, key, service.ledger.verify_identity, cmd)
@@ -71,7 +71,7 @@ def create_trade(
 
 @created("/trades/{trade_id}/payment")
 def pay(
-    trade_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.PayIntoEscrow, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.pay_into_escrow, cmd)
@@ -79,7 +79,7 @@ def pay(
 
 @created("/trades/{trade_id}/shipment")
 def ship(
-    trade_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.ShipTrade, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.ship_trade, cmd)
@@ -87,7 +87,7 @@ def ship(
 
 @created("/trades/{trade_id}/receipt")
 def confirm_receipt(
-    trade_id: str, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.ConfirmReceipt, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.confirm_receipt, cmd)
@@ -95,7 +95,11 @@ def confirm_receipt(
 
 @created("/trades/{trade_id}/timer-extension")
 def extend_timer(
-    trade_id: str, body: s.TimerExtension, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId,
+    body: s.TimerExtension,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> s.Positions:
     cmd = command(c.ExtendConfirmTimer, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.extend_confirm_timer, cmd)
@@ -103,7 +107,7 @@ def extend_timer(
 
 @created("/trades/{trade_id}/close")
 def close_trade(
-    trade_id: str, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.CloseTrade, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.close_trade, cmd)
@@ -114,7 +118,7 @@ def close_trade(
 
 @created("/trades/{trade_id}/refunds")
 def request_refund(
-    trade_id: str, body: s.NewRefund, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.NewRefund, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.RequestRefund, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.request_refund, cmd)
@@ -132,8 +136,8 @@ REFUND_STEPS: dict[str, type[c.RefundCommand]] = {
 
 @created("/trades/{trade_id}/refunds/{refund_id}/{step}")
 def refund_step(
-    trade_id: str,
-    refund_id: str,
+    trade_id: s.PathId,
+    refund_id: s.PathId,
     step: RefundStep,
     body: s.At,
     service: ServiceDep,
@@ -154,7 +158,7 @@ def refund_step(
 
 @created("/trades/{trade_id}/dispute")
 def escalate_dispute(
-    trade_id: str, body: s.NewDispute, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.NewDispute, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.EscalateDispute, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.escalate_dispute, cmd)
@@ -162,7 +166,11 @@ def escalate_dispute(
 
 @created("/trades/{trade_id}/dispute/ruling")
 def rule_dispute(
-    trade_id: str, body: s.DisputeRuling, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId,
+    body: s.DisputeRuling,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> s.Positions:
     cmd = command(c.RuleDispute, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.rule_dispute, cmd)
@@ -176,7 +184,7 @@ Rater = Literal["buyer", "seller"]
 
 @created("/trades/{trade_id}/ratings")
 def give_rating(
-    trade_id: str, body: s.NewRating, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.PathId, body: s.NewRating, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.GiveRating, trade_id=trade_id, **body.model_dump())
     return _append(service, who, key, service.ledger.give_rating, cmd)
@@ -184,7 +192,7 @@ def give_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/revision")
 def revise_rating(
-    trade_id: str,
+    trade_id: s.PathId,
     rater: Rater,
     body: s.Revision,
     service: ServiceDep,
@@ -197,7 +205,7 @@ def revise_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/withdrawal")
 def withdraw_rating(
-    trade_id: str,
+    trade_id: s.PathId,
     rater: Rater,
     body: s.Withdrawal,
     service: ServiceDep,
@@ -210,7 +218,7 @@ def withdraw_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/explanation")
 def explain_rating(
-    trade_id: str,
+    trade_id: s.PathId,
     rater: Rater,
     body: s.Explanation,
     service: ServiceDep,
@@ -223,7 +231,7 @@ def explain_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/follow-up")
 def review_follow_up(
-    trade_id: str,
+    trade_id: s.PathId,
     rater: Rater,
     body: s.FollowUp,
     service: ServiceDep,
@@ -236,7 +244,7 @@ def review_follow_up(
 
 @created("/trades/{trade_id}/ratings/{rater}/shielding")
 def shield_rating(
-    trade_id: str,
+    trade_id: s.PathId,
     rater: Rater,
     body: s.Shielding,
     service: ServiceDep,
@@ -260,7 +268,7 @@ def file_complaint(
 
 @created("/complaints/{complaint_id}/escalation")
 def escalate_complaint(
-    complaint_id: str, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    complaint_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> s.Positions:
     cmd = command(c.EscalateComplaint, complaint_id=complaint_id, **body.model_dump())
     return _append(service, who, key, service.ledger.escalate_complaint, cmd)
@@ -268,7 +276,7 @@ def escalate_complaint(
 
 @created("/complaints/{complaint_id}/follow-up")
 def complaint_follow_up(
-    complaint_id: str,
+    complaint_id: s.PathId,
     body: s.ComplaintNote,
     service: ServiceDep,
     who: Appender,
@@ -280,7 +288,11 @@ def complaint_follow_up(
 
 @created("/complaints/{complaint_id}/compensation")
 def pay_compensation(
-    complaint_id: str, body: s.Compensation, service: ServiceDep, who: Appender, key: IdempotencyKey
+    complaint_id: s.PathId,
+    body: s.Compensation,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> s.Positions:
     cmd = command(c.PayCompensation, complaint_id=complaint_id, **body.model_dump())
     return _append(service, who, key, service.ledger.pay_compensation, cmd)
@@ -288,7 +300,7 @@ def pay_compensation(
 
 @created("/complaints/{complaint_id}/ruling")
 def rule_complaint(
-    complaint_id: str,
+    complaint_id: s.PathId,
     body: s.ComplaintRuling,
     service: ServiceDep,
     who: Appender,
@@ -303,7 +315,11 @@ def rule_complaint(
 
 @created("/sellers/{seller_id}/violations")
 def record_violation(
-    seller_id: str, body: s.NewViolation, service: ServiceDep, who: Appender, key: IdempotencyKey
+    seller_id: s.PathId,
+    body: s.NewViolation,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> s.Positions:
     cmd = command(c.RecordViolation, seller_id=seller_id, **body.model_dump())
     return _append(service, who, key, service.ledger.record_violation, cmd)
@@ -311,7 +327,11 @@ def record_violation(
 
 @created("/sellers/{seller_id}/fake-trades")
 def confirm_fake_trades(
-    seller_id: str, body: s.FakeTradeCase, service: ServiceDep, who: Appender, key: IdempotencyKey
+    seller_id: s.PathId,
+    body: s.FakeTradeCase,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> s.Positions:
     cmd = command(c.ConfirmFakeTrades, seller_id=seller_id, **body.model_dump())
     return _append(service, who, key, service.ledger.confirm_fake_trades, cmd)
@@ -319,7 +339,7 @@ def confirm_fake_trades(
 
 @created("/sellers/{seller_id}/search-cheating")
 def record_search_cheating(
-    seller_id: str,
+    seller_id: s.PathId,
     body: s.SearchCheatingCase,
     service: ServiceDep,
     who: Appender,

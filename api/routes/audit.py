@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import msgspec
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import AwareDatetime
 
 from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
@@ -17,6 +16,7 @@ from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from ledger.tree_head import TreeHead, to_json
 from projections.log_tree import ConsistencyProof, InclusionProof
+from projections.marketplace import POSITION_MAX
 from projections.queries import Reputation, Where
 from projections.views import MemoryView
 
@@ -50,7 +50,7 @@ _times_decoder = msgspec.json.Decoder(_Times)
 def read_log(
     service: ServiceDep,
     who: Auditor,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=LOG_LIMIT_MAX)] = 1_000,
 ) -> StreamingResponse:
     ledger = service.ledger
@@ -83,8 +83,8 @@ def replay(
     service: ServiceDep,
     who: Auditor,
     member_id: Annotated[str, Query(max_length=128)],
-    as_of: Annotated[AwareDatetime | None, Query()] = None,
-    at_position: Annotated[int | None, Query(ge=0)] = None,
+    as_of: Annotated[s.BusinessTime | None, Query()] = None,
+    at_position: Annotated[int | None, Query(ge=0, le=POSITION_MAX)] = None,
     rulebook: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """The member's figures recomputed by folding the log itself, not the stored view."""
@@ -164,8 +164,8 @@ def tree_head(service: ServiceDep, who: Auditor) -> Response:
 def inclusion(
     service: ServiceDep,
     who: Auditor,
-    position: Annotated[int, Query(ge=1)],
-    tree_size: Annotated[int, Query(ge=1)],
+    position: Annotated[int, Query(ge=1, le=POSITION_MAX)],
+    tree_size: Annotated[int, Query(ge=1, le=POSITION_MAX)],
 ) -> Response:
     """The proof that the event at a log position is in the tree of a given size."""
     return _json(service.tree.inclusion(position, tree_size))
@@ -181,8 +181,8 @@ def inclusion(
 def consistency(
     service: ServiceDep,
     who: Auditor,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int, Query(ge=0)],
+    first: Annotated[int, Query(ge=0, le=POSITION_MAX)],
+    second: Annotated[int, Query(ge=0, le=POSITION_MAX)],
 ) -> Response:
     """The proof that the tree of size ``second`` extends the tree of size ``first`` unchanged."""
     return _json(service.tree.consistency(first, second))

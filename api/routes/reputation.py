@@ -15,7 +15,6 @@ from typing import Annotated, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
@@ -30,6 +29,7 @@ from projections.explanations import (
     EXPLANATION_PAGE_MAX,
     BadCursorError,
 )
+from projections.marketplace import POSITION_MAX
 from projections.queries import PENALTY_BATCH_MAX, UnknownSeller, Where
 
 # The longest rulebook id a query may name, and the longest page cursor.
@@ -37,11 +37,12 @@ RULEBOOK_ID_MAX_CHARS = 64
 CURSOR_MAX_CHARS = 512
 router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
-AsOf = Annotated[AwareDatetime | None, Query(description="business time (RFC 3339); default now")]
+AsOf = Annotated[s.BusinessTime | None, Query(description="business time (RFC 3339); default now")]
 AtPosition = Annotated[
     int | None,
     Query(
         ge=0,
+        le=POSITION_MAX,
         description=(
             "log position (auditors): the figure as the log stood there, replayed from the "
             "member's facts up to it. For a member with a long history (one the view keeps "
@@ -60,7 +61,8 @@ RulebookId = Annotated[
     ),
 ]
 MinPosition = Annotated[
-    int | None, Query(ge=0, description="wait until the view reflects this position")
+    int | None,
+    Query(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
 ]
 PartyRole = Annotated[Literal["seller", "buyer"], Query()]
 
@@ -120,7 +122,7 @@ def rulebooks(
 
 @router.get("/members/{member_id}/credit", responses=s.answered_by(s.CreditAnswer))
 def credit(
-    member_id: str,
+    member_id: s.PathId,
     service: ServiceDep,
     scope: ReaderScope,
     role: PartyRole = "seller",
@@ -134,7 +136,7 @@ def credit(
     responses=s.answered_by(s.CreditExplanationAnswer),
 )
 def credit_explanation(
-    member_id: str,
+    member_id: s.PathId,
     service: ServiceDep,
     scope: ReaderScope,
     role: PartyRole = "seller",
@@ -160,7 +162,7 @@ def credit_explanation(
 
 @router.get("/sellers/{seller_id}/dsr", responses=s.answered_by(s.DsrAnswer))
 def dsr(
-    seller_id: str,
+    seller_id: s.PathId,
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
@@ -188,7 +190,7 @@ def batch_json(
 
 
 @router.get(PENALTY_ROUTE.removeprefix(router.prefix), responses=s.answered_by(s.PenaltyAnswer))
-def penalty(seller_id: str, service: ServiceDep, scope: RankerScope) -> Response:
+def penalty(seller_id: s.PathId, service: ServiceDep, scope: RankerScope) -> Response:
     return Response(penalty_json(service, seller_id, scope.where), media_type=s.JSON)
 
 
@@ -210,7 +212,7 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
 
 @router.get("/sellers/{seller_id}/violations", responses=s.answered_by(s.ViolationsAnswer))
 def violations(
-    seller_id: str,
+    seller_id: s.PathId,
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
@@ -220,7 +222,7 @@ def violations(
 
 @router.get("/buyers/{buyer_id}/history", responses=s.answered_by(s.BuyerHistoryAnswer))
 def buyer_history(
-    buyer_id: str,
+    buyer_id: s.PathId,
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:

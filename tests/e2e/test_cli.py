@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from api.auth import KeyRing, Role
+from api.service import Service
+from api.settings import Settings
 from ledger.app import LedgerApp
 from projections.runner import Runner
 from projections.views import open_view
@@ -132,3 +134,48 @@ def test_keys_add_prints_a_key_once_and_stores_only_its_hash(
     assert principal is not None
     assert principal.role == Role.AUDITOR
     assert KeyRing.load(keys_file).authenticate(plain + "x") is None
+
+
+def test_a_keys_file_is_its_owners_alone(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.json"
+    assert main(["keys", "add", "--role", "reader", "--keys-file", str(keys_file)]) == 0
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.json"]  # no scratch file left
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_development_mode_serves_on_loopback_only(host: str) -> None:
+    with pytest.raises(SystemExit, match="loopback"):
+        main(["--database-url", "memory:", "serve", "--dev", "--host", host])
+
+
+def test_development_keys_live_in_their_own_file_and_nothing_else_turns_them_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys_file, dev_file = tmp_path / "keys.json", tmp_path / "dev-keys.json"
+    ring = KeyRing([])
+    real = ring.add(Role.ADMIN)
+    ring.save(keys_file)
+    monkeypatch.setenv("TRUSTLEDGER_DEV_KEYS", "1")
+    assert not Settings.from_environment(database_url="memory:").dev_keys
+    with pytest.raises(ValueError, match="file of their own"):
+        Settings(
+            database_url="memory:", dev_keys=True, keys_file=keys_file, dev_keys_file=keys_file
+        )
+
+    settings = Settings(
+        database_url="memory:", dev_keys=True, keys_file=keys_file, dev_keys_file=dev_file
+    )
+    service = Service(settings)
+    try:
+        service.start(background=False)
+        printed = [line.split()[-1] for line in capsys.readouterr().out.splitlines()]
+    finally:
+        service.stop()
+    assert len(printed) == len(Role)
+    assert service.keys.authenticate(real) is None  # the real callers' keys are not served
+    assert all(service.keys.authenticate(key) is not None for key in printed)
+    stored = KeyRing.load(dev_file)
+    assert all(stored.authenticate(key) is not None for key in printed)
+    assert KeyRing.load(keys_file).authenticate(real) is not None  # left as it was
+    assert dev_file.stat().st_mode & 0o777 == 0o600
