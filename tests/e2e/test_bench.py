@@ -135,9 +135,11 @@ def test_only_a_full_run_of_every_section_writes_the_committed_results(
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 0
     written = {path.parent.name for path in tmp_path.rglob("results.json")}
-    assert written == {written_to}
+    assert written == {written_to, "partial"}
     only = argv[argv.index("--only") + 1 :] if "--only" in argv else list(bench.SECTIONS)
     assert ran == only
+    kept = json.loads((tmp_path / "scratch" / "partial" / "results.json").read_text())
+    assert [name for name in only if name in kept] == only  # each section as it finished
     results = json.loads((tmp_path / written_to / "results.json").read_text())
     assert results["sections"] == only
     if "--big-sellers" in argv:
