@@ -10,7 +10,8 @@ compares them across sizes: what a figure costs as one member's history grows.
 A full run of every section writes ``bench/results.json`` and
 ``bench/results.md`` (the committed figures); any other run (``--quick``,
 ``--only``, ``--big-sellers``) writes to a temporary directory instead, unless
-``--out`` says where.
+``--out`` says where. While it runs, each section's figures are kept as it
+finishes, in ``partial/`` under ``--out`` or the temporary directory.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     for name in results["sections"]:
         results[name] = SECTION_RUNS[name](args.postgres, workload)
         # A long run keeps what it has measured so far, should a later section fail.
-        _write(SCRATCH_OUT / "partial", results)
+        _write((args.out or SCRATCH_OUT) / "partial", results)
         print(f"{name}: done", file=sys.stderr, flush=True)
     _write(out, results)
     print(markdown(results))

@@ -134,11 +134,12 @@ def test_only_a_full_run_of_every_section_writes_the_committed_results(
     monkeypatch.setattr(bench, "SCRATCH_OUT", tmp_path / "scratch")
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 0
-    written = {path.parent.name for path in tmp_path.rglob("results.json")}
-    assert written == {written_to, "partial"}
+    written = {path.relative_to(tmp_path).parent for path in tmp_path.rglob("results.json")}
+    partial = Path("chosen" if "--out" in argv else "scratch") / "partial"
+    assert written == {Path(written_to), partial}
     only = argv[argv.index("--only") + 1 :] if "--only" in argv else list(bench.SECTIONS)
     assert ran == only
-    kept = json.loads((tmp_path / "scratch" / "partial" / "results.json").read_text())
+    kept = json.loads((tmp_path / partial / "results.json").read_text())
     assert [name for name in only if name in kept] == only  # each section as it finished
     results = json.loads((tmp_path / written_to / "results.json").read_text())
     assert results["sections"] == only
