@@ -1,13 +1,15 @@
 """Every refusal as RFC 9457 problem details, mapped in one place.
 
 Statuses follow docs/rules.md §8: malformed input 422, unknown entities 404,
-state and idempotency conflicts 409, oversize batches 413. The body carries
+state and idempotency conflicts 409, oversize batches 413; a database that
+cannot be reached or did not answer in time 503 with Retry-After. The body carries
 the stable ``code``, a human ``detail`` and, when known, the offending
 ``field``. Nothing is written on any of them.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.database import STORE_UNAVAILABLE
 from ledger.errors import (
     ConcurrentUpdateError,
     InvalidInputError,
@@ -25,7 +28,11 @@ from ledger.errors import (
 from ledger.policy import RulebookError
 from projections.queries import UnknownMemberError
 
+log = logging.getLogger("trustledger")
+
 PROBLEM_JSON = "application/problem+json"
+# What a 503 asks a caller to wait before it tries again.
+RETRY_AFTER_UNAVAILABLE_SECONDS = 2
 STATUS_BY_KIND = {InvalidInputError: 422, NotFoundError: 404, StateConflictError: 409}
 TITLES = {
     401: "Unauthorized",
@@ -49,7 +56,13 @@ class ApiProblem(Exception):
 
 
 def problem(
-    status: int, code: str, detail: str, *, field: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    retry_after: int | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://trustledger.dev/problems/{code}",
@@ -61,8 +74,21 @@ def problem(
     if field is not None:
         body["field"] = field
     body.update(extra)
-    headers = {"Retry-After": "1"} if extra.get("retryable") else None
+    if extra.get("retryable") and retry_after is None:
+        retry_after = 1
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _store_unavailable(_: Request, error: Exception) -> JSONResponse:
+    log.warning("store unavailable: %s: %s", type(error).__name__, error)
+    return problem(
+        503,
+        "store_unavailable",
+        "the database cannot be reached just now; try again (an append with the same "
+        "Idempotency-Key)",
+        retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+    )
 
 
 def status_of(error: LedgerError) -> int:
@@ -80,6 +106,9 @@ def install(app: FastAPI) -> None:
             service.metrics.refused(str(error.code))
         extra = {"retryable": True} if isinstance(error, ConcurrentUpdateError) else {}
         return problem(status_of(error), str(error.code), error.detail, field=error.field, **extra)
+
+    for unavailable in STORE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _store_unavailable)
 
     @app.exception_handler(ApiProblem)
     async def api_problem(_: Request, error: ApiProblem) -> JSONResponse:

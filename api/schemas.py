@@ -564,6 +564,7 @@ PROBLEMS: dict[int | str, dict[str, object]] = {
     ),
     413: _problem("a batch over its limit"),
     422: _problem("malformed or out-of-range input"),
+    503: _problem("the database cannot be reached just now: try again after Retry-After"),
 }
 PROBLEMS_503 = _problem("no tree head key is configured")
 

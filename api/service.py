@@ -6,6 +6,8 @@ import logging
 import threading
 from datetime import datetime
 
+import msgspec
+
 from api.auth import KeyRing, Role
 from api.metrics import Metrics
 from api.settings import Settings
@@ -21,6 +23,15 @@ log = logging.getLogger("trustledger")
 
 # How long a request may wait for the view to reach the position it asked for.
 READ_YOUR_WRITES_MAX_BATCHES = 100
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Where the log and the view stand, for /readyz."""
+
+    log_position: int
+    view_position: int
+    lag_events: int
+    lag_seconds: float
 
 
 class Service:
@@ -106,6 +117,11 @@ class Service:
         for _ in range(READ_YOUR_WRITES_MAX_BATCHES):
             if self.view.position() >= position or self.runner.run_batch() == 0:
                 return
+
+    def readiness(self) -> Readiness:
+        head = self.ledger.recorder.max_notification_id() or 0
+        lag_events, lag_seconds = self.lag()
+        return Readiness(head, self.view.position(), lag_events, lag_seconds)
 
     def lag(self) -> tuple[int, float]:
         """How far the view trails the log: in events, and in seconds of recording time."""

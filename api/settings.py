@@ -31,6 +31,10 @@ class Settings(msgspec.Struct, frozen=True):
     # Plain current-penalty calls answered outside FastAPI (api.ranking_path);
     # off, every request takes the routes (the comparison tests use both).
     ranking_path: bool = True
+    # /readyz answers 503 when the store takes longer than this to answer it,
+    # or when the view trails the log by more than this much recording time.
+    readiness_timeout_seconds: float = 2.0
+    readiness_lag_seconds_max: float = 60.0
 
     @classmethod
     def from_environment(cls, **overrides: object) -> Settings:
@@ -49,10 +53,12 @@ class Settings(msgspec.Struct, frozen=True):
                 self.deadline_interval_seconds,
                 self.projection_poll_seconds,
                 self.tree_head_interval_seconds,
+                self.readiness_timeout_seconds,
+                self.readiness_lag_seconds_max,
             )
             <= 0
         ):
-            raise ValueError("intervals must be positive")
+            raise ValueError("intervals, timeouts and lags must be positive")
         if self.dev_keys and self.dev_keys_file.resolve() == self.keys_file.resolve():
             raise ValueError("development keys need a file of their own, not the keys file")
 

@@ -3,7 +3,9 @@
 - ``memory:`` — in process, gone on exit (tests, what-ifs);
 - ``sqlite:///path/to/file.db`` — the embedded default, ``./trustledger.db``;
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=...&pool_size=...]``
-  — production, through a psycopg connection pool.
+  — production, through a psycopg connection pool (options: ``schema``,
+  ``pool_size``, ``max_overflow``, ``connect_timeout`` and ``lock_timeout`` in
+  seconds).
 
 ``parse_database_url`` is the one reader of such a URL: the ledger's store
 and every projection beside it (``projections.connections.place_of``) take
@@ -13,10 +15,14 @@ their place from it, so a URL is refused the same way wherever it is used.
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import msgspec
+import psycopg
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.utils import get_topic
 
 from ledger.store import PostgresLedgerRecorder, SQLiteLedgerRecorder
@@ -27,11 +33,27 @@ POSTGRES_PORT_DEFAULT = 5432
 POSTGRES_POOL_SIZE_DEFAULT = 8
 # With the pool size, 40 connections: as many as the HTTP worker threads (anyio default).
 POSTGRES_MAX_OVERFLOW_DEFAULT = 32
+# How long a command or a query waits for a pooled connection before it fails
+# (503 over HTTP), and how long an append waits for the log's write lock.
 POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT = 5
+POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT = 5
 MEMORY_URL = "memory:"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 DatabaseKind = Literal["memory", "sqlite", "postgresql"]
+
+# What the stores raise when the database cannot be reached or did not answer
+# in time (no connection within connect_timeout, a lock not had within
+# lock_timeout, a server gone, a SQLite file locked past its timeout). The
+# request may be tried again later (HTTP 503); an append is retried with its
+# idempotency key, which answers the original positions if it did land.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    PersistenceOperationalError,
+    PersistenceInterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
 
 
 class DatabaseUrlError(ValueError):
@@ -44,6 +66,7 @@ class PoolOptions(msgspec.Struct, frozen=True):
     size: int = POSTGRES_POOL_SIZE_DEFAULT
     max_overflow: int = POSTGRES_MAX_OVERFLOW_DEFAULT
     connect_timeout_seconds: int = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+    lock_timeout_seconds: int = POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT
 
 
 class DatabaseUrl(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,7 +120,10 @@ def _postgresql(url: str, parts: SplitResult) -> DatabaseUrl:
         size=_count(url, query, "pool_size", POSTGRES_POOL_SIZE_DEFAULT, least=1),
         max_overflow=_count(url, query, "max_overflow", POSTGRES_MAX_OVERFLOW_DEFAULT),
         connect_timeout_seconds=_count(
-            url, query, "connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+            url, query, "connect_timeout", POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT, least=1
+        ),
+        lock_timeout_seconds=_count(
+            url, query, "lock_timeout", POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT, least=1
         ),
     )
     return DatabaseUrl(
@@ -147,6 +173,7 @@ def persistence_env(url: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(place.pool.size),
         "POSTGRES_MAX_OVERFLOW": str(place.pool.max_overflow),
         "POSTGRES_CONNECT_TIMEOUT": str(place.pool.connect_timeout_seconds),
+        "POSTGRES_LOCK_TIMEOUT": str(place.pool.lock_timeout_seconds),
         # A connection is checked as it leaves the pool: one the server closed
         # (a restart, a failover) is replaced instead of failing a command.
         "POSTGRES_PRE_PING": "y",

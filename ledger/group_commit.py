@@ -7,7 +7,8 @@ deadline updates in one transaction, then hands the lead to the next waiting
 thread, if any. When the shared save fails — one command lost a race for an
 aggregate version or reused a key — every command of that group is saved
 again on its own, so one conflict never fails the others: each caller gets
-its own positions or its own error.
+its own positions or its own error. When the store itself fails (unreachable,
+timed out), every command of the group gets that error.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ class GroupCommitter:
                 )
             except IntegrityError:
                 pass  # someone in the group conflicts: save each on its own below
+            except Exception as error:  # the store failed the whole group: each caller hears it
+                for pending in group:
+                    pending.error = error
+                return
             else:
                 start = 0
                 for pending in group:

@@ -341,6 +341,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         self._schema = schema
 
+    # The library tries these reads ten times when the database cannot be
+    # reached, each try waiting up to connect_timeout for a connection: a
+    # minute's wait for a caller. The ledger tries once and fails fast; the
+    # caller (or the runner's next poll) tries again.
+    select_events = PostgresApplicationRecorder.select_events.__wrapped__
+    select_notifications = PostgresApplicationRecorder.select_notifications.__wrapped__
+    max_notification_id = PostgresApplicationRecorder.max_notification_id.__wrapped__
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

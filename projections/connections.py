@@ -13,7 +13,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from ledger.database import DatabaseUrl, parse_database_url
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ledger.database import (
+    POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+    DatabaseUrl,
+    parse_database_url,
+)
 
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQL_IN_LIST_MAX = 500
@@ -25,6 +32,26 @@ def place_of(database_url: str) -> DatabaseUrl:
     """Where a projection's tables live: beside the log, so in the place the
     ledger's own parser finds (an unknown scheme is its ``DatabaseUrlError``)."""
     return parse_database_url(database_url)
+
+
+def postgres_pool(
+    conninfo: str,
+    *,
+    max_size: int,
+    wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+) -> ConnectionPool[psycopg.Connection[Any]]:
+    """A projection's connections: each checked as it leaves the pool (one the
+    server closed is replaced), and a request that waits longer than
+    ``wait_seconds`` for one fails instead of hanging through an outage."""
+    return ConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"autocommit": True},
+        timeout=wait_seconds,
+        check=ConnectionPool.check_connection,
+        open=True,
+    )
 
 
 def chunks(keys: Iterable[K]) -> Iterator[list[K]]:

@@ -27,15 +27,15 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from ledger import merkle
 from ledger.app import LedgerApp
+from ledger.database import POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
 from ledger.errors import ErrorCode, NotFoundError
 from ledger.merkle import NodeKey
 from ledger.store import StoredEntry, to_micros
 from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
-from projections.connections import SQLiteConnection, chunks, place_of
+from projections.connections import SQLiteConnection, chunks, place_of, postgres_pool
 from projections.runner import LogFollower
 
 # Each refused commit means another process extended the tree; past this
@@ -342,10 +342,14 @@ class SQLiteLogTree(LogTree):
 
 
 class PostgresLogTree(LogTree):
-    def __init__(self, conninfo: str, *, schema: str = "public") -> None:
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            conninfo, min_size=1, max_size=TREE_POOL_SIZE, kwargs={"autocommit": True}, open=True
-        )
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "public",
+        wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+    ) -> None:
+        self._pool = postgres_pool(conninfo, max_size=TREE_POOL_SIZE, wait_seconds=wait_seconds)
         self._schema = sql.Identifier(schema)
         t = self._table
         statements = [
@@ -491,7 +495,9 @@ def open_log_tree(database_url: str) -> LogTree:
         return MemoryLogTree()
     if place.kind == "sqlite":
         return SQLiteLogTree(place.path)
-    return PostgresLogTree(place.conninfo, schema=place.schema)
+    return PostgresLogTree(
+        place.conninfo, schema=place.schema, wait_seconds=place.pool.connect_timeout_seconds
+    )
 
 
 class LogTreeRunner(LogFollower):

@@ -28,12 +28,12 @@ from typing import Any, NamedTuple, TypeVar
 import msgspec
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from ledger import events as ev
+from ledger.database import POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
 from ledger.events import EVENT_TYPES, Party, topic_of
 from projections import tally_rows, timeline
-from projections.connections import SQLiteConnection, chunks, place_of
+from projections.connections import SQLiteConnection, chunks, place_of, postgres_pool
 from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
 from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
@@ -978,11 +978,10 @@ class PostgresView(SqlView):
         pool_size: int = VIEW_POOL_SIZE,
         rulebooks: Sequence[Rulebook] | None = None,
         tally_from_trades: int = TALLY_FROM_TRADES,
+        wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
     ) -> None:
         # Readers (request threads) and the runner each take a pooled connection.
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=True
-        )
+        self._pool = postgres_pool(conninfo, max_size=pool_size, wait_seconds=wait_seconds)
         self._schema = sql.Identifier(schema)
         with self._pool.connection() as conn:
             conn.execute(
@@ -1305,4 +1304,5 @@ def open_view(
         version=version,
         rulebooks=rulebooks,
         tally_from_trades=tally_from_trades,
+        wait_seconds=place.pool.connect_timeout_seconds,
     )

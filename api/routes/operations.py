@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import Annotated
 
 import msgspec
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
 from api.auth import ADMIN_ROLES, Principal
 from api.deps import ServiceDep, require
+from api.problems import RETRY_AFTER_UNAVAILABLE_SECONDS, problem
+from ledger.database import STORE_UNAVAILABLE
 from ledger.deadlines import DeadlineRun
 
 router = APIRouter(tags=["operations"])
@@ -18,25 +22,46 @@ Admin = Annotated[Principal, Depends(require(ADMIN_ROLES))]
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    """Liveness: answered on the event loop, touching neither threads nor the
+    database, so a process whose database is down is not restarted for it."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
-def readyz(service: ServiceDep) -> JSONResponse:
+async def readyz(service: ServiceDep) -> JSONResponse:
+    """Readiness: the log and the view reachable, and the view close enough
+    behind the log, all within ``readiness_timeout_seconds``; else 503."""
+    settings = service.settings
     try:
-        head = service.ledger.recorder.max_notification_id() or 0
-    except Exception as error:  # any store failure means not ready
-        return JSONResponse({"status": "store unreachable", "detail": str(error)}, status_code=503)
-    lag_events, lag_seconds = service.lag()
-    body: dict[str, Any] = {
-        "status": "ready",
-        "log_position": head,
-        "view_position": service.view.position(),
-        "lag_events": lag_events,
-        "lag_seconds": lag_seconds,
-    }
-    return JSONResponse(body)
+        readiness = await asyncio.wait_for(
+            run_in_threadpool(service.readiness), timeout=settings.readiness_timeout_seconds
+        )
+    except TimeoutError:
+        return problem(
+            503,
+            "not_ready",
+            f"the store did not answer within {settings.readiness_timeout_seconds} s",
+            retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+        )
+    except STORE_UNAVAILABLE as error:
+        return problem(
+            503,
+            "not_ready",
+            f"the store cannot be reached: {type(error).__name__}",
+            retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+        )
+    body = msgspec.to_builtins(readiness)
+    if readiness.lag_seconds > settings.readiness_lag_seconds_max:
+        return problem(
+            503,
+            "not_ready",
+            f"the view is {readiness.lag_seconds:.0f} s behind the log "
+            f"(at most {settings.readiness_lag_seconds_max:g} s)",
+            retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+            **body,
+        )
+    return JSONResponse({"status": "ready", **body})
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger.group_commit import GroupCommitter
 from tests.support import Market
@@ -16,8 +16,9 @@ from tests.support import Market
 class FakeStore:
     """Saves by counting; the first save waits until released, so others queue up."""
 
-    def __init__(self, bad: set[str]) -> None:
+    def __init__(self, bad: set[str], *, down: bool = False) -> None:
         self.bad = bad
+        self.down = down  # every save after the first fails as an unreachable store does
         self.release = threading.Event()
         self.calls: list[list[str]] = []
         self.position = 0
@@ -34,6 +35,8 @@ class FakeStore:
             self.release.wait(timeout=10)
         if self.bad & set(names):
             raise IntegrityError("version clash")
+        if self.down and not first:
+            raise OperationalError("the database went away")
         with self.lock:
             start = self.position
             self.position += len(names)
@@ -46,7 +49,7 @@ def run_threads(committer: GroupCommitter, store: FakeStore, names: list[str]) -
     def submit(name: str) -> None:
         try:
             results[name] = committer.commit([name], [], [])  # type: ignore[list-item]
-        except IntegrityError as error:
+        except (IntegrityError, OperationalError) as error:
             results[name] = error
 
     first = threading.Thread(target=submit, args=(names[0],))
@@ -82,6 +85,16 @@ def test_a_conflict_in_a_group_fails_only_its_own_command() -> None:
     assert isinstance(results["c4"], IntegrityError)
     assert all(isinstance(results[n], list) and len(results[n]) == 1 for n in names if n != "c4")
     assert store.calls[1] == names[1:]  # the group was tried together first
+
+
+def test_when_the_store_fails_a_group_every_command_of_it_gets_the_error() -> None:
+    store = FakeStore(bad=set(), down=True)
+    committer = GroupCommitter(store.save)
+    names = [f"c{i}" for i in range(6)]
+    results = run_threads(committer, store, names)
+    assert results["c0"] == [1]
+    assert all(isinstance(results[n], OperationalError) for n in names[1:])
+    assert store.calls == [["c0"], names[1:]]  # not tried again one by one
 
 
 def test_a_group_never_exceeds_its_limit() -> None:

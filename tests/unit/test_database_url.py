@@ -69,6 +69,7 @@ def test_the_store_and_the_projections_find_the_same_place() -> None:
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "2",
         "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_PRE_PING": "y",
     }
     for url in ("sqlite:///a.db", "sqlite:relative.db"):
