@@ -1,0 +1,173 @@
+"""Real parts for the chaos suite: a PostgreSQL cluster of the test's own, and
+``trustledger serve`` in a child process.
+
+The cluster is made with ``initdb`` in a temporary directory and listens on a
+port of its own, so a test may stop, restart or kill it without touching the
+shared server. As root, the PostgreSQL programs run as the ``postgres`` user
+(``initdb`` refuses root). Everything started is stopped and removed at exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx2 as httpx
+
+from api.auth import KeyRing, Role
+
+SERVER_START_SECONDS_MAX = 60.0
+CLUSTER_START_SECONDS_MAX = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def postgres_bin(program: str) -> str:
+    found = subprocess.run(
+        ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return str(Path(found) / program)
+
+
+class OwnCluster:
+    """A PostgreSQL cluster in a temporary directory, on its own port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base = Path(tempfile.mkdtemp(prefix="trustledger-pg-"))
+        self.data = self.base / "data"
+        self.log = self.base / "server.log"
+        if os.geteuid() == 0:
+            shutil.chown(self.base, "postgres", "postgres")
+        self._as_owner(
+            postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("start", "-w", "-t", str(int(CLUSTER_START_SECONDS_MAX)), "-o", options)
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg_ctl("stop", "-w", "-m", mode)
+
+    def running(self) -> bool:
+        status = subprocess.run(
+            self._owner_command(postgres_bin("pg_ctl"), "status", "-D", str(self.data)),
+            capture_output=True,
+            check=False,
+        )
+        return status.returncode == 0
+
+    def remove(self) -> None:
+        if self.running():
+            self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> OwnCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+    def _pg_ctl(self, *arguments: str) -> None:
+        self._as_owner(
+            postgres_bin("pg_ctl"), *arguments, "-D", str(self.data), "-l", str(self.log)
+        )
+
+    def _as_owner(self, *command: str) -> None:
+        subprocess.run(self._owner_command(*command), check=True, capture_output=True)
+
+    @staticmethod
+    def _owner_command(*command: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *command]
+        return list(command)
+
+
+class ServerProcess:
+    """``trustledger serve`` in a child process, with a key per role."""
+
+    def __init__(self, database_url: str, workdir: Path, *extra: str) -> None:
+        self.database_url = database_url
+        self.workdir = workdir
+        self.extra = extra
+        self.port = free_port()
+        ring = KeyRing([])
+        self.keys = {role: ring.add(role) for role in Role}
+        self.keys_file = workdir / "keys.json"
+        ring.save(self.keys_file)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def headers(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "tools.cli", "--database-url", self.database_url]
+        command += ["serve", "--port", str(self.port), "--keys-file", str(self.keys_file)]
+        command += ["--no-deadline-worker", "--log-level", "warning", *self.extra]
+        with (self.workdir / "server.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, cwd=self.workdir)
+        deadline = time.monotonic() + SERVER_START_SECONDS_MAX
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start in time")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
