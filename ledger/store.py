@@ -354,13 +354,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         """The library's pipelined write, with two differences.
 
-        A connection on which the pipeline failed (a lost race, a duplicate
-        key) is closed, so the pool replaces it: psycopg may count a statement
-        queued behind the failure as prepared although the server never saw
-        it, and every later use of that statement on the connection would
-        fail. And one attempt only: a write that cannot reach the database
-        fails at once, and the caller's retry with the same idempotency key
-        is what makes it safe to try again.
+        A failure inside the pipeline (a lost race, a duplicate key) passes
+        through the transaction, which rolls back. The library kept it inside
+        the pipeline and let the transaction end on an aborted pipeline, which
+        left psycopg's prepared statements out of step with the server's: later
+        unrelated writes on that pooled connection failed. The connection is
+        then closed as well, so the pool replaces it rather than reuse one that
+        failed mid-pipeline. And one attempt only: a write that cannot reach
+        the database fails at once, and the caller's retry with the same
+        idempotency key is what makes it safe to try again.
         """
         with self.datastore.get_connection() as conn:
             try:
