@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,9 @@ def test_races_end_in_201_or_409_and_leave_nothing_broken(
             trade = f"T{i}"
             for rater in ("buyer", "seller"):
                 body = {"rater": rater, "score": "positive", "occurred_at": at(30)}
-                storm.append(lambda t=trade, b=body: post(f"/v1/trades/{t}/ratings", b))
+                storm.append(partial(post, f"/v1/trades/{trade}/ratings", body))
             same = {"rater": "buyer", "score": "positive", "occurred_at": at(31)}
-            storm += [lambda t=trade: post(f"/v1/trades/{t}/ratings", same, key=f"same-{t}")] * 2
+            storm += [partial(post, f"/v1/trades/{trade}/ratings", same, key=f"same-{trade}")] * 2
             for n in range(2):
                 complaint = {
                     "complaint_id": f"C{i}-{n}",
@@ -65,7 +66,7 @@ def test_races_end_in_201_or_409_and_leave_nothing_broken(
                     "severity": "minor",
                     "occurred_at": at(32),
                 }
-                storm.append(lambda c=complaint: post("/v1/complaints", c))
+                storm.append(partial(post, "/v1/complaints", complaint))
         with ThreadPoolExecutor(CLIENTS) as pool:
             answers = list(pool.map(lambda call: call(), storm))
         statuses = Counter(answer.status_code for answer in answers)
