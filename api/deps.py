@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
+from api.admission import UNAUTHENTICATED_NO_KEY, UNAUTHENTICATED_UNKNOWN
 from api.auth import Principal, Role, bearer_key
 from api.problems import ApiProblem
 from api.service import Service
@@ -55,12 +56,10 @@ def require(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
         service: ServiceDep, key: Annotated[str | None, Depends(bearer)]
     ) -> Principal:
         if key is None:
-            raise ApiProblem(
-                401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'"
-            )
+            raise ApiProblem(401, "unauthenticated", UNAUTHENTICATED_NO_KEY)
         principal = service.keys.authenticate(key)
         if principal is None:
-            raise ApiProblem(401, "unauthenticated", "unknown API key")
+            raise ApiProblem(401, "unauthenticated", UNAUTHENTICATED_UNKNOWN)
         if principal.role not in roles:
             allowed = ", ".join(sorted(roles))
             raise ApiProblem(

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import problems, schemas
+from api.admission import Admission
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
 from api.routes import appends, audit, operations, reputation
@@ -45,6 +46,9 @@ def create_app(
 
     if settings.ranking_path:
         app.add_middleware(RankingPath)
+    # Outside the ranking path: a request is authenticated and its body
+    # bounded before anything reads the body.
+    app.add_middleware(Admission, body_bytes_max=settings.body_bytes_max)
     app.add_middleware(Timed)  # added last: the outermost, so it times both paths
     for router in (appends.router, reputation.router, audit.router, operations.router):
         app.include_router(router)

@@ -35,13 +35,16 @@ PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_UNAVAILABLE_SECONDS = 2
 STATUS_BY_KIND = {InvalidInputError: 422, NotFoundError: 404, StateConflictError: 409}
 TITLES = {
+    400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
     413: "Content Too Large",
+    414: "URI Too Long",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -55,15 +58,10 @@ class ApiProblem(Exception):
         self.status, self.code, self.detail, self.field = status, code, detail, field
 
 
-def problem(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    field: str | None = None,
-    retry_after: int | None = None,
-    **extra: Any,
-) -> JSONResponse:
+def problem_body(
+    status: int, code: str, detail: str, *, field: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """RFC 9457 problem details with TrustLedger's stable ``code``."""
     body: dict[str, Any] = {
         "type": f"https://trustledger.dev/problems/{code}",
         "title": TITLES.get(status, "Error"),
@@ -74,6 +72,19 @@ def problem(
     if field is not None:
         body["field"] = field
     body.update(extra)
+    return body
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    retry_after: int | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = problem_body(status, code, detail, field=field, **extra)
     if extra.get("retryable") and retry_after is None:
         retry_after = 1
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None

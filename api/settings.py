@@ -31,6 +31,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Plain current-penalty calls answered outside FastAPI (api.ranking_path);
     # off, every request takes the routes (the comparison tests use both).
     ranking_path: bool = True
+    # The largest request body read (413 beyond it): a batch of 1,000 of the
+    # longest ids is about 135 KB.
+    body_bytes_max: int = 1024 * 1024
     # /readyz answers 503 when the store takes longer than this to answer it,
     # or when the view trails the log by more than this much recording time.
     readiness_timeout_seconds: float = 2.0
@@ -59,6 +62,8 @@ class Settings(msgspec.Struct, frozen=True):
             <= 0
         ):
             raise ValueError("intervals, timeouts and lags must be positive")
+        if self.body_bytes_max < 1:
+            raise ValueError("body_bytes_max must be positive")
         if self.dev_keys and self.dev_keys_file.resolve() == self.keys_file.resolve():
             raise ValueError("development keys need a file of their own, not the keys file")
 

@@ -260,6 +260,7 @@ def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> No
 def _serve(args: argparse.Namespace, url: str) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
+    from api.admission import BoundedHttpProtocol  # noqa: PLC0415 - as create_app
     from api.main import create_app  # noqa: PLC0415 - keeps the other commands light
 
     if args.dev and not _loopback(args.host):
@@ -282,7 +283,13 @@ def _serve(args: argparse.Namespace, url: str) -> None:
             run_scenario(app)
         finally:
             app.close()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        http=BoundedHttpProtocol,
+    )
 
 
 def _loopback(host: str) -> bool:
