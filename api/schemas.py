@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ledger.commands import (
     AMOUNT_MINOR_MAX,
@@ -70,6 +70,13 @@ Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX_CHARS)]
 DsrScore = Annotated[int, Field(ge=1, le=5, strict=True)]
 
 
+def _rfc3339_text(value: object) -> object:
+    """A time arrives as text: a bare number is not taken as seconds since 1970."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("Expected an RFC 3339 time with an offset, as text")
+    return value
+
+
 def _in_business_range(value: datetime) -> datetime:
     refused = business_time_refusal(value)
     if refused is not None:
@@ -80,6 +87,7 @@ def _in_business_range(value: datetime) -> datetime:
 # An RFC 3339 time with an offset, within the ledger's range of business times.
 BusinessTime = Annotated[
     AwareDatetime,
+    BeforeValidator(_rfc3339_text),
     AfterValidator(_in_business_range),
     Field(description=f"RFC 3339 with an offset, {BUSINESS_TIME_RANGE}"),
 ]
