@@ -17,10 +17,13 @@ from ledger.tree_head import TreeHead, TreeHeadSigner
 from projections.log_tree import LogTree, LogTreeRunner, open_log_tree
 from projections.queries import Reputation
 from projections.runner import Runner
-from projections.views import ReputationView, open_view
+from projections.views import ReputationView, SqlView, open_view
 
 log = logging.getLogger("trustledger")
 
+# How long after reads switch to a rebuilt view version the old one's
+# connections are closed: longer than any request takes.
+OLD_VIEW_CLOSE_SECONDS = 60.0
 # How long a request may wait for the view to reach the position it asked for.
 READ_YOUR_WRITES_MAX_BATCHES = 100
 
@@ -32,6 +35,7 @@ class Readiness(msgspec.Struct, frozen=True):
     view_position: int
     lag_events: int
     lag_seconds: float
+    view_version: int | None  # None: a view in memory
 
 
 class Service:
@@ -73,6 +77,7 @@ class Service:
         if not background:
             return
         self._spawn("projection-runner", self._follow)
+        self._spawn("view-versions", self._follow_versions)
         self._spawn("log-tree", self._follow_tree)
         if self.signer is not None:
             self._spawn("tree-heads", self._sign_heads)
@@ -121,7 +126,9 @@ class Service:
     def readiness(self) -> Readiness:
         head = self.ledger.recorder.max_notification_id() or 0
         lag_events, lag_seconds = self.lag()
-        return Readiness(head, self.view.position(), lag_events, lag_seconds)
+        view = self.view
+        version = view.version if isinstance(view, SqlView) else None
+        return Readiness(head, view.position(), lag_events, lag_seconds, version)
 
     def lag(self) -> tuple[int, float]:
         """How far the view trails the log: in events, and in seconds of recording time."""
@@ -151,6 +158,38 @@ class Service:
             except Exception:
                 log.exception("projection runner failed; restarting")
                 self._stop.wait(1.0)
+
+    def follow_active_version(self) -> bool:
+        """Switch reads and folding to the view version readers are to use, if a
+        rebuild has switched it; whether it did.
+
+        The swap is a reference change, so each request answers wholly from
+        one version. The old version's connections are closed
+        ``OLD_VIEW_CLOSE_SECONDS`` later, once the requests already on it have
+        finished; its tables are dropped by the rebuild after its own grace.
+        """
+        current = self.view
+        if not isinstance(current, SqlView):
+            return False  # a memory view lives in this process only
+        active = current.active_version()
+        if active == current.version:
+            return False
+        switched = open_view(self.settings.database_url, version=active)
+        self.runner.use(switched)
+        self.reputation.use(switched)
+        self.view = switched
+        log.warning("reads switched to view version %d (was %d)", active, current.version)
+        closer = threading.Timer(OLD_VIEW_CLOSE_SECONDS, current.close)
+        closer.daemon = True
+        closer.start()
+        return True
+
+    def _follow_versions(self) -> None:
+        while not self._stop.wait(self.settings.projection_poll_seconds):
+            try:
+                self.follow_active_version()
+            except Exception:
+                log.exception("checking the active view version failed")
 
     def _follow_tree(self) -> None:
         while not self._stop.is_set():

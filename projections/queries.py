@@ -118,6 +118,12 @@ class Reputation:
         self._time_at = time_at
         self._kept = KeptSnapshots(KEPT_SNAPSHOTS_MAX)
 
+    def use(self, view: ReputationView) -> None:
+        """Answer from another view from now on; a question already being
+        answered finishes on the view it started with."""
+        self._kept = KeptSnapshots(KEPT_SNAPSHOTS_MAX)
+        self.view = view
+
     def rulebook(self, rulebook_id: str | None = None) -> Rulebook:
         return self.rulebooks.get(rulebook_id or self.default_rulebook)
 

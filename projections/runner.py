@@ -63,6 +63,12 @@ class Runner(LogFollower):
         self.view = view
         self._topics = view.topics()
 
+    def use(self, view: ReputationView) -> None:
+        """Fold into another view from now on (a rebuilt version readers switched to)."""
+        with self._lock:  # not while a batch is being folded into the old one
+            self.view = view
+            self._topics = view.topics()
+
     def run_batch(self) -> int:
         """Fold the next batch after the view's position; how many log events it covered."""
         with self._lock:

@@ -437,6 +437,10 @@ class SqlView(ReputationView):
     version: int
 
     @abstractmethod
+    def active_version(self) -> int:
+        """The version readers are to use, as the registry names it now."""
+
+    @abstractmethod
     def activate(self) -> None:
         """Make this version the one readers open."""
 

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,10 @@ from tools.runtime import tune_garbage_collector
 from tools.scenario import SCENARIO_END, run_scenario
 
 LOG_LIMIT_DEFAULT = 100
+# How long a rebuild keeps the old version's tables after readers switch:
+# longer than servers take to notice (their poll interval) plus the longest
+# request on the old version (OLD_VIEW_CLOSE_SECONDS in api.service).
+OLD_VERSION_DROP_SECONDS = 90.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--fresh", action="store_true", help="discard an unfinished rebuild")
     rebuild.add_argument(
         "--batch-events", type=int, default=BATCH_EVENTS_MAX, help="events per transaction"
+    )
+    rebuild.add_argument(
+        "--drop-after",
+        type=float,
+        default=OLD_VERSION_DROP_SECONDS,
+        metavar="SECONDS",
+        help="wait this long after the switch before dropping the old version's tables: "
+        "running servers switch within their poll interval, and requests already on the old "
+        f"version finish on it (default {OLD_VERSION_DROP_SECONDS:g})",
     )
     whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
     whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
@@ -163,7 +177,7 @@ def _demo(app: LedgerApp, view: ReputationView, rulebook: str) -> None:
         )
 
 
-def _rebuild(app: LedgerApp, fresh: bool, batch_events: int) -> None:
+def _rebuild(app: LedgerApp, fresh: bool, batch_events: int, drop_after: float) -> None:
     active = open_view(app.database_url)
     if not isinstance(active, SqlView):
         raise SystemExit("a memory view is rebuilt by every process that opens it")
@@ -185,8 +199,11 @@ def _rebuild(app: LedgerApp, fresh: bool, batch_events: int) -> None:
     )
     progress.finish(green.position())
     green.activate()
+    print(f"readers switched to version {green_version} at position {green.position()}", flush=True)
+    if drop_after > 0:
+        print(f"dropping version {active.version} in {drop_after:g} s", file=sys.stderr)
+        time.sleep(drop_after)
     active.drop()
-    print(f"readers switched to version {green_version} at position {green.position()}")
     green.close()
     active.close()
 
@@ -350,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             view = open_view(url)
             _project(app, view, once=args.once)
         elif args.command == "rebuild":
-            _rebuild(app, args.fresh, args.batch_events)
+            _rebuild(app, args.fresh, args.batch_events, args.drop_after)
         elif args.command == "whatif":
             _whatif(app, args.rulebook, args.vs, args.as_of)
         else:

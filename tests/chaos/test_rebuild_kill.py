@@ -43,6 +43,8 @@ def test_a_killed_rebuild_resumes_and_matches_the_log(tmp_path: Path) -> None:
         "rebuild",
         "--batch-events",
         "5",
+        "--drop-after",
+        "0",
     ]
     rebuild = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_at = _kill_when_past(rebuild, tmp_path / "ledger.db", KILL_AFTER_POSITION)

@@ -110,7 +110,7 @@ def test_rebuild_resumes_an_interrupted_version_and_switches_readers(
     app.close()
     capsys.readouterr()
 
-    assert main(["--database-url", demo_url, "rebuild"]) == 0
+    assert main(["--database-url", demo_url, "rebuild", "--drop-after", "0"]) == 0
     captured = capsys.readouterr()
     assert "resuming the rebuild of version 2 after position 20" in captured.err
     assert "readers switched to version 2 at position 36" in captured.out
