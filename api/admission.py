@@ -8,8 +8,10 @@ Two places, both before any route runs:
   endless header never fills memory; any request the parser cannot read gets
   a 400. All three as problem+json, where uvicorn would answer plain text.
 - ``Admission`` (ASGI middleware): a call under ``/v1`` must carry a known API
-  key (401 otherwise) before its body is read, and the body may not exceed
-  ``Settings.body_bytes_max`` (413), whether it says its length or streams.
+  key (401 otherwise; an address that keeps failing gets 429) before its body
+  is read, stay within its role's rate (``Settings.rate_limits``, 429 with
+  Retry-After), and send a body of at most ``Settings.body_bytes_max`` (413),
+  whether it says its length or streams.
 
 Roles are still checked by each route: this only keeps unauthenticated and
 oversized requests from costing memory or a worker thread.
@@ -17,6 +19,7 @@ oversized requests from costing memory or a worker thread.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -25,6 +28,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.auth import bearer_key
 from api.problems import PROBLEM_JSON, problem_body
+from api.rate_limits import ADDRESS_BUCKETS_MAX, Buckets
+from api.settings import Settings
 
 URL_BYTES_MAX = 8 * 1024
 HEADER_BYTES_MAX = 16 * 1024
@@ -33,9 +38,10 @@ UNAUTHENTICATED_UNKNOWN = "unknown API key"
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+        self.retry_after = retry_after
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -90,11 +96,15 @@ _REASONS = {400: "Bad Request", 414: "URI Too Long", 431: "Request Header Fields
 
 
 class Admission:
-    """Authentication before the body, and a bounded body (ASGI middleware)."""
+    """Authentication before the body, rate limits, and a bounded body (ASGI middleware)."""
 
-    def __init__(self, app: ASGIApp, *, body_bytes_max: int) -> None:
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        self.body_bytes_max = body_bytes_max
+        self.body_bytes_max = settings.body_bytes_max
+        self.rate_limits = settings.rate_limits
+        self.failed_auth_limit = settings.failed_auth_limit
+        self._by_key = Buckets(size_max=ADDRESS_BUCKETS_MAX)
+        self._failed_by_address = Buckets(size_max=ADDRESS_BUCKETS_MAX)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,15 +119,35 @@ class Admission:
     def _refusal(self, scope: Scope) -> _Refused | None:
         headers = dict(scope["headers"])
         if scope["path"].startswith("/v1/"):
-            authorization = headers.get(b"authorization")
-            key = bearer_key(authorization.decode("latin-1")) if authorization else None
-            if key is None:
-                return _Refused(401, "unauthenticated", UNAUTHENTICATED_NO_KEY)
-            if scope["app"].state.service.keys.authenticate(key) is None:
-                return _Refused(401, "unauthenticated", UNAUTHENTICATED_UNKNOWN)
+            refused = self._caller_refusal(scope, headers.get(b"authorization"))
+            if refused is not None:
+                return refused
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.body_bytes_max):
             return self._too_large()
+        return None
+
+    def _caller_refusal(self, scope: Scope, authorization: bytes | None) -> _Refused | None:
+        """A missing or unknown key (401; 429 once an address has failed too
+        often), or a key over its role's rate (429)."""
+        now = time.monotonic()
+        client = scope.get("client")
+        address = str(client[0]) if client else "-"
+        if not self._failed_by_address.peek(address, self.failed_auth_limit, now):
+            wait = self._failed_by_address.take(address, self.failed_auth_limit, now)
+            detail = "too many requests without a valid API key from this address"
+            return _Refused(429, "too_many_requests", detail, retry_after=wait)
+        key = bearer_key(authorization.decode("latin-1")) if authorization else None
+        principal = scope["app"].state.service.keys.authenticate(key) if key else None
+        if principal is None:
+            self._failed_by_address.take(address, self.failed_auth_limit, now)
+            detail = UNAUTHENTICATED_NO_KEY if key is None else UNAUTHENTICATED_UNKNOWN
+            return _Refused(401, "unauthenticated", detail)
+        limit = self.rate_limits[principal.role]
+        wait = self._by_key.take(principal.key_id, limit, now)
+        if wait is not None:
+            detail = f"over the {principal.role} rate of {limit.per_second:g} requests a second"
+            return _Refused(429, "too_many_requests", detail, retry_after=wait)
         return None
 
     def _bounded(self, receive: Receive, send: Send) -> tuple[Receive, Send]:
@@ -157,6 +187,8 @@ async def _send_problem(send: Send, refused: _Refused) -> None:
     ]
     if refused.status == 413:
         headers.append((b"connection", b"close"))  # the rest of the body is not read
+    if refused.retry_after is not None:
+        headers.append((b"retry-after", str(refused.retry_after).encode()))
     start: dict[str, Any] = {"type": "http.response.start", "status": refused.status}
     await send({**start, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -12,7 +12,7 @@ import hmac
 import json
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -44,6 +44,13 @@ class StoredKey(msgspec.Struct, frozen=True):
     role: Role
     sha256: str
     created_at: datetime
+    # A key stops working at its expiry or its revocation, whichever comes first.
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def valid_at(self, now: datetime) -> bool:
+        ends = [at for at in (self.expires_at, self.revoked_at) if at is not None]
+        return all(now < at for at in ends)
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -81,14 +88,34 @@ class KeyRing:
             scratch.unlink(missing_ok=True)
             raise
 
-    def add(self, role: Role) -> str:
+    def add(self, role: Role, *, expires_at: datetime | None = None) -> str:
         """Create a key for a role; the plain key is returned once and never stored."""
         key_id = secrets.token_hex(4)
         while key_id in self._by_id:
             key_id = secrets.token_hex(4)
         plain = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
-        self._by_id[key_id] = StoredKey(key_id, role, _digest(plain), datetime.now(UTC))
+        stored = StoredKey(key_id, role, _digest(plain), _now(), expires_at=expires_at)
+        self._by_id[key_id] = stored
         return plain
+
+    def listed(self) -> list[StoredKey]:
+        return sorted(self._by_id.values(), key=lambda key: key.created_at)
+
+    def revoke(self, key_id: str) -> StoredKey:
+        """End a key now (running servers reload the file within seconds)."""
+        revoked = msgspec.structs.replace(self._known(key_id), revoked_at=_now())
+        self._by_id[key_id] = revoked
+        return revoked
+
+    def rotate(self, key_id: str, grace: timedelta) -> str:
+        """A new key of the same role; the old one keeps working for ``grace``
+        (never longer than it would have), so callers can move over."""
+        old = self._known(key_id)
+        ends = _now() + grace
+        if old.expires_at is not None:
+            ends = min(ends, old.expires_at)
+        self._by_id[key_id] = msgspec.structs.replace(old, expires_at=ends)
+        return self.add(old.role, expires_at=old.expires_at)
 
     def authenticate(self, plain: str) -> Principal | None:
         if not plain.startswith(KEY_PREFIX) or plain.count("_") < 2:
@@ -97,7 +124,15 @@ class KeyRing:
         stored = self._by_id.get(key_id)
         if stored is None or not hmac.compare_digest(stored.sha256, _digest(plain)):
             return None
+        if not stored.valid_at(_now()):
+            return None
         return Principal(stored.id, stored.role)
+
+    def _known(self, key_id: str) -> StoredKey:
+        stored = self._by_id.get(key_id)
+        if stored is None:
+            raise KeyError(f"no key {key_id!r}")
+        return stored
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -119,6 +154,11 @@ def bearer_key(authorization: str | None) -> str | None:
     if not key or scheme.lower() != BEARER_SCHEME:
         return None
     return key
+
+
+def _now() -> datetime:
+    # Keys expire by the wall clock: they are the operator's, not business facts.
+    return datetime.now(UTC)
 
 
 def _digest(plain: str) -> str:

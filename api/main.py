@@ -48,7 +48,7 @@ def create_app(
         app.add_middleware(RankingPath)
     # Outside the ranking path: a request is authenticated and its body
     # bounded before anything reads the body.
-    app.add_middleware(Admission, body_bytes_max=settings.body_bytes_max)
+    app.add_middleware(Admission, settings=settings)
     app.add_middleware(Timed)  # added last: the outermost, so it times both paths
     for router in (appends.router, reputation.router, audit.router, operations.router):
         app.include_router(router)

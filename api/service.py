@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 
@@ -24,6 +25,9 @@ log = logging.getLogger("trustledger")
 # How long after reads switch to a rebuilt view version the old one's
 # connections are closed: longer than any request takes.
 OLD_VIEW_CLOSE_SECONDS = 60.0
+# How often a server looks whether its keys file changed: a revoked key stops
+# working within this time, without a restart.
+KEYS_RELOAD_SECONDS = 1.0
 # How long a request may wait for the view to reach the position it asked for.
 READ_YOUR_WRITES_MAX_BATCHES = 100
 
@@ -52,6 +56,7 @@ class Service:
             time_at=self.ledger.recorded_at,
         )
         self.keys = KeyRing([]) if settings.dev_keys else KeyRing.load(settings.keys_file)
+        self._keys_seen = _file_stamp(settings.keys_file)
         self.tree: LogTree = open_log_tree(settings.database_url)
         self.tree_runner = LogTreeRunner(self.ledger, self.tree)
         self.signer = self._signer(settings)
@@ -78,6 +83,8 @@ class Service:
             return
         self._spawn("projection-runner", self._follow)
         self._spawn("view-versions", self._follow_versions)
+        if not self.settings.dev_keys:
+            self._spawn("keys", self._follow_keys)
         self._spawn("log-tree", self._follow_tree)
         if self.signer is not None:
             self._spawn("tree-heads", self._sign_heads)
@@ -184,6 +191,25 @@ class Service:
         closer.start()
         return True
 
+    def reload_keys(self) -> bool:
+        """Read the keys file again if it changed (a key added, revoked or
+        rotated); whether it did. A file that cannot be read leaves the keys
+        as they were."""
+        stamp = _file_stamp(self.settings.keys_file)
+        if stamp == self._keys_seen:
+            return False
+        self.keys = KeyRing.load(self.settings.keys_file)
+        self._keys_seen = stamp
+        log.warning("API keys reloaded: %d keys", len(self.keys))
+        return True
+
+    def _follow_keys(self) -> None:
+        while not self._stop.wait(KEYS_RELOAD_SECONDS):
+            try:
+                self.reload_keys()
+            except Exception:
+                log.exception("reloading the keys file failed; the keys are as they were")
+
     def _follow_versions(self) -> None:
         while not self._stop.wait(self.settings.projection_poll_seconds):
             try:
@@ -216,3 +242,12 @@ class Service:
                 log.exception("deadline worker run failed")
             if self._stop.wait(self.settings.deadline_interval_seconds):
                 return
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file is replaced or written (None: no file)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return (status.st_ino, status.st_mtime_ns, status.st_size)

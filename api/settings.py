@@ -7,6 +7,8 @@ from pathlib import Path
 
 import msgspec
 
+from api.auth import Role
+from api.rate_limits import FAILED_AUTH_LIMIT_DEFAULT, RATE_LIMITS_DEFAULT, RateLimit
 from ledger.database import database_url_from_environment
 from ledger.policy import DEFAULT_RULEBOOK
 
@@ -34,6 +36,11 @@ class Settings(msgspec.Struct, frozen=True):
     # The largest request body read (413 beyond it): a batch of 1,000 of the
     # longest ids is about 135 KB.
     body_bytes_max: int = 1024 * 1024
+    # Requests per API key by its role, and failed sign-ins per client address.
+    rate_limits: dict[Role, RateLimit] = msgspec.field(
+        default_factory=lambda: dict(RATE_LIMITS_DEFAULT)
+    )
+    failed_auth_limit: RateLimit = FAILED_AUTH_LIMIT_DEFAULT
     # /readyz answers 503 when the store takes longer than this to answer it,
     # or when the view trails the log by more than this much recording time.
     readiness_timeout_seconds: float = 2.0
@@ -62,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True):
             <= 0
         ):
             raise ValueError("intervals, timeouts and lags must be positive")
+        if set(self.rate_limits) != set(Role):
+            raise ValueError("rate_limits names a limit for every role")
         if self.body_bytes_max < 1:
             raise ValueError("body_bytes_max must be positive")
         if self.dev_keys and self.dev_keys_file.resolve() == self.keys_file.resolve():

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import msgspec
 
-from api.auth import KeyRing, Role
 from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
@@ -28,6 +27,7 @@ from projections.runner import BATCH_EVENTS_MAX, Runner
 from projections.views import MemoryView, ReputationView, SqlView, open_view
 from projections.whatif import what_if
 from tools import bench as bench_command
+from tools import keys as keys_command
 from tools import simulate as simulate_command
 from tools import transfer as transfer_command
 from tools import verify as verify_command
@@ -110,11 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn's; below info there is no access log",
     )
-    keys = commands.add_parser("keys", help="manage API keys (stored as hashes)")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    add_key = keys_commands.add_parser("add", help="create a key for a role; it is printed once")
-    add_key.add_argument("--role", required=True, choices=[r.value for r in Role])
-    add_key.add_argument("--keys-file", type=Path, default=None)
+    keys_command.register(commands)
     simulate_command.register(commands)
     transfer_command.register(commands)
     witness_command.register(commands)
@@ -318,15 +314,6 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _add_key(role: str, keys_file: Path | None) -> None:
-    path = keys_file or Settings.from_environment(database_url="memory:").keys_file
-    ring = KeyRing.load(path)
-    plain = ring.add(Role(role))
-    ring.save(path)
-    print(plain)
-    print(f"(a {role} key; only its hash is kept in {path}: store the key now)", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tune_garbage_collector()
@@ -335,8 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _serve(args, url)
         return 0
     if args.command == "keys":
-        _add_key(args.role, args.keys_file)
-        return 0
+        return keys_command.run(args)
     if args.command == "simulate":
         return simulate_command.run(args, url)
     if args.command in ("export", "import"):

@@ -66,6 +66,7 @@ def running_api(
     now: datetime | None = None,
     tree_head_key: bool = True,
     rulebook: str = DEFAULT_RULEBOOK,
+    **overrides: Any,
 ) -> Iterator[Api]:
     ring = KeyRing([])
     keys = {role: ring.add(role) for role in Role}
@@ -81,6 +82,7 @@ def running_api(
         deadline_worker=False,
         tree_head_key=key_file if tree_head_key else None,
         rulebook=rulebook,
+        **overrides,
     )
     app = create_app(settings, clock=clock, background=False)
     with TestClient(app) as client:

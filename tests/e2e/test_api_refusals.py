@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.auth import Role
+from api.rate_limits import RATE_LIMITS_DEFAULT, RateLimit
 from tests.e2e.support import Api, at, running_api
 
 
@@ -230,3 +233,27 @@ def test_each_refusal_has_its_status_and_code_and_writes_nothing(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"]
     assert ledger.recorder.max_notification_id() == before
+
+
+def test_a_key_over_its_roles_rate_gets_429_with_retry_after(tmp_path: Path) -> None:
+    limits = {**RATE_LIMITS_DEFAULT, Role.READER: RateLimit(per_second=0.5, burst=3)}
+    with running_api("memory:", tmp_path, rate_limits=limits) as limited:
+        answers = [limited.get("/v1/rulebooks") for _ in range(5)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+        refused = answers[3]
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["code"] == "too_many_requests"
+        assert refused.headers["retry-after"] == "2"
+        assert limited.get("/v1/rulebooks", role=Role.RANKING).status_code == 200  # its own bucket
+        assert limited.client.get("/healthz").status_code == 200  # not limited
+
+
+def test_an_address_that_keeps_failing_to_sign_in_is_slowed_down(tmp_path: Path) -> None:
+    with running_api("memory:", tmp_path) as api:
+        bad = {"Authorization": "Bearer tl_nope_nope"}
+        statuses = [api.client.get("/v1/rulebooks", headers=bad).status_code for _ in range(35)]
+        assert statuses[:30] == [401] * 30
+        assert set(statuses[30:]) == {429}
+        refused = api.client.get("/v1/rulebooks", headers=api.headers(Role.READER))
+        assert refused.status_code == 429  # the address waits, whatever key it sends now
+        assert int(refused.headers["retry-after"]) >= 1

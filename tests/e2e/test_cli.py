@@ -179,3 +179,37 @@ def test_development_keys_live_in_their_own_file_and_nothing_else_turns_them_on(
     assert all(stored.authenticate(key) is not None for key in printed)
     assert KeyRing.load(keys_file).authenticate(real) is not None  # left as it was
     assert dev_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_keys_are_listed_revoked_and_rotated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys_file = tmp_path / "keys.json"
+
+    def keys(*arguments: str) -> str:
+        assert main(["keys", *arguments, "--keys-file", str(keys_file)]) == 0
+        return capsys.readouterr().out.strip()
+
+    reader = keys("add", "--role", "reader")
+    ranking = keys("add", "--role", "ranking", "--expires-in-days", "30")
+    reader_id, ranking_id = (key.split("_")[1] for key in (reader, ranking))
+    listed = keys("list").splitlines()
+    assert [line.split()[:3] for line in listed] == [
+        [reader_id, "reader", "valid"],
+        [ranking_id, "ranking", "valid"],
+    ]
+    assert "sha256" not in keys("list") and reader not in keys("list")
+
+    assert keys("revoke", reader_id).split()[:3] == [reader_id, "reader", "ended"]
+    assert KeyRing.load(keys_file).authenticate(reader) is None
+
+    successor = keys("rotate", ranking_id, "--grace-hours", "1")
+    ring = KeyRing.load(keys_file)
+    assert ring.authenticate(ranking) is not None  # still within its grace
+    new = ring.authenticate(successor)
+    assert new is not None and new.role == Role.RANKING
+    keys("rotate", ranking_id, "--grace-hours", "0")
+    assert KeyRing.load(keys_file).authenticate(ranking) is None
+
+    with pytest.raises(SystemExit, match="no key 'nope'"):
+        main(["keys", "revoke", "nope", "--keys-file", str(keys_file)])
