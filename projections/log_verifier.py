@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Protocol
+from uuid import UUID
 
 import msgspec
 
@@ -61,9 +62,9 @@ Progress = Callable[[int, int], None]
 
 
 class Problem(msgspec.Struct, frozen=True):
-    """One finding. Kinds: changed, deleted, inserted, swapped, tree_mismatch,
-    head_mismatch, head_beyond_log, bad_signature, bad_head, no_public_key,
-    out_of_order, bad_line, truncated."""
+    """One finding. Kinds: changed, deleted, inserted, swapped, bad_row,
+    tree_mismatch, head_mismatch, head_beyond_log, bad_signature, bad_head,
+    no_public_key, out_of_order, bad_line, truncated."""
 
     kind: str
     position: int | None
@@ -161,6 +162,34 @@ class _Roots:
             self.roots[self.builder.size] = self.builder.root()
 
 
+_COLUMN_TYPES = (
+    ("position", int),
+    ("originator_id", UUID),
+    ("originator_version", int),
+    ("topic", str),
+    ("state", bytes),
+)
+
+
+def _malformed(row: Sequence[object]) -> str | None:
+    """What is wrong with the types of a stored row's columns (None: nothing).
+
+    A database without typed columns (SQLite) holds whatever was written in
+    any column: such a row is a finding, not a crash of the check.
+    """
+    for (name, kind), value in zip(_COLUMN_TYPES, row, strict=True):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            shown = repr(value)[: HASH_PREVIEW_CHARS * 2]
+            return f"{name} is {type(value).__name__} {shown}, not {kind.__name__}"
+    return None
+
+
+def _unhashable_leaf(row: Sequence[object]) -> bytes:
+    """A stand-in leaf for a malformed row, so the roots after it still count it
+    (they cannot match any head: the row is not what was signed)."""
+    return merkle.leaf_hash(repr(tuple(row)).encode())
+
+
 class _Candidate(msgspec.Struct, frozen=True):
     position: int
     row: StoredEntry
@@ -243,9 +272,15 @@ class _StoreCheck:
         self.tail_checked = False
 
     def page(self, rows: Sequence[StoredEntry]) -> None:
-        leaves = [leaf_of(row) for row in rows]
+        malformed = {row[0]: why for row in rows if (why := _malformed(row)) is not None}
+        for position, why in malformed.items():
+            self.leaf_problem = True
+            self.problems.add("bad_row", position, why)
+        leaves = [_unhashable_leaf(r) if r[0] in malformed else leaf_of(r) for r in rows]
         in_tree = [
-            (r, leaf) for r, leaf in zip(rows, leaves, strict=True) if r[0] <= self.tracked_position
+            (r, leaf)
+            for r, leaf in zip(rows, leaves, strict=True)
+            if r[0] <= self.tracked_position and r[0] not in malformed
         ]
         if self.comparing and in_tree:
             self._compare(in_tree)

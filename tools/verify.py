@@ -4,8 +4,10 @@ The tree is not caught up first: rows written after it was last extended are
 hashed for the head checks and reported as not yet in the tree, never added to
 it (an attacker's rows would otherwise be blessed by the check itself).
 
-Exit status: 0 when everything verifies, 1 when a problem is found, 2 when the
-command cannot run (an unreadable key, witness file or export).
+Exit status: 0 when every event verifies, 1 when a problem is found, 2 when
+the command cannot run (an unreadable key, witness file or export), 3 when no
+problem is found but some events are not yet in the tree and so were not
+checked against it (``--allow-pending`` accepts that: 0).
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="verify this NDJSON export (of the whole log) offline instead of the database",
     )
+    verify.add_argument(
+        "--allow-pending",
+        action="store_true",
+        help="exit 0 although events after the tree's last position were not checked",
+    )
 
 
 def run(args: argparse.Namespace, database_url: str) -> int:
@@ -56,8 +63,10 @@ def run(args: argparse.Namespace, database_url: str) -> int:
     except _UsageError as error:
         print(error, file=sys.stderr)
         return 2
-    _print(report)
-    return 0 if report.ok else 1
+    _print(report, allow_pending=args.allow_pending)
+    if not report.ok:
+        return 1
+    return 3 if report.pending and not args.allow_pending else 0
 
 
 def _verifier(path: Path | None) -> TreeHeadVerifier | None:
@@ -131,7 +140,7 @@ def describe(problem: Problem) -> str:
     return f"{where}{problem.kind}: {problem.detail}"
 
 
-def _print(report: Report) -> None:
+def _print(report: Report, *, allow_pending: bool) -> None:
     for problem in report.problems:
         print(describe(problem))
     tree = "an export" if report.tree_size is None else f"a tree of {report.tree_size:,} leaves"
@@ -141,7 +150,9 @@ def _print(report: Report) -> None:
         f"{report.heads_checked:,} signed heads: {verdict}"
     )
     if report.pending:
+        unverified = "" if allow_pending else f"{report.pending:,} events unverified: "
         print(
-            f"{report.pending:,} events after the tree's last position are not yet in the tree "
-            "(hashed for the heads, not compared with the tree)"
+            f"{unverified}{report.pending:,} events after the tree's last position are not yet "
+            "in the tree (hashed for the heads, not compared with the tree); "
+            + ("allowed by --allow-pending" if allow_pending else "--allow-pending accepts them")
         )

@@ -323,6 +323,36 @@ def test_rows_after_the_tree_are_pending_not_problems(ledger: Ledger) -> None:
     assert (report.tree_size, report.pending, report.events) == (0, events, events)
 
 
+def test_stored_values_of_the_wrong_type_are_named_problems(ledger: Ledger) -> None:
+    if not ledger.url.startswith("sqlite"):
+        pytest.skip("only SQLite keeps a value of another type in a typed column")
+    ledger.build_tree()
+    db = sqlite3.connect(ledger.url.removeprefix("sqlite:///"))
+    try:
+        with db:
+            table = ledger.tamper.table
+            for column, value, position in (
+                ("originator_version", "x", 3),
+                ("state", 123, 5),
+                ("originator_id", "not-a-uuid", 7),
+                ("topic", b"\x00bytes", 9),
+            ):
+                db.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE notification_id = ?", (value, position)
+                )
+    finally:
+        db.close()
+    report = ledger.verify()
+    assert [(kind, position) for kind, position in kinds(report) if kind == "bad_row"] == [
+        ("bad_row", 3),
+        ("bad_row", 5),
+        ("bad_row", 7),
+        ("bad_row", 9),
+    ]
+    assert "originator_version is str 'x', not int" in report.problems[0].detail
+    assert report.events == len(ledger.app.read_stored(0, 10_000))
+
+
 def test_a_forged_root_fails_its_head(ledger: Ledger) -> None:
     head = ledger.build_tree()
     forged = ledger.signer.sign(head.tree_size, bytes(32), SIGNED_AT)
@@ -488,3 +518,22 @@ def test_the_command_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
     assert _run(url, "--public-key", str(tmp_path / "missing.pem")) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_events_not_yet_in_the_tree_fail_the_command_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    app = LedgerApp(url)
+    tree = open_log_tree(url)
+    try:
+        run_scenario(app)
+        tree.append(app.read_stored(0, 5))  # the tree holds the first five events
+        total = len(app.read_stored(0, 10_000))
+    finally:
+        tree.close()
+        app.close()
+    assert _run(url) == 3
+    assert f"{total - 5:,} events unverified" in capsys.readouterr().out
+    assert _run(url, "--allow-pending") == 0
+    assert f"{total - 5:,} events after the tree's last position" in capsys.readouterr().out
