@@ -64,6 +64,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=BACKEND_NAMES,
         help="run backend-parametrised tests on this backend only (repeatable; default: all)",
     )
+    parser.addoption(
+        "--chaos-long",
+        action="store_true",
+        help="the chaos suite's longer variants: more kills, a longer outage, more requests",
+    )
+    parser.addoption(
+        "--chaos-report",
+        default=None,
+        help="write the chaos suite's counts (requests, faults, lost, doubled, 5xx) to this JSON file",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,10 +20,12 @@ import httpx2 as httpx
 import pytest
 
 from api.auth import Role
+from tests.chaos.conftest import ChaosRun
 from tests.chaos.support import ServerProcess
 
 TRADES = 30
 UNRELATED_APPENDS = 1_000
+UNRELATED_APPENDS_LONG = 10_000
 CLIENTS = 16
 
 pytestmark = pytest.mark.postgres
@@ -34,8 +36,9 @@ def at(hours: int) -> str:
 
 
 def test_races_end_in_201_or_409_and_leave_nothing_broken(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path, chaos: ChaosRun
 ) -> None:
+    unrelated_appends = int(chaos.scaled(UNRELATED_APPENDS, UNRELATED_APPENDS_LONG))
     with (
         ServerProcess(postgres_url, tmp_path) as server,
         httpx.Client(
@@ -70,6 +73,20 @@ def test_races_end_in_201_or_409_and_leave_nothing_broken(
         with ThreadPoolExecutor(CLIENTS) as pool:
             answers = list(pool.map(lambda call: call(), storm))
         statuses = Counter(answer.status_code for answer in answers)
+
+        def unrelated(n: int) -> httpx.Response:
+            return post("/v1/members", {"member_id": f"after-{n}", "occurred_at": at(40)})
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            after = list(pool.map(unrelated, range(unrelated_appends)))
+        after_statuses = Counter(a.status_code for a in after)
+        chaos.record(
+            requests=len(answers) + len(after),
+            faults=f"{len(storm)} racing commands on {TRADES} trades",
+            conflicts_409=statuses[409],
+            errors_5xx=sum(n for code, n in (statuses + after_statuses).items() if code >= 500),
+            unrelated_appends_failed=unrelated_appends - after_statuses[201],
+        )
         assert set(statuses) <= {201, 409}, _problems(answers)
         assert statuses[409] > 0, "the storm should have made conflicts"
         assert all(
@@ -77,13 +94,7 @@ def test_races_end_in_201_or_409_and_leave_nothing_broken(
             for a in answers
             if a.status_code == 409
         )
-
-        def unrelated(n: int) -> httpx.Response:
-            return post("/v1/members", {"member_id": f"after-{n}", "occurred_at": at(40)})
-
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            after = list(pool.map(unrelated, range(UNRELATED_APPENDS)))
-        assert Counter(a.status_code for a in after) == {201: UNRELATED_APPENDS}, _problems(after)
+        assert after_statuses == {201: unrelated_appends}, _problems(after)
 
 
 def _poster(client: httpx.Client, server: ServerProcess) -> Callable[..., httpx.Response]:

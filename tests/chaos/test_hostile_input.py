@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import httpx2 as httpx
 
 from api.auth import Role
+from tests.chaos.conftest import ChaosRun
 from tests.chaos.support import ServerProcess
 
 ANSWER_SECONDS_MAX = 10.0
@@ -196,7 +197,7 @@ def test_the_table_holds_at_least_eighty_inputs() -> None:
 
 
 def test_hostile_input_gets_a_4xx_problem_and_writes_nothing(
-    stored_url: str, tmp_path: Path
+    stored_url: str, tmp_path: Path, chaos: ChaosRun
 ) -> None:
     with (
         ServerProcess(stored_url, tmp_path) as server,
@@ -212,8 +213,15 @@ def test_hostile_input_gets_a_4xx_problem_and_writes_nothing(
             status, content_type = _raw(server.port, request)
             if not 400 <= status < 500 or content_type != "application/problem+json":
                 wrong.append(f"{name}: {status} {content_type}")
+        written = _log_size(client, server) - before
+        chaos.record(
+            requests=len(CASES) + len(list(_raw_requests())),
+            faults="hostile input",
+            not_a_4xx_problem=len(wrong),
+            events_written=written,
+        )
         assert wrong == []
-        assert _log_size(client, server) == before
+        assert written == 0
 
 
 def _refusal_problem(client: httpx.Client, server: ServerProcess, case: Case) -> str | None:

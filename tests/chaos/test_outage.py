@@ -21,11 +21,13 @@ import pytest
 from api.auth import Role
 from ledger.app import LedgerApp
 from ledger.events import MemberRegistered
+from tests.chaos.conftest import ChaosRun
 from tests.chaos.support import OwnCluster, ServerProcess
 
 WRITERS = 8
 READERS = 2
 DOWN_SECONDS = 20.0
+DOWN_SECONDS_LONG = 60.0
 CONNECT_TIMEOUT_SECONDS = 2
 # An answer may take the pool's wait for a connection, plus this much.
 ANSWER_MARGIN_SECONDS = 3.0
@@ -60,7 +62,10 @@ class Tally:
             self.bad.append(f"no answer: {type(error).__name__} {error}")
 
 
-def test_clients_see_only_success_or_a_quick_503_and_nothing_is_lost(tmp_path: Path) -> None:
+def test_clients_see_only_success_or_a_quick_503_and_nothing_is_lost(
+    tmp_path: Path, chaos: ChaosRun
+) -> None:
+    down_seconds = chaos.scaled(DOWN_SECONDS, DOWN_SECONDS_LONG)
     with OwnCluster() as cluster:
         url = f"{cluster.url}?connect_timeout={CONNECT_TIMEOUT_SECONDS}&lock_timeout=2"
         with ServerProcess(url, tmp_path) as server:
@@ -79,7 +84,7 @@ def test_clients_see_only_success_or_a_quick_503_and_nothing_is_lost(tmp_path: P
             cluster.start()
             time.sleep(3)
             cluster.stop("immediate")
-            time.sleep(DOWN_SECONDS)
+            time.sleep(down_seconds)
             cluster.start()
             _wait_until_serving(server)
             time.sleep(2)
@@ -87,9 +92,6 @@ def test_clients_see_only_success_or_a_quick_503_and_nothing_is_lost(tmp_path: P
             for thread in [*writers, *readers]:
                 thread.join(timeout=120)
 
-        assert tally.bad == []
-        assert tally.statuses[503] > 0, "the outage should have been seen"
-        assert tally.slowest <= CONNECT_TIMEOUT_SECONDS + ANSWER_MARGIN_SECONDS
         app = LedgerApp(url)
         try:
             registered = Counter(
@@ -99,6 +101,19 @@ def test_clients_see_only_success_or_a_quick_503_and_nothing_is_lost(tmp_path: P
             )
         finally:
             app.close()
+        chaos.record(
+            requests=sum(tally.statuses.values()),
+            faults=f"restart -m fast, stop -m immediate for {down_seconds:g} s",
+            answered_503=tally.statuses[503],
+            other_errors=len(tally.bad),
+            slowest_s=round(tally.slowest, 2),
+            acknowledged=len(tally.acknowledged),
+            lost=len(set(tally.acknowledged) - set(registered)),
+            doubled=sum(1 for count in registered.values() if count > 1),
+        )
+        assert tally.bad == []
+        assert tally.statuses[503] > 0, "the outage should have been seen"
+        assert tally.slowest <= CONNECT_TIMEOUT_SECONDS + ANSWER_MARGIN_SECONDS
         assert set(registered) == set(tally.acknowledged)
         assert max(registered.values()) == 1, "a fact was written twice"
 

@@ -19,6 +19,7 @@ import httpx2 as httpx
 from api.auth import Role
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
+from tests.chaos.conftest import ChaosRun
 from tests.chaos.support import ServerProcess
 from tests.support import DAY, T0, Market
 
@@ -34,7 +35,7 @@ READS = (
 
 
 def test_a_server_answers_throughout_a_rebuild_and_follows_the_switch(
-    stored_url: str, tmp_path: Path
+    stored_url: str, tmp_path: Path, chaos: ChaosRun
 ) -> None:
     clock = FixedClock(T0 + 30 * DAY)
     market = Market(LedgerApp(stored_url, clock=clock), clock)
@@ -84,6 +85,12 @@ def test_a_server_answers_throughout_a_rebuild_and_follows_the_switch(
         for thread in readers:
             thread.join(timeout=60)
 
+        chaos.record(
+            requests=sum(statuses.values()),
+            faults="trustledger rebuild and the switch of view versions",
+            not_200=len(wrong),
+            errors_5xx=sum(n for code, n in statuses.items() if code >= 500),
+        )
         assert wrong == []
         assert statuses[200] > len(READS) * READERS
         ready = httpx.get(f"{server.base_url}/readyz", timeout=10).json()
