@@ -4,8 +4,8 @@
 - ``sqlite:///path/to/file.db`` — the embedded default, ``./trustledger.db``;
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=...&pool_size=...]``
   — production, through a psycopg connection pool (options: ``schema``,
-  ``pool_size``, ``max_overflow``, ``connect_timeout`` and ``lock_timeout`` in
-  seconds).
+  ``pool_size``, ``max_overflow``, and in seconds ``connect_timeout``,
+  ``lock_timeout`` and ``statement_timeout``).
 
 ``parse_database_url`` is the one reader of such a URL: the ledger's store
 and every projection beside it (``projections.connections.place_of``) take
@@ -34,9 +34,12 @@ POSTGRES_POOL_SIZE_DEFAULT = 8
 # With the pool size, 40 connections: as many as the HTTP worker threads (anyio default).
 POSTGRES_MAX_OVERFLOW_DEFAULT = 32
 # How long a command or a query waits for a pooled connection before it fails
-# (503 over HTTP), and how long an append waits for the log's write lock.
-POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT = 5
-POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT = 5
+# (503 over HTTP), how long an append waits for the log's write lock, and how
+# long any one statement may run: a caller hears within seconds that the
+# database is away, instead of waiting out the outage.
+POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT = 3
+POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT = 3
+POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT = 60
 MEMORY_URL = "memory:"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -67,6 +70,7 @@ class PoolOptions(msgspec.Struct, frozen=True):
     max_overflow: int = POSTGRES_MAX_OVERFLOW_DEFAULT
     connect_timeout_seconds: int = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
     lock_timeout_seconds: int = POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT
+    statement_timeout_seconds: int = POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT
 
 
 class DatabaseUrl(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,6 +128,9 @@ def _postgresql(url: str, parts: SplitResult) -> DatabaseUrl:
         ),
         lock_timeout_seconds=_count(
             url, query, "lock_timeout", POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT, least=1
+        ),
+        statement_timeout_seconds=_count(
+            url, query, "statement_timeout", POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT, least=1
         ),
     )
     return DatabaseUrl(

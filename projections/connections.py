@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from ledger.database import (
     POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+    POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
     DatabaseUrl,
     parse_database_url,
 )
@@ -39,15 +40,18 @@ def postgres_pool(
     *,
     max_size: int,
     wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+    statement_seconds: int = POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
     """A projection's connections: each checked as it leaves the pool (one the
-    server closed is replaced), and a request that waits longer than
-    ``wait_seconds`` for one fails instead of hanging through an outage."""
+    server closed is replaced), a request that waits longer than
+    ``wait_seconds`` for one fails instead of hanging through an outage, and
+    no statement runs longer than ``statement_seconds``."""
+    options = f"-c statement_timeout={statement_seconds * 1000}"
     return ConnectionPool(
         conninfo,
         min_size=1,
         max_size=max_size,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, "options": options},
         timeout=wait_seconds,
         check=ConnectionPool.check_connection,
         open=True,

@@ -30,7 +30,10 @@ from psycopg import sql
 
 from ledger import merkle
 from ledger.app import LedgerApp
-from ledger.database import POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+from ledger.database import (
+    POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+    POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
+)
 from ledger.errors import ErrorCode, NotFoundError
 from ledger.merkle import NodeKey
 from ledger.store import StoredEntry, to_micros
@@ -348,8 +351,14 @@ class PostgresLogTree(LogTree):
         *,
         schema: str = "public",
         wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+        statement_seconds: int = POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
     ) -> None:
-        self._pool = postgres_pool(conninfo, max_size=TREE_POOL_SIZE, wait_seconds=wait_seconds)
+        self._pool = postgres_pool(
+            conninfo,
+            max_size=TREE_POOL_SIZE,
+            wait_seconds=wait_seconds,
+            statement_seconds=statement_seconds,
+        )
         self._schema = sql.Identifier(schema)
         t = self._table
         statements = [
@@ -496,7 +505,10 @@ def open_log_tree(database_url: str) -> LogTree:
     if place.kind == "sqlite":
         return SQLiteLogTree(place.path)
     return PostgresLogTree(
-        place.conninfo, schema=place.schema, wait_seconds=place.pool.connect_timeout_seconds
+        place.conninfo,
+        schema=place.schema,
+        wait_seconds=place.pool.connect_timeout_seconds,
+        statement_seconds=place.pool.statement_timeout_seconds,
     )
 
 

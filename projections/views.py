@@ -30,7 +30,10 @@ import psycopg
 from psycopg import sql
 
 from ledger import events as ev
-from ledger.database import POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+from ledger.database import (
+    POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+    POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
+)
 from ledger.events import EVENT_TYPES, Party, topic_of
 from projections import tally_rows, timeline
 from projections.connections import SQLiteConnection, chunks, place_of, postgres_pool
@@ -983,9 +986,15 @@ class PostgresView(SqlView):
         rulebooks: Sequence[Rulebook] | None = None,
         tally_from_trades: int = TALLY_FROM_TRADES,
         wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
+        statement_seconds: int = POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
     ) -> None:
         # Readers (request threads) and the runner each take a pooled connection.
-        self._pool = postgres_pool(conninfo, max_size=pool_size, wait_seconds=wait_seconds)
+        self._pool = postgres_pool(
+            conninfo,
+            max_size=pool_size,
+            wait_seconds=wait_seconds,
+            statement_seconds=statement_seconds,
+        )
         self._schema = sql.Identifier(schema)
         with self._pool.connection() as conn:
             conn.execute(
@@ -1309,4 +1318,5 @@ def open_view(
         rulebooks=rulebooks,
         tally_from_trades=tally_from_trades,
         wait_seconds=place.pool.connect_timeout_seconds,
+        statement_seconds=place.pool.statement_timeout_seconds,
     )

@@ -15,7 +15,7 @@ from ledger.database import (
     parse_database_url,
     persistence_env,
 )
-from projections.connections import place_of
+from projections.connections import place_of, postgres_pool
 from projections.log_tree import open_log_tree
 from projections.views import open_view
 
@@ -43,7 +43,7 @@ def test_a_postgresql_url_is_taken_apart_and_typed() -> None:
         user="ann",
         password="s@cret",
         schema="shop_1",
-        pool=PoolOptions(size=4, max_overflow=2, connect_timeout_seconds=5),
+        pool=PoolOptions(size=4, max_overflow=2, connect_timeout_seconds=3),
     )
     short = parse_database_url("postgres://db.example/trust")
     assert (short.kind, short.conninfo, short.port, short.user, short.schema) == (
@@ -68,8 +68,8 @@ def test_the_store_and_the_projections_find_the_same_place() -> None:
         "POSTGRES_SCHEMA": "shop_1",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "2",
-        "POSTGRES_CONNECT_TIMEOUT": "5",
-        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_CONNECT_TIMEOUT": "3",
+        "POSTGRES_LOCK_TIMEOUT": "3",
         "POSTGRES_PRE_PING": "y",
     }
     for url in ("sqlite:///a.db", "sqlite:relative.db"):
@@ -118,3 +118,25 @@ def test_projections_open_beside_a_sqlite_log(tmp_path: Path) -> None:
     finally:
         view.close()
         tree.close()
+
+
+def test_the_timeouts_are_url_options() -> None:
+    url = f"{POSTGRES}&connect_timeout=2&lock_timeout=4&statement_timeout=9"
+    place = parse_database_url(url)
+    assert (
+        place.pool.connect_timeout_seconds,
+        place.pool.lock_timeout_seconds,
+        place.pool.statement_timeout_seconds,
+    ) == (2, 4, 9)
+    env = persistence_env(url)
+    assert (env["POSTGRES_CONNECT_TIMEOUT"], env["POSTGRES_LOCK_TIMEOUT"]) == ("2", "4")
+    with pytest.raises(DatabaseUrlError, match="statement_timeout"):
+        parse_database_url(f"{POSTGRES}&statement_timeout=0")
+
+
+@pytest.mark.postgres
+def test_a_projections_connection_carries_its_statement_timeout(postgres_server: str) -> None:
+    with postgres_pool(postgres_server, max_size=1, statement_seconds=7) as pool:
+        with pool.connection() as conn:
+            row = conn.execute("SHOW statement_timeout").fetchone()
+    assert row is not None and row[0] == "7s"
