@@ -136,7 +136,9 @@ def test_the_timeouts_are_url_options() -> None:
 
 @pytest.mark.postgres
 def test_a_projections_connection_carries_its_statement_timeout(postgres_server: str) -> None:
-    with postgres_pool(postgres_server, max_size=1, statement_seconds=7) as pool:
-        with pool.connection() as conn:
-            row = conn.execute("SHOW statement_timeout").fetchone()
+    with (
+        postgres_pool(postgres_server, max_size=1, statement_seconds=7) as pool,
+        pool.connection() as conn,
+    ):
+        row = conn.execute("SHOW statement_timeout").fetchone()
     assert row is not None and row[0] == "7s"
