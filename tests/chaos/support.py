@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx2 as httpx
 
@@ -25,6 +26,29 @@ from api.auth import KeyRing, Role
 
 SERVER_START_SECONDS_MAX = 60.0
 CLUSTER_START_SECONDS_MAX = 60.0
+
+
+def trade_body(
+    trade_id: str,
+    occurred_at: str,
+    *,
+    buyer: str = "buyer-1",
+    seller: str = "seller-1",
+    **changes: Any,
+) -> dict[str, Any]:
+    """The JSON of a new trade, as a platform service sends it."""
+    body: dict[str, Any] = {
+        "trade_id": trade_id,
+        "buyer_id": buyer,
+        "seller_id": seller,
+        "item_id": "teapot",
+        "amount_minor": 5_000,
+        "currency": "CNY",
+        "goods_kind": "physical",
+        "shipping": "express",
+        "occurred_at": occurred_at,
+    }
+    return {**body, **changes}
 
 
 def free_port() -> int:

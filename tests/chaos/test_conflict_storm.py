@@ -21,7 +21,7 @@ import pytest
 
 from api.auth import Role
 from tests.chaos.conftest import ChaosRun
-from tests.chaos.support import ServerProcess
+from tests.chaos.support import ServerProcess, trade_body
 
 TRADES = 30
 UNRELATED_APPENDS = 1_000
@@ -109,20 +109,7 @@ def _poster(client: httpx.Client, server: ServerProcess) -> Callable[..., httpx.
 
 def _succeeded_trade(post: Callable[..., httpx.Response], trade: str) -> None:
     steps: list[tuple[str, dict[str, Any]]] = [
-        (
-            "/v1/trades",
-            {
-                "trade_id": trade,
-                "buyer_id": "buyer-1",
-                "seller_id": "seller-1",
-                "item_id": "teapot",
-                "amount_minor": 5_000,
-                "currency": "CNY",
-                "goods_kind": "physical",
-                "shipping": "express",
-                "occurred_at": at(1),
-            },
-        ),
+        ("/v1/trades", trade_body(trade, at(1))),
         (f"/v1/trades/{trade}/payment", {"occurred_at": at(2)}),
         (f"/v1/trades/{trade}/shipment", {"occurred_at": at(3)}),
         (f"/v1/trades/{trade}/receipt", {"occurred_at": at(24)}),

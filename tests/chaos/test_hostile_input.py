@@ -20,7 +20,7 @@ import httpx2 as httpx
 
 from api.auth import Role
 from tests.chaos.conftest import ChaosRun
-from tests.chaos.support import ServerProcess
+from tests.chaos.support import ServerProcess, trade_body
 
 ANSWER_SECONDS_MAX = 10.0
 T = "2026-01-05T09:00:00Z"
@@ -41,18 +41,7 @@ def member(member_id: Any, occurred_at: Any = T) -> dict[str, Any]:
 
 
 def trade(**changes: Any) -> dict[str, Any]:
-    body = {
-        "trade_id": "T-new",
-        "buyer_id": "buyer-1",
-        "seller_id": "seller-1",
-        "item_id": "teapot",
-        "amount_minor": 5_000,
-        "currency": "CNY",
-        "goods_kind": "physical",
-        "shipping": "express",
-        "occurred_at": T,
-    }
-    return {**body, **changes}
+    return trade_body("T-new", T, **changes)
 
 
 def _cases() -> Iterator[Case]:

@@ -28,7 +28,7 @@ from projections.marketplace import Marketplace
 from projections.runner import Runner
 from projections.views import open_view
 from tests.chaos.conftest import ChaosRun
-from tests.chaos.support import ServerProcess
+from tests.chaos.support import ServerProcess, trade_body
 
 WRITERS = 16
 KILLS = 5
@@ -87,17 +87,7 @@ class Writers:
             n = 0
             while not self.stop.is_set():
                 trade = f"T{writer}-{n}"
-                body = {
-                    "trade_id": trade,
-                    "buyer_id": buyer,
-                    "seller_id": f"s{n % SELLERS}",
-                    "item_id": "teapot",
-                    "amount_minor": 5_000,
-                    "currency": "CNY",
-                    "goods_kind": "physical",
-                    "shipping": "express",
-                    "occurred_at": T,
-                }
+                body = trade_body(trade, T, buyer=buyer, seller=f"s{n % SELLERS}")
                 self.command(client, trade, "/v1/trades", body)
                 self.command(
                     client, f"{trade}-pay", f"/v1/trades/{trade}/payment", {"occurred_at": T}
