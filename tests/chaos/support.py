@@ -31,6 +31,7 @@ CLUSTER_START_SECONDS_MAX = 60.0
 def trade_body(
     trade_id: str,
     occurred_at: str,
+    /,
     *,
     buyer: str = "buyer-1",
     seller: str = "seller-1",
