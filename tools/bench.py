@@ -9,7 +9,7 @@ compares them across sizes: what a figure costs as one member's history grows.
 
 A full run of every section writes ``bench/results.json`` and
 ``bench/results.md`` (the committed figures); any other run (``--quick``,
-``--only``, ``--big-sellers``) writes to a temporary directory instead, unless
+``--only``, ``--big-sellers``, ``--big-buyers``) writes to a temporary directory instead, unless
 ``--out`` says where. While it runs, each section's figures are kept as it
 finishes, in ``partial/`` under ``--out`` or the temporary directory.
 """
@@ -130,6 +130,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the big sellers' sizes in trades (default: the workload's)",
     )
     bench.add_argument(
+        "--big-buyers",
+        nargs="+",
+        type=_trades,
+        metavar="TRADES",
+        help="the big buyers' sizes in trades (default: the workload's)",
+    )
+    bench.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -148,10 +155,13 @@ def run(args: argparse.Namespace) -> int:
     workload = QUICK if args.quick else FULL
     if args.big_sellers:
         workload = msgspec.structs.replace(workload, big_sellers=tuple(sorted(args.big_sellers)))
+    if args.big_buyers:
+        workload = msgspec.structs.replace(workload, big_buyers=tuple(sorted(args.big_buyers)))
     sections: Sequence[str] = args.only or SECTIONS
     # Only a full run of every section, as the workload sizes it, replaces the
     # committed figures.
-    complete = not args.quick and not args.big_sellers and set(sections) == set(SECTIONS)
+    resized = args.big_sellers or args.big_buyers
+    complete = not args.quick and not resized and set(sections) == set(SECTIONS)
     out: Path = args.out or (Path("bench") if complete else SCRATCH_OUT)
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -110,6 +110,7 @@ def test_a_big_sellers_log_passes_the_checked_import_and_is_the_same_each_time()
         (["bench", "--quick"], "scratch"),
         (["bench", "--only", "import", "big_sellers"], "scratch"),
         (["bench", "--big-sellers", "1000", "100000"], "scratch"),
+        (["bench", "--big-buyers", "1000"], "scratch"),
         (["bench", "--quick", "--out", "chosen"], "chosen"),
         (["bench"], "bench"),
     ],
@@ -145,4 +146,6 @@ def test_only_a_full_run_of_every_section_writes_the_committed_results(
     assert results["sections"] == only
     if "--big-sellers" in argv:
         assert results["workload"]["big_sellers"] == [1_000, 100_000]
+    if "--big-buyers" in argv:
+        assert results["workload"]["big_buyers"] == [1_000]
     capsys.readouterr()
