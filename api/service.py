@@ -131,27 +131,26 @@ class Service:
                 return
 
     def readiness(self) -> Readiness:
+        """Where the log and the view stand, each read once."""
         head = self.ledger.recorder.max_notification_id() or 0
-        lag_events, lag_seconds = self.lag()
         view = self.view
+        position = view.position()
         version = view.version if isinstance(view, SqlView) else None
-        return Readiness(head, view.position(), lag_events, lag_seconds, version)
-
-    def lag(self) -> tuple[int, float]:
-        """How far the view trails the log: in events, and in seconds of recording time."""
-        head = self.ledger.recorder.max_notification_id() or 0
-        position = self.view.position()
         if head <= position:
-            return 0, 0.0
+            return Readiness(head, position, 0, 0.0, version)
         # Positions can have gaps (rolled-back appends): this counts them too,
         # which is an upper bound that costs no scan of the log.
-        behind = head - position
-        first = self.ledger.read_log(position, 1)
         seconds = 0.0
+        first = self.ledger.read_log(position, 1)
         if first:
             recorded: datetime = self.ledger.decode(first[0]).recorded_at
             seconds = max((self.clock.now() - recorded).total_seconds(), 0.0)
-        return behind, seconds
+        return Readiness(head, position, head - position, seconds, version)
+
+    def lag(self) -> tuple[int, float]:
+        """How far the view trails the log: in events, and in seconds of recording time."""
+        readiness = self.readiness()
+        return readiness.lag_events, readiness.lag_seconds
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]

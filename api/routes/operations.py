@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Response
@@ -38,30 +38,21 @@ async def readyz(service: ServiceDep) -> JSONResponse:
             run_in_threadpool(service.readiness), timeout=settings.readiness_timeout_seconds
         )
     except TimeoutError:
-        return problem(
-            503,
-            "not_ready",
-            f"the store did not answer within {settings.readiness_timeout_seconds} s",
-            retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
-        )
+        return _not_ready(f"the store did not answer within {settings.readiness_timeout_seconds} s")
     except STORE_UNAVAILABLE as error:
-        return problem(
-            503,
-            "not_ready",
-            f"the store cannot be reached: {type(error).__name__}",
-            retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
-        )
+        return _not_ready(f"the store cannot be reached: {type(error).__name__}")
     body = msgspec.to_builtins(readiness)
     if readiness.lag_seconds > settings.readiness_lag_seconds_max:
-        return problem(
-            503,
-            "not_ready",
+        return _not_ready(
             f"the view is {readiness.lag_seconds:.0f} s behind the log "
             f"(at most {settings.readiness_lag_seconds_max:g} s)",
-            retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
             **body,
         )
     return JSONResponse({"status": "ready", **body})
+
+
+def _not_ready(detail: str, **extra: Any) -> JSONResponse:
+    return problem(503, "not_ready", detail, retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS, **extra)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
