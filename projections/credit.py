@@ -22,8 +22,7 @@ Decisions where docs/rules.md is silent (README, rules section):
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 
@@ -160,105 +159,124 @@ def verdicts(
 ) -> tuple[Counted, ...]:
     """How each rating known as of a time fares, in order-creation order
     (``evaluate`` without the figures)."""
-    credit = scoring.credit
     known = sorted((r for r in records if r.given_at <= as_of), key=lambda r: r.order_key)
-    found: dict[tuple[str, Party], Counted] = {}
-    survivors: list[RatingRecord] = []
-    for record in known:
-        if record.visible_at > as_of:
-            found[_key(record)] = _excluded(record, as_of, "hidden")
-        else:
-            survivors.append(record)
-    for rule in credit.exclusions:
-        if not survivors:
-            break
-        kept = _apply(rule, survivors, as_of, scoring, minor_per_major)
-        for record in survivors:
-            if _key(record) not in kept:
-                found[_key(record)] = _excluded(record, as_of, rule)
-        survivors = [r for r in survivors if _key(r) in kept]
-    for record in survivors:
+    rules = ExclusionRules(scoring, minor_per_major=minor_per_major)
+    state = RuleState()
+    return tuple(rules.judge(record, as_of, state) for record in known)
+
+
+ItemGroup = tuple[datetime, frozenset[Score]]  # when the 14-day group began, the scores it kept
+CapBucket = tuple[str, tuple[int, int]]  # the rater's member id, the cap period of creation
+
+
+class RuleState:
+    """What the rules that look back (the 14-day item groups and the cap) know
+    after judging some ratings: per rater and item, the current group; per
+    rater and cap period, the running net. Values are immutable, so a copy of
+    the two dicts is a checkpoint."""
+
+    __slots__ = ("items", "nets")
+
+    def __init__(
+        self,
+        items: dict[tuple[str, str], ItemGroup] | None = None,
+        nets: dict[CapBucket, int] | None = None,
+    ) -> None:
+        self.items = {} if items is None else items
+        self.nets = {} if nets is None else nets
+
+    def copy(self) -> RuleState:
+        return RuleState(dict(self.items), dict(self.nets))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, RuleState) and self.items == other.items and self.nets == other.nets
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+
+class ExclusionRules:
+    """The rulebook's exclusion rules (docs/rules.md §3), applied to one rating at a time.
+
+    Ratings are judged in order-creation order. Each rule looks at the rating
+    alone, except the 14-day item groups and the cap, which look at the ratings
+    before it that reached them (``RuleState``). So judging ratings one by one,
+    each through the rules in the rulebook's order, gives the same verdicts as
+    applying each rule in turn to the survivors of the rules before it, and a
+    rating's verdict depends only on itself and the ratings ordered before it.
+    """
+
+    def __init__(self, scoring: Scoring, *, minor_per_major: int) -> None:
+        credit = scoring.credit
+        self.scoring = scoring
+        self.exclusions = credit.exclusions
+        self.floor = credit.min_amount_exclusive_major * minor_per_major
+        self.allowed = frozenset(credit.seller_to_buyer_scores)
+        self.span = timedelta(days=credit.same_item_group_days)
+        self.cap_min, self.cap_max = credit.cap_min, credit.cap_max
+        self.points = {score: credit.points.of(score) for score in SCORES}
+        self._buckets: dict[datetime, tuple[int, int]] = {}
+
+    def judge(self, record: RatingRecord, as_of: datetime, state: RuleState) -> Counted:
+        """The verdict of a rating given by ``as_of``, moving ``state`` past it."""
         score = record.score_at(as_of)
-        found[_key(record)] = Counted(record, score, credit.points.of(score), None)
-    return tuple(found[_key(r)] for r in known)
+        if record.visible_at > as_of:
+            return Counted(record, score, 0, "hidden")
+        for rule in self.exclusions:
+            if not self._passes(rule, record, score, as_of, state):
+                return Counted(record, score, 0, rule)
+        return Counted(record, score, self.points[score], None)
 
+    def _passes(
+        self,
+        rule: ExclusionRule,
+        record: RatingRecord,
+        score: Score,
+        as_of: datetime,
+        state: RuleState,
+    ) -> bool:
+        if rule == "fake_trade":
+            return record.fake_at is None or record.fake_at > as_of
+        if rule == "shielded":
+            return record.shielded_at is None or record.shielded_at > as_of
+        if rule == "withdrawn":
+            return record.withdrawn_at is None or record.withdrawn_at > as_of
+        if rule == "amount_le_1":
+            return record.amount_minor > self.floor
+        if rule == "not_allowed_by_rulebook":
+            return record.rater == "buyer" or score in self.allowed
+        if rule == "same_item_14d":
+            return self._first_in_item_group(record, score, state)
+        return self._within_pair_cap(record, score, state)
 
-def _key(record: RatingRecord) -> tuple[str, Party]:
-    return (record.trade_id, record.rater)
+    def _first_in_item_group(self, record: RatingRecord, score: Score, state: RuleState) -> bool:
+        """Per pair and item, 14-day groups from each group's first trade: the
+        first positive and the first negative count, further ones do not;
+        neutrals do."""
+        key = (record.rater_id, record.item_id)
+        group = state.items.get(key)
+        if group is None or record.order_created_at >= group[0] + self.span:
+            group = (record.order_created_at, frozenset())
+        kept = score == "neutral" or score not in group[1]
+        state.items[key] = (group[0], group[1] | {score}) if kept else group
+        return kept
 
+    def _within_pair_cap(self, record: RatingRecord, score: Score, state: RuleState) -> bool:
+        """Per pair and cap period of order creation, a running net clipped to
+        the band: a rating whose points would leave the band is excluded."""
+        bucket = (record.rater_id, self.cap_period(record.order_created_at))
+        moved = state.nets.get(bucket, 0) + self.points[score]
+        if self.cap_min <= moved <= self.cap_max:
+            state.nets[bucket] = moved
+            return True
+        return False
 
-def _excluded(record: RatingRecord, as_of: datetime, reason: Reason) -> Counted:
-    return Counted(record, record.score_at(as_of), 0, reason)
-
-
-def _apply(
-    rule: ExclusionRule,
-    ratings: Sequence[RatingRecord],
-    as_of: datetime,
-    scoring: Scoring,
-    minor_per_major: int,
-) -> set[tuple[str, Party]]:
-    """The keys of the ratings that pass one exclusion rule."""
-    credit = scoring.credit
-
-    def passing(keep: Iterable[RatingRecord]) -> set[tuple[str, Party]]:
-        return {_key(r) for r in keep}
-
-    if rule == "fake_trade":
-        return passing(r for r in ratings if r.fake_at is None or r.fake_at > as_of)
-    if rule == "shielded":
-        return passing(r for r in ratings if r.shielded_at is None or r.shielded_at > as_of)
-    if rule == "withdrawn":
-        return passing(r for r in ratings if r.withdrawn_at is None or r.withdrawn_at > as_of)
-    if rule == "amount_le_1":
-        floor = credit.min_amount_exclusive_major * minor_per_major
-        return passing(r for r in ratings if r.amount_minor > floor)
-    if rule == "not_allowed_by_rulebook":
-        allowed = set(credit.seller_to_buyer_scores)
-        return passing(r for r in ratings if r.rater == "buyer" or r.score_at(as_of) in allowed)
-    if rule == "same_item_14d":
-        return passing(_first_in_item_groups(ratings, as_of, credit))
-    return passing(_within_pair_cap(ratings, as_of, scoring))
-
-
-def _first_in_item_groups(
-    ratings: Sequence[RatingRecord], as_of: datetime, credit: CreditScoring
-) -> list[RatingRecord]:
-    """Per pair and item, 14-day groups from each group's first trade: the first
-    positive and the first negative count, further ones do not; neutrals do."""
-    span = timedelta(days=credit.same_item_group_days)
-    by_item: dict[tuple[str, str], list[RatingRecord]] = defaultdict(list)
-    for record in ratings:  # already in order-creation order
-        by_item[(record.rater_id, record.item_id)].append(record)
-    kept: list[RatingRecord] = []
-    for group_ratings in by_item.values():
-        group_start: datetime | None = None
-        seen: set[Score] = set()
-        for record in group_ratings:
-            if group_start is None or record.order_created_at >= group_start + span:
-                group_start, seen = record.order_created_at, set()
-            score = record.score_at(as_of)
-            if score == "neutral" or score not in seen:
-                kept.append(record)
-                seen.add(score)
-    return kept
-
-
-def _within_pair_cap(
-    ratings: Sequence[RatingRecord], as_of: datetime, scoring: Scoring
-) -> list[RatingRecord]:
-    """Per pair and cap period of order creation, a running net clipped to the
-    band: a rating whose points would leave the band is excluded."""
-    credit = scoring.credit
-    net: dict[tuple[str, tuple[int, int]], int] = defaultdict(int)
-    kept: list[RatingRecord] = []
-    for record in ratings:
-        bucket = (record.rater_id, cap_period(record.order_created_at, scoring))
-        moved = net[bucket] + credit.points.of(record.score_at(as_of))
-        if credit.cap_min <= moved <= credit.cap_max:
-            net[bucket] = moved
-            kept.append(record)
-    return kept
+    def cap_period(self, at: datetime) -> tuple[int, int]:
+        period = self._buckets.get(at)
+        if period is None:
+            period = self._buckets[at] = cap_period(at, self.scoring)
+        return period
 
 
 def _summarise(ratings: tuple[Counted, ...], as_of: datetime, scoring: Scoring) -> CreditResult:

@@ -24,11 +24,15 @@ positives, neutrals and negatives, unscored ratings (known but not counted,
 hidden ones included), then the counted positives, neutrals and negatives of
 trades that succeeded in the window ``(T - window, T]``.
 
-Cost: one group is evaluated at each of its breakpoints, O(b x k log k) for k
-ratings with b <= 6k breakpoints, so a new fact costs one counterparty's
-group, not the member's. A pathological pair with thousands of trades costs
-O(k^2 log k) per fact; ``group_steps_since`` trims that to the breakpoints at
-or after the new fact, since nothing earlier can change.
+Cost: a group of k ratings has b <= 6k breakpoints. It is judged once in
+full, then at each breakpoint again only from the first rating with a fact
+there, from a kept state of the rules that look back, until the state is
+back to what it was (``_Sweep``): ratings that come in order cost each
+breakpoint a few ratings, so a busy pair's month costs about O(k log k), and
+an out-of-order fact (a revision, a withdrawal, a late showing) the ratings
+after it up to where the cap and item groups settle, at most O(k). A new fact
+costs one counterparty's group, not the member's; ``steps_from`` starts at
+the first changed instant, since nothing earlier can change.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ from ledger.events import Party, Score
 from projections.credit import (
     Counted,
     CreditResult,
+    ExclusionRules,
     RatingRecord,
+    RuleState,
     cap_period,
     positive_rate,
-    verdicts,
 )
 from projections.rulebook import Scoring
 from projections.steps import Step, grouped
@@ -68,6 +73,9 @@ _LIFETIME = 5  # the components before the window ones
 _LATER_FACTS = ("visible_at", "revised_at", "withdrawn_at", "shielded_at", "fake_at")
 
 RatingKey = tuple[str, Party]
+# Ratings between two kept states of the rules that look back: a breakpoint
+# judges again from the last kept state before its first changed rating.
+CHECKPOINT_RATINGS = 2
 
 
 class _Standing(NamedTuple):
@@ -198,8 +206,9 @@ def group_steps(
     """
     group = _one_counterparty(records)
     steps = _Steps(_window(scoring, window_days))
-    judge = _Judge(scoring, minor_per_major, counted)
-    _follow(group, breakpoints(group), {}, steps, judge)
+    sweep = _Sweep(group, scoring, minor_per_major, counted)
+    for instant in breakpoints(group):
+        sweep.advance(instant, steps)
     return steps.merged()
 
 
@@ -221,11 +230,13 @@ def steps_from(
     """
     group = _one_counterparty(records)
     steps = _Steps(_window(scoring, None))
-    judge = _Judge(scoring, minor_per_major, counted)
+    sweep = _Sweep(group, scoring, minor_per_major, counted)
     instants = breakpoints(group)
     earlier = [instant for instant in instants if instant < since]
-    standings = judge.standings(group, earlier[-1]) if earlier else {}
-    _follow(group, [instant for instant in instants if instant >= since], standings, steps, judge)
+    if earlier:
+        sweep.start(earlier[-1])
+    for instant in instants[len(earlier) :]:
+        sweep.advance(instant, steps)
     return steps.merged()
 
 
@@ -248,18 +259,17 @@ def group_steps_since(
     """
     group = _one_counterparty(records)
     steps = _Steps(_window(scoring, window_days))
-    judge = _Judge(scoring, minor_per_major, None)
+    sweep = _Sweep(group, scoring, minor_per_major, None)
     for step in previous:
         if step.instant < since:
             steps.add(step.instant, step.values)
     instants = breakpoints(group)
     earlier = [instant for instant in instants if instant < since]
-    standings: dict[RatingKey, _Standing] = {}
     if earlier:
-        standings = judge.standings(group, earlier[-1])
-        _carry_window(group, standings, since, steps)
-    later = [instant for instant in instants if instant >= since]
-    _follow(group, later, standings, steps, judge)
+        sweep.start(earlier[-1])
+        _carry_window(group, sweep.standings(), since, steps)
+    for instant in instants[len(earlier) :]:
+        sweep.advance(instant, steps)
     return steps.merged()
 
 
@@ -350,24 +360,79 @@ class _Steps:
         )
 
 
-def _follow(
-    group: Sequence[RatingRecord],
-    instants: Iterable[datetime],
-    standings: dict[RatingKey, _Standing],
-    steps: _Steps,
-    judge: _Judge,
-) -> None:
-    """Evaluate the group at each instant and record how each rating's part moved."""
-    succeeded = {_key(record): record.succeeded_at for record in group}
-    for instant in instants:
-        now = judge.standings(group, instant)
-        for key in now.keys() | standings.keys():
-            before, after = standings.get(key, _UNKNOWN), now.get(key, _UNKNOWN)
-            steps.lifetime(instant, _minus(after.lifetime, before.lifetime))
-            window_change = _minus(after.window, before.window)
-            if any(window_change):
-                steps.windowed(instant, succeeded[key], window_change)
-        standings = now
+class _Sweep:
+    """One group judged at its breakpoints in time order, each time again only
+    from the first rating (in order-creation order) with a fact at that instant.
+
+    A rating's verdict depends only on itself and the ratings ordered before it
+    (``ExclusionRules``), and between two breakpoints no rating's facts move;
+    so at a breakpoint the verdicts before the first rating with a fact there
+    stand, and the rules that look back need only their state at that rating.
+    That state is kept every ``CHECKPOINT_RATINGS`` ratings. Judging stops
+    early once, past the last rating with a fact at the instant, the state is
+    back to what it was: every later verdict then stands too. A group whose
+    ratings come in order costs each breakpoint a few ratings, not the group.
+    """
+
+    def __init__(
+        self,
+        group: Sequence[RatingRecord],
+        scoring: Scoring,
+        minor_per_major: int,
+        counted: Container[RatingKey] | None,
+    ) -> None:
+        self.ordered = sorted(group, key=lambda record: record.order_key)
+        self.rules = ExclusionRules(scoring, minor_per_major=minor_per_major)
+        self.counts = [counted is None or _key(record) in counted for record in self.ordered]
+        self.changing: dict[datetime, tuple[int, int]] = {}  # first and last rating with a fact
+        for index, record in enumerate(self.ordered):
+            for instant in _instants(record):
+                first, _ = self.changing.get(instant, (index, index))
+                self.changing[instant] = (first, index)
+        self.now: list[_Standing] = [_UNKNOWN] * len(self.ordered)
+        blocks = len(self.ordered) // CHECKPOINT_RATINGS + 1
+        self.checkpoints = [RuleState() for _ in range(blocks)]
+
+    def start(self, instant: datetime) -> None:
+        """Judge every rating as of ``instant``, recording nothing."""
+        self._judge(instant, 0, len(self.ordered), None)
+
+    def advance(self, instant: datetime, steps: _Steps) -> None:
+        """Judge the group at its next breakpoint, recording how each counted
+        rating's part moved."""
+        first, last = self.changing[instant]
+        self._judge(instant, first, last, steps)
+
+    def standings(self) -> dict[RatingKey, _Standing]:
+        """What each counted rating adds as of the last instant judged."""
+        return {
+            _key(record): standing
+            for record, standing, counts in zip(self.ordered, self.now, self.counts, strict=True)
+            if counts and standing is not _UNKNOWN
+        }
+
+    def _judge(self, instant: datetime, first: int, last: int, steps: _Steps | None) -> None:
+        begin = first - first % CHECKPOINT_RATINGS
+        state = self.checkpoints[begin // CHECKPOINT_RATINGS].copy()
+        for index in range(begin, len(self.ordered)):
+            if index % CHECKPOINT_RATINGS == 0 and index > begin:
+                block = index // CHECKPOINT_RATINGS
+                if index > last and state == self.checkpoints[block]:
+                    return  # the rest judge as they did
+                self.checkpoints[block] = state.copy()
+            record = self.ordered[index]
+            if record.given_at > instant:
+                continue  # unknown yet: it neither counts nor moves the state
+            after = _standing(self.rules.judge(record, instant, state))
+            before = self.now[index]
+            if after == before:
+                continue
+            self.now[index] = after
+            if steps is not None and self.counts[index]:
+                steps.lifetime(instant, _minus(after.lifetime, before.lifetime))
+                window_change = _minus(after.window, before.window)
+                if any(window_change):
+                    steps.windowed(instant, record.succeeded_at, window_change)
 
 
 def _carry_window(
@@ -387,24 +452,6 @@ def _carry_window(
             steps.add(record.succeeded_at, [*(0,) * _LIFETIME, *window])
         if record.succeeded_at + steps.window >= since:
             steps.add(record.succeeded_at + steps.window, [*(0,) * _LIFETIME, *_negated(window)])
-
-
-class _Judge(NamedTuple):
-    """Evaluates a group at an instant: the standing of each rating it counts."""
-
-    scoring: Scoring
-    minor_per_major: int
-    counted: Container[RatingKey] | None
-
-    def standings(
-        self, group: Sequence[RatingRecord], instant: datetime
-    ) -> dict[RatingKey, _Standing]:
-        found = verdicts(group, instant, self.scoring, minor_per_major=self.minor_per_major)
-        return {
-            _key(verdict.record): _standing(verdict)
-            for verdict in found
-            if self.counted is None or _key(verdict.record) in self.counted
-        }
 
 
 def _standing(verdict: Counted) -> _Standing:

@@ -37,10 +37,12 @@ The steps describe the log as it stands: every fact at every log position. A
 figure as of an earlier log position is still answered by ``dsr_of``.
 
 Cost: a trade has at most 7 breakpoints (5 facts, and the instant its rating
-shows before and after the seller's rating), so a pair-month of k trades is
-evaluated at most 7k times at O(k log k) each. A new fact costs its own
-pair-month's group, whose new steps replace the old ones; the seller's other
-buyers and months are untouched.
+shows before and after the seller's rating), and whether it bears shop scores
+changes only at those, so each trade is judged at most 7 times; at each of
+the group's breakpoints the first-trades rule walks the trades in creation
+order only until it has its first ones (``_Bearing``). A new fact costs its
+own pair-month's group, whose new steps replace the old ones; the seller's
+other buyers and months are untouched.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ def breakpoints(trades: Iterable[TradeFacts], rulebook: Rulebook) -> list[dateti
 def group_steps(trades: Iterable[TradeFacts], rulebook: Rulebook) -> tuple[Step, ...]:
     """One pair-month's step list (see COMPONENTS), for the rulebook's DSR window.
     Sorted by instant, one step per instant, no zero steps."""
-    group = _one_pair_month(trades, rulebook)
-    return _followed(group, breakpoints(group, rulebook), {}, rulebook)
+    bearing = _Bearing(_one_pair_month(trades, rulebook), rulebook)
+    return _followed(bearing, bearing.breakpoints(), {}, rulebook)
 
 
 def steps_from(
@@ -100,11 +102,11 @@ def steps_from(
     facts change. Only the breakpoints from ``since`` on are evaluated, so a
     busy pair-month costs a new fact its recent breakpoints, not all of them.
     """
-    group = _one_pair_month(trades, rulebook)
-    instants = breakpoints(group, rulebook)
+    bearing = _Bearing(_one_pair_month(trades, rulebook), rulebook)
+    instants = bearing.breakpoints()
     earlier = [instant for instant in instants if instant < since]
-    before = _counted(group, earlier[-1], rulebook) if earlier else {}
-    return _followed(group, [i for i in instants if i >= since], before, rulebook)
+    before = bearing.counted(earlier[-1]) if earlier else {}
+    return _followed(bearing, instants[len(earlier) :], before, rulebook)
 
 
 def earliest_change(before: Iterable[TradeFacts], after: Iterable[TradeFacts]) -> datetime | None:
@@ -150,7 +152,7 @@ def _facts(trade: TradeFacts) -> tuple[_Fact, ...]:
 
 
 def _followed(
-    group: Sequence[TradeFacts],
+    bearing: _Bearing,
     instants: Iterable[datetime],
     before: dict[str, Vector],
     rulebook: Rulebook,
@@ -159,15 +161,50 @@ def _followed(
     window = timedelta(days=rulebook.scoring.dsr.window_days)
     steps: list[Step] = []
     for instant in instants:
-        now = _counted(group, instant, rulebook)
-        for trade in group:
-            change = subtract(
-                now.get(trade.trade_id, _NOTHING), before.get(trade.trade_id, _NOTHING)
-            )
+        now = bearing.counted(instant)
+        for trade_id in before.keys() | now.keys():
+            change = subtract(now.get(trade_id, _NOTHING), before.get(trade_id, _NOTHING))
             if any(change):
-                steps += _while_in_window(instant, trade, window, change)
+                steps += _while_in_window(instant, bearing.trades[trade_id], window, change)
         before = now
     return _merged(steps)
+
+
+class _Bearing:
+    """When each trade of a group bears shop scores (``bears_dsr``), and which
+    trades count at an instant.
+
+    Whether a trade bears them changes only at its own breakpoints (``_instants``),
+    so each trade is judged once per breakpoint of its own, not per breakpoint
+    of its group; the first-trades rule then takes the first bearing trades in
+    creation order, walking no further than it needs.
+    """
+
+    def __init__(self, group: Sequence[TradeFacts], rulebook: Rulebook) -> None:
+        self.first = rulebook.scoring.dsr.first_trades_per_pair_month
+        ordered = sorted(group, key=lambda trade: (trade.created.at, trade.trade_id))
+        self.trades = {trade.trade_id: trade for trade in ordered}
+        self.changes: list[tuple[TradeFacts, list[datetime], list[bool]]] = []
+        for trade in ordered:
+            instants = sorted(_instants(trade, rulebook))
+            if instants:
+                bears = [bears_dsr(trade, Cut(instant), rulebook) for instant in instants]
+                self.changes.append((trade, instants, bears))
+
+    def breakpoints(self) -> list[datetime]:
+        """The instants at which the group's counted trades may change, in order."""
+        return sorted({instant for _, instants, _ in self.changes for instant in instants})
+
+    def counted(self, instant: datetime) -> dict[str, Vector]:
+        """What each counted trade of the group adds as of ``instant``, window aside."""
+        found: dict[str, Vector] = {}
+        for trade, instants, bears in self.changes:
+            reached = bisect_right(instants, instant)
+            if reached and bears[reached - 1]:
+                found[trade.trade_id] = _scores(trade)
+                if len(found) == self.first:
+                    break
+        return found
 
 
 def summary_at(steps_by_group: Mapping[PairMonth, Sequence[Step]], as_of: datetime) -> DsrResult:
@@ -193,19 +230,6 @@ def summary_of(totals: Vector) -> DsrResult:
         for dimension, total in zip(DIMENSIONS, sums, strict=True)
     }
     return DsrResult(**means, count=count, positions=())
-
-
-def _counted(
-    group: Sequence[TradeFacts], instant: datetime, rulebook: Rulebook
-) -> dict[str, Vector]:
-    """What each counted trade of the group adds as of ``instant``, window aside."""
-    cut = Cut(instant)
-    bearing = sorted(
-        (trade for trade in group if bears_dsr(trade, cut, rulebook)),
-        key=lambda trade: (trade.created.at, trade.trade_id),
-    )
-    first = bearing[: rulebook.scoring.dsr.first_trades_per_pair_month]
-    return {trade.trade_id: _scores(trade) for trade in first}
 
 
 def _scores(trade: TradeFacts) -> Vector:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from unittest import mock
 
 import msgspec
 import pytest
 from hypothesis import strategies as st
 
 from ledger.events import Party, Score
-from projections.credit import RatingRecord, evaluate
+from projections.credit import RatingRecord, cap_period, evaluate, verdicts
 from projections.credit_steps import (
     COMPONENTS,
     breakpoints,
@@ -260,7 +261,23 @@ def test_new_facts_move_the_sums_by_the_difference_of_their_groups_steps_from_th
 ) -> None:
     """What a view does when facts arrive: only the cap groups the changed ratings
     (and the ratings chained after them) belong to, only from the first change on."""
+    assert_new_facts_move_the_sums(RULEBOOKS[name], data)
+
+
+@per_rulebook
+def test_judging_again_from_a_state_kept_every_two_ratings_changes_nothing(
+    name: str, data: st.DataObject
+) -> None:
+    """Groups of a few ratings are judged from the start; kept states every two
+    ratings make each breakpoint start from one and stop where the state is back."""
     rulebook = RULEBOOKS[name]
+    with mock.patch("projections.credit_steps.CHECKPOINT_RATINGS", 2):
+        records = data.draw(member_ratings(rulebook))
+        assert_sums_are_the_reference(cap_group_steps(records, rulebook), records, rulebook)
+        assert_new_facts_move_the_sums(rulebook, data)
+
+
+def assert_new_facts_move_the_sums(rulebook: Rulebook, data: st.DataObject) -> None:
     scoring, minor_per_major = rulebook.scoring, rulebook.policy.minor_per_major
     records = data.draw(member_ratings(rulebook))
     earlier = earlier_version(data, records, rulebook)
@@ -345,3 +362,93 @@ def test_a_group_holds_one_counterparty() -> None:
     records = [a_rating(), a_rating(trade_id="T2", rater_id="buyer-2")]
     with pytest.raises(ValueError, match="one counterparty"):
         group_steps(records, scoring, minor_per_major=100)
+
+
+# --- The rules applied one rating at a time are the rules applied one rule at a time ---
+
+
+def rule_by_rule(records: Iterable[RatingRecord], as_of: datetime, rulebook: Rulebook) -> list[Any]:
+    """docs/rules.md §3 read literally: each exclusion rule, in the rulebook's
+    order, applied to the ratings that passed the rules before it. The oracle
+    for ``credit.verdicts``, which judges one rating at a time."""
+    credit = rulebook.scoring.credit
+    known = sorted((r for r in records if r.given_at <= as_of), key=lambda r: r.order_key)
+    found: dict[tuple[str, str], tuple[str | None, Score]] = {}
+    survivors = []
+    for record in known:
+        if record.visible_at > as_of:
+            found[(record.trade_id, record.rater)] = ("hidden", record.score_at(as_of))
+        else:
+            survivors.append(record)
+    for rule in credit.exclusions:
+        kept = {(r.trade_id, r.rater) for r in passing_rule(rule, survivors, as_of, rulebook)}
+        for record in survivors:
+            if (record.trade_id, record.rater) not in kept:
+                found[(record.trade_id, record.rater)] = (rule, record.score_at(as_of))
+        survivors = [r for r in survivors if (r.trade_id, r.rater) in kept]
+    for record in survivors:
+        found[(record.trade_id, record.rater)] = (None, record.score_at(as_of))
+    return [(r.trade_id, *found[(r.trade_id, r.rater)]) for r in known]
+
+
+def passing_rule(
+    rule: str, ratings: list[RatingRecord], at: datetime, rulebook: Rulebook
+) -> list[RatingRecord]:
+    credit = rulebook.scoring.credit
+    if rule == "fake_trade":
+        return [r for r in ratings if r.fake_at is None or r.fake_at > at]
+    if rule == "shielded":
+        return [r for r in ratings if r.shielded_at is None or r.shielded_at > at]
+    if rule == "withdrawn":
+        return [r for r in ratings if r.withdrawn_at is None or r.withdrawn_at > at]
+    if rule == "amount_le_1":
+        floor = credit.min_amount_exclusive_major * rulebook.policy.minor_per_major
+        return [r for r in ratings if r.amount_minor > floor]
+    if rule == "not_allowed_by_rulebook":
+        allowed = credit.seller_to_buyer_scores
+        return [r for r in ratings if r.rater == "buyer" or r.score_at(at) in allowed]
+    if rule == "same_item_14d":
+        kept: list[RatingRecord] = []
+        groups: dict[tuple[str, str], tuple[datetime | None, set[Score]]] = {}
+        for record in ratings:
+            key = (record.rater_id, record.item_id)
+            start, seen = groups.get(key, (None, set()))
+            if start is None or record.order_created_at >= start + timedelta(
+                days=credit.same_item_group_days
+            ):
+                start, seen = record.order_created_at, set()
+            score = record.score_at(at)
+            if score == "neutral" or score not in seen:
+                kept.append(record)
+                seen.add(score)
+            groups[key] = (start, seen)
+        return kept
+    within: list[RatingRecord] = []
+    nets: dict[tuple[str, tuple[int, int]], int] = {}
+    for record in ratings:
+        bucket = (record.rater_id, cap_period(record.order_created_at, rulebook.scoring))
+        moved = nets.get(bucket, 0) + credit.points.of(record.score_at(at))
+        if credit.cap_min <= moved <= credit.cap_max:
+            nets[bucket] = moved
+            within.append(record)
+    return within
+
+
+@per_rulebook
+def test_judging_one_rating_at_a_time_gives_the_verdicts_of_one_rule_at_a_time(
+    name: str, data: st.DataObject
+) -> None:
+    rulebook = RULEBOOKS[name]
+    records = data.draw(member_ratings(rulebook))
+    reordered = [*rulebook.scoring.credit.exclusions]
+    if data.draw(st.booleans(), label="reordered rules"):
+        reordered = data.draw(st.permutations(reordered))
+    scoring = msgspec.structs.replace(
+        rulebook.scoring,
+        credit=msgspec.structs.replace(rulebook.scoring.credit, exclusions=tuple(reordered)),
+    )
+    changed = msgspec.structs.replace(rulebook, scoring=scoring)
+    for as_of in probe_instants(records, rulebook):
+        found = verdicts(records, as_of, scoring, minor_per_major=rulebook.policy.minor_per_major)
+        judged = [(v.record.trade_id, v.reason, v.score) for v in found]
+        assert judged == rule_by_rule(records, as_of, changed), as_of
