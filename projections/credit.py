@@ -272,6 +272,13 @@ class ExclusionRules:
             return True
         return False
 
+    def entries(self, record: RatingRecord) -> tuple[tuple[str, str], CapBucket]:
+        """The entries of ``RuleState`` judging this rating may move."""
+        return (record.rater_id, record.item_id), (
+            record.rater_id,
+            self.cap_period(record.order_created_at),
+        )
+
     def cap_period(self, at: datetime) -> tuple[int, int]:
         period = self._buckets.get(at)
         if period is None:

@@ -37,9 +37,11 @@ the first changed instant, since nothing earlier can change.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import msgspec
@@ -120,8 +122,59 @@ def by_cap_group(
     return grouped(records, lambda record: cap_group(record, scoring))
 
 
+class ItemChains:
+    """A pair's ratings per rater and item, in order-creation order: where the
+    14-day item rule chains ratings together (consecutive orders less than the
+    rule's days apart). Built once per pair, so that finding one rating's chain
+    costs its chain, not the pair."""
+
+    def __init__(self, pair: Iterable[RatingRecord], scoring: Scoring) -> None:
+        self.active = "same_item_14d" in scoring.credit.exclusions
+        self.span = timedelta(days=scoring.credit.same_item_group_days)
+        chains: dict[tuple[str, str], list[RatingRecord]] = defaultdict(list)
+        for record in pair:
+            chains[(record.rater_id, record.item_id)].append(record)
+        self.chains = {
+            key: sorted(chain, key=lambda r: r.order_key) for key, chain in chains.items()
+        }
+
+    def before(self, record: RatingRecord) -> list[RatingRecord]:
+        """The ratings ordered before this one that its chain reaches back to, latest first."""
+        chain = self._chain(record)
+        if not self.active or not chain:
+            return []
+        found = []
+        after = record.order_created_at
+        for index in range(bisect_left(chain, record.order_key, key=_order_key) - 1, -1, -1):
+            earlier = chain[index]
+            if after - earlier.order_created_at >= self.span:
+                break
+            found.append(earlier)
+            after = earlier.order_created_at
+        return found
+
+    def after(self, record: RatingRecord) -> list[RatingRecord]:
+        """The ratings ordered after this one chained to it, in order."""
+        chain = self._chain(record)
+        if not self.active or not chain:
+            return []
+        found = []
+        before = record.order_created_at
+        for later in chain[bisect_right(chain, record.order_key, key=_order_key) :]:
+            if later.order_created_at - before >= self.span:
+                break
+            found.append(later)
+            before = later.order_created_at
+        return found
+
+    def _chain(self, record: RatingRecord) -> list[RatingRecord]:
+        return self.chains.get((record.rater_id, record.item_id), [])
+
+
 def unit_of(
-    group: Sequence[RatingRecord], pair: Iterable[RatingRecord], scoring: Scoring
+    group: Sequence[RatingRecord],
+    pair: Iterable[RatingRecord] | ItemChains,
+    scoring: Scoring,
 ) -> list[RatingRecord]:
     """A cap group's ratings and the context their verdicts depend on.
 
@@ -132,57 +185,32 @@ def unit_of(
     days always starts a new group, whichever ratings survive the earlier
     rules). So a cap group's verdicts need, besides its own ratings, the
     pair's earlier ratings chained to each of its items. ``pair`` holds at
-    least those; ratings of other raters in it are passed over.
+    least those (or is their ``ItemChains``); ratings of other raters in it
+    are passed over.
     """
     unit = list(group)
-    if "same_item_14d" not in scoring.credit.exclusions:
+    chains = pair if isinstance(pair, ItemChains) else ItemChains(pair, scoring)
+    if not chains.active:
         return unit
-    span = timedelta(days=scoring.credit.same_item_group_days)
-    first: dict[str, RatingRecord] = {}
+    first: dict[tuple[str, str], RatingRecord] = {}
     for record in sorted(group, key=lambda r: r.order_key):
-        first.setdefault(record.item_id, record)
-    earlier: dict[str, list[RatingRecord]] = defaultdict(list)
-    raters = {record.rater_id for record in group}
-    for record in pair:
-        start = first.get(record.item_id)
-        if start is not None and record.rater_id in raters and record.order_key < start.order_key:
-            earlier[record.item_id].append(record)
-    for item, before in earlier.items():
-        after = first[item].order_created_at
-        for record in sorted(before, key=lambda r: r.order_key, reverse=True):
-            if after - record.order_created_at >= span:
-                break
-            unit.append(record)
-            after = record.order_created_at
+        first.setdefault((record.rater_id, record.item_id), record)
+    for record in first.values():
+        unit += chains.before(record)
     return unit
 
 
 def chained_after(
-    record: RatingRecord, pair: Iterable[RatingRecord], scoring: Scoring
+    record: RatingRecord, pair: Iterable[RatingRecord] | ItemChains, scoring: Scoring
 ) -> list[RatingRecord]:
     """The pair's later ratings of the same item chained to this one: their
     verdicts may move when this rating's facts do."""
-    if "same_item_14d" not in scoring.credit.exclusions:
-        return []
-    span = timedelta(days=scoring.credit.same_item_group_days)
-    later = sorted(
-        (
-            r
-            for r in pair
-            if r.item_id == record.item_id
-            and r.rater_id == record.rater_id
-            and r.order_key > record.order_key
-        ),
-        key=lambda r: r.order_key,
-    )
-    chained = []
-    before = record.order_created_at
-    for candidate in later:
-        if candidate.order_created_at - before >= span:
-            break
-        chained.append(candidate)
-        before = candidate.order_created_at
-    return chained
+    chains = pair if isinstance(pair, ItemChains) else ItemChains(pair, scoring)
+    return chains.after(record)
+
+
+def _order_key(record: RatingRecord) -> tuple[datetime, str]:
+    return record.order_key
 
 
 def breakpoints(records: Iterable[RatingRecord]) -> list[datetime]:
@@ -367,11 +395,15 @@ class _Sweep:
     A rating's verdict depends only on itself and the ratings ordered before it
     (``ExclusionRules``), and between two breakpoints no rating's facts move;
     so at a breakpoint the verdicts before the first rating with a fact there
-    stand, and the rules that look back need only their state at that rating.
-    That state is kept every ``CHECKPOINT_RATINGS`` ratings. Judging stops
-    early once, past the last rating with a fact at the instant, the state is
-    back to what it was: every later verdict then stands too. A group whose
-    ratings come in order costs each breakpoint a few ratings, not the group.
+    stand, and the rules that look back need only their state at that rating,
+    kept every ``CHECKPOINT_RATINGS`` ratings (one copy serves while no rating
+    moves it). Judging stops where only ratings not yet given follow, or once,
+    past the last rating with a fact at the instant, the state is what it was
+    after the same rating last time: every later verdict then stands too. A
+    rating moves only its own entries of the state (its rater's item group and
+    cap period), so what each rating left there is kept, and the entries that
+    differ are known as judging goes. A group whose ratings come in order
+    costs each breakpoint a few ratings, not the group.
     """
 
     def __init__(
@@ -389,7 +421,12 @@ class _Sweep:
             for instant in _instants(record):
                 first, _ = self.changing.get(instant, (index, index))
                 self.changing[instant] = (first, index)
+        self.entries = [self.rules.entries(record) for record in self.ordered]
+        # The earliest time any rating from each one on is given.
+        self.given_from = list(accumulate(reversed([r.given_at for r in self.ordered]), min))[::-1]
         self.now: list[_Standing] = [_UNKNOWN] * len(self.ordered)
+        # What each known rating left in its own entries, the last time it was judged.
+        self.left: list[tuple[object, object] | None] = [None] * len(self.ordered)
         blocks = len(self.ordered) // CHECKPOINT_RATINGS + 1
         self.checkpoints = [RuleState() for _ in range(blocks)]
 
@@ -413,17 +450,24 @@ class _Sweep:
 
     def _judge(self, instant: datetime, first: int, last: int, steps: _Steps | None) -> None:
         begin = first - first % CHECKPOINT_RATINGS
-        state = self.checkpoints[begin // CHECKPOINT_RATINGS].copy()
+        kept: RuleState | None = self.checkpoints[begin // CHECKPOINT_RATINGS]
+        state = kept.copy() if kept is not None else RuleState()
+        differing: set[object] = set()  # state entries that differ from last time
         for index in range(begin, len(self.ordered)):
+            if self.given_from[index] > instant:
+                self._keep_from(index, kept if kept is not None else state.copy())
+                return  # the rest are unknown yet
+            if index > last and not differing:
+                return  # the rest judge as they did
             if index % CHECKPOINT_RATINGS == 0 and index > begin:
-                block = index // CHECKPOINT_RATINGS
-                if index > last and state == self.checkpoints[block]:
-                    return  # the rest judge as they did
-                self.checkpoints[block] = state.copy()
+                kept = kept if kept is not None else state.copy()
+                self.checkpoints[index // CHECKPOINT_RATINGS] = kept
             record = self.ordered[index]
             if record.given_at > instant:
                 continue  # unknown yet: it neither counts nor moves the state
+            kept = None  # judging it may move the state
             after = _standing(self.rules.judge(record, instant, state))
+            self._compare(index, state, differing)
             before = self.now[index]
             if after == before:
                 continue
@@ -433,6 +477,26 @@ class _Sweep:
                 window_change = _minus(after.window, before.window)
                 if any(window_change):
                     steps.windowed(instant, record.succeeded_at, window_change)
+        self._keep_from(len(self.ordered), kept if kept is not None else state.copy())
+
+    def _keep_from(self, index: int, state: RuleState) -> None:
+        """Every kept state from ``index`` on is ``state``: no rating there is
+        known yet. Kept states are never changed, so they may be shared."""
+        block = -(-index // CHECKPOINT_RATINGS)
+        self.checkpoints[block:] = [state] * (len(self.checkpoints) - block)
+
+    def _compare(self, index: int, state: RuleState, differing: set[object]) -> None:
+        """Note whether this rating's entries now differ from what it left last
+        time (a rating unknown last time left nothing known: they may differ)."""
+        item, bucket = self.entries[index]
+        now = (state.items.get(item), state.nets.get(bucket))
+        was = self.left[index]
+        self.left[index] = now
+        for entry, value, old in ((item, now[0], was and was[0]), (bucket, now[1], was and was[1])):
+            if was is not None and value == old:
+                differing.discard(entry)
+            else:
+                differing.add(entry)
 
 
 def _carry_window(

@@ -11,7 +11,7 @@ group's facts, which the view already holds as trade rows.
 
 What a batch reads, per pair of members with changed trades: the pair's trades
 created in the cap periods of the changed trades, widened while a 14-day item
-chain crosses an edge (``unit_of``, ``chained_after``); never the members'
+chain crosses an edge (``unit_of``, ``ItemChains``); never the members'
 other trades. What it writes: the month and day rows of the timeline days its
 changes fall on (``projections.timeline``).
 
@@ -41,8 +41,8 @@ from projections.credit_steps import (
 )
 from projections.credit_steps import (
     CapGroup,
+    ItemChains,
     cap_group,
-    chained_after,
     earliest_change,
     splits_by_cap_period,
     steps_from,
@@ -530,23 +530,32 @@ def _touched_groups(
     ]
     if not changed:
         return set(), (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC))
-    pair_records = list(new.values())
+    chains = ItemChains(new.values(), scoring)
     named: dict[CapGroup, RatingRecord] = {}
     ends = []
     for record in changed:
         named.setdefault(group_of[record.trade_id], record)
-        chain = chained_after(record, pair_records, scoring)
+        chain = chains.after(record)
         for later in chain:
             named.setdefault(group_of[later.trade_id], later)
         ends.append((chain[-1] if chain else record).order_created_at + span)
     starts = []
+    members_of = _by_group(new, group_of)
     for group, record in named.items():
         period_start, period_end = cap_period_bounds(record.order_created_at, scoring)
-        members = [r for r in pair_records if group_of[r.trade_id] == group]
-        unit = unit_of(members, pair_records, scoring)
+        unit = unit_of(members_of[group], chains, scoring)
         starts += [period_start, min(r.order_created_at for r in unit) - span]
         ends.append(period_end)
     return set(named), (min(starts), max(ends))
+
+
+def _by_group(
+    records: Mapping[str, RatingRecord], group_of: Mapping[str, CapGroup]
+) -> defaultdict[CapGroup, list[RatingRecord]]:
+    found: defaultdict[CapGroup, list[RatingRecord]] = defaultdict(list)
+    for trade_id, record in records.items():
+        found[group_of[trade_id]].append(record)
+    return found
 
 
 def _move(
@@ -560,14 +569,14 @@ def _move(
     moves: Moves,
 ) -> None:
     scoring, minor_per_major = rulebook.scoring, rulebook.policy.minor_per_major
-    old_all, new_all = list(old.values()), list(new.values())
+    old_chains, new_chains = ItemChains(old.values(), scoring), ItemChains(new.values(), scoring)
+    # A trade's group is fixed by its creation time, the same in both versions.
+    old_groups, new_groups = _by_group(old, group_of), _by_group(new, group_of)
     added, removed = moves[key]
     for group in groups:
-        # A trade's group is fixed by its creation time, the same in both versions.
-        old_group = [r for r in old_all if group_of[r.trade_id] == group]
-        new_group = [r for r in new_all if group_of[r.trade_id] == group]
-        old_unit = unit_of(old_group, old_all, scoring)
-        new_unit = unit_of(new_group, new_all, scoring)
+        old_group, new_group = old_groups[group], new_groups[group]
+        old_unit = unit_of(old_group, old_chains, scoring)
+        new_unit = unit_of(new_group, new_chains, scoring)
         since = earliest_change(old_unit, new_unit)
         if since is None:
             continue
