@@ -350,6 +350,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         )
         self._schema = schema
 
+    def refresh_statistics(self) -> None:
+        """Have PostgreSQL sample the events table again: the planner of a table
+        that grew fast from empty plans it as empty (a sequential scan per read)
+        until autovacuum gets to it."""
+        statement = SQL("ANALYZE {schema}.{table}").format(
+            schema=self._schema, table=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn:
+            conn.execute(statement)
+
     # The library tries these reads ten times when the database cannot be
     # reached, each try waiting up to connect_timeout for a connection: a
     # minute's wait for a caller. The ledger tries once and fails fast; the

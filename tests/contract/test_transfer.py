@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+import psycopg
 import pytest
 
 from ledger import commands as c
@@ -20,6 +21,7 @@ from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from ledger.events import Dsr
 from ledger.transfer import ImportRefusedError, export_log, import_log
+from projections.connections import place_of
 from projections.runner import Runner
 from projections.views import MemoryView, ReputationView, open_view
 from tests.support import DAY, HOUR, T0, Market
@@ -827,3 +829,23 @@ def test_cli_export_then_import(
     finally:
         for each in apps:
             each.close()
+
+
+def test_an_import_into_postgresql_refreshes_the_planner_statistics_as_the_log_grows(
+    exported: bytes, postgres_url: str
+) -> None:
+    """A table filled from empty is planned as empty until it is analysed."""
+    target = _target(postgres_url)
+    place = place_of(postgres_url)
+    try:
+        report = import_log(target, io.BytesIO(exported), batch_events=10, statistics_from=20)
+    finally:
+        target.close()
+    with psycopg.connect(place.conninfo) as conn:
+        (estimated,) = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+            (f'"{place.schema}".trustledger_events',),
+        ).fetchone() or (None,)
+    # Analysed at 20 events, then each time the import doubled: at least at half its size.
+    assert estimated is not None
+    assert report.events / 2 <= estimated <= report.events
