@@ -138,10 +138,17 @@ class CheatingFacts(msgspec.Struct):
     kind: str
 
 
-class MemberFacts(msgspec.Struct):
+class MemberHead(msgspec.Struct):
+    """A member's own facts without its records: what a figure read from
+    tallies checks (that the member was known then). Its stored row decodes
+    as this without reading the records, whose number grows with history."""
+
     member_id: str
     registered: Stamp
     verified: Stamp | None = None
+
+
+class MemberFacts(MemberHead):
     violations: list[ViolationFacts] = msgspec.field(default_factory=list)
     fake_cases: list[FakeCaseFacts] = msgspec.field(default_factory=list)
     cheating: list[CheatingFacts] = msgspec.field(default_factory=list)

@@ -21,7 +21,7 @@ from projections.buyers import BuyerHistory, buyer_history
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
 from projections.explanations import EXPLANATION_PAGE_DEFAULT, ExplanationPage, credit_page
-from projections.marketplace import POSITION_MAX, Cut, MemberFile
+from projections.marketplace import POSITION_MAX, Cut, MemberFacts, MemberFile
 from projections.penalties import (
     FIGURE_REASONS,
     Penalty,
@@ -289,9 +289,11 @@ class Reputation:
             rates_key(stamp, seller_id): RATES_WIDTH,
         }
         credit, dsr, rates = keys
-        found = self.view.member_reading(seller_id, keys, cut.as_of, changes=True)
+        found = self.view.member_reading(seller_id, keys, cut.as_of, changes=True, whole=True)
         member, reading = found.member, found.tallies
-        if member is None or reading is None or not cut.sees(member.registered):
+        if not isinstance(member, MemberFacts) or reading is None:
+            return None  # unknown, or not tallied: the file answers
+        if not cut.sees(member.registered):
             return None
         figures = SellerFigures(
             rates_figure(reading.values[rates], book),

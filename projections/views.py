@@ -37,7 +37,14 @@ from ledger.database import (
 from ledger.events import EVENT_TYPES, Party, topic_of
 from projections import tally_rows, timeline
 from projections.connections import SQLiteConnection, chunks, place_of, postgres_pool
-from projections.marketplace import ComplaintFacts, Marketplace, MemberFacts, MemberFile, TradeFacts
+from projections.marketplace import (
+    ComplaintFacts,
+    Marketplace,
+    MemberFacts,
+    MemberFile,
+    MemberHead,
+    TradeFacts,
+)
 from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
 from projections.tallies import TALLY_FROM_TRADES, Pair, Span, Tallies
@@ -55,6 +62,7 @@ R = TypeVar("R")
 
 _encoder = msgspec.msgpack.Encoder()
 _member_decoder = msgspec.msgpack.Decoder(MemberFacts)
+_head_decoder = msgspec.msgpack.Decoder(MemberHead)
 _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
 _snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
@@ -245,11 +253,18 @@ class ReputationView(ABC):
 
     @abstractmethod
     def member_reading(
-        self, member_id: str, widths: Mapping[str, int], at: datetime, *, changes: bool = False
+        self,
+        member_id: str,
+        widths: Mapping[str, int],
+        at: datetime,
+        *,
+        changes: bool = False,
+        whole: bool = False,
     ) -> MemberReading:
-        """The view's position, the member's own facts and, when the view
-        tallies the member, its tallies as of ``at`` (``timeline.reading_of``),
-        read together: one transaction, the whole of a figure's answer."""
+        """The view's position, the member's head (``whole``: its MemberFacts)
+        and, when the view tallies the member, its tallies as of ``at``
+        (``timeline.reading_of``), read together: one transaction, the whole
+        of a figure's answer."""
 
     @abstractmethod
     def tally(self, key: str, at: datetime, width: int) -> Vector:
@@ -292,7 +307,7 @@ class MemberReading(NamedTuple):
     """What ``ReputationView.member_reading`` reads in one transaction."""
 
     position: int
-    member: MemberFacts | None
+    member: MemberHead | None  # its MemberFacts when asked for the whole member
     tallies: Reading | None  # None: the view does not tally the member
 
 
@@ -354,7 +369,13 @@ class MemoryView(ReputationView):
         return member_id in self.tallied_members
 
     def member_reading(
-        self, member_id: str, widths: Mapping[str, int], at: datetime, *, changes: bool = False
+        self,
+        member_id: str,
+        widths: Mapping[str, int],
+        at: datetime,
+        *,
+        changes: bool = False,
+        whole: bool = False,
     ) -> MemberReading:
         member = self.market.members.get(member_id)
         if member is None or member_id not in self.tallied_members:
@@ -678,12 +699,19 @@ class SqlView(ReputationView):
             return bool(self._tallied_members(cursor, [member_id]))
 
     def member_reading(
-        self, member_id: str, widths: Mapping[str, int], at: datetime, *, changes: bool = False
+        self,
+        member_id: str,
+        widths: Mapping[str, int],
+        at: datetime,
+        *,
+        changes: bool = False,
+        whole: bool = False,
     ) -> MemberReading:
+        decoder = _member_decoder if whole else _head_decoder
         with self._transaction() as cursor:
             position = self._tracked(cursor)
             bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
-            member = _member_decoder.decode(bodies[0]) if bodies else None
+            member = decoder.decode(bodies[0]) if bodies else None
             if member is None or not self._tallied_members(cursor, [member_id]):
                 return MemberReading(position, member, None)
             reading = reading_of(self._tally_rows(cursor), widths, at, changes=changes)

@@ -32,7 +32,7 @@ from ledger import events as ev
 from ledger.clock import FixedClock
 from projections.buyers import BuyerHistory, buyer_history
 from projections.marketplace import Cut
-from projections.penalties import penalty_of, rates_of
+from projections.penalties import FIGURE_REASONS, penalty_of, rates_of
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.tallies import RATES_WIDTH, ROLES, rates_figure, rates_key
 from projections.views import MemoryView, ReputationView, SqlView, open_view
@@ -330,6 +330,13 @@ def check_penalty(reputation: Reputation, member: str, where: Where) -> None:
     assert found is not None
     penalty, valid_until = found
     assert penalty == penalty_of(member_file, cut, book), (cut.as_of, member)
+    if reputation.view.keeps_tallies_of(member) and not any(
+        reason.code in FIGURE_REASONS for reason in penalty.reasons
+    ):
+        # Answered from the seller's row and tallies, not from its file.
+        tallied = reputation._penalty_from_tallies(member, cut, book)
+        assert tallied is not None, (cut.as_of, member)
+        assert tallied[0] == penalty
     end = valid_until or cut.as_of + 800 * DAY
     for later in (cut.as_of + (end - cut.as_of) / 2, end - MICROSECOND):
         if later > cut.as_of:
