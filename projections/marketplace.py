@@ -148,10 +148,16 @@ class MemberHead(msgspec.Struct):
     verified: Stamp | None = None
 
 
-class MemberFacts(MemberHead):
-    violations: list[ViolationFacts] = msgspec.field(default_factory=list)
+class MemberRecords(MemberHead):
+    """A member's own facts but its violations: what its penalty reads besides
+    its violation standing (``projections.violations.ViolationYear``)."""
+
     fake_cases: list[FakeCaseFacts] = msgspec.field(default_factory=list)
     cheating: list[CheatingFacts] = msgspec.field(default_factory=list)
+
+
+class MemberFacts(MemberRecords):
+    violations: list[ViolationFacts] = msgspec.field(default_factory=list)
 
 
 class MemberFile(msgspec.Struct):

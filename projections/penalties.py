@@ -17,7 +17,7 @@ import msgspec
 from ledger.commands import UtcTime
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
-from projections.marketplace import Cut, MemberFile, TradeFacts
+from projections.marketplace import Cut, MemberFile, MemberRecords, TradeFacts
 from projections.rulebook import Factor, Fraction, Rulebook
 from projections.violations import ViolationStanding, violations_of
 from projections.windows import in_trailing
@@ -132,32 +132,38 @@ def penalty_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> Penalty:
         credit_of(file, "seller", cut, rulebook),
         dsr_of(file, cut, rulebook),
     )
-    return penalty_from(file, figures, cut, rulebook)
-
-
-def penalty_from(file: MemberFile, figures: SellerFigures, cut: Cut, rulebook: Rulebook) -> Penalty:
-    """The penalty from the seller's figures and its own facts (``file.member``;
-    the file's trades are not read here)."""
-    scoring = rulebook.scoring
     standing = violations_of(file, cut, rulebook)
+    return penalty_from(file.member, standing, figures, cut, rulebook)
+
+
+def penalty_from(
+    member: MemberRecords,
+    standing: ViolationStanding,
+    figures: SellerFigures,
+    cut: Cut,
+    rulebook: Rulebook,
+) -> Penalty:
+    """The penalty from the seller's figures, its violation standing and its
+    other own facts (no trade is read here)."""
+    scoring = rulebook.scoring
     reasons = _ban_reasons(standing, cut)
-    factors = _factor_reasons(file, cut, rulebook, figures)
+    factors = _factor_reasons(member, cut, rulebook, figures)
     multiplier = 1.0
     sort_hidden = False
     for factor, reason in factors:
         multiplier *= factor.multiplier
         sort_hidden = sort_hidden or factor.sort_hidden
         reasons.append(reason)
-    demoted = _demoted_items(file, cut, rulebook)
+    demoted = _demoted_items(member, cut, rulebook)
     listed = dict(sorted(demoted.items())[: scoring.penalty.demoted_items_listed_max])
     return Penalty(
-        seller_id=file.member.member_id,
+        seller_id=member.member_id,
         searchable=not standing.active_bans(cut.as_of),
         multiplier=multiplier,
         sort_hidden=sort_hidden,
         demoted_items=listed,
         demoted_items_unlisted=len(demoted) - len(listed),
-        verified=cut.sees(file.member.verified),
+        verified=cut.sees(member.verified),
         # Up to the rulebook's number of log positions behind each reason.
         reasons=tuple(
             msgspec.structs.replace(
@@ -182,12 +188,12 @@ def _ban_reasons(standing: ViolationStanding, cut: Cut) -> list[PenaltyReason]:
 
 
 def _factor_reasons(
-    file: MemberFile, cut: Cut, rulebook: Rulebook, figures: SellerFigures
+    member: MemberRecords, cut: Cut, rulebook: Rulebook, figures: SellerFigures
 ) -> list[tuple[Factor, PenaltyReason]]:
     penalty = rulebook.scoring.penalty
     applied = []
     for factor in penalty.factors:
-        reason = _factor_reason(factor, file, cut, rulebook, figures)
+        reason = _factor_reason(factor, member, cut, rulebook, figures)
         if reason is not None:
             applied.append((factor, reason))
     return applied
@@ -195,7 +201,7 @@ def _factor_reasons(
 
 def _factor_reason(
     factor: Factor,
-    file: MemberFile,
+    member: MemberRecords,
     cut: Cut,
     rulebook: Rulebook,
     figures: SellerFigures,
@@ -235,7 +241,7 @@ def _factor_reason(
         days = rulebook.scoring.penalty.fake_trade_window_days
         recent = [
             c
-            for c in file.member.fake_cases
+            for c in member.fake_cases
             if cut.sees(c.stamp) and in_trailing(c.stamp.at, cut.as_of, days)
         ]
         if not recent:
@@ -246,7 +252,7 @@ def _factor_reason(
             until=last + timedelta(days=days),
             positions=_positions(c.stamp.position for c in recent),
         )
-    return _shop_demotion_reason(file, cut, rulebook)
+    return _shop_demotion_reason(member, cut, rulebook)
 
 
 def _rate_reason(factor: Factor, figure: float | None, positions: tuple[int, ...]) -> PenaltyReason:
@@ -262,15 +268,15 @@ def _below(rate: float, factor: Factor) -> bool:
     return factor.below is not None and rate < factor.below
 
 
-def _demoted_items(file: MemberFile, cut: Cut, rulebook: Rulebook) -> dict[str, datetime]:
+def _demoted_items(member: MemberRecords, cut: Cut, rulebook: Rulebook) -> dict[str, datetime]:
     """Items demoted at the cut's time; a repeat rolls the end forward."""
     until: dict[str, datetime] = {}
     cheating_days = timedelta(days=rulebook.scoring.search_cheating.item_demotion_days)
-    for case in file.member.fake_cases:
+    for case in member.fake_cases:
         if cut.sees(case.stamp):
             for item in case.item_ids:
                 until[item] = max(until.get(item, case.demoted_until), case.demoted_until)
-    for record in file.member.cheating:
+    for record in member.cheating:
         if cut.sees(record.stamp):
             end = record.stamp.at + cheating_days
             for item in record.item_ids:
@@ -278,11 +284,13 @@ def _demoted_items(file: MemberFile, cut: Cut, rulebook: Rulebook) -> dict[str, 
     return {item: end for item, end in until.items() if cut.as_of < end}
 
 
-def _shop_demotion_reason(file: MemberFile, cut: Cut, rulebook: Rulebook) -> PenaltyReason | None:
+def _shop_demotion_reason(
+    member: MemberRecords, cut: Cut, rulebook: Rulebook
+) -> PenaltyReason | None:
     """The whole shop is demoted when enough distinct items were caught cheating
     within the window; the demotion runs from the latest such record."""
     rules = rulebook.scoring.search_cheating
-    seen = sorted((r for r in file.member.cheating if cut.sees(r.stamp)), key=lambda r: r.stamp.at)
+    seen = sorted((r for r in member.cheating if cut.sees(r.stamp)), key=lambda r: r.stamp.at)
     triggers = []
     for record in seen:
         recent = [

@@ -21,7 +21,7 @@ from projections.buyers import BuyerHistory, buyer_history
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
 from projections.explanations import EXPLANATION_PAGE_DEFAULT, ExplanationPage, credit_page
-from projections.marketplace import POSITION_MAX, Cut, MemberFacts, MemberFile
+from projections.marketplace import POSITION_MAX, Cut, MemberFile, MemberRecords
 from projections.penalties import (
     FIGURE_REASONS,
     Penalty,
@@ -34,8 +34,8 @@ from projections.seller_level import SellerLevel, seller_level_of
 from projections.snapshots import (
     KeptSnapshots,
     PenaltySnapshot,
-    member_valid_until,
     penalty_valid_until,
+    records_valid_until,
 )
 from projections.streamed import credit_streamed, dsr_streamed
 from projections.tallies import (
@@ -51,10 +51,12 @@ from projections.tallies import (
     dsr_key,
     rates_figure,
     rates_key,
+    violations_key,
 )
 from projections.timeline import Vector
 from projections.views import ReputationView
-from projections.violations import ViolationStanding, violations_of
+from projections.violations import ViolationStanding, standing_at, violations_of
+from projections.windows import calendar_year
 
 PENALTY_BATCH_MAX = 1_000
 # Penalty snapshots a process keeps in memory (about 1 KiB each): the sellers
@@ -289,9 +291,10 @@ class Reputation:
             rates_key(stamp, seller_id): RATES_WIDTH,
         }
         credit, dsr, rates = keys
-        found = self.view.member_reading(seller_id, keys, cut.as_of, changes=True, whole=True)
+        year = (violations_key(stamp, seller_id), calendar_year(cut.as_of, book.scoring.zone))
+        found = self.view.member_reading(seller_id, keys, cut.as_of, changes=True, violations=year)
         member, reading = found.member, found.tallies
-        if not isinstance(member, MemberFacts) or reading is None:
+        if not isinstance(member, MemberRecords) or reading is None:
             return None  # unknown, or not tallied: the file answers
         if not cut.sees(member.registered):
             return None
@@ -300,10 +303,12 @@ class Reputation:
             credit_figure(reading.values[credit], book),
             dsr_figure(reading.values[dsr]),
         )
-        penalty = penalty_from(MemberFile(member, [], [], [], []), figures, cut, book)
+        standing = standing_at(found.violations, cut.as_of, book)
+        penalty = penalty_from(member, standing, figures, cut, book)
         if any(reason.code in FIGURE_REASONS for reason in penalty.reasons):
             return None
-        changes = (member_valid_until(member, cut.as_of, book), reading.changes_after)
+        own = records_valid_until(member, found.violations, cut.as_of, book)
+        changes = (own, reading.changes_after)
         return penalty, min((c for c in changes if c is not None), default=None)
 
     def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:

@@ -20,10 +20,17 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from projections.credit import rating_visible_at
-from projections.marketplace import POSITION_MAX, Cut, MemberFacts, MemberFile, Stamp
+from projections.marketplace import (
+    POSITION_MAX,
+    Cut,
+    MemberFacts,
+    MemberFile,
+    MemberRecords,
+    Stamp,
+)
 from projections.penalties import Penalty
 from projections.rulebook import Rulebook
-from projections.violations import violations_of
+from projections.violations import ViolationYear, bans_change_after, violations_of
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -84,11 +91,15 @@ def penalty_valid_until(file: MemberFile, as_of: datetime, rulebook: Rulebook) -
     return min(later) if later else None
 
 
-def member_valid_until(member: MemberFacts, as_of: datetime, rulebook: Rulebook) -> datetime | None:
+def records_valid_until(
+    member: MemberRecords, violations: ViolationYear | None, as_of: datetime, rulebook: Rulebook
+) -> datetime | None:
     """The first instant after ``as_of`` at which what the seller's own facts add
-    to its penalty (bans, demotions, fake-trade cases, its badge) may change."""
-    later = [t for t in _member_boundaries(member, rulebook) if t > as_of]
-    return min(later) if later else None
+    to its penalty (bans, demotions, fake-trade cases, its badge) may change,
+    its violations read from the row of ``as_of``'s year (``year_row``)."""
+    later = [t for t in _records_boundaries(member, rulebook) if t > as_of]
+    bans = bans_change_after(violations, as_of, rulebook)
+    return min([*later, *([bans] if bans is not None else [])], default=None)
 
 
 def _boundaries(file: MemberFile, rulebook: Rulebook) -> Iterator[datetime]:
@@ -131,18 +142,22 @@ def _trade_boundaries(file: MemberFile, rulebook: Rulebook) -> Iterator[datetime
 
 
 def _member_boundaries(member: MemberFacts, rulebook: Rulebook) -> Iterator[datetime]:
-    scoring = rulebook.scoring
-    fake_window = timedelta(days=scoring.penalty.fake_trade_window_days)
-    item_days = timedelta(days=scoring.search_cheating.item_demotion_days)
-    shop_days = timedelta(days=scoring.search_cheating.shop_demotion_days)
     everything = Cut(FAR_FUTURE, POSITION_MAX)
-    yield from (stamp.at for stamp in (member.registered, member.verified) if stamp is not None)
     for violation in member.violations:
         yield violation.stamp.at
     for ban in violations_of(MemberFile(member, [], [], [], []), everything, rulebook).bans:
         yield ban.start
         if ban.until is not None:
             yield ban.until
+    yield from _records_boundaries(member, rulebook)
+
+
+def _records_boundaries(member: MemberRecords, rulebook: Rulebook) -> Iterator[datetime]:
+    scoring = rulebook.scoring
+    fake_window = timedelta(days=scoring.penalty.fake_trade_window_days)
+    item_days = timedelta(days=scoring.search_cheating.item_demotion_days)
+    shop_days = timedelta(days=scoring.search_cheating.shop_demotion_days)
+    yield from (stamp.at for stamp in (member.registered, member.verified) if stamp is not None)
     for case in member.fake_cases:
         yield from (case.stamp.at, case.stamp.at + fake_window, case.demoted_until)
     for record in member.cheating:

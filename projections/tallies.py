@@ -50,11 +50,12 @@ from projections.credit_steps import (
     unit_of,
 )
 from projections.dsr import DsrResult
-from projections.marketplace import ComplaintFacts, Cut, TradeFacts
+from projections.marketplace import ComplaintFacts, Cut, MemberFacts, TradeFacts
 from projections.penalties import Rates
 from projections.rulebook import Rulebook
 from projections.steps import Step
 from projections.timeline import Change, Vector
+from projections.violations import ViolationYear, violation_years
 from projections.windows import calendar_month_bounds
 
 # A pair's range of trades is widened at most this many times, doubling each
@@ -157,6 +158,11 @@ def credit_figure(totals: Vector, rulebook: Rulebook) -> CreditResult:
     return summary_of(totals, rulebook.scoring)
 
 
+def violations_key(stamp: str, seller_id: str) -> str:
+    """The key of a seller's violation years under a rulebook's scoring."""
+    return f"{stamp}|violations|{seller_id}"
+
+
 def tallied(rulebooks: Iterable[Rulebook]) -> tuple[Rulebook, ...]:
     """The rulebooks whose figures can be tallied (credit must split by cap period)."""
     return tuple(rulebook for rulebook in rulebooks if splits_by_cap_period(rulebook.scoring))
@@ -182,6 +188,18 @@ class Tallies:
     @property
     def stamps(self) -> frozenset[str]:
         return frozenset(rulebook.scoring_stamp for rulebook in self.rulebooks)
+
+    def violation_years(self, members: Iterable[MemberFacts]) -> list[tuple[str, ViolationYear]]:
+        """The violation years (``projections.violations``) of these tallied
+        members under each rulebook, by key: a batch that adds a violation, or
+        starts a member's tallies, writes them all again (a seller has a few
+        years of them, and violations are rare beside trades)."""
+        return [
+            (violations_key(rulebook.scoring_stamp, member.member_id), row)
+            for member in members
+            for rulebook in self.rulebooks
+            for row in violation_years(member.violations, rulebook)
+        ]
 
     def batch_moves(
         self,

@@ -30,11 +30,13 @@ from projections.timeline import (
     day_of,
     micros,
 )
+from projections.violations import ViolationYear
 
 _encoder = msgspec.msgpack.Encoder()
 _month_decoder = msgspec.msgpack.Decoder(MonthRow)
 _day_decoder = msgspec.msgpack.Decoder(DayRow)
-TALLY_TABLES = ("tally_months", "tally_days", "tallied", "tally_members")
+_year_decoder = msgspec.msgpack.Decoder(ViolationYear)
+TALLY_TABLES = ("tally_months", "tally_days", "tallied", "tally_members", "violation_years")
 
 
 class TallyRows(Protocol):
@@ -55,6 +57,12 @@ class TallyRows(Protocol):
         ...
 
     def store(self, writes: Sequence[TimelineWrites]) -> None: ...
+
+    def violation_year(self, key: str, year: int) -> ViolationYear | None:
+        """The row ``violations.year_row`` picks among the key's rows."""
+        ...
+
+    def store_violation_years(self, rows: Sequence[tuple[str, ViolationYear]]) -> None: ...
 
 
 def move_tallies(rows: TallyRows, moves: Moves) -> None:
@@ -93,6 +101,8 @@ def sqlite_tables(prefix: str) -> list[str]:
         "month INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tally, month)) WITHOUT ROWID",
         f"CREATE TABLE IF NOT EXISTS {prefix}tally_days (tally TEXT NOT NULL, "
         "day INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tally, day)) WITHOUT ROWID",
+        f"CREATE TABLE IF NOT EXISTS {prefix}violation_years (tally TEXT NOT NULL, "
+        "year INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (tally, year)) WITHOUT ROWID",
         f"CREATE TABLE IF NOT EXISTS {prefix}tallied (stamp TEXT PRIMARY KEY, body BLOB NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {prefix}tally_members "
         "(member_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
@@ -102,6 +112,23 @@ def sqlite_tables(prefix: str) -> list[str]:
 class SQLiteTallyRows:
     def __init__(self, cursor: sqlite3.Cursor, prefix: str) -> None:
         self.cursor, self.months, self.days = cursor, f"{prefix}tally_months", f"{prefix}tally_days"
+        self.years = f"{prefix}violation_years"
+
+    def violation_year(self, key: str, year: int) -> ViolationYear | None:
+        for condition in ("year <= ? ORDER BY year DESC", "year > ? ORDER BY year"):
+            row = self.cursor.execute(
+                f"SELECT body FROM {self.years} WHERE tally = ? AND {condition} LIMIT 1",
+                (key, year),
+            ).fetchone()
+            if row:
+                return _year_decoder.decode(row[0])
+        return None
+
+    def store_violation_years(self, rows: Sequence[tuple[str, ViolationYear]]) -> None:
+        self.cursor.executemany(
+            f"INSERT OR REPLACE INTO {self.years} VALUES (?, ?, ?)",
+            [(key, row.year, _encoder.encode(row)) for key, row in rows],
+        )
 
     def month_at_or_before(self, key: str, month: int) -> MonthRow | None:
         row = self.cursor.execute(
@@ -181,6 +208,10 @@ def postgres_tables(table: Any) -> list[sql.Composed]:
             "body bytea NOT NULL, PRIMARY KEY (tally, day))"
         ).format(table("tally_days")),
         sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (tally text NOT NULL, year integer NOT NULL, "
+            "body bytea NOT NULL, PRIMARY KEY (tally, year))"
+        ).format(table("violation_years")),
+        sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (stamp text PRIMARY KEY, body bytea NOT NULL)"
         ).format(table("tallied")),
         sql.SQL(
@@ -193,6 +224,34 @@ class PostgresTallyRows:
     def __init__(self, cursor: psycopg.Cursor[Any], table: Any) -> None:
         self.cursor = cursor
         self.months, self.days = table("tally_months"), table("tally_days")
+        self.years = table("violation_years")
+
+    def violation_year(self, key: str, year: int) -> ViolationYear | None:
+        for condition in ("year <= %s ORDER BY year DESC", "year > %s ORDER BY year"):
+            found = self._bodies(
+                sql.SQL(
+                    "SELECT body FROM {} WHERE tally = %s AND " + condition + " LIMIT 1"
+                ).format(self.years),
+                (key, year),
+            )
+            if found:
+                return _year_decoder.decode(found[0])
+        return None
+
+    def store_violation_years(self, rows: Sequence[tuple[str, ViolationYear]]) -> None:
+        if not rows:
+            return
+        self.cursor.execute(
+            sql.SQL(
+                "INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::integer[], %s::bytea[]) "
+                "ON CONFLICT (tally, year) DO UPDATE SET body = EXCLUDED.body"
+            ).format(self.years),
+            (
+                [key for key, _ in rows],
+                [row.year for _, row in rows],
+                [_encoder.encode(row) for _, row in rows],
+            ),
+        )
 
     def _bodies(self, statement: sql.Composed, params: Sequence[Any]) -> list[bytes]:
         self.cursor.execute(statement, params)

@@ -70,7 +70,7 @@ import msgspec
 Vector = tuple[int, ...]
 # The version of the row layout below: rows written in another layout are not
 # read (a view that holds them answers from facts until it is rebuilt).
-LAYOUT = 2
+LAYOUT = 3
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_DAY = EPOCH.date().toordinal()

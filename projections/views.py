@@ -43,6 +43,7 @@ from projections.marketplace import (
     MemberFacts,
     MemberFile,
     MemberHead,
+    MemberRecords,
     TradeFacts,
 )
 from projections.rulebook import Rulebook, builtin_rulebooks
@@ -50,6 +51,7 @@ from projections.snapshots import PenaltySnapshot
 from projections.tallies import TALLY_FROM_TRADES, Pair, Span, Tallies
 from projections.tally_rows import TallyRows
 from projections.timeline import MemoryTimeline, Reading, Vector, micros, reading_of, value_at
+from projections.violations import ViolationYear, year_row
 
 # Rows a view remembers from its own last writes (about 0.5 KB each).
 RECENT_ROWS_MAX = 100_000
@@ -63,6 +65,7 @@ R = TypeVar("R")
 _encoder = msgspec.msgpack.Encoder()
 _member_decoder = msgspec.msgpack.Decoder(MemberFacts)
 _head_decoder = msgspec.msgpack.Decoder(MemberHead)
+_records_decoder = msgspec.msgpack.Decoder(MemberRecords)
 _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
 _snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
@@ -259,12 +262,14 @@ class ReputationView(ABC):
         at: datetime,
         *,
         changes: bool = False,
-        whole: bool = False,
+        violations: tuple[str, int] | None = None,
     ) -> MemberReading:
-        """The view's position, the member's head (``whole``: its MemberFacts)
-        and, when the view tallies the member, its tallies as of ``at``
-        (``timeline.reading_of``), read together: one transaction, the whole
-        of a figure's answer."""
+        """The view's position, the member's head and, when the view tallies
+        the member, its tallies as of ``at`` (``timeline.reading_of``), read
+        together: one transaction, the whole of a figure's answer. With
+        ``violations`` (a violation-years key and a year) the member is read
+        as its ``MemberRecords`` and the row ``violations.year_row`` picks is
+        read too: what a penalty needs."""
 
     @abstractmethod
     def tally(self, key: str, at: datetime, width: int) -> Vector:
@@ -307,8 +312,9 @@ class MemberReading(NamedTuple):
     """What ``ReputationView.member_reading`` reads in one transaction."""
 
     position: int
-    member: MemberHead | None  # its MemberFacts when asked for the whole member
+    member: MemberHead | None  # its MemberRecords when asked for violations
     tallies: Reading | None  # None: the view does not tally the member
+    violations: ViolationYear | None = None
 
 
 class MemoryView(ReputationView):
@@ -324,6 +330,7 @@ class MemoryView(ReputationView):
         chosen = builtin_rulebooks() if rulebooks is None else rulebooks
         self._tallies = Tallies(chosen, tally_from_trades)
         self.timeline = MemoryTimeline()  # the tallies' month and day rows
+        self.violation_years: dict[str, dict[int, ViolationYear]] = {}
         self.tallied_members: set[str] = set()
 
     def position(self) -> int:
@@ -335,6 +342,7 @@ class MemoryView(ReputationView):
         trades, complaints = self.market.trades, self.market.complaints
         before = {t: _copied(trades[t]) for t in touched.trades if t in trades}
         filed = {c: _copied(complaints[c]) for c in touched.complaints if c in complaints}
+        violations = _violation_counts(self.market.members, touched.members)
         for position, event in batch:
             self.market.apply(event, position)
         after = {t: trades[t] for t in touched.trades if t in trades}
@@ -346,6 +354,11 @@ class MemoryView(ReputationView):
                 self.timeline.apply(key, added, removed)
         self.market.position = max(self.market.position, reached)
         self.tallied_members |= started
+        moved = _violations_moved(self.market.members, violations, touched.members)
+        moved &= self.tallied_members
+        members = [self.market.members[m] for m in sorted(moved | started)]
+        for key, row in self._tallies.violation_years(members):
+            self.violation_years.setdefault(key, {})[row.year] = row
         self._touched.update(touched.sellers)
 
     def file(self, member_id: str) -> MemberFile | None:
@@ -375,13 +388,17 @@ class MemoryView(ReputationView):
         at: datetime,
         *,
         changes: bool = False,
-        whole: bool = False,
+        violations: tuple[str, int] | None = None,
     ) -> MemberReading:
         member = self.market.members.get(member_id)
         if member is None or member_id not in self.tallied_members:
             return MemberReading(self.position(), member, None)
         reading = reading_of(self.timeline, widths, at, changes=changes)
-        return MemberReading(self.position(), member, reading)
+        year = None
+        if violations is not None:
+            key, wanted = violations
+            year = year_row(self.violation_years.get(key, {}).values(), wanted)
+        return MemberReading(self.position(), member, reading, year)
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self.timeline.value_at(key, at, width)
@@ -396,6 +413,19 @@ class MemoryView(ReputationView):
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
         for snapshot in snapshots:
             self._snapshots[snapshot_key(snapshot.rulebook, snapshot.seller_id)] = snapshot
+
+
+def _violation_counts(members: Mapping[str, MemberFacts], ids: Iterable[str]) -> dict[str, int]:
+    """How many violations each of these members has (before a batch)."""
+    return {m: len(members[m].violations) for m in ids if m in members}
+
+
+def _violations_moved(
+    members: Mapping[str, MemberFacts], counts: Mapping[str, int], ids: Iterable[str]
+) -> set[str]:
+    """Those of these members whose violations a batch added to (violations are
+    only ever added; a member the batch registered had none)."""
+    return {m for m in ids if m in members and len(members[m].violations) != counts.get(m, 0)}
 
 
 class _MarketBefore:
@@ -510,6 +540,7 @@ class SqlView(ReputationView):
                 for (table, key), body in stored.items()
                 if table == "complaints"
             }
+            violations = _violation_counts(market.members, market.members)
             for position, event in batch:
                 market.apply(event, position)
             after = {t: market.trades[t] for t in touched.trades if t in market.trades}
@@ -519,7 +550,12 @@ class SqlView(ReputationView):
             moves, started = self._tallies.batch_moves(
                 before, after, _StoredPairs(self, cursor), (filed, filed_after)
             )
-            tally_rows.move_tallies(self._tally_rows(cursor), moves)
+            rows = self._tally_rows(cursor)
+            tally_rows.move_tallies(rows, moves)
+            moved = _violations_moved(market.members, violations, market.members)
+            moved = _StoredPairs(self, cursor).tallied_among(moved) | started
+            years = self._tallies.violation_years(self._members(cursor, market, sorted(moved)))
+            rows.store_violation_years(years)
             self._upsert(
                 cursor,
                 "tally_members",
@@ -536,6 +572,18 @@ class SqlView(ReputationView):
             position = max(market.position, reached)
             self._track(cursor, position)
         recent.keep(written, position)  # only once the transaction committed
+
+    def _members(self, cursor: Any, market: Marketplace, ids: Sequence[str]) -> list[MemberFacts]:
+        """These members as the batch left them: the batch's, or else the stored
+        rows (a member can reach the tally threshold in a batch that names it
+        only in its trades)."""
+        found = [market.members[m] for m in ids if m in market.members]
+        missing = [m for m in ids if m not in market.members]
+        found += [
+            _member_decoder.decode(body)
+            for body in self._bodies(cursor, "members", "member_id", missing)
+        ]
+        return found
 
     def _recent_rows(self) -> RecentRows:
         if self._recent is None:
@@ -705,17 +753,19 @@ class SqlView(ReputationView):
         at: datetime,
         *,
         changes: bool = False,
-        whole: bool = False,
+        violations: tuple[str, int] | None = None,
     ) -> MemberReading:
-        decoder = _member_decoder if whole else _head_decoder
+        decoder = _head_decoder if violations is None else _records_decoder
         with self._transaction() as cursor:
             position = self._tracked(cursor)
             bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
             member = decoder.decode(bodies[0]) if bodies else None
             if member is None or not self._tallied_members(cursor, [member_id]):
                 return MemberReading(position, member, None)
-            reading = reading_of(self._tally_rows(cursor), widths, at, changes=changes)
-            return MemberReading(position, member, reading)
+            rows = self._tally_rows(cursor)
+            reading = reading_of(rows, widths, at, changes=changes)
+            year = rows.violation_year(*violations) if violations is not None else None
+            return MemberReading(position, member, reading, year)
 
     def _tallied_members(self, cursor: Any, member_ids: Iterable[str]) -> set[str]:
         """Those of these members whose tallies the view keeps."""

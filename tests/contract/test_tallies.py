@@ -193,11 +193,37 @@ def trade_facts(draw: st.DrawFn, number: int, pairs: int) -> list[ev.Event]:
     return facts + sorted(later, key=lambda e: e.occurred_at)
 
 
+# Violations around the new year in the rulebooks' zones (Shanghai's ends at
+# 16:00 UTC, Los Angeles's at 08:00 UTC the next day), with points that
+# cross the general and serious nodes and the seal.
+VIOLATION_TIMES = tuple(
+    datetime(2024, 12, 31, 16, tzinfo=UTC) + shift
+    for shift in (-20 * DAY, -HOUR, 0 * HOUR, 16 * HOUR, 2 * DAY, 200 * DAY)
+)
+
+
+@st.composite
+def violation_facts(draw: st.DrawFn, number: int) -> list[ev.Event]:
+    category = draw(st.sampled_from(("general", "serious")))
+    return [
+        fact(
+            ev.ViolationRecorded,
+            draw(st.sampled_from(VIOLATION_TIMES)),
+            seller_id=draw(st.sampled_from(SELLERS)),
+            violation_id=f"V{number}",
+            category=category,
+            points=draw(st.sampled_from((6, 12, 24) if category == "general" else (12, 24, 48))),
+            reason="listing violation",
+        )
+    ]
+
+
 @st.composite
 def market_log(draw: st.DrawFn) -> list[ev.Event]:
     registered = [fact(ev.MemberRegistered, REGISTERED, member_id=m) for m in (*SELLERS, *BUYERS)]
     pairs = draw(st.integers(0, 5))
     trades = [draw(trade_facts(n, pairs)) for n in range(draw(st.integers(1, 16)))]
+    trades += [draw(violation_facts(n)) for n in range(draw(st.integers(0, 4)))]
     rng = random.Random(draw(st.integers(0, 2**32)))
     log: list[ev.Event] = []
     while trades:
@@ -210,6 +236,9 @@ def market_log(draw: st.DrawFn) -> list[ev.Event]:
 
 def probes(log: list[ev.Event]) -> list[datetime]:
     edges = {e.occurred_at for e in log if e.occurred_at > REGISTERED}
+    for e in log:
+        if isinstance(e, ev.ViolationRecorded):  # a ban's end, and the years' ends
+            edges |= {e.occurred_at + 7 * DAY, e.occurred_at + 14 * DAY, *VIOLATION_TIMES[2:4]}
     for e in log:
         if isinstance(e, ev.ReceiptConfirmed):
             edges |= {e.occurred_at + 180 * DAY, e.occurred_at + 365 * DAY}
