@@ -21,7 +21,7 @@ from projections.buyers import BuyerHistory, buyer_history
 from projections.credit import CreditResult, credit_of
 from projections.dsr import DsrResult, dsr_of
 from projections.explanations import EXPLANATION_PAGE_DEFAULT, ExplanationPage, credit_page
-from projections.marketplace import POSITION_MAX, Cut, MemberFile, MemberRecords
+from projections.marketplace import POSITION_MAX, Cut, MemberFile
 from projections.penalties import (
     FIGURE_REASONS,
     Penalty,
@@ -236,7 +236,7 @@ class Reputation:
             return None
         as_of = where.as_of or self.clock.now()
         found = self.view.member_reading(member_id, widths, as_of)
-        if found.member is None or not Cut(as_of).sees(found.member.registered):
+        if found.registered is None or not Cut(as_of).sees(found.registered):
             raise UnknownMemberError(member_id)
         if found.tallies is None:
             return None
@@ -293,11 +293,9 @@ class Reputation:
         credit, dsr, rates = keys
         year = (violations_key(stamp, seller_id), calendar_year(cut.as_of, book.scoring.zone))
         found = self.view.member_reading(seller_id, keys, cut.as_of, changes=True, violations=year)
-        member, reading = found.member, found.tallies
-        if not isinstance(member, MemberRecords) or reading is None:
+        member, reading = found.records, found.tallies
+        if member is None or reading is None or not cut.sees(member.registered):
             return None  # unknown, or not tallied: the file answers
-        if not cut.sees(member.registered):
-            return None
         figures = SellerFigures(
             rates_figure(reading.values[rates], book),
             credit_figure(reading.values[credit], book),

@@ -44,6 +44,7 @@ from projections.marketplace import (
     MemberFile,
     MemberHead,
     MemberRecords,
+    Stamp,
     TradeFacts,
 )
 from projections.rulebook import Rulebook, builtin_rulebooks
@@ -70,7 +71,7 @@ _trade_decoder = msgspec.msgpack.Decoder(TradeFacts)
 _complaint_decoder = msgspec.msgpack.Decoder(ComplaintFacts)
 _snapshot_decoder = msgspec.msgpack.Decoder(PenaltySnapshot)
 _touch_decoder = msgspec.msgpack.Decoder(tuple[str, int])
-_stamp_decoder = msgspec.msgpack.Decoder(str)  # also a tallied member's id
+_stamp_decoder = msgspec.msgpack.Decoder(str)
 _json_text = msgspec.json.Encoder()
 
 
@@ -264,12 +265,14 @@ class ReputationView(ABC):
         changes: bool = False,
         violations: tuple[str, int] | None = None,
     ) -> MemberReading:
-        """The view's position, the member's head and, when the view tallies
-        the member, its tallies as of ``at`` (``timeline.reading_of``), read
-        together: one transaction, the whole of a figure's answer. With
-        ``violations`` (a violation-years key and a year) the member is read
-        as its ``MemberRecords`` and the row ``violations.year_row`` picks is
-        read too: what a penalty needs."""
+        """The view's position, the member's registration and, when the view
+        tallies the member, its tallies as of ``at`` (``timeline.reading_of``),
+        read together: one transaction, the whole of a figure's answer. A
+        tallied member's registration comes from its tally mark, so its member
+        row (which grows with its violations) is not read, unless
+        ``violations`` (a violation-years key and a year) asks for what a
+        penalty needs: its ``MemberRecords`` and the row
+        ``violations.year_row`` picks."""
 
     @abstractmethod
     def tally(self, key: str, at: datetime, width: int) -> Vector:
@@ -312,9 +315,21 @@ class MemberReading(NamedTuple):
     """What ``ReputationView.member_reading`` reads in one transaction."""
 
     position: int
-    member: MemberHead | None  # its MemberRecords when asked for violations
+    registered: Stamp | None  # None: an unknown member
     tallies: Reading | None  # None: the view does not tally the member
+    records: MemberRecords | None = None  # a tallied member's, when asked for violations
     violations: ViolationYear | None = None
+
+
+class TallyMark(msgspec.Struct, frozen=True, array_like=True):
+    """A member whose tallies the view keeps, with its registration: all that
+    a figure read from tallies needs of the member itself."""
+
+    member_id: str
+    registered: Stamp
+
+
+_mark_decoder = msgspec.msgpack.Decoder(TallyMark)
 
 
 class MemoryView(ReputationView):
@@ -391,14 +406,15 @@ class MemoryView(ReputationView):
         violations: tuple[str, int] | None = None,
     ) -> MemberReading:
         member = self.market.members.get(member_id)
+        registered = member.registered if member is not None else None
         if member is None or member_id not in self.tallied_members:
-            return MemberReading(self.position(), member, None)
+            return MemberReading(self.position(), registered, None)
         reading = reading_of(self.timeline, widths, at, changes=changes)
-        year = None
-        if violations is not None:
-            key, wanted = violations
-            year = year_row(self.violation_years.get(key, {}).values(), wanted)
-        return MemberReading(self.position(), member, reading, year)
+        if violations is None:
+            return MemberReading(self.position(), registered, reading)
+        key, wanted = violations
+        year = year_row(self.violation_years.get(key, {}).values(), wanted)
+        return MemberReading(self.position(), registered, reading, member, year)
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self.timeline.value_at(key, at, width)
@@ -560,7 +576,10 @@ class SqlView(ReputationView):
                 cursor,
                 "tally_members",
                 ("member_id", "body"),
-                [(m, _encoder.encode(m)) for m in sorted(started)],
+                [
+                    (m.member_id, _encoder.encode(TallyMark(m.member_id, m.registered)))
+                    for m in self._members(cursor, market, sorted(started))
+                ],
             )
             written = self._write(cursor, market)
             self._upsert(
@@ -755,24 +774,32 @@ class SqlView(ReputationView):
         changes: bool = False,
         violations: tuple[str, int] | None = None,
     ) -> MemberReading:
-        decoder = _head_decoder if violations is None else _records_decoder
         with self._transaction() as cursor:
             position = self._tracked(cursor)
-            bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
-            member = decoder.decode(bodies[0]) if bodies else None
-            if member is None or not self._tallied_members(cursor, [member_id]):
-                return MemberReading(position, member, None)
+            marks = self._tally_marks(cursor, [member_id])
+            if not marks:
+                bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
+                head = _head_decoder.decode(bodies[0]) if bodies else None
+                return MemberReading(position, head.registered if head else None, None)
+            registered = marks[0].registered
             rows = self._tally_rows(cursor)
             reading = reading_of(rows, widths, at, changes=changes)
-            year = rows.violation_year(*violations) if violations is not None else None
-            return MemberReading(position, member, reading, year)
+            if violations is None:
+                return MemberReading(position, registered, reading)
+            bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
+            records = _records_decoder.decode(bodies[0])
+            year = rows.violation_year(*violations)
+            return MemberReading(position, registered, reading, records, year)
+
+    def _tally_marks(self, cursor: Any, member_ids: Iterable[str]) -> list[TallyMark]:
+        return [
+            _mark_decoder.decode(body)
+            for body in self._bodies(cursor, "tally_members", "member_id", member_ids)
+        ]
 
     def _tallied_members(self, cursor: Any, member_ids: Iterable[str]) -> set[str]:
         """Those of these members whose tallies the view keeps."""
-        return {
-            _stamp_decoder.decode(body)
-            for body in self._bodies(cursor, "tally_members", "member_id", member_ids)
-        }
+        return {mark.member_id for mark in self._tally_marks(cursor, member_ids)}
 
     def _open_tallies(self, rulebooks: Sequence[Rulebook] | None, from_trades: int) -> None:
         """Keep the tallies of the rulebooks this view has kept from its first position.
