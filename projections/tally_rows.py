@@ -50,6 +50,10 @@ class TallyRows(Protocol):
 
     def month_after(self, key: str, month: int) -> MonthRow | None: ...
 
+    def month_and_day(
+        self, key: str, month: int, day: int
+    ) -> tuple[MonthRow | None, DayRow | None]: ...
+
     def months_of(self, keys: Sequence[str]) -> list[MonthRow]: ...
 
     def days_of(self, wanted: Mapping[str, Sequence[int]]) -> list[DayRow]:
@@ -79,6 +83,17 @@ def move_tallies(rows: TallyRows, moves: Moves) -> None:
     memory.preload(rows.months_of(keys), rows.days_of(days))
     writes = [memory.apply(key, added, removed) for key, (added, removed) in moves.items()]
     rows.store(writes)
+
+
+def _month_and_day(found: Iterable[tuple[int, bytes]]) -> tuple[MonthRow | None, DayRow | None]:
+    """The rows of a ``month_and_day`` read, each tagged 0 (month) or 1 (day)."""
+    month = day = None
+    for kind, body in found:
+        if kind == 0:
+            month = _month_decoder.decode(body)
+        else:
+            day = _day_decoder.decode(body)
+    return month, day
 
 
 def _month_rows(writes: Iterable[TimelineWrites]) -> list[tuple[str, int, bytes]]:
@@ -144,6 +159,17 @@ class SQLiteTallyRows:
             (key, month),
         ).fetchone()
         return _month_decoder.decode(row[0]) if row else None
+
+    def month_and_day(
+        self, key: str, month: int, day: int
+    ) -> tuple[MonthRow | None, DayRow | None]:
+        found = self.cursor.execute(
+            f"SELECT * FROM (SELECT 0, body FROM {self.months} WHERE tally = ? AND month <= ? "
+            f"ORDER BY month DESC LIMIT 1) UNION ALL "
+            f"SELECT 1, body FROM {self.days} WHERE tally = ? AND day = ?",
+            (key, month, key, day),
+        ).fetchall()
+        return _month_and_day(found)
 
     def months_from(self, key: str, month: int) -> list[MonthRow]:
         found = self.cursor.execute(
@@ -274,6 +300,19 @@ class PostgresTallyRows:
             (key, month),
         )
         return _month_decoder.decode(found[0]) if found else None
+
+    def month_and_day(
+        self, key: str, month: int, day: int
+    ) -> tuple[MonthRow | None, DayRow | None]:
+        self.cursor.execute(
+            sql.SQL(
+                "(SELECT 0, body FROM {} WHERE tally = %s AND month <= %s "
+                "ORDER BY month DESC LIMIT 1) UNION ALL "
+                "(SELECT 1, body FROM {} WHERE tally = %s AND day = %s)"
+            ).format(self.months, self.days),
+            (key, month, key, day),
+        )
+        return _month_and_day([(kind, bytes(body)) for kind, body in self.cursor.fetchall()])
 
     def months_from(self, key: str, month: int) -> list[MonthRow]:
         found = self._bodies(

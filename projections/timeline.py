@@ -32,7 +32,8 @@ Reading ``value_at(T)`` touches at most two rows, however many changes or months
 the key holds: the latest month row at or before T's month (one index seek,
 ``month <= m ORDER BY month DESC LIMIT 1``), and only when that is T's own month
 and T's day has changes, T's day row, where a bisect finds the running sum at
-the last instant ``<= T``. A month row carries its own opening so the previous
+the last instant ``<= T``. Both are asked for in one read (``month_and_day``),
+so a key with changes on T's day costs no more round trips than one without. A month row carries its own opening so the previous
 month's row is never needed; that is why two levels suffice where a separate
 cumulative row per month would make three reads.
 
@@ -125,13 +126,21 @@ class TimelineRows(Protocol):
 
     def month_after(self, key: str, month: int) -> MonthRow | None: ...
 
+    def month_and_day(
+        self, key: str, month: int, day: int
+    ) -> tuple[MonthRow | None, DayRow | None]:
+        """``month_at_or_before`` and ``day`` in one read: a value needs the day
+        row whenever its day has changes, so asking for both at once spares a
+        busy key a second round trip."""
+        ...
+
 
 def value_at(rows: TimelineRows, key: str, at: datetime, width: int) -> Vector:
     """The component-wise sum of the key's changes with instant ``<= at``."""
     at_us = micros(at)
     day = day_of(at_us)
     month, day_of_month = month_of(day)
-    row = rows.month_at_or_before(key, month)
+    row, day_row = rows.month_and_day(key, month, day)
     if row is None:
         return zeros(width)
     check_width(row.opening, width)
@@ -141,7 +150,6 @@ def value_at(rows: TimelineRows, key: str, at: datetime, width: int) -> Vector:
     before_day = add(row.opening, row.within[index - 1]) if index else row.opening
     if index == len(row.days) or row.days[index] != day_of_month:
         return before_day
-    day_row = rows.day(key, day)
     if day_row is None:
         raise TimelineError(f"month row of {key!r} names day {day} that has no row")
     within = bisect_right(day_row.instants, at_us)
@@ -430,6 +438,11 @@ class MemoryTimeline:
         order = self._month_order.get(key, [])
         index = bisect_right(order, month)
         return self._months[key][order[index]] if index < len(order) else None
+
+    def month_and_day(
+        self, key: str, month: int, day: int
+    ) -> tuple[MonthRow | None, DayRow | None]:
+        return self.month_at_or_before(key, month), self.day(key, day)
 
     def next_change_after(self, key: str, at: datetime) -> datetime | None:
         return next_change_after(self, key, at)
