@@ -792,6 +792,10 @@ class SqlView(ReputationView):
             return MemberReading(position, registered, reading, records, year)
 
     def _tally_marks(self, cursor: Any, member_ids: Iterable[str]) -> list[TallyMark]:
+        """The marks of these members whose tallies the view keeps: none when it
+        claims no rulebook (its marks may be in an older layout)."""
+        if not self._tallies.rulebooks:
+            return []
         return [
             _mark_decoder.decode(body)
             for body in self._bodies(cursor, "tally_members", "member_id", member_ids)

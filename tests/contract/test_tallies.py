@@ -439,16 +439,30 @@ def test_a_view_keeps_only_the_tallies_it_claimed_when_empty_in_this_layout(
         view.close()
         view = reopened()
         assert view.tally_stamps() == {taobao.scoring_stamp}
-        with view._transaction() as cursor:  # a claim as an older layout wrote it
+        with view._transaction() as cursor:  # a claim and a mark as an older layout wrote them
             view._upsert(
                 cursor,
                 "tallied",
                 ("stamp", "body"),
                 [(taobao.scoring_stamp, msgspec.msgpack.encode(taobao.scoring_stamp))],
             )
+            view._upsert(cursor, "tally_members", ("member_id", "body"), [("s1", b"\xa2s1")])
         view.close()
         view = reopened()
         assert view.tally_stamps() == frozenset()
+        assert not view.keeps_tallies_of("s1")
+        violation = fact(
+            ev.ViolationRecorded,
+            REGISTERED + DAY,
+            seller_id="s1",
+            violation_id="V1",
+            category="serious",
+            points=12,
+            reason="listing violation",
+        )
+        view.process([(2, violation)])
+        reputation = Reputation(view, FixedClock(REGISTERED + 2 * DAY))
+        assert not reputation.penalty("s1").figure.searchable
         view.drop()
         view.close()
         view = reopened()
