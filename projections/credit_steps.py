@@ -77,7 +77,7 @@ _LATER_FACTS = ("visible_at", "revised_at", "withdrawn_at", "shielded_at", "fake
 RatingKey = tuple[str, Party]
 # Ratings between two kept states of the rules that look back: a breakpoint
 # judges again from the last kept state before its first changed rating.
-CHECKPOINT_RATINGS = 2
+CHECKPOINT_RATINGS = 16
 
 
 class _Standing(NamedTuple):
