@@ -188,13 +188,6 @@ class RuleState:
     def copy(self) -> RuleState:
         return RuleState(dict(self.items), dict(self.nets))
 
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, RuleState) and self.items == other.items and self.nets == other.nets
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
 
 class ExclusionRules:
     """The rulebook's exclusion rules (docs/rules.md §3), applied to one rating at a time.

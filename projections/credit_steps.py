@@ -450,8 +450,8 @@ class _Sweep:
 
     def _judge(self, instant: datetime, first: int, last: int, steps: _Steps | None) -> None:
         begin = first - first % CHECKPOINT_RATINGS
+        state = self.checkpoints[begin // CHECKPOINT_RATINGS].copy()
         kept: RuleState | None = self.checkpoints[begin // CHECKPOINT_RATINGS]
-        state = kept.copy() if kept is not None else RuleState()
         differing: set[object] = set()  # state entries that differ from last time
         for index in range(begin, len(self.ordered)):
             if self.given_from[index] > instant:

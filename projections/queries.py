@@ -305,7 +305,7 @@ class Reputation:
         penalty = penalty_from(member, standing, figures, cut, book)
         if any(reason.code in FIGURE_REASONS for reason in penalty.reasons):
             return None
-        own = records_valid_until(member, found.violations, cut.as_of, book)
+        own = records_valid_until(member, (found.violations, standing), cut.as_of, book)
         changes = (own, reading.changes_after)
         return penalty, min((c for c in changes if c is not None), default=None)
 

@@ -30,7 +30,12 @@ from projections.marketplace import (
 )
 from projections.penalties import Penalty
 from projections.rulebook import Rulebook
-from projections.violations import ViolationYear, bans_change_after, violations_of
+from projections.violations import (
+    ViolationStanding,
+    ViolationYear,
+    bans_change_after,
+    violations_of,
+)
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -92,13 +97,17 @@ def penalty_valid_until(file: MemberFile, as_of: datetime, rulebook: Rulebook) -
 
 
 def records_valid_until(
-    member: MemberRecords, violations: ViolationYear | None, as_of: datetime, rulebook: Rulebook
+    member: MemberRecords,
+    violations: tuple[ViolationYear | None, ViolationStanding],
+    as_of: datetime,
+    rulebook: Rulebook,
 ) -> datetime | None:
     """The first instant after ``as_of`` at which what the seller's own facts add
     to its penalty (bans, demotions, fake-trade cases, its badge) may change,
-    its violations read from the row of ``as_of``'s year (``year_row``)."""
+    its violations read from the row of ``as_of``'s year (``year_row``) and the
+    standing it gives then."""
     later = [t for t in _records_boundaries(member, rulebook) if t > as_of]
-    bans = bans_change_after(violations, as_of, rulebook)
+    bans = bans_change_after(*violations, as_of)
     return min([*later, *([bans] if bans is not None else [])], default=None)
 
 

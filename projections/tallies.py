@@ -53,7 +53,7 @@ from projections.dsr import DsrResult
 from projections.marketplace import ComplaintFacts, Cut, MemberFacts, TradeFacts
 from projections.penalties import Rates
 from projections.rulebook import Rulebook
-from projections.steps import Step
+from projections.steps import Step, grouped
 from projections.timeline import Change, Vector
 from projections.violations import ViolationYear, violation_years
 from projections.windows import calendar_month_bounds
@@ -558,22 +558,13 @@ def _touched_groups(
             named.setdefault(group_of[later.trade_id], later)
         ends.append((chain[-1] if chain else record).order_created_at + span)
     starts = []
-    members_of = _by_group(new, group_of)
+    members_of = grouped(new.values(), lambda record: group_of[record.trade_id])
     for group, record in named.items():
         period_start, period_end = cap_period_bounds(record.order_created_at, scoring)
         unit = unit_of(members_of[group], chains, scoring)
         starts += [period_start, min(r.order_created_at for r in unit) - span]
         ends.append(period_end)
     return set(named), (min(starts), max(ends))
-
-
-def _by_group(
-    records: Mapping[str, RatingRecord], group_of: Mapping[str, CapGroup]
-) -> defaultdict[CapGroup, list[RatingRecord]]:
-    found: defaultdict[CapGroup, list[RatingRecord]] = defaultdict(list)
-    for trade_id, record in records.items():
-        found[group_of[trade_id]].append(record)
-    return found
 
 
 def _move(
@@ -589,10 +580,13 @@ def _move(
     scoring, minor_per_major = rulebook.scoring, rulebook.policy.minor_per_major
     old_chains, new_chains = ItemChains(old.values(), scoring), ItemChains(new.values(), scoring)
     # A trade's group is fixed by its creation time, the same in both versions.
-    old_groups, new_groups = _by_group(old, group_of), _by_group(new, group_of)
+    old_groups, new_groups = (
+        grouped(version.values(), lambda record: group_of[record.trade_id])
+        for version in (old, new)
+    )
     added, removed = moves[key]
     for group in groups:
-        old_group, new_group = old_groups[group], new_groups[group]
+        old_group, new_group = old_groups.get(group, []), new_groups.get(group, [])
         old_unit = unit_of(old_group, old_chains, scoring)
         new_unit = unit_of(new_group, new_chains, scoring)
         since = earliest_change(old_unit, new_unit)

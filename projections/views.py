@@ -563,23 +563,22 @@ class SqlView(ReputationView):
             filed_after = {
                 c: market.complaints[c] for c in touched.complaints if c in market.complaints
             }
+            stored_pairs = _StoredPairs(self, cursor)
             moves, started = self._tallies.batch_moves(
-                before, after, _StoredPairs(self, cursor), (filed, filed_after)
+                before, after, stored_pairs, (filed, filed_after)
             )
             rows = self._tally_rows(cursor)
             tally_rows.move_tallies(rows, moves)
             moved = _violations_moved(market.members, violations, market.members)
-            moved = _StoredPairs(self, cursor).tallied_among(moved) | started
-            years = self._tallies.violation_years(self._members(cursor, market, sorted(moved)))
-            rows.store_violation_years(years)
+            moved = stored_pairs.tallied_among(moved) | started
+            members = {m.member_id: m for m in self._members(cursor, market, sorted(moved))}
+            rows.store_violation_years(self._tallies.violation_years(members.values()))
+            marks = (TallyMark(m, members[m].registered) for m in sorted(started))
             self._upsert(
                 cursor,
                 "tally_members",
                 ("member_id", "body"),
-                [
-                    (m.member_id, _encoder.encode(TallyMark(m.member_id, m.registered)))
-                    for m in self._members(cursor, market, sorted(started))
-                ],
+                [(mark.member_id, _encoder.encode(mark)) for mark in marks],
             )
             written = self._write(cursor, market)
             self._upsert(

@@ -160,15 +160,15 @@ def standing_at(
 
 
 def bans_change_after(
-    row: ViolationYear | None, as_of: datetime, rulebook: Rulebook
+    row: ViolationYear | None, standing: ViolationStanding, as_of: datetime
 ) -> datetime | None:
     """The first instant after ``as_of`` at which the bans may change with no new
-    fact: the next violation, or the end of a ban in force (None: never)."""
+    fact: the next violation, or the end of a ban in force (None: never).
+    ``standing`` is ``standing_at(row, as_of, ...)``."""
     if row is None:
         return None
     later = [record.stamp.at for record in row.records if record.stamp.at > as_of]
     later += [row.next_at] if row.next_at is not None else []
-    standing = standing_at(row, as_of, rulebook)
     later += [ban.until for ban in standing.bans if ban.until is not None and ban.until > as_of]
     return min(later, default=None)
 

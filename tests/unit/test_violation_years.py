@@ -102,4 +102,4 @@ def test_a_standing_from_its_years_row_is_the_standing_from_every_violation(
         boundaries += [ban.start for ban in everything.bans]
         boundaries += [ban.until for ban in everything.bans if ban.until is not None]
         later = min((t for t in boundaries if t > as_of), default=None)
-        assert bans_change_after(row, as_of, rulebook) == later, as_of
+        assert bans_change_after(row, standing, as_of) == later, as_of
