@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.service import ViewBehindError
 from ledger.database import STORE_UNAVAILABLE
 from ledger.errors import (
     ConcurrentUpdateError,
@@ -33,6 +34,7 @@ log = logging.getLogger("trustledger")
 PROBLEM_JSON = "application/problem+json"
 # What a 503 asks a caller to wait before it tries again.
 RETRY_AFTER_UNAVAILABLE_SECONDS = 2
+RETRY_AFTER_VIEW_BEHIND_SECONDS = 1
 STATUS_BY_KIND = {InvalidInputError: 422, NotFoundError: 404, StateConflictError: 409}
 TITLES = {
     400: "Bad Request",
@@ -53,9 +55,18 @@ TITLES = {
 class ApiProblem(Exception):
     """A refusal raised by the HTTP layer itself (auth, sizes, headers)."""
 
-    def __init__(self, status: int, code: str, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail, self.field = status, code, detail, field
+        self.retry_after = retry_after
 
 
 def problem_body(
@@ -123,7 +134,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def api_problem(_: Request, error: ApiProblem) -> JSONResponse:
-        return problem(error.status, error.code, error.detail, field=error.field)
+        return problem(
+            error.status, error.code, error.detail, field=error.field, retry_after=error.retry_after
+        )
+
+    @app.exception_handler(ViewBehindError)
+    async def view_behind(_: Request, error: ViewBehindError) -> JSONResponse:
+        return problem(
+            503,
+            "view_behind",
+            f"the figures reflect the log up to position {error.reached}, not yet "
+            f"{error.wanted}; ask again shortly",
+            field="min_position",
+            retry_after=RETRY_AFTER_VIEW_BEHIND_SECONDS,
+        )
 
     @app.exception_handler(RulebookError)
     async def unknown_rulebook(_: Request, error: RulebookError) -> JSONResponse:

@@ -1,13 +1,15 @@
-"""The running service: the ledger, its view, the runner and the deadline worker."""
+"""The running service: the ledger, the view it reads and, in one process, the follower."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
+import psycopg
 
 from api.auth import KeyRing, Role
 from api.metrics import Metrics
@@ -15,10 +17,17 @@ from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.clock import Clock, SystemClock
 from ledger.tree_head import TreeHead, TreeHeadSigner
-from projections.log_tree import LogTree, LogTreeRunner, open_log_tree
+from projections.follower import Follower, FollowerSettings
+from projections.log_tree import LogTree, open_log_tree
 from projections.queries import Reputation
-from projections.runner import Runner
-from projections.views import ReputationView, SqlView, open_view
+from projections.views import (
+    PostgresView,
+    ReplayLag,
+    ReputationView,
+    SqlView,
+    activated_version,
+    open_view,
+)
 
 log = logging.getLogger("trustledger")
 
@@ -28,8 +37,14 @@ OLD_VIEW_CLOSE_SECONDS = 60.0
 # How often a server looks whether its keys file changed: a revoked key stops
 # working within this time, without a restart.
 KEYS_RELOAD_SECONDS = 1.0
-# How long a request may wait for the view to reach the position it asked for.
+# How much a request may fold to reach the position it asked for (follower inside).
 READ_YOUR_WRITES_MAX_BATCHES = 100
+# How often a request waiting for the follower looks at the view's position.
+READ_YOUR_WRITES_PAUSE_MIN_SECONDS = 0.002
+READ_YOUR_WRITES_PAUSE_MAX_SECONDS = 0.05
+# How long a server waits for a standby to replay the view's tables at start.
+REPLICA_OPEN_SECONDS = 30.0
+REPLICA_OPEN_PAUSE_SECONDS = 0.1
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -40,15 +55,35 @@ class Readiness(msgspec.Struct, frozen=True):
     lag_events: int
     lag_seconds: float
     view_version: int | None  # None: a view in memory
+    # Reads from a hot standby: how far its replay trails the primary (the
+    # lag above already counts it: the view read is the standby's).
+    replica: ReplayLag | None = None
+
+
+class ViewBehindError(Exception):
+    """The view did not reach a position a caller asked to read within the wait."""
+
+    def __init__(self, wanted: int, reached: int) -> None:
+        super().__init__(f"the view reflects position {reached}, not yet {wanted}")
+        self.wanted, self.reached = wanted, reached
 
 
 class Service:
+    """What one serving process holds: the ledger, the view it reads, and,
+    when the follower runs inside (``Settings.follower``), the follower."""
+
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.ledger = LedgerApp(settings.database_url, clock=self.clock, rulebook=settings.rulebook)
-        self.view: ReputationView = open_view(settings.database_url)
-        self.runner = Runner(self.ledger, self.view)
+        replica = settings.read_database_url
+        # The view the follower folds into, on the primary (inside only).
+        folded = open_view(settings.database_url) if settings.follower == "inside" else None
+        self.view: ReputationView = (
+            folded
+            if folded is not None and replica is None
+            else _open_reads(settings.database_url, replica)
+        )
         self.reputation = Reputation(
             self.view,
             self.clock,
@@ -58,11 +93,25 @@ class Service:
         self.keys = KeyRing([]) if settings.dev_keys else KeyRing.load(settings.keys_file)
         self._keys_seen = _file_stamp(settings.keys_file)
         self.tree: LogTree = open_log_tree(settings.database_url)
-        self.tree_runner = LogTreeRunner(self.ledger, self.tree)
         self.signer = self._signer(settings)
+        self.follower: Follower | None = None
+        if folded is not None:
+            self.follower = Follower(
+                self.ledger,
+                folded,
+                self.tree,
+                clock=self.clock,
+                signer=self.signer,
+                settings=FollowerSettings(
+                    poll_seconds=settings.projection_poll_seconds,
+                    tree_head_interval_seconds=settings.tree_head_interval_seconds,
+                    deadline_interval_seconds=settings.deadline_interval_seconds,
+                    deadline_worker=settings.deadline_worker,
+                    # Sharing its view, the service switches it for both.
+                    switch_versions=folded is not self.view,
+                ),
+            )
         self._head_lock = threading.Lock()
-        # The last head signed, so an unchanged tree is not signed again.
-        self._latest_head: TreeHead | None = self.tree.latest_head()
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -77,24 +126,24 @@ class Service:
         if self.settings.dev_keys:
             for role, key in self.dev_keys().items():
                 print(f"development key, role {role:<8} {key}", flush=True)
-        self.runner.catch_up()
-        self.tree_runner.catch_up()
+        if self.follower is not None:
+            self.follower.catch_up()
         if not background:
             return
-        self._spawn("projection-runner", self._follow)
+        if self.follower is not None:
+            self.follower.start()
         self._spawn("view-versions", self._follow_versions)
         if not self.settings.dev_keys:
             self._spawn("keys", self._follow_keys)
-        self._spawn("log-tree", self._follow_tree)
-        if self.signer is not None:
-            self._spawn("tree-heads", self._sign_heads)
-        if self.settings.deadline_worker:
-            self._spawn("deadline-worker", self._deadlines)
 
     def stop(self) -> None:
         self._stop.set()
+        if self.follower is not None:
+            self.follower.stop()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self.follower is not None and self.follower.view is not self.view:
+            self.follower.view.close()
         self.view.close()
         self.tree.close()
         self.ledger.close()
@@ -102,17 +151,19 @@ class Service:
     def tree_head(self) -> TreeHead | None:
         """A signed head of the whole log as it stands (None: no signing key).
 
-        The tree is brought up to the log first; a head is signed only when
-        the tree grew since the last one, so polling witnesses add no rows.
+        With the follower inside, the tree is brought up to the log first;
+        otherwise the head covers the tree as the follower has brought it
+        (it follows the log within its poll interval). A head is signed only
+        when the tree grew since the last one, so polling witnesses add no rows.
         """
+        if self.follower is not None:
+            return self.follower.sign_head()
         if self.signer is None:
             return None
-        self.tree_runner.catch_up()
         with self._head_lock:
-            latest = self._latest_head
+            latest = self.tree.latest_head()
             if latest is None or latest.tree_size != self.tree.size:
                 latest = self.tree.sign_head(self.signer, self.clock.now())
-                self._latest_head = latest
             return latest
 
     @staticmethod
@@ -125,10 +176,30 @@ class Service:
         return None
 
     def catch_up_to(self, position: int) -> None:
-        """Read your writes: fold the log until the view reflects ``position``."""
-        for _ in range(READ_YOUR_WRITES_MAX_BATCHES):
-            if self.view.position() >= position or self.runner.run_batch() == 0:
+        """Read your writes: the view reflects ``position`` when this returns.
+
+        With the follower inside, the request folds the log itself. When the
+        follower runs apart, or reads come from a standby, it waits for the
+        view it reads to reflect the position (the follower's fold, then the
+        standby's replay of it), up to ``Settings.read_your_writes_seconds``,
+        and then raises ``ViewBehindError``: a 503 the caller retries, rather
+        than a fall-back that would load the primary exactly when standbys lag.
+        """
+        follower = self.follower
+        if follower is not None:
+            for _ in range(READ_YOUR_WRITES_MAX_BATCHES):
+                if follower.view.position() >= position or follower.runner.run_batch() == 0:
+                    break
+            if follower.view is self.view:
                 return
+        deadline = time.monotonic() + self.settings.read_your_writes_seconds
+        pause = READ_YOUR_WRITES_PAUSE_MIN_SECONDS
+        while (reached := self.view.position()) < position:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ViewBehindError(position, reached)
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, READ_YOUR_WRITES_PAUSE_MAX_SECONDS)
 
     def readiness(self) -> Readiness:
         """Where the log and the view stand, each read once."""
@@ -136,8 +207,9 @@ class Service:
         view = self.view
         position = view.position()
         version = view.version if isinstance(view, SqlView) else None
+        replica = view.replay_lag() if isinstance(view, PostgresView) and view.read_only else None
         if head <= position:
-            return Readiness(head, position, 0, 0.0, version)
+            return Readiness(head, position, 0, 0.0, version, replica)
         # Positions can have gaps (rolled-back appends): this counts them too,
         # which is an upper bound that costs no scan of the log.
         seconds = 0.0
@@ -145,7 +217,7 @@ class Service:
         if first:
             recorded: datetime = self.ledger.decode(first[0]).recorded_at
             seconds = max((self.clock.now() - recorded).total_seconds(), 0.0)
-        return Readiness(head, position, head - position, seconds, version)
+        return Readiness(head, position, head - position, seconds, version, replica)
 
     def lag(self) -> tuple[int, float]:
         """How far the view trails the log: in events, and in seconds of recording time."""
@@ -157,17 +229,9 @@ class Service:
         thread.start()
         self._threads.append(thread)
 
-    def _follow(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.runner.follow(self._stop, poll_seconds=self.settings.projection_poll_seconds)
-            except Exception:
-                log.exception("projection runner failed; restarting")
-                self._stop.wait(1.0)
-
     def follow_active_version(self) -> bool:
-        """Switch reads and folding to the view version readers are to use, if a
-        rebuild has switched it; whether it did.
+        """Switch reads (and the follower inside) to the view version readers
+        are to use, if a rebuild has switched it; whether it did.
 
         The swap is a reference change, so each request answers wholly from
         one version. The old version's connections are closed
@@ -175,16 +239,15 @@ class Service:
         finished; its tables are dropped by the rebuild after its own grace.
         """
         current = self.view
-        if not isinstance(current, SqlView):
-            return False  # a memory view lives in this process only
-        active = current.active_version()
-        if active == current.version:
+        active = activated_version(current)
+        if active is None:
             return False
-        switched = open_view(self.settings.database_url, version=active)
-        self.runner.use(switched)
+        switched = _open_reads(self.settings.database_url, self.settings.read_database_url, active)
+        if self.follower is not None and self.follower.view is current:
+            self.follower.use(switched)
         self.reputation.use(switched)
         self.view = switched
-        log.warning("reads switched to view version %d (was %d)", active, current.version)
+        log.warning("reads switched to view version %d", active)
         closer = threading.Timer(OLD_VIEW_CLOSE_SECONDS, current.close)
         closer.daemon = True
         closer.start()
@@ -216,31 +279,24 @@ class Service:
             except Exception:
                 log.exception("checking the active view version failed")
 
-    def _follow_tree(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tree_runner.follow(
-                    self._stop, poll_seconds=self.settings.projection_poll_seconds
-                )
-            except Exception:
-                log.exception("log tree runner failed; restarting")
-                self._stop.wait(1.0)
 
-    def _sign_heads(self) -> None:
-        while not self._stop.wait(self.settings.tree_head_interval_seconds):
-            try:
-                self.tree_head()
-            except Exception:
-                log.exception("signing a tree head failed")
+def _open_reads(primary: str, replica: str | None, version: int | None = None) -> ReputationView:
+    """The view queries read: on the primary, or on a standby once it holds it.
 
-    def _deadlines(self) -> None:
-        while True:
-            try:
-                self.ledger.run_deadlines(self.clock.now())
-            except Exception:
-                log.exception("deadline worker run failed")
-            if self._stop.wait(self.settings.deadline_interval_seconds):
-                return
+    A standby replays what the primary made; the view's tables are made on
+    the primary first, and the standby is waited for (``REPLICA_OPEN_SECONDS``).
+    """
+    if replica is None:
+        return open_view(primary, version=version)
+    open_view(primary, version=version).close()
+    deadline = time.monotonic() + REPLICA_OPEN_SECONDS
+    while True:
+        try:
+            return open_view(replica, version=version, read_only=True)
+        except psycopg.errors.UndefinedTable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(REPLICA_OPEN_PAUSE_SECONDS)
 
 
 def _file_stamp(path: Path) -> tuple[int, int, int] | None:

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 from api.auth import Role
 from api.rate_limits import FAILED_AUTH_LIMIT_DEFAULT, RATE_LIMITS_DEFAULT, RateLimit
-from ledger.database import database_url_from_environment
+from ledger.database import database_url_from_environment, parse_database_url
 from ledger.policy import DEFAULT_RULEBOOK
+
+# The environment a process reads its settings from (``serve --workers`` sets
+# them for its workers). FOLLOWER_SETTING is "inside" or "apart".
+RULEBOOK_SETTING = "TRUSTLEDGER_RULEBOOK"
+KEYS_FILE_SETTING = "TRUSTLEDGER_KEYS_FILE"
+TREE_HEAD_KEY_SETTING = "TRUSTLEDGER_TREE_HEAD_KEY"
+FOLLOWER_SETTING = "TRUSTLEDGER_FOLLOWER"
+READ_DATABASE_URL_SETTING = "TRUSTLEDGER_READ_DATABASE_URL"
 
 
 class Settings(msgspec.Struct, frozen=True):
     database_url: str
+    # PostgreSQL hot standbys (streaming replication) that answer the view
+    # queries; appends and the follower use ``database_url``, the primary.
+    read_database_url: str | None = None
     rulebook: str = DEFAULT_RULEBOOK
     keys_file: Path = Path("trustledger-keys.json")
     # Development mode (``serve --dev`` only, on a loopback address) makes one
@@ -22,6 +34,13 @@ class Settings(msgspec.Struct, frozen=True):
     # alone: the keys file of real callers is not read.
     dev_keys: bool = False
     dev_keys_file: Path = Path("trustledger-dev-keys.json")
+    # "inside": this process also runs the follower (the runner, the log tree,
+    # tree-head signing, the deadline worker): one ``serve`` is everything.
+    # "apart": API workers only; ``trustledger follow`` runs the follower.
+    follower: Literal["inside", "apart"] = "inside"
+    # Apart: how long a request with min_position waits for the follower to
+    # fold that far before it is answered 503 (view_behind) with Retry-After.
+    read_your_writes_seconds: float = 5.0
     deadline_worker: bool = True
     deadline_interval_seconds: float = 30.0
     projection_poll_seconds: float = 1.0
@@ -50,9 +69,11 @@ class Settings(msgspec.Struct, frozen=True):
     def from_environment(cls, **overrides: object) -> Settings:
         values: dict[str, object] = {
             "database_url": database_url_from_environment(),
-            "rulebook": os.environ.get("TRUSTLEDGER_RULEBOOK", DEFAULT_RULEBOOK),
-            "keys_file": Path(os.environ.get("TRUSTLEDGER_KEYS_FILE", "trustledger-keys.json")),
-            "tree_head_key": _path_or_none(os.environ.get("TRUSTLEDGER_TREE_HEAD_KEY", "")),
+            "rulebook": os.environ.get(RULEBOOK_SETTING, DEFAULT_RULEBOOK),
+            "keys_file": Path(os.environ.get(KEYS_FILE_SETTING, "trustledger-keys.json")),
+            "tree_head_key": _path_or_none(os.environ.get(TREE_HEAD_KEY_SETTING, "")),
+            "follower": os.environ.get(FOLLOWER_SETTING, "inside"),
+            "read_database_url": os.environ.get(READ_DATABASE_URL_SETTING) or None,
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -65,10 +86,18 @@ class Settings(msgspec.Struct, frozen=True):
                 self.tree_head_interval_seconds,
                 self.readiness_timeout_seconds,
                 self.readiness_lag_seconds_max,
+                self.read_your_writes_seconds,
             )
             <= 0
         ):
             raise ValueError("intervals, timeouts and lags must be positive")
+        if self.read_database_url is not None and not all(
+            parse_database_url(url).kind == "postgresql"
+            for url in (self.database_url, self.read_database_url)
+        ):
+            raise ValueError("read replicas are PostgreSQL standbys of a PostgreSQL primary")
+        if self.follower not in ("inside", "apart"):
+            raise ValueError(f"follower is inside or apart, not {self.follower!r}")
         if set(self.rate_limits) != set(Role):
             raise ValueError("rate_limits names a limit for every role")
         if self.body_bytes_max < 1:

@@ -5,7 +5,11 @@
 - ``postgresql://user[:password]@host[:port]/dbname[?schema=...&pool_size=...]``
   — production, through a psycopg connection pool (options: ``schema``,
   ``pool_size``, ``max_overflow``, and in seconds ``connect_timeout``,
-  ``lock_timeout`` and ``statement_timeout``).
+  ``lock_timeout`` and ``statement_timeout``). Several hosts
+  (``host1:port1,host2:port2``) are tried in turn, as libpq does, and
+  ``target_session_attrs`` (libpq's: ``read-write`` for a primary, ``standby``
+  ...) chooses among them: after a failover, connections made anew find the
+  promoted standby.
 
 ``parse_database_url`` is the one reader of such a URL: the ledger's store
 and every projection beside it (``projections.connections.place_of``) take
@@ -25,7 +29,7 @@ from eventsourcing.persistence import InterfaceError as PersistenceInterfaceErro
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.utils import get_topic
 
-from ledger.store import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from ledger.store import LedgerPostgresFactory, PostgresLedgerRecorder, SQLiteLedgerRecorder
 
 DATABASE_URL_SETTING = "TRUSTLEDGER_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///trustledger.db"
@@ -42,6 +46,15 @@ POSTGRES_LOCK_TIMEOUT_SECONDS_DEFAULT = 3
 POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT = 60
 MEMORY_URL = "memory:"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+# libpq's choices of which of several hosts to use.
+TARGET_SESSION_ATTRS = (
+    "any",
+    "read-write",
+    "read-only",
+    "primary",
+    "standby",
+    "prefer-standby",
+)
 
 DatabaseKind = Literal["memory", "sqlite", "postgresql"]
 
@@ -78,9 +91,13 @@ class DatabaseUrl(msgspec.Struct, frozen=True, kw_only=True):
 
     kind: DatabaseKind
     path: str = ""  # sqlite: the file
-    conninfo: str = ""  # postgresql: the URL without its query, as psycopg takes it
-    host: str = ""
-    port: int = POSTGRES_PORT_DEFAULT
+    # postgresql: the URL as psycopg takes it: without TrustLedger's options,
+    # with libpq's target_session_attrs if given.
+    conninfo: str = ""
+    host: str = ""  # several: comma-separated, as libpq takes them
+    port: int = POSTGRES_PORT_DEFAULT  # the first host's
+    ports: str = ""  # every host's, comma-separated
+    target_session_attrs: str = ""
     dbname: str = ""
     user: str = "postgres"
     password: str = ""
@@ -111,15 +128,33 @@ def parse_database_url(url: str) -> DatabaseUrl:
     )
 
 
+def _hosts(url: str, parts: SplitResult) -> list[tuple[str, int]]:
+    """Each host of the URL with its port (``host1:port1,host2:port2``)."""
+    hosts = []
+    for entry in parts.netloc.rpartition("@")[2].split(","):
+        one = urlsplit(f"//{entry}")
+        try:
+            port = one.port or POSTGRES_PORT_DEFAULT
+        except ValueError as error:  # not a number, or out of range
+            raise DatabaseUrlError(f"{url!r}: {error}") from error
+        if not one.hostname:
+            raise DatabaseUrlError(f"{url!r}: expected postgresql://user@host:port/dbname")
+        hosts.append((one.hostname, port))
+    return hosts
+
+
 def _postgresql(url: str, parts: SplitResult) -> DatabaseUrl:
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     dbname = parts.path.lstrip("/")
-    try:
-        port = parts.port or POSTGRES_PORT_DEFAULT
-    except ValueError as error:  # not a number, or out of range
-        raise DatabaseUrlError(f"{url!r}: {error}") from error
-    if not parts.hostname or not dbname:
+    hosts = _hosts(url, parts)
+    if not dbname:
         raise DatabaseUrlError(f"{url!r}: expected postgresql://user@host:port/dbname")
+    attrs = query.get("target_session_attrs", "")
+    if attrs and attrs not in TARGET_SESSION_ATTRS:
+        raise DatabaseUrlError(
+            f"{url!r}: target_session_attrs is one of {', '.join(TARGET_SESSION_ATTRS)}"
+        )
+    conninfo = url.split("?", 1)[0].replace("postgres://", "postgresql://", 1)
     pool = PoolOptions(
         size=_count(url, query, "pool_size", POSTGRES_POOL_SIZE_DEFAULT, least=1),
         max_overflow=_count(url, query, "max_overflow", POSTGRES_MAX_OVERFLOW_DEFAULT),
@@ -135,10 +170,13 @@ def _postgresql(url: str, parts: SplitResult) -> DatabaseUrl:
     )
     return DatabaseUrl(
         kind="postgresql",
-        # psycopg reads the URL itself; the query holds TrustLedger's options, not libpq's.
-        conninfo=url.split("?", 1)[0].replace("postgres://", "postgresql://", 1),
-        host=parts.hostname,
-        port=port,
+        # psycopg reads the URL itself; the query holds TrustLedger's options,
+        # and of libpq's only target_session_attrs.
+        conninfo=f"{conninfo}?target_session_attrs={attrs}" if attrs else conninfo,
+        host=",".join(host for host, _ in hosts),
+        port=hosts[0][1],
+        ports=",".join(str(port) for _, port in hosts),
+        target_session_attrs=attrs,
         dbname=dbname,
         user=unquote(parts.username or "postgres"),
         password=unquote(parts.password or ""),
@@ -170,10 +208,11 @@ def persistence_env(url: str) -> dict[str, str]:
             "APPLICATION_RECORDER_TOPIC": get_topic(SQLiteLedgerRecorder),
         }
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": get_topic(LedgerPostgresFactory),
         "POSTGRES_DBNAME": place.dbname,
         "POSTGRES_HOST": place.host,
-        "POSTGRES_PORT": str(place.port),
+        "POSTGRES_PORT": place.ports,
+        "POSTGRES_TARGET_SESSION_ATTRS": place.target_session_attrs,
         "POSTGRES_USER": place.user,
         "POSTGRES_PASSWORD": place.password,
         "POSTGRES_SCHEMA": place.schema,

@@ -25,12 +25,13 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteCursor,
     SQLiteDatastore,
 )
+from eventsourcing.utils import Environment, EnvType
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable, Identifier
 
@@ -322,6 +323,28 @@ def _uuid_or_as_stored(value: Any) -> UUID:
 
 
 # --- PostgreSQL ----------------------------------------------------------------
+
+
+class LedgerPostgresFactory(PostgresFactory):
+    """The event store's PostgreSQL factory, with libpq's target_session_attrs.
+
+    The library's datastore connects by host and port alone (several, comma
+    separated, libpq tries in turn); which of them to use after a failover,
+    the promoted standby rather than a former primary, is libpq's
+    ``target_session_attrs``, set on the pool's connection arguments before
+    the pool opens.
+    """
+
+    TARGET_SESSION_ATTRS = "POSTGRES_TARGET_SESSION_ATTRS"
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        attrs = self.env.get(self.TARGET_SESSION_ATTRS)
+        if attrs:
+            kwargs = self.datastore.pool.kwargs
+            if not isinstance(kwargs, dict):
+                raise TypeError("the event store's pool takes its connection arguments as a dict")
+            kwargs["target_session_attrs"] = attrs
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):

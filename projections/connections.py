@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -27,6 +27,10 @@ from ledger.database import (
 SQL_IN_LIST_MAX = 500
 
 K = TypeVar("K")
+
+# A check a write runs in its own transaction, given its cursor, before it
+# writes; it raises to refuse the write (``projections.leadership``).
+Fence = Callable[[Any], None]
 
 
 def place_of(database_url: str) -> DatabaseUrl:

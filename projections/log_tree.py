@@ -38,7 +38,7 @@ from ledger.errors import ErrorCode, NotFoundError
 from ledger.merkle import NodeKey
 from ledger.store import StoredEntry, to_micros
 from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
-from projections.connections import SQLiteConnection, chunks, place_of, postgres_pool
+from projections.connections import Fence, SQLiteConnection, chunks, place_of, postgres_pool
 from projections.runner import LogFollower
 
 # Each refused commit means another process extended the tree; past this
@@ -345,6 +345,9 @@ class SQLiteLogTree(LogTree):
 
 
 class PostgresLogTree(LogTree):
+    # Checked in every write's transaction (the active follower's term).
+    fence: Fence | None = None
+
     def __init__(
         self,
         conninfo: str,
@@ -429,6 +432,8 @@ class PostgresLogTree(LogTree):
 
     def keep_head(self, head: TreeHead) -> None:
         with self._transaction() as cursor:
+            if self.fence is not None:
+                self.fence(cursor)
             cursor.execute(
                 sql.SQL("INSERT INTO {} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING").format(
                     self._table("heads")
@@ -468,6 +473,8 @@ class PostgresLogTree(LogTree):
         with self._transaction() as cursor:
             if self._tracked(cursor, lock=True)[1] != size_before:
                 raise TreeConflictError("the tree grew meanwhile")
+            if self.fence is not None:
+                self.fence(cursor)
             cursor.execute(
                 sql.SQL(
                     "INSERT INTO {} SELECT * FROM unnest(%s::smallint[], %s::bigint[], %b::bytea[])"

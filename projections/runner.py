@@ -15,11 +15,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import psycopg
 
 from ledger.app import LOG_PAGE_MAX, EventPage, LedgerApp
+from ledger.database import parse_database_url
 from ledger.events import Event
 from projections.views import ReputationView
 
@@ -117,8 +117,9 @@ class Waker:
 
     def __init__(self, database_url: str) -> None:
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-        if urlsplit(database_url).scheme in ("postgresql", "postgres"):
-            self._conn = psycopg.connect(database_url.split("?", 1)[0], autocommit=True)
+        place = parse_database_url(database_url)
+        if place.kind == "postgresql":
+            self._conn = psycopg.connect(place.conninfo, autocommit=True)
             # The event store notifies the channel named after its events table.
             self._conn.execute(f'LISTEN "{LedgerApp.name}_events"')
 

@@ -36,7 +36,13 @@ from ledger.database import (
 )
 from ledger.events import EVENT_TYPES, Party, topic_of
 from projections import tally_rows, timeline
-from projections.connections import SQLiteConnection, chunks, place_of, postgres_pool
+from projections.connections import (
+    Fence,
+    SQLiteConnection,
+    chunks,
+    place_of,
+    postgres_pool,
+)
 from projections.marketplace import (
     ComplaintFacts,
     Marketplace,
@@ -197,6 +203,14 @@ class RecentRows:
     def clear(self) -> None:
         self._bodies.clear()
         self.position = -1
+
+
+class ReplayLag(msgspec.Struct, frozen=True):
+    """A hot standby's replay: WAL received but not yet applied, and the
+    primary's commit time of the last transaction it applied."""
+
+    received_not_replayed_bytes: int
+    last_replayed_at: datetime | None
 
 
 class SnapshotState(msgspec.Struct, frozen=True):
@@ -505,6 +519,9 @@ class SqlView(ReputationView):
     registry = "reputation_views"
     name = "reputation"
     version: int
+    # A view read on a PostgreSQL hot standby: it makes no tables, stores no
+    # snapshots and folds nothing (the primary's follower does).
+    read_only: bool = False
 
     @abstractmethod
     def active_version(self) -> int:
@@ -529,8 +546,13 @@ class SqlView(ReputationView):
                 cursor.execute(statement)
 
     _recent: RecentRows | None = None
+    # Checked in every fold's transaction before it writes (the active
+    # follower's term, ``projections.leadership``): raises to refuse the write.
+    fence: Fence | None = None
 
     def process(self, batch: Batch, *, reached: int = 0) -> None:
+        if self.read_only:
+            raise TypeError("a read-only view (a standby's) folds nothing")
         if not batch and reached <= self.position():
             return
         recent = self._recent_rows()
@@ -538,6 +560,8 @@ class SqlView(ReputationView):
             # Locked: a runner in another process waits here for this batch,
             # then folds only the events after the position this one tracks.
             tracked = self._tracked(cursor, lock=True)
+            if self.fence is not None:
+                self.fence(cursor)
             if tracked != recent.position:
                 recent.clear()  # someone else wrote this view: what we remember is stale
             batch = unfolded(batch, tracked)
@@ -699,6 +723,8 @@ class SqlView(ReputationView):
         return SnapshotState(position, touched, {s.seller_id: s for s in found})
 
     def keep_snapshots(self, snapshots: Sequence[PenaltySnapshot]) -> None:
+        if self.read_only:
+            return  # a standby stores nothing: the process's cache keeps them
         rows = [(snapshot_key(s.rulebook, s.seller_id), _encoder.encode(s)) for s in snapshots]
         with self._transaction() as cursor:
             self._upsert(cursor, "snapshots", ("snapshot_key", "body"), rows)
@@ -815,7 +841,7 @@ class SqlView(ReputationView):
         wanted = Tallies(builtin_rulebooks() if rulebooks is None else rulebooks, from_trades)
         stamps = sorted(wanted.stamps)
         with self._transaction() as cursor:
-            if self._tracked(cursor) == 0:
+            if self._tracked(cursor) == 0 and not self.read_only:
                 claims = [(stamp, _encoder.encode(_claim(stamp))) for stamp in stamps]
                 self._upsert(cursor, "tallied", ("stamp", "body"), claims)
             kept = {
@@ -1095,6 +1121,7 @@ class PostgresView(SqlView):
         tally_from_trades: int = TALLY_FROM_TRADES,
         wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
         statement_seconds: int = POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
+        read_only: bool = False,
     ) -> None:
         # Readers (request threads) and the runner each take a pooled connection.
         self._pool = postgres_pool(
@@ -1104,15 +1131,19 @@ class PostgresView(SqlView):
             statement_seconds=statement_seconds,
         )
         self._schema = sql.Identifier(schema)
-        with self._pool.connection() as conn:
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {}.{} (name text PRIMARY KEY, version integer NOT NULL)"
-                ).format(self._schema, sql.Identifier(self.registry))
-            )
+        self.read_only = read_only
+        if not read_only:
+            with self._pool.connection() as conn:
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {}.{} "
+                        "(name text PRIMARY KEY, version integer NOT NULL)"
+                    ).format(self._schema, sql.Identifier(self.registry))
+                )
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
-        self._create_tables()
+        if not read_only:
+            self._create_tables()
         self._open_tallies(rulebooks, tally_from_trades)
         self._snapshot_state_statement = self._composed(self._snapshot_state_sql())
 
@@ -1169,6 +1200,18 @@ class PostgresView(SqlView):
         touched = dict(_touch_decoder.decode(body) for body in touched_bodies)
         found = [_snapshot_decoder.decode(body) for body in snapshot_bodies]
         return SnapshotState(position or 0, touched, {s.seller_id: s for s in found})
+
+    def replay_lag(self) -> ReplayLag | None:
+        """How far this database's replay trails its primary (None: not a standby)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT pg_is_in_recovery(), "
+                "coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), "
+                "pg_last_xact_replay_timestamp()"
+            ).fetchone()
+        if row is None or not row[0]:
+            return None
+        return ReplayLag(received_not_replayed_bytes=int(row[1]), last_replayed_at=row[2])
 
     def active_version(self) -> int:
         with self._pool.connection() as conn:
@@ -1402,17 +1445,30 @@ def _pg_type(column: str) -> str:
     return {"body": "bytea", "created_us": "int8"}.get(column, "text")
 
 
+def activated_version(view: ReputationView) -> int | None:
+    """The version a rebuild activated since ``view`` was opened (None: it is
+    still the active one, or it is a memory view, which lives in one process)."""
+    if not isinstance(view, SqlView):
+        return None
+    active = view.active_version()
+    return None if active == view.version else active
+
+
 def open_view(
     database_url: str,
     *,
     version: int | None = None,
     rulebooks: Sequence[Rulebook] | None = None,
     tally_from_trades: int = TALLY_FROM_TRADES,
+    read_only: bool = False,
 ) -> ReputationView:
     """The view that lives beside the log named by a ledger database URL,
     keeping tallies for ``rulebooks`` (default: the built-in ones) of the
-    members with at least ``tally_from_trades`` trades."""
+    members with at least ``tally_from_trades`` trades; ``read_only``: the
+    view as a PostgreSQL hot standby holds it, for reads only."""
     place = place_of(database_url)
+    if read_only and place.kind != "postgresql":
+        raise ValueError("a read-only view is read on a PostgreSQL standby")
     if place.kind == "memory":
         return MemoryView(rulebooks=rulebooks, tally_from_trades=tally_from_trades)
     if place.kind == "sqlite":
@@ -1427,4 +1483,5 @@ def open_view(
         tally_from_trades=tally_from_trades,
         wait_seconds=place.pool.connect_timeout_seconds,
         statement_seconds=place.pool.statement_timeout_seconds,
+        read_only=read_only,
     )

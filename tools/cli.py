@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
 import signal
 import sys
@@ -15,11 +16,18 @@ from pathlib import Path
 
 import msgspec
 
-from api.settings import Settings
+from api.settings import FOLLOWER_SETTING, KEYS_FILE_SETTING, RULEBOOK_SETTING, Settings
 from ledger.app import LedgerApp
-from ledger.database import DATABASE_URL_SETTING, database_url_from_environment
+from ledger.database import (
+    DATABASE_URL_SETTING,
+    database_url_from_environment,
+    parse_database_url,
+)
 from ledger.errors import LedgerError
 from ledger.policy import DEFAULT_RULEBOOK, builtin_rulebook_ids
+from ledger.tree_head import TreeHeadSigner
+from projections.follower import Follower, FollowerSettings
+from projections.leadership import Leadership
 from projections.log_tree import LogTreeRunner, open_log_tree
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.rulebook import load_rulebook
@@ -32,7 +40,7 @@ from tools import simulate as simulate_command
 from tools import transfer as transfer_command
 from tools import verify as verify_command
 from tools import witness as witness_command
-from tools.arguments import rfc3339_time
+from tools.arguments import positive_seconds, rfc3339_time
 from tools.progress import Progress
 from tools.runtime import tune_garbage_collector
 from tools.scenario import SCENARIO_END, run_scenario
@@ -102,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         "(kept in trustledger-dev-keys.json; the keys file is not read)",
     )
     serve.add_argument("--demo", action="store_true", help="append the demo story first")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="PostgreSQL: N API worker processes that only answer HTTP; the follower "
+        "(runner, log tree, tree heads, deadlines) then runs as `trustledger follow`. "
+        "Without it one process runs everything",
+    )
     serve.add_argument("--no-deadline-worker", action="store_true")
     serve.add_argument("--keys-file", type=Path, default=None)
     serve.add_argument(
@@ -109,6 +126,27 @@ def _parser() -> argparse.ArgumentParser:
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
         help="uvicorn's; below info there is no access log",
+    )
+    follow = commands.add_parser(
+        "follow",
+        help="PostgreSQL: fold the log into the views and the log tree, sign tree heads and "
+        "fire deadlines, beside `serve --workers`; of several, one works and the others stand by",
+    )
+    follow.add_argument("--no-deadline-worker", action="store_true")
+    follow.add_argument(
+        "--deadline-interval",
+        type=positive_seconds,
+        default=FollowerSettings().deadline_interval_seconds,
+        metavar="SECONDS",
+        help="how often due deadlines are fired (default %(default)g)",
+    )
+    follow.add_argument(
+        "--standby-poll",
+        type=positive_seconds,
+        default=FollowerSettings().standby_poll_seconds,
+        metavar="SECONDS",
+        help="how often a standby tries to take over, and the active one checks it still "
+        "holds its lock (default %(default)g)",
     )
     keys_command.register(commands)
     simulate_command.register(commands)
@@ -290,12 +328,34 @@ def _serve(args: argparse.Namespace, url: str) -> None:
     if args.keys_file is not None:
         overrides["keys_file"] = args.keys_file
     settings = Settings.from_environment(**overrides)
+    if args.workers is not None:
+        _check_workers(args, url)
     if args.demo:
         app = LedgerApp(url, rulebook=args.rulebook)
         try:
             run_scenario(app)
         finally:
             app.close()
+    if args.workers is not None:
+        # Each worker builds its own app from the environment (a spawned process).
+        os.environ.update(
+            {
+                DATABASE_URL_SETTING: url,
+                RULEBOOK_SETTING: args.rulebook,
+                KEYS_FILE_SETTING: str(settings.keys_file),
+                FOLLOWER_SETTING: "apart",
+            }
+        )
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            http=BoundedHttpProtocol,
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -303,6 +363,63 @@ def _serve(args: argparse.Namespace, url: str) -> None:
         log_level=args.log_level,
         http=BoundedHttpProtocol,
     )
+
+
+def _check_workers(args: argparse.Namespace, url: str) -> None:
+    if args.workers < 1:
+        raise SystemExit("--workers is at least 1")
+    if parse_database_url(url).kind != "postgresql":
+        raise SystemExit(
+            "--workers needs PostgreSQL: the embedded SQLite default runs one process "
+            "with everything inside (serve without --workers)"
+        )
+    if args.dev:
+        raise SystemExit("--dev makes keys for one process; give the workers a --keys-file")
+
+
+def _follow(args: argparse.Namespace, url: str) -> int:
+    """The follower beside API workers, elected among its peers by a PostgreSQL lock."""
+    if parse_database_url(url).kind != "postgresql":
+        raise SystemExit(
+            "follow runs beside `serve --workers` on PostgreSQL; with SQLite, `serve` "
+            "runs the follower inside"
+        )
+    settings = Settings.from_environment(database_url=url, rulebook=args.rulebook)
+    ledger = LedgerApp(url, rulebook=args.rulebook)
+    view = open_view(url)
+    tree = open_log_tree(url)
+    signer = (
+        TreeHeadSigner.from_file(settings.tree_head_key)
+        if settings.tree_head_key is not None
+        else None
+    )
+    follower = Follower(
+        ledger,
+        view,
+        tree,
+        clock=ledger.clock,
+        signer=signer,
+        settings=FollowerSettings(
+            poll_seconds=settings.projection_poll_seconds,
+            tree_head_interval_seconds=settings.tree_head_interval_seconds,
+            deadline_interval_seconds=args.deadline_interval,
+            deadline_worker=not args.no_deadline_worker,
+            standby_poll_seconds=args.standby_poll,
+        ),
+        leadership=Leadership(url),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"follower pid {os.getpid()}: standing by for the follower lock", file=sys.stderr)
+    try:
+        follower.run(stop)
+    finally:
+        follower.view.close()
+        tree.close()
+        ledger.close()
+    return 0
 
 
 def _loopback(host: str) -> bool:
@@ -321,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         _serve(args, url)
         return 0
+    if args.command == "follow":
+        return _follow(args, url)
     if args.command == "keys":
         return keys_command.run(args)
     if args.command == "simulate":

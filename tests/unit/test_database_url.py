@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from eventsourcing.utils import get_topic
 
+from ledger.app import LedgerApp
 from ledger.database import (
     DatabaseUrl,
     DatabaseUrlError,
@@ -15,6 +17,7 @@ from ledger.database import (
     parse_database_url,
     persistence_env,
 )
+from ledger.store import LedgerPostgresFactory, PostgresLedgerRecorder
 from projections.connections import place_of, postgres_pool
 from projections.log_tree import open_log_tree
 from projections.views import open_view
@@ -39,6 +42,7 @@ def test_a_postgresql_url_is_taken_apart_and_typed() -> None:
         conninfo="postgresql://ann:s%40cret@db.example:6543/trust",
         host="db.example",
         port=6543,
+        ports="6543",
         dbname="trust",
         user="ann",
         password="s@cret",
@@ -59,10 +63,11 @@ def test_the_store_and_the_projections_find_the_same_place() -> None:
     assert place_of(POSTGRES) == parse_database_url(POSTGRES)
     env = persistence_env(POSTGRES)
     assert {k: v for k, v in env.items() if k != "APPLICATION_RECORDER_TOPIC"} == {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": get_topic(LedgerPostgresFactory),
         "POSTGRES_DBNAME": "trust",
         "POSTGRES_HOST": "db.example",
         "POSTGRES_PORT": "6543",
+        "POSTGRES_TARGET_SESSION_ATTRS": "",
         "POSTGRES_USER": "ann",
         "POSTGRES_PASSWORD": "s@cret",
         "POSTGRES_SCHEMA": "shop_1",
@@ -75,6 +80,30 @@ def test_the_store_and_the_projections_find_the_same_place() -> None:
     for url in ("sqlite:///a.db", "sqlite:relative.db"):
         assert persistence_env(url)["SQLITE_DBNAME"] == place_of(url).path
     assert place_of("sqlite:relative.db").path == "relative.db"
+
+
+def test_several_hosts_are_tried_in_turn_and_the_session_kind_chosen() -> None:
+    url = "postgresql://ann@db1:6543,db2/trust?schema=s&target_session_attrs=read-write"
+    place = parse_database_url(url)
+    assert (place.host, place.port, place.ports) == ("db1,db2", 6543, "6543,5432")
+    assert place.conninfo == ("postgresql://ann@db1:6543,db2/trust?target_session_attrs=read-write")
+    env = persistence_env(url)
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("db1,db2", "6543,5432")
+    assert env["POSTGRES_TARGET_SESSION_ATTRS"] == "read-write"
+
+
+def test_the_event_store_connects_with_the_session_kind_asked(postgres_url: str) -> None:
+    url = f"{postgres_url}&target_session_attrs=read-write"
+    app = LedgerApp(url)
+    try:
+        recorder = app.recorder
+        assert isinstance(recorder, PostgresLedgerRecorder)
+        pool = recorder.datastore.pool
+        assert isinstance(pool.kwargs, dict)
+        assert pool.kwargs["target_session_attrs"] == "read-write"
+        assert app.recorder.max_notification_id() in (None, 0)  # it connects
+    finally:
+        app.close()
 
 
 REFUSED = [
@@ -91,6 +120,9 @@ REFUSED = [
     "postgresql://db.example/trust?max_overflow=-1",
     "postgresql://db.example/trust?connect_timeout=1.5",
     "postgresql://db.example/trust?pool_size=%C2%B2",  # a superscript two is no whole number
+    "postgresql://db1,db2:x/trust",
+    "postgresql://db1,/trust",
+    "postgresql://db.example/trust?target_session_attrs=writable",
 ]
 READERS: dict[str, Callable[[str], object]] = {
     "parse": parse_database_url,
