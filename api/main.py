@@ -14,7 +14,7 @@ from api import problems, schemas
 from api.admission import Admission
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
-from api.routes import appends, audit, operations, reputation
+from api.routes import appends, audit, operations, penalty_feed, reputation
 from api.service import Service
 from api.settings import Settings
 from ledger.clock import Clock
@@ -50,7 +50,8 @@ def create_app(
     # bounded before anything reads the body.
     app.add_middleware(Admission, settings=settings)
     app.add_middleware(Timed)  # added last: the outermost, so it times both paths
-    for router in (appends.router, reputation.router, audit.router, operations.router):
+    routers = (appends, reputation, penalty_feed, audit, operations)
+    for router in (module.router for module in routers):
         app.include_router(router)
     return app
 

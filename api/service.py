@@ -19,7 +19,9 @@ from ledger.clock import Clock, SystemClock
 from ledger.tree_head import TreeHead, TreeHeadSigner
 from projections.follower import Follower, FollowerSettings
 from projections.log_tree import LogTree, open_log_tree
+from projections.penalty_feed import PenaltyFeed, open_penalty_feed
 from projections.queries import Reputation
+from projections.rulebook import load_rulebook
 from projections.views import (
     PostgresView,
     ReplayLag,
@@ -77,6 +79,13 @@ class Service:
         self.clock = clock or SystemClock()
         self.ledger = LedgerApp(settings.database_url, clock=self.clock, rulebook=settings.rulebook)
         replica = settings.read_database_url
+        # The feed's tables are made on the primary before the view's, so a
+        # standby that replayed the view's holds them too.
+        stamp = load_rulebook(settings.rulebook).scoring_stamp
+        written_feed = open_penalty_feed(settings.database_url, stamp)
+        self.feed: PenaltyFeed = written_feed
+        if replica is not None:
+            self.feed = open_penalty_feed(replica, stamp, read_only=True)
         # The view the follower folds into, on the primary (inside only).
         folded = open_view(settings.database_url) if settings.follower == "inside" else None
         self.view: ReputationView = (
@@ -102,6 +111,8 @@ class Service:
                 self.tree,
                 clock=self.clock,
                 signer=self.signer,
+                feed=written_feed,
+                rulebook=settings.rulebook,
                 settings=FollowerSettings(
                     poll_seconds=settings.projection_poll_seconds,
                     tree_head_interval_seconds=settings.tree_head_interval_seconds,
@@ -111,6 +122,9 @@ class Service:
                     switch_versions=folded is not self.view,
                 ),
             )
+        elif written_feed is not self.feed:
+            written_feed.close()  # it made the tables; the follower apart writes them
+        self._written_feed = written_feed
         self._head_lock = threading.Lock()
         self.metrics = Metrics()
         self._stop = threading.Event()
@@ -144,6 +158,9 @@ class Service:
             thread.join(timeout=10)
         if self.follower is not None and self.follower.view is not self.view:
             self.follower.view.close()
+        if self.follower is not None and self._written_feed is not self.feed:
+            self._written_feed.close()
+        self.feed.close()
         self.view.close()
         self.tree.close()
         self.ledger.close()

@@ -41,6 +41,9 @@ class Settings(msgspec.Struct, frozen=True):
     # Apart: how long a request with min_position waits for the follower to
     # fold that far before it is answered 503 (view_behind) with Retry-After.
     read_your_writes_seconds: float = 5.0
+    # How long one following stream of the penalty change feed stays open
+    # before it ends (the consumer reconnects after the last change it applied).
+    feed_follow_seconds: float = 300.0
     deadline_worker: bool = True
     deadline_interval_seconds: float = 30.0
     projection_poll_seconds: float = 1.0
@@ -87,6 +90,7 @@ class Settings(msgspec.Struct, frozen=True):
                 self.readiness_timeout_seconds,
                 self.readiness_lag_seconds_max,
                 self.read_your_writes_seconds,
+                self.feed_follow_seconds,
             )
             <= 0
         ):

@@ -17,6 +17,7 @@ tracking records.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -325,6 +326,15 @@ def _uuid_or_as_stored(value: Any) -> UUID:
 # --- PostgreSQL ----------------------------------------------------------------
 
 
+def lock_schema_changes(cursor: Any, schema: str) -> None:
+    """Take, for the rest of the cursor's transaction, the lock every process
+    takes before it makes tables in a PostgreSQL schema: ``CREATE ... IF NOT
+    EXISTS`` run by several processes at once (workers starting together)
+    otherwise fails with "tuple concurrently updated"."""
+    digest = hashlib.blake2b(f"trustledger tables {schema}".encode(), digest_size=8).digest()
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest, "big") >> 1,))
+
+
 class LedgerPostgresFactory(PostgresFactory):
     """The event store's PostgreSQL factory, with libpq's target_session_attrs.
 
@@ -372,6 +382,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             ]
         )
         self._schema = schema
+
+    def _create_table(self, curs: Any) -> None:
+        lock_schema_changes(curs, self.datastore.schema)
+        super()._create_table(curs)
 
     def refresh_statistics(self) -> None:
         """Have PostgreSQL sample the events table again: the planner of a table

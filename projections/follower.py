@@ -1,7 +1,8 @@
 """The follower: everything that follows the log rather than answering callers.
 
-It folds the log into the reputation view, hashes it into the log tree, signs
-tree heads and fires the deadlines nobody's command settles. A single
+It folds the log into the reputation view, hashes it into the log tree, keeps
+the penalty change feed, signs tree heads and fires the deadlines nobody's
+command settles. A single
 ``trustledger serve`` runs one inside; a deployment of several API workers
 runs it apart as ``trustledger follow``, as many times as it wants standbys:
 with a ``Leadership``, only the process holding the lock works, and every
@@ -21,9 +22,12 @@ import psycopg
 
 from ledger.app import LedgerApp
 from ledger.clock import Clock
+from ledger.policy import DEFAULT_RULEBOOK
 from ledger.tree_head import TreeHead, TreeHeadSigner
 from projections.leadership import Leadership
 from projections.log_tree import LogTree, LogTreeRunner, PostgresLogTree
+from projections.penalty_feed import PenaltyFeed, PenaltyFeedRunner
+from projections.queries import Reputation
 from projections.runner import Runner
 from projections.views import ReputationView, SqlView, activated_version, open_view
 
@@ -68,6 +72,8 @@ class Follower:
         signer: TreeHeadSigner | None = None,
         settings: FollowerSettings | None = None,
         leadership: Leadership | None = None,
+        feed: PenaltyFeed | None = None,
+        rulebook: str = DEFAULT_RULEBOOK,
     ) -> None:
         self.ledger = ledger
         self.tree = tree
@@ -77,6 +83,13 @@ class Follower:
         self.leadership = leadership
         self.runner = Runner(ledger, view)
         self.tree_runner = LogTreeRunner(ledger, tree)
+        # The penalty change feed computes penalties from the view it folds.
+        self.reputation = Reputation(
+            view, clock, default_rulebook=rulebook, time_at=ledger.recorded_at
+        )
+        self.feed_runner = (
+            PenaltyFeedRunner(ledger, feed, self.reputation, clock) if feed is not None else None
+        )
         self._head_lock = threading.Lock()
         # The last head signed, so an unchanged tree is not signed again.
         self._latest_head: TreeHead | None = tree.latest_head()
@@ -86,6 +99,8 @@ class Follower:
             self._fence(view)
             if isinstance(tree, PostgresLogTree):
                 tree.fence = leadership.fence
+            if feed is not None:
+                feed.fence = leadership.fence
 
     @property
     def view(self) -> ReputationView:
@@ -95,10 +110,13 @@ class Follower:
         """Fold into another view version from now on (one a rebuild activated)."""
         self._fence(view)
         self.runner.use(view)
+        self.reputation.use(view)
 
     def catch_up(self) -> None:
         self.runner.catch_up()
         self.tree_runner.catch_up()
+        if self.feed_runner is not None:
+            self.feed_runner.catch_up()
 
     def sign_head(self) -> TreeHead | None:
         """A signed head of the whole log as it stands (None: no signing key).
@@ -171,6 +189,8 @@ class Follower:
             ("projection-runner", self._follow_view),
             ("log-tree", self._follow_tree),
         ]
+        if self.feed_runner is not None:
+            loops.append(("penalty-feed", self._follow_feed))
         if self.signer is not None:
             loops.append(("tree-heads", self._sign_heads))
         if self.settings.deadline_worker:
@@ -211,6 +231,15 @@ class Follower:
                 self.tree_runner.follow(halt, poll_seconds=self.settings.poll_seconds)
             except Exception:
                 log.exception("log tree runner failed; restarting")
+                halt.wait(RESTART_SECONDS)
+
+    def _follow_feed(self, halt: threading.Event) -> None:
+        feed_runner = self.feed_runner
+        while feed_runner is not None and not halt.is_set():
+            try:
+                feed_runner.follow(halt, poll_seconds=self.settings.poll_seconds)
+            except Exception:
+                log.exception("penalty feed runner failed; restarting")
                 halt.wait(RESTART_SECONDS)
 
     def _sign_heads(self, halt: threading.Event) -> None:

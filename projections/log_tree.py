@@ -36,7 +36,7 @@ from ledger.database import (
 )
 from ledger.errors import ErrorCode, NotFoundError
 from ledger.merkle import NodeKey
-from ledger.store import StoredEntry, to_micros
+from ledger.store import StoredEntry, lock_schema_changes, to_micros
 from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
 from projections.connections import Fence, SQLiteConnection, chunks, place_of, postgres_pool
 from projections.runner import LogFollower
@@ -383,6 +383,7 @@ class PostgresLogTree(LogTree):
             ).format(t("heads")),
         ]
         with self._transaction() as cursor:
+            lock_schema_changes(cursor, schema)
             for statement in statements:
                 cursor.execute(statement)
 

@@ -35,6 +35,7 @@ from ledger.database import (
     POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
 )
 from ledger.events import EVENT_TYPES, Party, topic_of
+from ledger.store import lock_schema_changes
 from projections import tally_rows, timeline
 from projections.connections import (
     Fence,
@@ -1132,14 +1133,16 @@ class PostgresView(SqlView):
         )
         self._schema = sql.Identifier(schema)
         self.read_only = read_only
+        self._schema_name = schema
         if not read_only:
-            with self._pool.connection() as conn:
-                conn.execute(
+            self._execute_all(
+                [
                     sql.SQL(
                         "CREATE TABLE IF NOT EXISTS {}.{} "
                         "(name text PRIMARY KEY, version integer NOT NULL)"
                     ).format(self._schema, sql.Identifier(self.registry))
-                )
+                ]
+            )
         self.version = version if version is not None else self.active_version()
         self._prefix = f"rv{self.version}_"
         if not read_only:
@@ -1149,6 +1152,12 @@ class PostgresView(SqlView):
 
     def _table(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(self._schema, sql.Identifier(self._prefix + table))
+
+    def _execute_all(self, statements: Iterable[Any]) -> None:
+        with self._transaction() as cursor:
+            lock_schema_changes(cursor, self._schema_name)
+            for statement in statements:
+                cursor.execute(statement)
 
     def _composed(self, statement: sql.Composable) -> bytes:
         """A statement's text, composed once: psycopg caches the parse of plain bytes."""

@@ -74,6 +74,13 @@ class Workload(msgspec.Struct, frozen=True):
     # the figure's answers took this long (at least BIG_SAMPLES_MIN).
     big_samples: int
     big_figure_seconds: float
+    # API worker processes beside a follower (``workers``): the ranking calls
+    # at each concurrency, then appends at ``append_clients`` against the
+    # same server's no-op POST.
+    worker_counts: Sequence[int] = (1, 2)
+    worker_clients: Sequence[int] = (1, 4, 16)
+    worker_appends: int = 5_000
+    append_clients: int = 32
 
 
 QUICK = Workload(
@@ -89,6 +96,8 @@ QUICK = Workload(
     big_buyers=(100, 1_000),
     big_samples=5,
     big_figure_seconds=1.0,
+    worker_clients=(1, 4),
+    worker_appends=1_000,
 )
 FULL = Workload(
     "full",
@@ -104,7 +113,7 @@ FULL = Workload(
     big_samples=15,
     big_figure_seconds=60.0,
 )
-SECTIONS = ("appends", "import", "rebuild", "http", "memory", "big_sellers")
+SECTIONS = ("appends", "import", "rebuild", "http", "workers", "memory", "big_sellers")
 # Where a run that is not the full one of every section writes by default.
 SCRATCH_OUT = Path(tempfile.gettempdir()) / "trustledger-bench"
 
@@ -207,6 +216,11 @@ def _rebuild(postgres: str, workload: Workload) -> dict[str, Any]:
 def _http(postgres: str, workload: Workload) -> dict[str, Any]:
     with _schema(postgres) as url:
         return bench_http(url, workload)
+
+
+def _workers(postgres: str, workload: Workload) -> dict[str, Any]:
+    with _schema(postgres) as url:
+        return bench_workers(url, workload)
 
 
 def _memory(postgres: str, workload: Workload) -> dict[str, Any]:
@@ -467,6 +481,31 @@ def _baseline_rows(results: dict[str, Any]) -> list[str]:
                 f"| HTTP {name} penalty, {run['clients']} client(s): requests/s (p50/p99 ms) | "
                 f"{figure['requests_per_s']:,.0f} ({figure['p50_ms']}/{figure['p99_ms']}) | - | - |"
             )
+    return lines + _worker_rows(results.get("workers"))
+
+
+def _worker_rows(workers: dict[str, Any] | None) -> list[str]:
+    """API workers beside a follower: the ranking calls, then appends against the no-op POST."""
+    lines: list[str] = []
+    for run in workers["runs"] if workers else []:
+        n = run["workers"]
+        for query in run["queries"]:
+            for name in ("single", "batch_1000"):
+                figure = query[name]
+                lines.append(
+                    f"| HTTP {name} penalty, {n} worker(s), {query['clients']} client(s): "
+                    f"requests/s (p50/p99 ms) | {figure['requests_per_s']:,.0f} "
+                    f"({figure['p50_ms']}/{figure['p99_ms']}) | - | - |"
+                )
+        appends = run["appends"]
+        ours, noop = appends["trades"], appends["noop"]
+        lines.append(
+            f"| HTTP appends, {n} worker(s), {appends['clients']} clients: trades/s (p50/p99 ms); "
+            f"load generator {appends['load_generator_cores']} of {workers['cores'] if workers else '?'} cores | "
+            f"{ours['events_per_s']:,.0f} ({ours['p50_ms']}/{ours['p99_ms']}) | "
+            f"{noop['events_per_s']:,.0f} ({noop['p50_ms']}/{noop['p99_ms']}) (no-op POST) | "
+            f"{appends['ratio']}x |"
+        )
     return lines
 
 
@@ -597,6 +636,110 @@ def bench_http(url: str, workload: Workload) -> dict[str, Any]:
     return {"sellers": len(sellers), "runs": runs}
 
 
+def bench_workers(url: str, workload: Workload) -> dict[str, Any]:
+    """The ranking calls and appends over HTTP against ``serve --workers N``
+    beside ``trustledger follow``, for each N, with the load generator's CPU.
+
+    Appends are new trades between members of the filled log, each with its
+    own Idempotency-Key; the ceiling they are held against is the same
+    server's no-op POST (``/v1/ping``: the key checked, the body read), sent
+    the same bodies by as many clients.
+    """
+    from api.auth import KeyRing, Role  # noqa: PLC0415 - the server of this benchmark only
+
+    app = LedgerApp(url, clock=FixedClock(START + timedelta(days=4000)))
+    _fill(app, workload.http_sellers * 2)
+    members = _members(app)
+    app.close()
+    sellers = sorted(m for m in members if m.startswith("s"))[: workload.http_sellers]
+    # The simulator's shops, and its other members (ids "<run>-u<n>") as buyers.
+    shops = sorted(m for m in members if "-u" not in m)
+    buyers = sorted(m for m in members if "-u" in m)
+    ring = KeyRing([])
+    ranking, service = ring.add(Role.RANKING), ring.add(Role.SERVICE)
+    keys_file = Path(f"/tmp/bench-keys-{uuid.uuid4().hex}.json")
+    ring.save(keys_file)
+    runs = []
+    try:
+        for workers in workload.worker_counts:
+            with _Follower(url), _Server(url, keys_file, workers=workers) as port:
+                client = _Client(port, ranking)
+                for i in range(0, len(sellers), 1000):  # warm the snapshots, as bench_http
+                    client.batch(sellers[i : i + 1000])
+                queries = [
+                    _http_run(client, sellers, workload, clients)
+                    for clients in workload.worker_clients
+                ]
+                client.close()
+                appends = _appends_over_http(
+                    _Client(port, service), buyers, shops, workload, tag=f"w{workers}"
+                )
+            runs.append({"workers": workers, "queries": queries, "appends": appends})
+    finally:
+        keys_file.unlink()
+    return {"sellers": len(sellers), "cores": os.cpu_count(), "runs": runs}
+
+
+def _appends_over_http(
+    client: _Client, buyers: list[str], sellers: list[str], workload: Workload, *, tag: str
+) -> dict[str, Any]:
+    """New trades at ``append_clients`` against the no-op POST with the same bodies."""
+    at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    bodies = [
+        msgspec.json.encode(
+            {
+                "trade_id": f"bench-{tag}-{i}",
+                "buyer_id": buyers[i % len(buyers)],
+                "seller_id": sellers[(i * 7) % len(sellers)],
+                "item_id": f"item-{i % 97}",
+                "amount_minor": 5_000,
+                "currency": "CNY",
+                "goods_kind": "physical",
+                "shipping": "express",
+                "occurred_at": at,
+            }
+        )
+        for i in range(workload.worker_appends)
+    ]
+    clients = workload.append_clients
+    noop = _parallel(clients, [partial(client.post, "/v1/ping", body) for body in bodies])
+    cpu = time.process_time()
+    appended = _parallel(
+        clients,
+        [
+            partial(client.post, "/v1/trades", body, f"bench-{tag}-{i}")
+            for i, body in enumerate(bodies)
+        ],
+    )
+    load_cpu = (time.process_time() - cpu) / max(appended["seconds"], 1e-9)
+    client.close()
+    ratio = appended["events_per_s"] / max(noop["events_per_s"], 1e-9)
+    return {
+        "clients": clients,
+        "trades": appended,
+        "noop": noop,
+        "ratio": round(ratio, 2),
+        "load_generator_cores": round(load_cpu, 2),
+    }
+
+
+class _Follower:
+    """``trustledger follow`` in a child process, until the block ends."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> None:
+        command = [sys.executable, "-m", "tools.cli", "--database-url", self.url, "follow"]
+        self.process = subprocess.Popen([*command, "--no-deadline-worker"])
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
 def _http_run(
     client: _Client, sellers: list[str], workload: Workload, clients: int
 ) -> dict[str, Any]:
@@ -620,8 +763,16 @@ class _Server:
     line has no such option): a log made for that clock is then read as of it.
     """
 
-    def __init__(self, url: str, keys_file: Path, clock_at: datetime | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        keys_file: Path,
+        clock_at: datetime | None = None,
+        *,
+        workers: int | None = None,
+    ) -> None:
         self.url, self.keys_file, self.clock_at = url, keys_file, clock_at
+        self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> int:
@@ -632,6 +783,8 @@ class _Server:
             command = [sys.executable, "-m", "tools.cli", "--database-url", self.url, "serve"]
             command += ["--port", str(port), "--keys-file", str(self.keys_file)]
             command += ["--no-deadline-worker", "--log-level", "warning"]
+            if self.workers is not None:
+                command += ["--workers", str(self.workers)]
         else:
             command = [sys.executable, "-c", SERVE_AT_CHILD, self.url, str(port)]
             command += [str(self.keys_file), self.clock_at.isoformat()]
@@ -672,19 +825,30 @@ class _Client:
     def batch(self, sellers: list[str]) -> None:
         self._request("POST", "/v1/penalties/batch", msgspec.json.encode({"seller_ids": sellers}))
 
+    def post(self, path: str, body: bytes, key: str | None = None) -> None:
+        self._request("POST", path, body, {"Idempotency-Key": key} if key else None)
+
     def close(self) -> None:
         for connection in self.connections:
             connection.close()
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> None:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if not hasattr(self.local, "conn"):
             self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             with self.lock:
                 self.connections.append(self.local.conn)
-        self.local.conn.request(method, path, body=body, headers=self.headers)
+        self.local.conn.request(
+            method, path, body=body, headers={**self.headers, **(headers or {})}
+        )
         response = self.local.conn.getresponse()
         response.read()
-        if response.status != 200:
+        if not 200 <= response.status < 300:
             raise RuntimeError(f"{method} {path}: {response.status}")
 
 
@@ -1142,6 +1306,7 @@ SECTION_RUNS: dict[str, Callable[[str, Workload], Any]] = {
     "import": _import,
     "rebuild": _rebuild,
     "http": _http,
+    "workers": _workers,
     "memory": _memory,
     "big_sellers": bench_big_sellers,
 }

@@ -29,6 +29,7 @@ from ledger.tree_head import TreeHeadSigner
 from projections.follower import Follower, FollowerSettings
 from projections.leadership import Leadership
 from projections.log_tree import LogTreeRunner, open_log_tree
+from projections.penalty_feed import open_penalty_feed
 from projections.queries import Reputation, UnknownMemberError, Where
 from projections.rulebook import load_rulebook
 from projections.runner import BATCH_EVENTS_MAX, Runner
@@ -386,6 +387,7 @@ def _follow(args: argparse.Namespace, url: str) -> int:
         )
     settings = Settings.from_environment(database_url=url, rulebook=args.rulebook)
     ledger = LedgerApp(url, rulebook=args.rulebook)
+    feed = open_penalty_feed(url, load_rulebook(args.rulebook).scoring_stamp)
     view = open_view(url)
     tree = open_log_tree(url)
     signer = (
@@ -407,6 +409,8 @@ def _follow(args: argparse.Namespace, url: str) -> int:
             standby_poll_seconds=args.standby_poll,
         ),
         leadership=Leadership(url),
+        feed=feed,
+        rulebook=args.rulebook,
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
@@ -417,6 +421,7 @@ def _follow(args: argparse.Namespace, url: str) -> int:
         follower.run(stop)
     finally:
         follower.view.close()
+        feed.close()
         tree.close()
         ledger.close()
     return 0

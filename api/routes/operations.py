@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api import schemas as s
-from api.auth import ADMIN_ROLES, Principal
+from api.auth import ADMIN_ROLES, APPEND_ROLES, Principal
 from api.deps import ServiceDep, require
 from api.problems import RETRY_AFTER_UNAVAILABLE_SECONDS, problem
 from ledger.database import STORE_UNAVAILABLE
@@ -19,6 +19,7 @@ from ledger.deadlines import DeadlineRun
 
 router = APIRouter(tags=["operations"])
 Admin = Annotated[Principal, Depends(require(ADMIN_ROLES))]
+Appender = Annotated[Principal, Depends(require(APPEND_ROLES))]
 
 
 @router.get("/healthz")
@@ -26,6 +27,15 @@ async def healthz() -> dict[str, str]:
     """Liveness: answered on the event loop, touching neither threads nor the
     database, so a process whose database is down is not restarted for it."""
     return {"status": "ok"}
+
+
+@router.post("/v1/ping", status_code=204, responses={**s.PROBLEMS, 204: {"description": "pong"}})
+async def ping(who: Appender, body: dict[str, Any] | None = None) -> Response:
+    """A platform service's check that its key may append and its requests
+    arrive: the key is checked and the JSON body read, nothing else is done.
+    What it costs is the HTTP stack's share of an append (the benchmarks'
+    ceiling for appends through the API)."""
+    return Response(status_code=204)
 
 
 @router.get("/readyz")

@@ -4,15 +4,19 @@ firing no deadline twice."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx2 as httpx
 import msgspec
 import pytest
 
+from api.auth import Role
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from ledger.events import ReceiptConfirmed
@@ -20,10 +24,8 @@ from projections.log_tree import open_log_tree
 from projections.marketplace import Marketplace
 from projections.views import open_view
 from tests.chaos.conftest import ChaosRun
-from tests.chaos.support import FollowerProcesses
+from tests.chaos.support import FollowerProcesses, ServerProcess, trade_body
 from tests.support import T0, Market
-
-pytestmark = pytest.mark.postgres
 
 TRADES_PER_ROUND = 15
 # The default bound a standby takes over within (Settings: standby poll 1 s).
@@ -49,6 +51,7 @@ def _wait(what: str, done: Callable[[], bool], seconds: float = SETTLE_SECONDS_M
     return time.monotonic() - started
 
 
+@pytest.mark.postgres
 def test_a_killed_follower_is_replaced_and_nothing_is_done_twice(
     postgres_url: str, followers: FollowerProcesses, chaos: ChaosRun
 ) -> None:
@@ -112,3 +115,51 @@ def _auto_confirmed(app: LedgerApp) -> Counter[str]:
         for event in (app.decode(n) for n in app.iter_log())
         if isinstance(event, ReceiptConfirmed) and event.by == "auto"
     )
+
+
+def test_the_penalty_feed_resumes_after_a_disconnect(tmp_path: Path) -> None:
+    """A ranking engine reads the feed as it streams, is cut off, and resumes
+    after the last change it applied: the next line is the next change."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    recent = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    with ServerProcess(url, tmp_path) as server:
+        for member in ("b1", "s1"):
+            server.append("/v1/members", {"member_id": member, "occurred_at": recent}, member)
+        server.append("/v1/trades", trade_body("T1", recent, buyer="b1", seller="s1"), "T1")
+        (first,) = _stream(server, after=0, lines=1)
+        assert (first["feed_position"], first["seller_id"]) == (1, "s1")
+        assert first["penalty"]["searchable"]
+
+        violation = {
+            "violation_id": "V1",
+            "category": "serious",
+            "points": 12,  # banned for 7 days from an hour ago
+            "reason": "counterfeit listings",
+            "occurred_at": recent,
+        }
+        position = server.append("/v1/sellers/s1/violations", violation, "V1")
+        (second,) = _stream(server, after=first["feed_position"], lines=1)
+        assert (second["feed_position"], second["cause"]) == (2, "fact")
+        assert second["position"] >= position
+        assert not second["penalty"]["searchable"]
+        assert _stream(server, after=2, lines=None) == []  # nothing repeated after it
+
+
+def _stream(server: ServerProcess, *, after: int, lines: int | None) -> list[dict[str, Any]]:
+    """``lines`` lines of the following stream, then a disconnect (None: the
+    changes there are now, without following)."""
+    params = {"after": after, "follow": lines is not None}
+    read: list[dict[str, Any]] = []
+    with httpx.stream(
+        "GET",
+        f"{server.base_url}/v1/penalties/changes",
+        params=params,
+        headers=server.headers(Role.RANKING),
+        timeout=SETTLE_SECONDS_MAX,
+    ) as answer:
+        assert answer.status_code == 200
+        for line in answer.iter_lines():
+            read.append(json.loads(line))
+            if lines is not None and len(read) == lines:
+                break  # leaving the block closes the connection
+    return read

@@ -31,7 +31,7 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     assert main(["bench", "--quick", "--postgres", POSTGRES_URL, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["workload"]["name"] == "quick"
-    for figure in ("appends", "import", "rebuild", "http", "memory", "big_sellers"):
+    for figure in ("appends", "import", "rebuild", "http", "workers", "memory", "big_sellers"):
         assert figure in results
     assert [row["clients"] for row in results["appends"]] == [1, 32]
     table = (tmp_path / "results.md").read_text()
@@ -39,6 +39,15 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     assert "rebuild of" in table
     assert [run["clients"] for run in results["http"]["runs"]] == [1, 8]
     assert "| HTTP batch_1000 penalty, 8 client(s)" in table
+    workers = results["workers"]
+    assert [run["workers"] for run in workers["runs"]] == [1, 2]
+    for run in workers["runs"]:
+        assert [query["clients"] for query in run["queries"]] == [1, 4]
+        appends = run["appends"]
+        assert appends["clients"] == 32
+        assert appends["trades"]["events_per_s"] > 0 and appends["noop"]["events_per_s"] > 0
+        assert appends["load_generator_cores"] >= 0
+    assert "| HTTP appends, 2 worker(s), 32 clients" in table
     _assert_big_members(results["big_sellers"], table)
     capsys.readouterr()
 

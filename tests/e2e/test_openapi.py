@@ -23,7 +23,10 @@ _idempotency_keys = itertools.count()
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with running_api("memory:", tmp_path_factory.mktemp("openapi")) as client:
+    # A following stream of the penalty feed ends after a second, not five minutes.
+    with running_api(
+        "memory:", tmp_path_factory.mktemp("openapi"), feed_follow_seconds=1.0
+    ) as client:
         yield client
 
 
