@@ -310,14 +310,21 @@ def _parallel(clients: int, calls: list[Callable[[], object]]) -> dict[str, floa
     lock = threading.Lock()
     queue = list(reversed(calls))
 
+    failures: list[BaseException] = []
+
     def worker() -> None:
         while True:
             with lock:
-                if not queue:
+                if not queue or failures:
                     return
                 call = queue.pop()
             started = time.perf_counter()
-            call()
+            try:
+                call()
+            except Exception as failure:  # a figure from fewer calls would mislead
+                with lock:
+                    failures.append(failure)
+                return
             elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
@@ -329,6 +336,8 @@ def _parallel(clients: int, calls: list[Callable[[], object]]) -> dict[str, floa
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} call(s) failed") from failures[0]
     latencies.sort()
     return {
         "events_per_s": round(len(calls) / wall, 1),
@@ -604,6 +613,9 @@ class _schema:
 
 # --- Ranking queries over HTTP -----------------------------------------------------------
 
+# How long the workers' benchmark waits for the follower to fold the filled log.
+FOLD_SECONDS_MAX = 1800.0
+
 
 def bench_http(url: str, workload: Workload) -> dict[str, Any]:
     """Single penalties and 1,000-seller batches over loopback HTTP, at each concurrency.
@@ -663,6 +675,7 @@ def bench_workers(url: str, workload: Workload) -> dict[str, Any]:
     try:
         for workers in workload.worker_counts:
             with _Follower(url), _Server(url, keys_file, workers=workers) as port:
+                _wait_folded(port)
                 client = _Client(port, ranking)
                 for i in range(0, len(sellers), 1000):  # warm the snapshots, as bench_http
                     client.batch(sellers[i : i + 1000])
@@ -721,6 +734,22 @@ def _appends_over_http(
         "ratio": round(ratio, 2),
         "load_generator_cores": round(load_cpu, 2),
     }
+
+
+def _wait_folded(port: int) -> None:
+    """Until the follower has folded the whole log (workers answer from the view)."""
+    deadline = time.monotonic() + FOLD_SECONDS_MAX
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/readyz")
+            readiness = msgspec.json.decode(connection.getresponse().read())
+        finally:
+            connection.close()
+        if readiness.get("lag_events") == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the follower did not fold the log in time")
 
 
 class _Follower:
