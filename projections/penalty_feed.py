@@ -105,10 +105,6 @@ class PenaltyFeed(ABC):
         """The log position whose facts the feed reflects."""
 
     @abstractmethod
-    def written(self, seller_ids: Sequence[str]) -> dict[str, Written]:
-        """Each seller's last penalty in the feed."""
-
-    @abstractmethod
     def due(self, now: datetime, limit: int) -> list[str]:
         """Sellers whose last penalty may have changed by ``now`` with no new fact."""
 
@@ -147,18 +143,14 @@ class MemoryPenaltyFeed(PenaltyFeed):
     def covered(self) -> int:
         return self._covered
 
-    def written(self, seller_ids: Sequence[str]) -> dict[str, Written]:
-        with self._lock:
-            return {s: self._written[s] for s in seller_ids if s in self._written}
-
     def due(self, now: datetime, limit: int) -> list[str]:
         with self._lock:
             due = [
-                seller
+                (w.valid_until, seller)
                 for seller, w in self._written.items()
                 if w.valid_until is not None and w.valid_until <= now
             ]
-        return sorted(due)[:limit]
+        return [seller for _, seller in sorted(due)[:limit]]
 
     def record(
         self, computed: Sequence[Computed], *, as_of: datetime, position: int, covered: int
@@ -202,10 +194,6 @@ class SqlPenaltyFeed(PenaltyFeed):
     def covered(self) -> int:
         with self._transaction(write=False) as cursor:
             return self._covered(cursor)[0]
-
-    def written(self, seller_ids: Sequence[str]) -> dict[str, Written]:
-        with self._transaction(write=False) as cursor:
-            return self._written_in(cursor, seller_ids)
 
     def due(self, now: datetime, limit: int) -> list[str]:
         with self._transaction(write=False) as cursor:
