@@ -17,7 +17,7 @@ from api.settings import Settings
 from ledger.app import LedgerApp
 from ledger.clock import Clock, SystemClock
 from ledger.tree_head import TreeHead, TreeHeadSigner
-from projections.follower import Follower, FollowerSettings
+from projections.follower import Follower
 from projections.log_tree import LogTree, open_log_tree
 from projections.penalty_feed import PenaltyFeed, open_penalty_feed
 from projections.queries import Reputation
@@ -113,14 +113,8 @@ class Service:
                 signer=self.signer,
                 feed=written_feed,
                 rulebook=settings.rulebook,
-                settings=FollowerSettings(
-                    poll_seconds=settings.projection_poll_seconds,
-                    tree_head_interval_seconds=settings.tree_head_interval_seconds,
-                    deadline_interval_seconds=settings.deadline_interval_seconds,
-                    deadline_worker=settings.deadline_worker,
-                    # Sharing its view, the service switches it for both.
-                    switch_versions=folded is not self.view,
-                ),
+                # Sharing its view, the service switches it for both.
+                settings=settings.follower_settings(switch_versions=folded is not self.view),
             )
         elif written_feed is not self.feed:
             written_feed.close()  # it made the tables; the follower apart writes them
@@ -178,10 +172,7 @@ class Service:
         if self.signer is None:
             return None
         with self._head_lock:
-            latest = self.tree.latest_head()
-            if latest is None or latest.tree_size != self.tree.size:
-                latest = self.tree.sign_head(self.signer, self.clock.now())
-            return latest
+            return self.tree.head_now(self.signer, self.clock.now(), self.tree.latest_head())
 
     @staticmethod
     def _signer(settings: Settings) -> TreeHeadSigner | None:

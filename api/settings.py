@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -12,6 +12,7 @@ from api.auth import Role
 from api.rate_limits import FAILED_AUTH_LIMIT_DEFAULT, RATE_LIMITS_DEFAULT, RateLimit
 from ledger.database import database_url_from_environment, parse_database_url
 from ledger.policy import DEFAULT_RULEBOOK
+from projections.follower import FollowerSettings
 
 # The environment a process reads its settings from (``serve --workers`` sets
 # them for its workers). FOLLOWER_SETTING is "inside" or "apart".
@@ -67,6 +68,16 @@ class Settings(msgspec.Struct, frozen=True):
     # or when the view trails the log by more than this much recording time.
     readiness_timeout_seconds: float = 2.0
     readiness_lag_seconds_max: float = 60.0
+
+    def follower_settings(self, **changes: Any) -> FollowerSettings:
+        """The follower's intervals as these settings give them."""
+        given = FollowerSettings(
+            poll_seconds=self.projection_poll_seconds,
+            tree_head_interval_seconds=self.tree_head_interval_seconds,
+            deadline_interval_seconds=self.deadline_interval_seconds,
+            deadline_worker=self.deadline_worker,
+        )
+        return msgspec.structs.replace(given, **changes)
 
     @classmethod
     def from_environment(cls, **overrides: object) -> Settings:

@@ -326,13 +326,19 @@ def _uuid_or_as_stored(value: Any) -> UUID:
 # --- PostgreSQL ----------------------------------------------------------------
 
 
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock's key for a name, stable across releases;
+    positive, so it reads back from ``pg_locks`` as it was given."""
+    digest = hashlib.blake2b(f"trustledger {name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
 def lock_schema_changes(cursor: Any, schema: str) -> None:
     """Take, for the rest of the cursor's transaction, the lock every process
     takes before it makes tables in a PostgreSQL schema: ``CREATE ... IF NOT
     EXISTS`` run by several processes at once (workers starting together)
     otherwise fails with "tuple concurrently updated"."""
-    digest = hashlib.blake2b(f"trustledger tables {schema}".encode(), digest_size=8).digest()
-    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest, "big") >> 1,))
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"tables {schema}"),))
 
 
 class LedgerPostgresFactory(PostgresFactory):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 
 import msgspec
 import psycopg
@@ -28,7 +29,7 @@ from projections.leadership import Leadership
 from projections.log_tree import LogTree, LogTreeRunner, PostgresLogTree
 from projections.penalty_feed import PenaltyFeed, PenaltyFeedRunner
 from projections.queries import Reputation
-from projections.runner import Runner
+from projections.runner import LogFollower, Runner
 from projections.views import ReputationView, SqlView, activated_version, open_view
 
 log = logging.getLogger("trustledger")
@@ -128,11 +129,8 @@ class Follower:
             return None
         self.tree_runner.catch_up()
         with self._head_lock:
-            latest = self._latest_head
-            if latest is None or latest.tree_size != self.tree.size:
-                latest = self.tree.sign_head(self.signer, self.clock.now())
-                self._latest_head = latest
-            return latest
+            self._latest_head = self.tree.head_now(self.signer, self.clock.now(), self._latest_head)
+            return self._latest_head
 
     def switch_version(self) -> bool:
         """Fold into the view version a rebuild activated, if it changed; whether it did."""
@@ -159,20 +157,18 @@ class Follower:
     def run(self, stop: threading.Event) -> None:
         """Follow until ``stop``: while active (always, without a leadership),
         else waiting as a standby until the lock is free."""
+        leadership = self.leadership
         try:
             while not stop.is_set():
-                if self.leadership is not None and not self._take(stop):
+                if leadership is not None and not self._take(leadership, stop):
                     return
                 self._work(stop)
         finally:
-            if self.leadership is not None:
-                self.leadership.release()
+            if leadership is not None:
+                leadership.release()
 
-    def _take(self, stop: threading.Event) -> bool:
+    def _take(self, leadership: Leadership, stop: threading.Event) -> bool:
         """Wait until this follower holds the lock (True) or is stopped (False)."""
-        leadership = self.leadership
-        if leadership is None:
-            return True
         while not stop.is_set():
             try:
                 if leadership.try_take():
@@ -186,11 +182,11 @@ class Follower:
         """Run every loop until ``stop``, or until the lock is lost."""
         halt = threading.Event()
         loops: list[tuple[str, Callable[[threading.Event], None]]] = [
-            ("projection-runner", self._follow_view),
-            ("log-tree", self._follow_tree),
+            ("projection-runner", partial(self._follow_log, self.runner)),
+            ("log-tree", partial(self._follow_log, self.tree_runner)),
         ]
         if self.feed_runner is not None:
-            loops.append(("penalty-feed", self._follow_feed))
+            loops.append(("penalty-feed", partial(self._follow_log, self.feed_runner)))
         if self.signer is not None:
             loops.append(("tree-heads", self._sign_heads))
         if self.settings.deadline_worker:
@@ -217,29 +213,13 @@ class Follower:
         if self.leadership is not None and isinstance(view, SqlView):
             view.fence = self.leadership.fence
 
-    def _follow_view(self, halt: threading.Event) -> None:
+    def _follow_log(self, runner: LogFollower, halt: threading.Event) -> None:
+        """Keep one runner up with the log until ``halt``, starting it again after a failure."""
         while not halt.is_set():
             try:
-                self.runner.follow(halt, poll_seconds=self.settings.poll_seconds)
+                runner.follow(halt, poll_seconds=self.settings.poll_seconds)
             except Exception:
-                log.exception("projection runner failed; restarting")
-                halt.wait(RESTART_SECONDS)
-
-    def _follow_tree(self, halt: threading.Event) -> None:
-        while not halt.is_set():
-            try:
-                self.tree_runner.follow(halt, poll_seconds=self.settings.poll_seconds)
-            except Exception:
-                log.exception("log tree runner failed; restarting")
-                halt.wait(RESTART_SECONDS)
-
-    def _follow_feed(self, halt: threading.Event) -> None:
-        feed_runner = self.feed_runner
-        while feed_runner is not None and not halt.is_set():
-            try:
-                feed_runner.follow(halt, poll_seconds=self.settings.poll_seconds)
-            except Exception:
-                log.exception("penalty feed runner failed; restarting")
+                log.exception("%s failed; restarting", type(runner).__name__)
                 halt.wait(RESTART_SECONDS)
 
     def _sign_heads(self, halt: threading.Event) -> None:

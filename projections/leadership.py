@@ -20,7 +20,6 @@ the writes already holding the row, and every later write sees the new term.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any
@@ -29,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from ledger.database import POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT
+from ledger.store import advisory_key
 from projections.connections import place_of
 
 log = logging.getLogger("trustledger")
@@ -50,9 +50,8 @@ class LeadershipLost(RuntimeError):
 
 
 def lock_key(schema: str) -> int:
-    """The advisory lock of a deployment: one per schema, stable across releases."""
-    digest = hashlib.blake2b(f"trustledger follower {schema}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1  # positive, so it reads back from pg_locks as is
+    """The follower lock of a deployment: one per schema."""
+    return advisory_key(f"follower {schema}")
 
 
 class Leadership:

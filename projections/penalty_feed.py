@@ -39,7 +39,7 @@ from ledger.database import (
     POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
     POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
 )
-from ledger.store import lock_schema_changes
+from ledger.store import lock_schema_changes, to_micros
 from projections.connections import Fence, SQLiteConnection, chunks, place_of, postgres_pool
 from projections.marketplace import Cut
 from projections.penalties import Penalty
@@ -368,7 +368,7 @@ def _change(
 
 
 def _micros(at: datetime | None) -> int | None:
-    return None if at is None else int(at.timestamp() * 1_000_000)
+    return None if at is None else to_micros(at)
 
 
 class PenaltyFeedRunner(LogFollower):

@@ -543,8 +543,13 @@ class SqlView(ReputationView):
     def _execute_all(self, statements: Iterable[Any]) -> None:
         """Statements (a version's tables made or dropped) in one transaction."""
         with self._transaction() as cursor:
+            self._lock_schema_changes(cursor)
             for statement in statements:
                 cursor.execute(statement)
+
+    def _lock_schema_changes(self, cursor: Any) -> None:
+        """Keep other processes' table changes out of this transaction (SQLite's
+        write transaction already does)."""
 
     _recent: RecentRows | None = None
     # Checked in every fold's transaction before it writes (the active
@@ -1153,11 +1158,8 @@ class PostgresView(SqlView):
     def _table(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(self._schema, sql.Identifier(self._prefix + table))
 
-    def _execute_all(self, statements: Iterable[Any]) -> None:
-        with self._transaction() as cursor:
-            lock_schema_changes(cursor, self._schema_name)
-            for statement in statements:
-                cursor.execute(statement)
+    def _lock_schema_changes(self, cursor: Any) -> None:
+        lock_schema_changes(cursor, self._schema_name)
 
     def _composed(self, statement: sql.Composable) -> bytes:
         """A statement's text, composed once: psycopg caches the parse of plain bytes."""

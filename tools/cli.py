@@ -401,9 +401,7 @@ def _follow(args: argparse.Namespace, url: str) -> int:
         tree,
         clock=ledger.clock,
         signer=signer,
-        settings=FollowerSettings(
-            poll_seconds=settings.projection_poll_seconds,
-            tree_head_interval_seconds=settings.tree_head_interval_seconds,
+        settings=settings.follower_settings(
             deadline_interval_seconds=args.deadline_interval,
             deadline_worker=not args.no_deadline_worker,
             standby_poll_seconds=args.standby_poll,
