@@ -13,8 +13,10 @@ Every command runs the same path (``_execute``):
    ``concurrent_update``.
 
 Step 3 reads through a ``Reading`` made for the attempt. The first may use
-remembered histories; a refusal drawn from them is decided once more on
-what the store holds, since another process may have moved them on.
+remembered histories, and takes an id to be created as free without asking
+the store; a refusal drawn from memory, or a save that clashes on an id
+taken as free, is decided once more on what the store holds, since another
+process may have moved things on.
 
 A repeated idempotency key is answered from the stored record — the original
 positions, or ``idempotency_key_reused`` if the command differs — whenever
@@ -125,7 +127,7 @@ class LedgerApp(LedgerWriter):
     def register_member(self, command: c.RegisterMember, origin: Origin) -> Appended:
         def decide(cmd: c.RegisterMember, reading: Reading, ctx: Context) -> list[Aggregate]:
             aggregate_id = member_aggregate_id(cmd.member_id)
-            if reading.load(Member, aggregate_id) is not None:
+            if reading.new(Member, aggregate_id) is not None:
                 raise member_exists_error(cmd.member_id)
             return [Member.register(aggregate_id, cmd.member_id, cmd.occurred_at, ctx)]
 
@@ -148,7 +150,7 @@ class LedgerApp(LedgerWriter):
             reading.member(cmd.buyer_id, cmd.occurred_at)
             reading.member(cmd.seller_id, cmd.occurred_at)
             aggregate_id = trade_aggregate_id(cmd.trade_id)
-            if reading.load(Trade, aggregate_id) is not None:
+            if reading.new(Trade, aggregate_id) is not None:
                 raise StateConflictError(
                     ErrorCode.TRADE_EXISTS, f"trade {cmd.trade_id} already exists"
                 )
@@ -229,14 +231,14 @@ class LedgerApp(LedgerWriter):
         def decide(cmd: c.FileComplaint, reading: Reading, ctx: Context) -> list[Aggregate]:
             trade = reading.trade(cmd.trade_id)
             slot_id = trade_complaint_slot_id(cmd.trade_id)
-            slot = reading.load(TradeComplaintSlot, slot_id)
+            slot = reading.new(TradeComplaintSlot, slot_id)
             if slot is not None:
                 raise StateConflictError(
                     ErrorCode.COMPLAINT_EXISTS,
                     f"trade {cmd.trade_id} already has complaint {slot.complaint_id}",
                 )
             aggregate_id = complaint_aggregate_id(cmd.complaint_id)
-            if reading.load(Complaint, aggregate_id) is not None:
+            if reading.new(Complaint, aggregate_id) is not None:
                 raise StateConflictError(
                     ErrorCode.COMPLAINT_EXISTS,
                     f"complaint {cmd.complaint_id} already exists",
@@ -368,12 +370,17 @@ class LedgerApp(LedgerWriter):
         try:
             return self._attempt(command, origin, command_hash, decide, first)
         except ConcurrentUpdateError:
-            raise  # the aggregates are forgotten: the caller's retry reads the store
+            # The aggregates are forgotten: the caller's retry reads the store.
+            # But an id taken as free may simply have been taken: decide once
+            # more on what the store holds, which refuses it as the rules say.
+            if not first.assumed_new:
+                raise
         except LedgerError:
             if not first.remembered:
                 raise
         # Refused on remembered events, which another process may have moved
-        # on: decide once more on what the store holds before refusing.
+        # on, or clashed on an id taken as free: decide once more on what the
+        # store holds.
         return self._attempt(command, origin, command_hash, decide, self.reading(fresh=True))
 
     def _attempt(

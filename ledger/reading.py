@@ -5,6 +5,13 @@ a store round trip but may be stale if another process has written since.
 Its reading records whether it used any, so that a refusal drawn from them is
 checked once more on a fresh reading of the store (``LedgerApp._execute``).
 
+An id a command is to create (a new trade, member or complaint) is not
+looked up on a first attempt unless remembered: it is taken as free, and the
+store, which holds one first event per aggregate, refuses the save if it was
+not. The reading records that it assumed so (``assumed_new``), and the
+command is then decided again on a fresh reading, which refuses it as the
+aggregate's rules say (``trade_exists``...). Creating costs no read.
+
 Each attempt gets a reading of its own, handed to whatever decides: what one
 attempt read never steers another command, another attempt or another thread.
 """
@@ -43,6 +50,7 @@ class Reading:
         self._recent = recent
         self.fresh = fresh  # read the store even where a history is remembered
         self.remembered = False  # whether any aggregate came from a remembered history
+        self.assumed_new = False  # whether an id was taken as free without asking the store
 
     def load(self, kind: type[A], aggregate_id: UUID) -> A | None:
         """An aggregate as this attempt sees it (None: it has no events yet)."""
@@ -52,6 +60,17 @@ class Reading:
         else:
             events = stored_history(self._store, aggregate_id)
             self._recent.keep(aggregate_id, events)
+        return kind.replay(aggregate_id, events)
+
+    def new(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate a command means to create, if it exists (None: the id is free)."""
+        if self.fresh:
+            return self.load(kind, aggregate_id)
+        events = self._recent.history(aggregate_id)
+        if events is None:
+            self.assumed_new = True
+            return None
+        self.remembered = True
         return kind.replay(aggregate_id, events)
 
     # The aggregates a command names, refused (unknown, or out of order) as the

@@ -18,7 +18,10 @@ tracking records.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
@@ -26,7 +29,12 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.postgres import (
+    ConnectionPool,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteCursor,
@@ -341,14 +349,48 @@ def lock_schema_changes(cursor: Any, schema: str) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"tables {schema}"),))
 
 
+# A connection that left the pool this recently is handed out again without
+# a ping: a server gone in between costs one command a quick 503 (and the
+# connection is discarded), where pinging at every checkout cost every
+# command a round trip.
+PING_SKIPPED_WITHIN_SECONDS = 1.0
+
+
+class PingUnlessRecent:
+    """The pool's checkout check: a connection is pinged as it leaves the pool
+    unless it last left it less than ``window`` seconds ago."""
+
+    def __init__(
+        self,
+        window: float = PING_SKIPPED_WITHIN_SECONDS,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        ping: Callable[[Any], None] = ConnectionPool.check_connection,
+    ) -> None:
+        self.window, self._now, self._ping = window, now, ping
+        self._left_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, connection: Any) -> None:
+        now = self._now()
+        with self._lock:
+            left_at = self._left_at.get(connection)
+        if left_at is None or now - left_at >= self.window:
+            self._ping(connection)  # raises for a dead connection: the pool replaces it
+        with self._lock:
+            self._left_at[connection] = now
+
+
 class LedgerPostgresFactory(PostgresFactory):
-    """The event store's PostgreSQL factory, with libpq's target_session_attrs.
+    """The event store's PostgreSQL factory, with libpq's target_session_attrs
+    and a cheaper checkout check.
 
     The library's datastore connects by host and port alone (several, comma
     separated, libpq tries in turn); which of them to use after a failover,
     the promoted standby rather than a former primary, is libpq's
     ``target_session_attrs``, set on the pool's connection arguments before
-    the pool opens.
+    the pool opens. Its pre-ping pings every connection leaving the pool;
+    ``PingUnlessRecent`` spares the ones in steady use.
     """
 
     TARGET_SESSION_ATTRS = "POSTGRES_TARGET_SESSION_ATTRS"
@@ -361,6 +403,9 @@ class LedgerPostgresFactory(PostgresFactory):
             if not isinstance(kwargs, dict):
                 raise TypeError("the event store's pool takes its connection arguments as a dict")
             kwargs["target_session_attrs"] = attrs
+        if self.datastore.pre_ping:
+            # psycopg_pool keeps the check it was given here, and has no setter.
+            self.datastore.pool._check = PingUnlessRecent()
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):

@@ -150,11 +150,71 @@ def test_a_refusal_on_the_store_is_not_decided_again(
     two_ledgers: tuple[Market, Market], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = two_ledgers
-    second.members("buyer-1")
+    second.trade()
     readings = Readings(first.app, monkeypatch)
     with pytest.raises(StateConflictError):
-        first.members("buyer-1")  # read from the store (never remembered): already registered
+        first.ship()  # read from the store (never remembered): not paid
     assert readings.of() == [(False, False)]
+
+
+# --- An id to be created is taken as free; the store's first-event rule decides ----
+
+
+def test_creating_an_id_another_ledger_took_is_refused_as_the_rules_say(
+    two_ledgers: tuple[Market, Market], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = two_ledgers
+    second.trade()
+    first.members("buyer-2", "seller-2")
+    readings = Readings(first.app, monkeypatch)
+    with pytest.raises(StateConflictError) as refused:
+        first.trade(buyer="buyer-2", seller="seller-2", register=False)
+    assert refused.value.code == ErrorCode.TRADE_EXISTS
+    # Taken as free, the save clashed; decided again on the store, refused.
+    assert [(r.fresh, r.assumed_new) for _, r in readings.made] == [(False, True), (True, False)]
+    with pytest.raises(StateConflictError) as again:
+        first.members("buyer-1")  # registered by the other ledger
+    assert again.value.code == ErrorCode.MEMBER_EXISTS
+
+
+def test_a_repeat_of_a_create_elsewhere_is_answered_from_its_record(
+    two_ledgers: tuple[Market, Market],
+) -> None:
+    first, second = two_ledgers
+    second.members("buyer-1", "seller-1")
+    first.members("buyer-2")  # the first remembers members, not T1
+    command = c.CreateTrade(
+        trade_id="T1",
+        buyer_id="buyer-1",
+        seller_id="seller-1",
+        item_id="item-1",
+        amount_minor=10_000,
+        currency="CNY",
+        goods_kind="physical",
+        shipping="express",
+        occurred_at=T0 + HOUR,
+    )
+    created = second.run(second.app.create_trade, command, key="create-T1")
+    replayed = first.run(first.app.create_trade, command, key="create-T1")
+    assert replayed.replayed and replayed.positions == created.positions
+
+
+def test_creating_reads_nothing_from_the_store_once_the_members_are_remembered(
+    two_ledgers: tuple[Market, Market], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = two_ledgers
+    first.trade()
+    read: list[uuid.UUID] = []
+    get = first.app.events.get
+
+    def counted(aggregate_id: uuid.UUID, *args: object, **kwargs: object) -> object:
+        read.append(aggregate_id)
+        return get(aggregate_id, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(first.app.events, "get", counted)
+    first.trade("T2", register=False)
+    assert read == []
+    assert first.app.trade("T2") is not None
 
 
 def test_a_command_retried_in_one_thread_leaves_another_threads_reading_alone(
