@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import psycopg
@@ -14,8 +18,9 @@ import psycopg
 from api.auth import KeyRing, Role
 from api.metrics import Metrics
 from api.settings import Settings
-from ledger.app import LedgerApp
+from ledger.app import Appended, LedgerApp, Origin
 from ledger.clock import Clock, SystemClock
+from ledger.commands import Command
 from ledger.tree_head import TreeHead, TreeHeadSigner
 from projections.follower import Follower
 from projections.log_tree import LogTree, open_log_tree
@@ -32,6 +37,7 @@ from projections.views import (
 )
 
 log = logging.getLogger("trustledger")
+C = TypeVar("C", bound=Command)
 
 # How long after reads switch to a rebuilt view version the old one's
 # connections are closed: longer than any request takes.
@@ -45,6 +51,9 @@ READ_YOUR_WRITES_MAX_BATCHES = 100
 READ_YOUR_WRITES_PAUSE_MIN_SECONDS = 0.002
 READ_YOUR_WRITES_PAUSE_MAX_SECONDS = 0.05
 # How long a server waits for a standby to replay the view's tables at start.
+# Threads that run commands off the event loop: as many as the event store's
+# connections (pool size and overflow), more would only queue for one.
+COMMAND_THREADS = 40
 REPLICA_OPEN_SECONDS = 30.0
 REPLICA_OPEN_PAUSE_SECONDS = 0.1
 
@@ -123,6 +132,9 @@ class Service:
         self.metrics = Metrics()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # A command is handed to these threads straight from the event loop:
+        # the framework's thread hand-off cost more per append than deciding.
+        self._commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
 
     def dev_keys(self) -> dict[Role, str]:
         """One fresh key per role, their hashes in the development keys file only."""
@@ -144,8 +156,16 @@ class Service:
         if not self.settings.dev_keys:
             self._spawn("keys", self._follow_keys)
 
+    async def run_command(
+        self, method: Callable[[C, Origin], Appended], command: C, origin: Origin
+    ) -> Appended:
+        """Run a ledger command on a command thread; what it appended."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._commands, method, command, origin)
+
     def stop(self) -> None:
         self._stop.set()
+        self._commands.shutdown(wait=True)
         if self.follower is not None:
             self.follower.stop()
         for thread in self._threads:

@@ -7,10 +7,11 @@ included — or, for a repeated key, the original answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+import msgspec
+from fastapi import APIRouter, Depends, Response
 
 from api import schemas as s
 from api.auth import APPEND_ROLES, Principal
@@ -22,106 +23,120 @@ router = APIRouter(prefix="/v1", tags=["appends"], responses=s.PROBLEMS)
 Appender = Annotated[Principal, Depends(require(APPEND_ROLES))]
 
 
-def created(path: str) -> Callable[[Callable[..., s.Positions]], Callable[..., s.Positions]]:
+Route = Callable[..., Awaitable[Response]]
+
+
+def created(path: str) -> Callable[[Route], Route]:
     return router.post(path, status_code=201, response_model=s.Positions)
 
 
-def _append(
+async def _append(
     service: ServiceDep,
     principal: Principal,
     key: str,
     method: Callable[[Any, Origin], Appended],
     cmd: c.Command,
-) -> s.Positions:
-    result = method(cmd, origin(principal, key))
+) -> Response:
+    result = await service.run_command(method, cmd, origin(principal, key))
     if not result.replayed:
         service.metrics.appended(len(result.positions))
-    return s.Positions(positions=list(result.positions))
+    # The answer is encoded here rather than checked again against its model.
+    body = _positions.encode(Positions(result.positions))
+    return Response(body, status_code=201, media_type="application/json")
+
+
+class Positions(msgspec.Struct, frozen=True):
+    """The body of ``s.Positions``."""
+
+    positions: tuple[int, ...]
+
+
+_positions = msgspec.json.Encoder()
 
 
 # --- Members ----------------------------------------------------------------------
 
 
 @created("/members")
-def register_member(
+async def register_member(
     body: s.NewMember, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RegisterMember, **body.model_dump())
-    return _append(service, who, key, service.ledger.register_member, cmd)
+    return await _append(service, who, key, service.ledger.register_member, cmd)
 
 
 @created("/members/{member_id}/verification")
-def verify_identity(
+async def verify_identity(
     member_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.VerifyIdentity, member_id=member_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.verify_identity, cmd)
+    return await _append(service, who, key, service.ledger.verify_identity, cmd)
 
 
 # --- Trades -------------------------------------------------------------------------
 
 
 @created("/trades")
-def create_trade(
+async def create_trade(
     body: s.NewTrade, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.CreateTrade, **body.model_dump())
-    return _append(service, who, key, service.ledger.create_trade, cmd)
+    return await _append(service, who, key, service.ledger.create_trade, cmd)
 
 
 @created("/trades/{trade_id}/payment")
-def pay(
+async def pay(
     trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.PayIntoEscrow, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.pay_into_escrow, cmd)
+    return await _append(service, who, key, service.ledger.pay_into_escrow, cmd)
 
 
 @created("/trades/{trade_id}/shipment")
-def ship(
+async def ship(
     trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ShipTrade, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.ship_trade, cmd)
+    return await _append(service, who, key, service.ledger.ship_trade, cmd)
 
 
 @created("/trades/{trade_id}/receipt")
-def confirm_receipt(
+async def confirm_receipt(
     trade_id: s.PathId, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ConfirmReceipt, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.confirm_receipt, cmd)
+    return await _append(service, who, key, service.ledger.confirm_receipt, cmd)
 
 
 @created("/trades/{trade_id}/timer-extension")
-def extend_timer(
+async def extend_timer(
     trade_id: s.PathId,
     body: s.TimerExtension,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ExtendConfirmTimer, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.extend_confirm_timer, cmd)
+    return await _append(service, who, key, service.ledger.extend_confirm_timer, cmd)
 
 
 @created("/trades/{trade_id}/close")
-def close_trade(
+async def close_trade(
     trade_id: s.PathId, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.CloseTrade, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.close_trade, cmd)
+    return await _append(service, who, key, service.ledger.close_trade, cmd)
 
 
 # --- Refunds and disputes -------------------------------------------------------------
 
 
 @created("/trades/{trade_id}/refunds")
-def request_refund(
+async def request_refund(
     trade_id: s.PathId, body: s.NewRefund, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RequestRefund, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.request_refund, cmd)
+    return await _append(service, who, key, service.ledger.request_refund, cmd)
 
 
 RefundStep = Literal["agree", "reject", "return-shipment", "return-receipt", "cancel"]
@@ -135,7 +150,7 @@ REFUND_STEPS: dict[str, type[c.RefundCommand]] = {
 
 
 @created("/trades/{trade_id}/refunds/{refund_id}/{step}")
-def refund_step(
+async def refund_step(
     trade_id: s.PathId,
     refund_id: s.PathId,
     step: RefundStep,
@@ -143,7 +158,7 @@ def refund_step(
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     ledger = service.ledger
     methods: dict[str, Callable[[Any, Origin], Appended]] = {
         "agree": ledger.agree_refund,
@@ -153,27 +168,27 @@ def refund_step(
         "cancel": ledger.cancel_refund,
     }
     cmd = command(REFUND_STEPS[step], trade_id=trade_id, refund_id=refund_id, **body.model_dump())
-    return _append(service, who, key, methods[step], cmd)
+    return await _append(service, who, key, methods[step], cmd)
 
 
 @created("/trades/{trade_id}/dispute")
-def escalate_dispute(
+async def escalate_dispute(
     trade_id: s.PathId, body: s.NewDispute, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.EscalateDispute, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.escalate_dispute, cmd)
+    return await _append(service, who, key, service.ledger.escalate_dispute, cmd)
 
 
 @created("/trades/{trade_id}/dispute/ruling")
-def rule_dispute(
+async def rule_dispute(
     trade_id: s.PathId,
     body: s.DisputeRuling,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RuleDispute, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.rule_dispute, cmd)
+    return await _append(service, who, key, service.ledger.rule_dispute, cmd)
 
 
 # --- Ratings --------------------------------------------------------------------------
@@ -183,167 +198,167 @@ Rater = Literal["buyer", "seller"]
 
 
 @created("/trades/{trade_id}/ratings")
-def give_rating(
+async def give_rating(
     trade_id: s.PathId, body: s.NewRating, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.GiveRating, trade_id=trade_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.give_rating, cmd)
+    return await _append(service, who, key, service.ledger.give_rating, cmd)
 
 
 @created("/trades/{trade_id}/ratings/{rater}/revision")
-def revise_rating(
+async def revise_rating(
     trade_id: s.PathId,
     rater: Rater,
     body: s.Revision,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ReviseRating, trade_id=trade_id, rater=rater, **body.model_dump())
-    return _append(service, who, key, service.ledger.revise_rating, cmd)
+    return await _append(service, who, key, service.ledger.revise_rating, cmd)
 
 
 @created("/trades/{trade_id}/ratings/{rater}/withdrawal")
-def withdraw_rating(
+async def withdraw_rating(
     trade_id: s.PathId,
     rater: Rater,
     body: s.Withdrawal,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.WithdrawRating, trade_id=trade_id, rater=rater, **body.model_dump())
-    return _append(service, who, key, service.ledger.withdraw_rating, cmd)
+    return await _append(service, who, key, service.ledger.withdraw_rating, cmd)
 
 
 @created("/trades/{trade_id}/ratings/{rater}/explanation")
-def explain_rating(
+async def explain_rating(
     trade_id: s.PathId,
     rater: Rater,
     body: s.Explanation,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ExplainRating, trade_id=trade_id, rater=rater, **body.model_dump())
-    return _append(service, who, key, service.ledger.explain_rating, cmd)
+    return await _append(service, who, key, service.ledger.explain_rating, cmd)
 
 
 @created("/trades/{trade_id}/ratings/{rater}/follow-up")
-def review_follow_up(
+async def review_follow_up(
     trade_id: s.PathId,
     rater: Rater,
     body: s.FollowUp,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ReviewFollowUp, trade_id=trade_id, rater=rater, **body.model_dump())
-    return _append(service, who, key, service.ledger.review_follow_up, cmd)
+    return await _append(service, who, key, service.ledger.review_follow_up, cmd)
 
 
 @created("/trades/{trade_id}/ratings/{rater}/shielding")
-def shield_rating(
+async def shield_rating(
     trade_id: s.PathId,
     rater: Rater,
     body: s.Shielding,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ShieldRating, trade_id=trade_id, rater=rater, **body.model_dump())
-    return _append(service, who, key, service.ledger.shield_rating, cmd)
+    return await _append(service, who, key, service.ledger.shield_rating, cmd)
 
 
 # --- Complaints -------------------------------------------------------------------------
 
 
 @created("/complaints")
-def file_complaint(
+async def file_complaint(
     body: s.NewComplaint, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.FileComplaint, **body.model_dump())
-    return _append(service, who, key, service.ledger.file_complaint, cmd)
+    return await _append(service, who, key, service.ledger.file_complaint, cmd)
 
 
 @created("/complaints/{complaint_id}/escalation")
-def escalate_complaint(
+async def escalate_complaint(
     complaint_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
-) -> s.Positions:
+) -> Response:
     cmd = command(c.EscalateComplaint, complaint_id=complaint_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.escalate_complaint, cmd)
+    return await _append(service, who, key, service.ledger.escalate_complaint, cmd)
 
 
 @created("/complaints/{complaint_id}/follow-up")
-def complaint_follow_up(
+async def complaint_follow_up(
     complaint_id: s.PathId,
     body: s.ComplaintNote,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RecordComplaintFollowUp, complaint_id=complaint_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.record_complaint_follow_up, cmd)
+    return await _append(service, who, key, service.ledger.record_complaint_follow_up, cmd)
 
 
 @created("/complaints/{complaint_id}/compensation")
-def pay_compensation(
+async def pay_compensation(
     complaint_id: s.PathId,
     body: s.Compensation,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.PayCompensation, complaint_id=complaint_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.pay_compensation, cmd)
+    return await _append(service, who, key, service.ledger.pay_compensation, cmd)
 
 
 @created("/complaints/{complaint_id}/ruling")
-def rule_complaint(
+async def rule_complaint(
     complaint_id: s.PathId,
     body: s.ComplaintRuling,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RuleComplaint, complaint_id=complaint_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.rule_complaint, cmd)
+    return await _append(service, who, key, service.ledger.rule_complaint, cmd)
 
 
 # --- Seller enforcement ------------------------------------------------------------------
 
 
 @created("/sellers/{seller_id}/violations")
-def record_violation(
+async def record_violation(
     seller_id: s.PathId,
     body: s.NewViolation,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RecordViolation, seller_id=seller_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.record_violation, cmd)
+    return await _append(service, who, key, service.ledger.record_violation, cmd)
 
 
 @created("/sellers/{seller_id}/fake-trades")
-def confirm_fake_trades(
+async def confirm_fake_trades(
     seller_id: s.PathId,
     body: s.FakeTradeCase,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.ConfirmFakeTrades, seller_id=seller_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.confirm_fake_trades, cmd)
+    return await _append(service, who, key, service.ledger.confirm_fake_trades, cmd)
 
 
 @created("/sellers/{seller_id}/search-cheating")
-def record_search_cheating(
+async def record_search_cheating(
     seller_id: s.PathId,
     body: s.SearchCheatingCase,
     service: ServiceDep,
     who: Appender,
     key: IdempotencyKey,
-) -> s.Positions:
+) -> Response:
     cmd = command(c.RecordSearchCheating, seller_id=seller_id, **body.model_dump())
-    return _append(service, who, key, service.ledger.record_search_cheating, cmd)
+    return await _append(service, who, key, service.ledger.record_search_cheating, cmd)
