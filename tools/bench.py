@@ -493,10 +493,25 @@ def _baseline_rows(results: dict[str, Any]) -> list[str]:
     return lines + _worker_rows(results.get("workers"))
 
 
+def _append_row(appends: dict[str, Any], workers: int, where: str, run: dict[str, Any]) -> str:
+    ours, noop = appends["trades"], appends["noop"]
+    used = appends.get("cores_used", {"load_generator": appends["load_generator_cores"]})
+    split = ", ".join(f"{name.replace('_', ' ')} {cores}" for name, cores in used.items())
+    return (
+        f"| HTTP appends, {workers} worker(s), {where}, {appends['clients']} clients: "
+        f"trades/s (p50/p99 ms); cores used of {run['cores']}: {split} | "
+        f"{ours['events_per_s']:,.0f} ({ours['p50_ms']}/{ours['p99_ms']}) | "
+        f"{noop['events_per_s']:,.0f} ({noop['p50_ms']}/{noop['p99_ms']}) (no-op POST) | "
+        f"{appends['ratio']}x |"
+    )
+
+
 def _worker_rows(workers: dict[str, Any] | None) -> list[str]:
     """API workers beside a follower: the ranking calls, then appends against the no-op POST."""
     lines: list[str] = []
-    for run in workers["runs"] if workers else []:
+    if not workers:
+        return lines
+    for run in workers["runs"]:
         n = run["workers"]
         for query in run["queries"]:
             for name in ("single", "batch_1000"):
@@ -506,15 +521,12 @@ def _worker_rows(workers: dict[str, Any] | None) -> list[str]:
                     f"requests/s (p50/p99 ms) | {figure['requests_per_s']:,.0f} "
                     f"({figure['p50_ms']}/{figure['p99_ms']}) | - | - |"
                 )
-        appends = run["appends"]
-        ours, noop = appends["trades"], appends["noop"]
-        lines.append(
-            f"| HTTP appends, {n} worker(s), {appends['clients']} clients: trades/s (p50/p99 ms); "
-            f"load generator {appends['load_generator_cores']} of {workers['cores'] if workers else '?'} cores | "
-            f"{ours['events_per_s']:,.0f} ({ours['p50_ms']}/{ours['p99_ms']}) | "
-            f"{noop['events_per_s']:,.0f} ({noop['p50_ms']}/{noop['p99_ms']}) (no-op POST) | "
-            f"{appends['ratio']}x |"
-        )
+        for key, where in (
+            ("appends", "follower beside"),
+            ("appends_follower_stopped", "follower stopped"),
+        ):
+            if key in run:
+                lines.append(_append_row(run[key], n, where, workers))
     return lines
 
 
@@ -674,7 +686,8 @@ def bench_workers(url: str, workload: Workload) -> dict[str, Any]:
     runs = []
     try:
         for workers in workload.worker_counts:
-            with _Follower(url), _Server(url, keys_file, workers=workers) as port:
+            follower, server = _Follower(url), _Server(url, keys_file, workers=workers)
+            with follower, server as port:
                 _wait_folded(port)
                 client = _Client(port, ranking)
                 for i in range(0, len(sellers), 1000):  # warm the snapshots, as bench_http
@@ -684,19 +697,82 @@ def bench_workers(url: str, workload: Workload) -> dict[str, Any]:
                     for clients in workload.worker_clients
                 ]
                 client.close()
+                cores = _Cores(server=server.pid, follower=follower.pid)
                 appends = _appends_over_http(
-                    _Client(port, service), buyers, shops, workload, tag=f"w{workers}"
+                    _Client(port, service), buyers, shops, workload, cores, tag=f"w{workers}"
                 )
-            runs.append({"workers": workers, "queries": queries, "appends": appends})
+                # The follower on a machine of its own: here, stopped while timed.
+                follower.stop()
+                apart = _appends_over_http(
+                    _Client(port, service), buyers, shops, workload, cores, tag=f"w{workers}a"
+                )
+            runs.append(
+                {
+                    "workers": workers,
+                    "queries": queries,
+                    "appends": appends,
+                    "appends_follower_stopped": apart,
+                }
+            )
     finally:
         keys_file.unlink()
     return {"sellers": len(sellers), "cores": os.cpu_count(), "runs": runs}
 
 
+class _Cores:
+    """CPU time of the processes of a measurement, read from ``/proc`` (Linux):
+    a server and a follower with their children, the PostgreSQL server's
+    processes (this machine's), and this load generator."""
+
+    TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, *, server: int, follower: int) -> None:
+        self.roots = {"server": server, "follower": follower}
+
+    def seconds(self) -> dict[str, float]:
+        spent = {name: sum(map(self._cpu, self._tree(pid))) for name, pid in self.roots.items()}
+        spent["postgres"] = sum(map(self._cpu, self._named("postgres")))
+        spent["load_generator"] = time.process_time()
+        return spent
+
+    def _cpu(self, pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0  # gone, or not Linux
+        return (int(fields[11]) + int(fields[12])) / self.TICKS  # utime + stime
+
+    def _tree(self, pid: int) -> list[int]:
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        try:
+            kids = [int(child) for child in children.read_text().split()]
+        except OSError:
+            kids = []
+        return [pid, *(p for kid in kids for p in self._tree(kid))]
+
+    @staticmethod
+    def _named(name: str) -> list[int]:
+        pids = []
+        for entry in Path("/proc").glob("[0-9]*/comm"):
+            try:
+                if entry.read_text().strip() == name:
+                    pids.append(int(entry.parent.name))
+            except OSError:
+                continue
+        return pids
+
+
 def _appends_over_http(
-    client: _Client, buyers: list[str], sellers: list[str], workload: Workload, *, tag: str
+    client: _Client,
+    buyers: list[str],
+    sellers: list[str],
+    workload: Workload,
+    cores: _Cores,
+    *,
+    tag: str,
 ) -> dict[str, Any]:
-    """New trades at ``append_clients`` against the no-op POST with the same bodies."""
+    """New trades at ``append_clients`` against the no-op POST with the same
+    bodies, with the cores each process used while the trades were sent."""
     at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     bodies = [
         msgspec.json.encode(
@@ -716,7 +792,7 @@ def _appends_over_http(
     ]
     clients = workload.append_clients
     noop = _parallel(clients, [partial(client.post, "/v1/ping", body) for body in bodies])
-    cpu = time.process_time()
+    before = cores.seconds()
     appended = _parallel(
         clients,
         [
@@ -724,15 +800,18 @@ def _appends_over_http(
             for i, body in enumerate(bodies)
         ],
     )
-    load_cpu = (time.process_time() - cpu) / max(appended["seconds"], 1e-9)
+    after = cores.seconds()
     client.close()
+    wall = max(appended["seconds"], 1e-9)
+    used = {name: round((after[name] - before[name]) / wall, 2) for name in before}
     ratio = appended["events_per_s"] / max(noop["events_per_s"], 1e-9)
     return {
         "clients": clients,
         "trades": appended,
         "noop": noop,
         "ratio": round(ratio, 2),
-        "load_generator_cores": round(load_cpu, 2),
+        "load_generator_cores": used["load_generator"],
+        "cores_used": used,
     }
 
 
@@ -763,10 +842,19 @@ class _Follower:
         command = [sys.executable, "-m", "tools.cli", "--database-url", self.url, "follow"]
         self.process = subprocess.Popen([*command, "--no-deadline-worker"])
 
-    def __exit__(self, *_: object) -> None:
-        if self.process is not None:
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the follower has not started")
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def _http_run(
@@ -828,6 +916,12 @@ class _Server:
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError("the server did not start in time")
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the server has not started")
+        return self.process.pid
 
     def __exit__(self, *_: object) -> None:
         if self.process is not None:

@@ -43,11 +43,21 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     assert [run["workers"] for run in workers["runs"]] == [1, 2]
     for run in workers["runs"]:
         assert [query["clients"] for query in run["queries"]] == [1, 4]
-        appends = run["appends"]
-        assert appends["clients"] == 32
-        assert appends["trades"]["events_per_s"] > 0 and appends["noop"]["events_per_s"] > 0
-        assert appends["load_generator_cores"] >= 0
-    assert "| HTTP appends, 2 worker(s), 32 clients" in table
+        for appends in (run["appends"], run["appends_follower_stopped"]):
+            assert appends["clients"] == 32
+            assert appends["trades"]["events_per_s"] > 0 and appends["noop"]["events_per_s"] > 0
+            assert appends["load_generator_cores"] >= 0
+            assert set(appends["cores_used"]) == {
+                "server",
+                "follower",
+                "postgres",
+                "load_generator",
+            }
+            assert appends["cores_used"]["server"] > 0  # read from /proc, where it ran
+        assert run["appends"]["cores_used"]["follower"] > 0
+        assert run["appends_follower_stopped"]["cores_used"]["follower"] == 0
+    assert "| HTTP appends, 2 worker(s), follower beside, 32 clients" in table
+    assert "| HTTP appends, 2 worker(s), follower stopped, 32 clients" in table
     _assert_big_members(results["big_sellers"], table)
     capsys.readouterr()
 
