@@ -4,7 +4,7 @@ Batches of up to ``BATCH_EVENTS_MAX`` events are folded and committed with
 their last position in one transaction (the library's runner commits once per
 event). Following the log, the runner wakes on PostgreSQL's NOTIFY, which the
 event store sends on every append, and polls as a fallback in case a
-notification is lost (eventsourcing issue #305); on SQLite it polls.
+notification is lost (a known gap of the eventsourcing library); on SQLite it polls.
 """
 
 from __future__ import annotations
