@@ -61,6 +61,7 @@ _positions = msgspec.json.Encoder()
 async def register_member(
     body: s.NewMember, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Register a member (buyer, seller or both) of the marketplace."""
     cmd = command(c.RegisterMember, **body.model_dump())
     return await _append(service, who, key, service.ledger.register_member, cmd)
 
@@ -69,6 +70,7 @@ async def register_member(
 async def verify_identity(
     member_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record that a member's real-name identity was verified."""
     cmd = command(c.VerifyIdentity, member_id=member_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.verify_identity, cmd)
 
@@ -80,6 +82,7 @@ async def verify_identity(
 async def create_trade(
     body: s.NewTrade, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record a new order between a buyer and a seller, not yet paid."""
     cmd = command(c.CreateTrade, **body.model_dump())
     return await _append(service, who, key, service.ledger.create_trade, cmd)
 
@@ -88,6 +91,7 @@ async def create_trade(
 async def pay(
     trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record the buyer's payment into escrow."""
     cmd = command(c.PayIntoEscrow, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.pay_into_escrow, cmd)
 
@@ -96,6 +100,7 @@ async def pay(
 async def ship(
     trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record the seller's shipment; the buyer's confirmation timer starts."""
     cmd = command(c.ShipTrade, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.ship_trade, cmd)
 
@@ -104,6 +109,7 @@ async def ship(
 async def confirm_receipt(
     trade_id: s.PathId, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record the buyer's confirmation of receipt."""
     cmd = command(c.ConfirmReceipt, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.confirm_receipt, cmd)
 
@@ -116,6 +122,7 @@ async def extend_timer(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Extend the buyer's confirmation timer by some days."""
     cmd = command(c.ExtendConfirmTimer, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.extend_confirm_timer, cmd)
 
@@ -124,6 +131,7 @@ async def extend_timer(
 async def close_trade(
     trade_id: s.PathId, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Close an unpaid or cancelled trade."""
     cmd = command(c.CloseTrade, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.close_trade, cmd)
 
@@ -135,6 +143,7 @@ async def close_trade(
 async def request_refund(
     trade_id: s.PathId, body: s.NewRefund, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record the buyer's refund request, with or without a return of the goods."""
     cmd = command(c.RequestRefund, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.request_refund, cmd)
 
@@ -159,6 +168,8 @@ async def refund_step(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record the next step of a refund: agreed, rejected, return shipped,
+    return received, or cancelled."""
     ledger = service.ledger
     methods: dict[str, Callable[[Any, Origin], Appended]] = {
         "agree": ledger.agree_refund,
@@ -175,6 +186,7 @@ async def refund_step(
 async def escalate_dispute(
     trade_id: s.PathId, body: s.NewDispute, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Escalate a refund the parties could not settle to the platform's customer service."""
     cmd = command(c.EscalateDispute, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.escalate_dispute, cmd)
 
@@ -187,6 +199,7 @@ async def rule_dispute(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record customer service's ruling on a disputed refund."""
     cmd = command(c.RuleDispute, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.rule_dispute, cmd)
 
@@ -201,6 +214,7 @@ Rater = Literal["buyer", "seller"]
 async def give_rating(
     trade_id: s.PathId, body: s.NewRating, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record a buyer's or seller's rating of the trade (with DSR scores for a buyer's rating)."""
     cmd = command(c.GiveRating, trade_id=trade_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.give_rating, cmd)
 
@@ -214,6 +228,7 @@ async def revise_rating(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record a rater's revision of a neutral or negative rating to a better one."""
     cmd = command(c.ReviseRating, trade_id=trade_id, rater=rater, **body.model_dump())
     return await _append(service, who, key, service.ledger.revise_rating, cmd)
 
@@ -227,6 +242,7 @@ async def withdraw_rating(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record that a rater withdrew a rating."""
     cmd = command(c.WithdrawRating, trade_id=trade_id, rater=rater, **body.model_dump())
     return await _append(service, who, key, service.ledger.withdraw_rating, cmd)
 
@@ -240,6 +256,7 @@ async def explain_rating(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record the rated party's public explanation of a rating."""
     cmd = command(c.ExplainRating, trade_id=trade_id, rater=rater, **body.model_dump())
     return await _append(service, who, key, service.ledger.explain_rating, cmd)
 
@@ -253,6 +270,7 @@ async def review_follow_up(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record the buyer's follow-up review of a rating."""
     cmd = command(c.ReviewFollowUp, trade_id=trade_id, rater=rater, **body.model_dump())
     return await _append(service, who, key, service.ledger.review_follow_up, cmd)
 
@@ -266,6 +284,7 @@ async def shield_rating(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record that the platform shielded a rating: it no longer counts."""
     cmd = command(c.ShieldRating, trade_id=trade_id, rater=rater, **body.model_dump())
     return await _append(service, who, key, service.ledger.shield_rating, cmd)
 
@@ -277,6 +296,7 @@ async def shield_rating(
 async def file_complaint(
     body: s.NewComplaint, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Record a complaint against the seller of a trade."""
     cmd = command(c.FileComplaint, **body.model_dump())
     return await _append(service, who, key, service.ledger.file_complaint, cmd)
 
@@ -285,6 +305,7 @@ async def file_complaint(
 async def escalate_complaint(
     complaint_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
+    """Escalate a complaint to the platform."""
     cmd = command(c.EscalateComplaint, complaint_id=complaint_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.escalate_complaint, cmd)
 
@@ -297,6 +318,7 @@ async def complaint_follow_up(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record a follow-up message on a complaint."""
     cmd = command(c.RecordComplaintFollowUp, complaint_id=complaint_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.record_complaint_follow_up, cmd)
 
@@ -309,6 +331,7 @@ async def pay_compensation(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record compensation paid to the buyer on a complaint."""
     cmd = command(c.PayCompensation, complaint_id=complaint_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.pay_compensation, cmd)
 
@@ -321,6 +344,7 @@ async def rule_complaint(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record the platform's ruling on a complaint."""
     cmd = command(c.RuleComplaint, complaint_id=complaint_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.rule_complaint, cmd)
 
@@ -336,6 +360,7 @@ async def record_violation(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record a violation by a seller; its points count towards penalty nodes."""
     cmd = command(c.RecordViolation, seller_id=seller_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.record_violation, cmd)
 
@@ -348,6 +373,7 @@ async def confirm_fake_trades(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record that some of a seller's trades were confirmed as fake; they stop counting."""
     cmd = command(c.ConfirmFakeTrades, seller_id=seller_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.confirm_fake_trades, cmd)
 
@@ -360,5 +386,7 @@ async def record_search_cheating(
     who: Appender,
     key: IdempotencyKey,
 ) -> Response:
+    """Record search-ranking cheating by a seller: each item named is demoted,
+    and many items within the window demote the whole shop."""
     cmd = command(c.RecordSearchCheating, seller_id=seller_id, **body.model_dump())
     return await _append(service, who, key, service.ledger.record_search_cheating, cmd)

@@ -53,6 +53,7 @@ def read_log(
     after: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=LOG_LIMIT_MAX)] = 1_000,
 ) -> StreamingResponse:
+    """The log's events in order, one JSON object a line, with each event's stored bytes."""
     ledger = service.ledger
 
     def lines() -> Iterator[bytes]:

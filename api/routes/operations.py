@@ -67,6 +67,7 @@ def _not_ready(detail: str, **extra: Any) -> JSONResponse:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(service: ServiceDep) -> PlainTextResponse:
+    """Counters and latencies in the Prometheus text format."""
     lag_events, lag_seconds = service.lag()
     text = service.metrics.render(lag_events=lag_events, lag_seconds=lag_seconds)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -78,5 +79,6 @@ def metrics(service: ServiceDep) -> PlainTextResponse:
     responses={**s.PROBLEMS, **s.answered_by(DeadlineRun)},
 )
 def run_deadlines(body: s.DeadlineRunRequest, service: ServiceDep, who: Admin) -> Response:
+    """Fire every deadline due by a time, once (the deadline worker does this on its own)."""
     run = service.ledger.run_deadlines(body.now)
     return Response(msgspec.json.encode(run), media_type=s.JSON)

@@ -127,6 +127,7 @@ def credit(
     scope: ReaderScope,
     role: PartyRole = "seller",
 ) -> Response:
+    """A member's credit: score, level and positive rate, as of now or a past date."""
     answer = service.reputation.credit(member_id, role, scope.where)
     return _served(s.credit_answer(answer))
 
@@ -166,6 +167,7 @@ def dsr(
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
+    """A seller's detailed shop ratings (DSR), four dimensions over the trailing window."""
     answer = service.reputation.dsr(seller_id, scope.where)
     decimals = service.reputation.rulebook(scope.where.rulebook).scoring.dsr.display_decimals
     return _served(s.dsr_answer(answer, decimals=decimals))
@@ -191,6 +193,7 @@ def batch_json(
 
 @router.get(PENALTY_ROUTE.removeprefix(router.prefix), responses=s.answered_by(s.PenaltyAnswer))
 def penalty(seller_id: s.PathId, service: ServiceDep, scope: RankerScope) -> Response:
+    """A seller's search-ranking penalty now, with each reason and the facts behind it."""
     return Response(penalty_json(service, seller_id, scope.where), media_type=s.JSON)
 
 
@@ -198,6 +201,7 @@ def penalty(seller_id: s.PathId, service: ServiceDep, scope: RankerScope) -> Res
     BATCH_ROUTE.removeprefix(router.prefix), responses=s.answered_by(s.PENALTY_BATCH_ANSWER)
 )
 def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> Response:
+    """Many sellers' search-ranking penalties in one call, in the order asked."""
     if len(body.seller_ids) > PENALTY_BATCH_MAX:
         raise ApiProblem(
             413,
@@ -216,6 +220,7 @@ def violations(
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
+    """A seller's violation points, their nodes and the penalties they bring."""
     answer = service.reputation.violations(seller_id, scope.where)
     return _served(s.violations_answer(answer))
 
@@ -226,5 +231,6 @@ def buyer_history(
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
+    """A buyer's history and tier."""
     answer = service.reputation.buyer_history(buyer_id, scope.where)
     return _served(s.buyer_history_answer(answer))

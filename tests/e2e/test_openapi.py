@@ -6,6 +6,7 @@ Bounded in CI: a few examples per operation, on the in-memory store.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Err
 
 from api.auth import Role
+from api.catalog import OPERATIONS, Audience
 from tests.e2e.support import Api, running_api
 
 EXAMPLES_PER_OPERATION = 10
@@ -37,6 +39,20 @@ def test_every_operation_is_described(api: Api) -> None:
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             assert operation.get("responses"), f"{method} {path} has no responses"
+
+
+def test_every_operation_has_a_stable_id_a_summary_and_its_callers_tag(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    seen = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert re.fullmatch(r"[a-z][A-Za-z]+", operation["operationId"]), operation
+            assert operation["summary"] and operation["description"], (method, path)
+            assert operation["tags"] in ([str(a)] for a in Audience), operation["tags"]
+            seen[(method, path)] = operation["operationId"]
+    assert seen == {key: entry[0] for key, entry in OPERATIONS.items()}
+    assert len(set(seen.values())) == len(seen)
+    assert {tag["name"] for tag in document["tags"]} == {str(a) for a in Audience}
 
 
 def test_no_server_errors_and_no_schema_violations(api: Api) -> None:
