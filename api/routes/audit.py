@@ -10,6 +10,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 
+from api import answers as a
 from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
@@ -141,7 +142,7 @@ def _no_signing_key() -> ApiProblem:
 @router.get(
     f"{TREE}/tree-head",
     responses={
-        **s.answered_by(
+        **a.answered_by(
             TreeHead,
             "A signed tree head; bytes are base64. One line of it is what a witness keeps.",
         ),
@@ -153,12 +154,12 @@ def tree_head(service: ServiceDep, who: Auditor) -> Response:
     head = service.tree_head()
     if head is None:
         raise _no_signing_key()
-    return Response(to_json(head), media_type=s.JSON)
+    return Response(to_json(head), media_type=a.JSON)
 
 
 @router.get(
     f"{TREE}/inclusion",
-    responses=s.answered_by(
+    responses=a.answered_by(
         InclusionProof, "RFC 9162 inclusion proof of the event at `position` (leaf `leaf_index`)."
     ),
 )
@@ -174,7 +175,7 @@ def inclusion(
 
 @router.get(
     f"{TREE}/consistency",
-    responses=s.answered_by(
+    responses=a.answered_by(
         ConsistencyProof,
         "RFC 9162 consistency proof: the tree of size `second` extends that of `first`.",
     ),
@@ -203,4 +204,4 @@ def public_key(service: ServiceDep, who: Auditor) -> dict[str, str]:
 
 def _json(value: object) -> Response:
     # msgspec writes bytes as base64, as in tree heads.
-    return Response(_encoder.encode(value), media_type=s.JSON)
+    return Response(_encoder.encode(value), media_type=a.JSON)

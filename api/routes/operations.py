@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from api import answers as a
 from api import schemas as s
 from api.auth import ADMIN_ROLES, APPEND_ROLES, Principal
 from api.deps import ServiceDep, require
@@ -76,9 +77,9 @@ def metrics(service: ServiceDep) -> PlainTextResponse:
 @router.post(
     "/v1/deadlines/run",
     tags=["deadlines"],
-    responses={**s.PROBLEMS, **s.answered_by(DeadlineRun)},
+    responses={**s.PROBLEMS, **a.answered_by(DeadlineRun)},
 )
 def run_deadlines(body: s.DeadlineRunRequest, service: ServiceDep, who: Admin) -> Response:
     """Fire every deadline due by a time, once (the deadline worker does this on its own)."""
     run = service.ledger.run_deadlines(body.now)
-    return Response(msgspec.json.encode(run), media_type=s.JSON)
+    return Response(msgspec.json.encode(run), media_type=a.JSON)

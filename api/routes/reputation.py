@@ -17,6 +17,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from api import answers as a
 from api import schemas as s
 from api.auth import AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
 from api.auth import Role as AuthRole
@@ -108,19 +109,19 @@ BATCH_ROUTE = "/v1/penalties/batch"
 
 
 def _served(answer: msgspec.Struct) -> Response:
-    return Response(_json.encode(answer), media_type=s.JSON)
+    return Response(_json.encode(answer), media_type=a.JSON)
 
 
-@router.get("/rulebooks", responses=s.answered_by(s.RulebooksAnswer))
+@router.get("/rulebooks", responses=a.answered_by(a.RulebooksAnswer))
 def rulebooks(
     service: ServiceDep, who: Annotated[Principal, Depends(require(frozenset(AuthRole)))]
 ) -> Response:
     """The rulebooks a query may name in ``rulebook``, by id, and which one is the default."""
     reputation = service.reputation
-    return _served(s.rulebooks_answer(reputation.rulebooks, reputation.default_rulebook))
+    return _served(a.rulebooks_answer(reputation.rulebooks, reputation.default_rulebook))
 
 
-@router.get("/members/{member_id}/credit", responses=s.answered_by(s.CreditAnswer))
+@router.get("/members/{member_id}/credit", responses=a.answered_by(a.CreditAnswer))
 def credit(
     member_id: s.PathId,
     service: ServiceDep,
@@ -129,12 +130,12 @@ def credit(
 ) -> Response:
     """A member's credit: score, level and positive rate, as of now or a past date."""
     answer = service.reputation.credit(member_id, role, scope.where)
-    return _served(s.credit_answer(answer))
+    return _served(a.credit_answer(answer))
 
 
 @router.get(
     "/members/{member_id}/credit/explanation",
-    responses=s.answered_by(s.CreditExplanationAnswer),
+    responses=a.answered_by(a.CreditExplanationAnswer),
 )
 def credit_explanation(
     member_id: s.PathId,
@@ -158,10 +159,10 @@ def credit_explanation(
         raise ApiProblem(400, "invalid_cursor", str(error), field="cursor") from error
     # Hidden ratings are shown to auditors only.
     hidden_shown = scope.principal.role in AUDIT_ROLES
-    return _served(s.credit_explanation_answer(credit, page, hidden_shown=hidden_shown))
+    return _served(a.credit_explanation_answer(credit, page, hidden_shown=hidden_shown))
 
 
-@router.get("/sellers/{seller_id}/dsr", responses=s.answered_by(s.DsrAnswer))
+@router.get("/sellers/{seller_id}/dsr", responses=a.answered_by(a.DsrAnswer))
 def dsr(
     seller_id: s.PathId,
     service: ServiceDep,
@@ -170,13 +171,13 @@ def dsr(
     """A seller's detailed shop ratings (DSR), four dimensions over the trailing window."""
     answer = service.reputation.dsr(seller_id, scope.where)
     decimals = service.reputation.rulebook(scope.where.rulebook).scoring.dsr.display_decimals
-    return _served(s.dsr_answer(answer, decimals=decimals))
+    return _served(a.dsr_answer(answer, decimals=decimals))
 
 
 def penalty_json(service: Service, seller_id: str, where: Where) -> bytes:
     """One seller's penalty as the JSON body (shared with ``api.ranking_path``)."""
     answer = service.reputation.penalty(seller_id, where)
-    return _json.encode(s.penalty_answer(answer.figure, answer))
+    return _json.encode(a.penalty_answer(answer.figure, answer))
 
 
 def batch_json(
@@ -185,20 +186,20 @@ def batch_json(
     """Many sellers' penalties, in the order asked, as the JSON body (shared too)."""
     batch = service.reputation.penalties(seller_ids, as_of=as_of, rulebook=rulebook)
     entries = [
-        entry if isinstance(entry, UnknownSeller) else s.penalty_answer(entry, batch)
+        entry if isinstance(entry, UnknownSeller) else a.penalty_answer(entry, batch)
         for entry in batch.figure
     ]
     return _json.encode({"penalties": entries})
 
 
-@router.get(PENALTY_ROUTE.removeprefix(router.prefix), responses=s.answered_by(s.PenaltyAnswer))
+@router.get(PENALTY_ROUTE.removeprefix(router.prefix), responses=a.answered_by(a.PenaltyAnswer))
 def penalty(seller_id: s.PathId, service: ServiceDep, scope: RankerScope) -> Response:
     """A seller's search-ranking penalty now, with each reason and the facts behind it."""
-    return Response(penalty_json(service, seller_id, scope.where), media_type=s.JSON)
+    return Response(penalty_json(service, seller_id, scope.where), media_type=a.JSON)
 
 
 @router.post(
-    BATCH_ROUTE.removeprefix(router.prefix), responses=s.answered_by(s.PENALTY_BATCH_ANSWER)
+    BATCH_ROUTE.removeprefix(router.prefix), responses=a.answered_by(a.PENALTY_BATCH_ANSWER)
 )
 def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> Response:
     """Many sellers' search-ranking penalties in one call, in the order asked."""
@@ -211,10 +212,10 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
         )
     service.reputation.rulebook(body.rulebook)
     answer = batch_json(service, body.seller_ids, body.as_of, body.rulebook)
-    return Response(answer, media_type=s.JSON)
+    return Response(answer, media_type=a.JSON)
 
 
-@router.get("/sellers/{seller_id}/violations", responses=s.answered_by(s.ViolationsAnswer))
+@router.get("/sellers/{seller_id}/violations", responses=a.answered_by(a.ViolationsAnswer))
 def violations(
     seller_id: s.PathId,
     service: ServiceDep,
@@ -222,10 +223,10 @@ def violations(
 ) -> Response:
     """A seller's violation points, their nodes and the penalties they bring."""
     answer = service.reputation.violations(seller_id, scope.where)
-    return _served(s.violations_answer(answer))
+    return _served(a.violations_answer(answer))
 
 
-@router.get("/buyers/{buyer_id}/history", responses=s.answered_by(s.BuyerHistoryAnswer))
+@router.get("/buyers/{buyer_id}/history", responses=a.answered_by(a.BuyerHistoryAnswer))
 def buyer_history(
     buyer_id: s.PathId,
     service: ServiceDep,
@@ -233,4 +234,4 @@ def buyer_history(
 ) -> Response:
     """A buyer's history and tier."""
     answer = service.reputation.buyer_history(buyer_id, scope.where)
-    return _served(s.buyer_history_answer(answer))
+    return _served(a.buyer_history_answer(answer))
