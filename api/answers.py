@@ -53,25 +53,6 @@ def _stamps(answer: Answer[Any]) -> tuple[str, datetime, int]:
     return answer.rulebook, answer.as_of, answer.position
 
 
-def _stamped(figure: type[msgspec.Struct], doc: str) -> type[msgspec.Struct]:
-    """The answer that serves a figure as it is, with ``Stamped``'s fields added.
-
-    A Struct has one base with fields, so the figure is the base and the
-    stamps are added by name and type. They follow the figure's fields, or
-    lead them when those are keyword-only, as the buyer history's are:
-    msgspec writes a Struct's positional fields first.
-    """
-    stamp_fields = [(f.name, f.type) for f in msgspec.structs.fields(Stamped)]
-    return msgspec.defstruct(
-        f"{figure.__name__}Answer",
-        stamp_fields,
-        bases=(figure,),
-        frozen=True,
-        module=__name__,
-        namespace={"__doc__": doc},
-    )
-
-
 class CreditLevel(msgspec.Struct, frozen=True):
     index: Annotated[int, msgspec.Meta(ge=0, le=20)]
     name: str
@@ -182,12 +163,20 @@ def dsr_answer(answer: Answer[DsrResult], *, decimals: int) -> DsrAnswer:
     )
 
 
-PenaltyAnswer = _stamped(Penalty, "The search-ranking penalty a ranking engine receives.")
+class PenaltyAnswer(Penalty, frozen=True):
+    """The search-ranking penalty a ranking engine receives, then ``Stamped``'s
+    fields (a Struct has one base with fields: the figure; the stamps are
+    repeated here, and follow the figure's fields)."""
+
+    rulebook: str
+    as_of: UtcTime
+    position: int
 
 
-def penalty_answer(penalty: Penalty, stamp: Answer[Any]) -> msgspec.Struct:
+def penalty_answer(penalty: Penalty, stamp: Answer[Any]) -> PenaltyAnswer:
     # By position, not by name: this runs for every seller of a batch.
-    return PenaltyAnswer(*msgspec.structs.astuple(penalty), *_stamps(stamp))
+    values: tuple[Any, ...] = (*msgspec.structs.astuple(penalty), *_stamps(stamp))
+    return PenaltyAnswer(*values)
 
 
 class ViolationPoints(msgspec.Struct, frozen=True):
@@ -239,10 +228,16 @@ def _violation_record(facts: ViolationFacts) -> ViolationRecord:
     )
 
 
-BuyerHistoryAnswer = _stamped(BuyerHistory, "A buyer's history and tier.")
+class BuyerHistoryAnswer(BuyerHistory, frozen=True):
+    """A buyer's history and tier, after ``Stamped``'s fields (the figure's
+    fields are keyword-only: msgspec writes these positional ones first)."""
+
+    rulebook: str
+    as_of: UtcTime
+    position: int
 
 
-def buyer_history_answer(answer: Answer[BuyerHistory]) -> msgspec.Struct:
+def buyer_history_answer(answer: Answer[BuyerHistory]) -> BuyerHistoryAnswer:
     return BuyerHistoryAnswer(*_stamps(answer), **msgspec.structs.asdict(answer.figure))
 
 
