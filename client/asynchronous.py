@@ -1,0 +1,526 @@
+"""The asynchronous client: one coroutine per operation of TrustLedger's HTTP API.
+
+Written by ``scripts/async_client.py`` from ``client/sync.py``; change that
+file and run the script, never this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx2 as httpx
+import msgspec
+
+from client import answers as a
+from client import calls
+from client.calls import RETRIES_DEFAULT, Call, backoff, segment
+from client.errors import Unreachable, problem_error
+from ledger import commands as c
+
+Role = Literal["seller", "buyer"]
+LOG_PAGE_DEFAULT = 1_000
+# A followed stream ends on the server's schedule; the client reconnects.
+STREAM_READ_TIMEOUT_SECONDS = 60.0
+
+
+class AsyncTrustLedger:
+    """A TrustLedger server, called with one API key.
+
+    Every call is retried on network errors, 429, 503 and retryable
+    conflicts, with exponential backoff and jitter (``retries`` times); an
+    append keeps its idempotency key across its retries, so it is recorded
+    once. With ``read_your_writes`` (the default) queries of the view wait
+    until it reflects the highest position this client appended.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = RETRIES_DEFAULT,
+        read_your_writes: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.retries = retries
+        self.read_your_writes = read_your_writes
+        self.written = 0  # the highest log position this client has appended
+        self._rng = random.Random(seed)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncTrustLedger:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    # --- Sending --------------------------------------------------------------------
+
+    async def send(self, call: Call) -> httpx.Response:
+        """Send a call, retrying what may succeed later; its answer, or raise."""
+        headers, params = self._prepare(call)
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                response = await self._http.request(
+                    call.method, call.path, params=params, content=call.body, headers=headers
+                )
+            except httpx.TransportError as error:
+                if attempt >= self.retries:
+                    raise Unreachable(f"{call.method} {call.path}: {error}") from error
+            else:
+                if response.is_success:
+                    return response
+                refused = problem_error(response.status_code, response.content, response.headers)
+                if not refused.retryable or attempt >= self.retries:
+                    raise refused
+                retry_after = refused.retry_after
+            attempt += 1
+            await asyncio.sleep(backoff(attempt, retry_after, self._rng))
+
+    def _prepare(self, call: Call) -> tuple[dict[str, str], dict[str, str]]:
+        headers = {}
+        if call.idempotency_key is not None:
+            headers["Idempotency-Key"] = call.idempotency_key
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+        params = dict(call.params)
+        own_writes = call.reads_view and self.read_your_writes and self.written
+        if own_writes and "min_position" not in params and "at_position" not in params:
+            params["min_position"] = str(self.written)
+        return headers, params
+
+    async def _answer(self, call: Call, answer: type[Any]) -> Any:
+        response = await self.send(call)
+        return msgspec.json.decode(response.content, type=answer)
+
+    # --- Appends --------------------------------------------------------------------
+
+    async def append(self, command: c.Command, *, idempotency_key: str | None = None) -> a.Appended:
+        """Append any command; the positions written (the first time, if repeated)."""
+        appended: a.Appended = await self._answer(
+            calls.append(command, idempotency_key), a.Appended
+        )
+        if appended.positions:
+            self.written = max(self.written, *appended.positions)
+        return appended
+
+    async def register_member(
+        self, command: c.RegisterMember, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def verify_identity(
+        self, command: c.VerifyIdentity, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def create_trade(
+        self, command: c.CreateTrade, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def pay_into_escrow(
+        self, command: c.PayIntoEscrow, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def ship_trade(
+        self, command: c.ShipTrade, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def confirm_receipt(
+        self, command: c.ConfirmReceipt, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def extend_confirm_timer(
+        self, command: c.ExtendConfirmTimer, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def close_trade(
+        self, command: c.CloseTrade, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def request_refund(
+        self, command: c.RequestRefund, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def take_refund_step(
+        self, command: calls.RefundStep, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        """Agree, reject, ship the return, confirm it, or cancel: the command says which."""
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def escalate_dispute(
+        self, command: c.EscalateDispute, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def rule_dispute(
+        self, command: c.RuleDispute, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def give_rating(
+        self, command: c.GiveRating, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def revise_rating(
+        self, command: c.ReviseRating, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def withdraw_rating(
+        self, command: c.WithdrawRating, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def explain_rating(
+        self, command: c.ExplainRating, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def review_follow_up(
+        self, command: c.ReviewFollowUp, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def shield_rating(
+        self, command: c.ShieldRating, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def file_complaint(
+        self, command: c.FileComplaint, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def escalate_complaint(
+        self, command: c.EscalateComplaint, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def record_complaint_follow_up(
+        self, command: c.RecordComplaintFollowUp, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def pay_compensation(
+        self, command: c.PayCompensation, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def rule_complaint(
+        self, command: c.RuleComplaint, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def record_violation(
+        self, command: c.RecordViolation, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def confirm_fake_trades(
+        self, command: c.ConfirmFakeTrades, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    async def record_search_cheating(
+        self, command: c.RecordSearchCheating, *, idempotency_key: str | None = None
+    ) -> a.Appended:
+        return await self.append(command, idempotency_key=idempotency_key)
+
+    # --- Queries --------------------------------------------------------------------
+
+    async def list_rulebooks(self) -> a.RulebooksAnswer:
+        answer: a.RulebooksAnswer = await self._answer(
+            calls.query("/v1/rulebooks"), a.RulebooksAnswer
+        )
+        return answer
+
+    async def get_credit(
+        self,
+        member_id: str,
+        *,
+        role: Role = "seller",
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.CreditAnswer:
+        call = calls.query(
+            f"/v1/members/{segment(member_id)}/credit",
+            reads_view=True,
+            role=role,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+        answer: a.CreditAnswer = await self._answer(call, a.CreditAnswer)
+        return answer
+
+    async def explain_credit(
+        self,
+        member_id: str,
+        *,
+        role: Role = "seller",
+        cursor: str | None = None,
+        limit: int | None = None,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.CreditExplanationAnswer:
+        """One page of the ratings behind a credit; pass ``next_cursor`` for the next."""
+        call = calls.query(
+            f"/v1/members/{segment(member_id)}/credit/explanation",
+            reads_view=True,
+            role=role,
+            cursor=cursor,
+            limit=limit,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+        answer: a.CreditExplanationAnswer = await self._answer(call, a.CreditExplanationAnswer)
+        return answer
+
+    async def get_seller_dsr(
+        self,
+        seller_id: str,
+        *,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.DsrAnswer:
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/dsr",
+            reads_view=True,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+        answer: a.DsrAnswer = await self._answer(call, a.DsrAnswer)
+        return answer
+
+    async def get_seller_violations(
+        self,
+        seller_id: str,
+        *,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.ViolationsAnswer:
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/violations",
+            reads_view=True,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+        answer: a.ViolationsAnswer = await self._answer(call, a.ViolationsAnswer)
+        return answer
+
+    async def get_buyer_history(
+        self,
+        buyer_id: str,
+        *,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.BuyerHistoryAnswer:
+        call = calls.query(
+            f"/v1/buyers/{segment(buyer_id)}/history",
+            reads_view=True,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+        answer: a.BuyerHistoryAnswer = await self._answer(call, a.BuyerHistoryAnswer)
+        return answer
+
+    async def get_seller_penalty(
+        self,
+        seller_id: str,
+        *,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.PenaltyAnswer:
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/penalty",
+            reads_view=True,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+        answer: a.PenaltyAnswer = await self._answer(call, a.PenaltyAnswer)
+        return answer
+
+    async def get_penalties(
+        self, seller_ids: list[str], *, as_of: datetime | None = None, rulebook: str | None = None
+    ) -> a.PenaltyBatch:
+        """Up to 1,000 sellers' penalties at once, in the order asked."""
+        body = {
+            "seller_ids": seller_ids,
+            "as_of": None if as_of is None else as_of.isoformat(),
+            "rulebook": rulebook,
+        }
+        response = await self.send(calls.post("/v1/penalties/batch", body))
+        return a.penalty_batch(response.content)
+
+    async def follow_penalty_changes(
+        self, after: int = 0, *, follow: bool = True, limit: int | None = None
+    ) -> AsyncIterator[a.PenaltyChange]:
+        """Every seller's penalty each time it changes, after a feed position.
+
+        Following, the stream never ends: when the server closes it (it does
+        every few minutes) or the connection breaks, the client reconnects
+        after the last change it yielded. Without ``follow``, the changes
+        there are now.
+        """
+        position, attempt = after, 0
+        while True:
+            call = calls.query("/v1/penalties/changes", after=position, follow=follow, limit=limit)
+            try:
+                async with self._http.stream(
+                    "GET",
+                    call.path,
+                    params=call.params,
+                    timeout=httpx.Timeout(
+                        self._http.timeout.connect, read=STREAM_READ_TIMEOUT_SECONDS
+                    ),
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        refused = problem_error(
+                            response.status_code, response.content, response.headers
+                        )
+                        if not refused.retryable or attempt >= self.retries:
+                            raise refused
+                        attempt += 1
+                        await asyncio.sleep(backoff(attempt, refused.retry_after, self._rng))
+                        continue
+                    async for line in response.aiter_lines():
+                        if line:
+                            change = msgspec.json.decode(line, type=a.PenaltyChange)
+                            position, attempt = change.feed_position, 0
+                            yield change
+            except httpx.TransportError as error:
+                if attempt >= self.retries:
+                    raise Unreachable(f"GET /v1/penalties/changes: {error}") from error
+                attempt += 1
+                await asyncio.sleep(backoff(attempt, None, self._rng))
+                continue
+            if not follow:
+                return
+
+    # --- Auditors -------------------------------------------------------------------
+
+    async def read_log(
+        self, after: int = 0, *, page: int = LOG_PAGE_DEFAULT
+    ) -> AsyncIterator[a.LogEvent]:
+        """Every event after a position, in order, a page at a time, to the end."""
+        position = after
+        while True:
+            call = calls.query("/v1/log", after=position, limit=page)
+            response = await self.send(call)
+            lines = response.content.splitlines()
+            for line in lines:
+                event = msgspec.json.decode(line, type=a.LogEvent)
+                position = event.position
+                yield event
+            if len(lines) < page:
+                return
+
+    async def replay_member(
+        self,
+        member_id: str,
+        *,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+    ) -> dict[str, Any]:
+        """A member's figures folded from the log itself (slow: it reads the log)."""
+        call = calls.query(
+            "/v1/replay",
+            member_id=member_id,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+        )
+        answer: dict[str, Any] = await self._answer(call, dict[str, Any])
+        return answer
+
+    async def get_tree_head(self) -> a.TreeHead:
+        answer: a.TreeHead = await self._answer(calls.query("/v1/audit/tree-head"), a.TreeHead)
+        return answer
+
+    async def get_inclusion_proof(self, position: int, tree_size: int) -> a.InclusionProof:
+        call = calls.query("/v1/audit/inclusion", position=position, tree_size=tree_size)
+        answer: a.InclusionProof = await self._answer(call, a.InclusionProof)
+        return answer
+
+    async def get_consistency_proof(self, first: int, second: int) -> a.ConsistencyProof:
+        call = calls.query("/v1/audit/consistency", first=first, second=second)
+        answer: a.ConsistencyProof = await self._answer(call, a.ConsistencyProof)
+        return answer
+
+    async def get_public_key(self) -> a.PublicKey:
+        answer: a.PublicKey = await self._answer(calls.query("/v1/audit/public-key"), a.PublicKey)
+        return answer
+
+    # --- Operations -----------------------------------------------------------------
+
+    async def get_health(self) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._answer(calls.query("/healthz"), dict[str, Any])
+        return answer
+
+    async def get_readiness(self) -> dict[str, Any]:
+        """Readiness; a server that is not ready raises ``Unavailable`` (after retries)."""
+        answer: dict[str, Any] = await self._answer(calls.query("/readyz"), dict[str, Any])
+        return answer
+
+    async def get_metrics(self) -> str:
+        response = await self.send(calls.query("/metrics"))
+        return response.text
+
+    async def ping(self, body: dict[str, Any] | None = None) -> None:
+        """Check that this key may append and its requests arrive."""
+        await self.send(calls.post("/v1/ping", body or {}))
+
+    async def run_deadlines(self, now: datetime) -> a.DeadlineRun:
+        call = calls.post("/v1/deadlines/run", {"now": now.isoformat()})
+        answer: a.DeadlineRun = await self._answer(call, a.DeadlineRun)
+        return answer
