@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.auth import KeyRing, Role
@@ -18,6 +21,8 @@ from ledger.clock import FixedClock
 from ledger.policy import DEFAULT_RULEBOOK
 from ledger.tree_head import write_new_key
 from tests.support import T0
+
+LIVE_START_SECONDS = 30
 
 
 class Api:
@@ -87,3 +92,39 @@ def running_api(
     app = create_app(settings, clock=clock, background=False)
     with TestClient(app) as client:
         yield Api(client, keys, clock)
+
+
+@contextmanager
+def live_server(
+    database_url: str, tmp_path: Path, *, background: bool = True, **overrides: Any
+) -> Iterator[tuple[str, dict[Role, str]]]:
+    """The service on a real port (uvicorn in a thread), with one key per role:
+    for clients that speak HTTP themselves. ``background`` runs the follower."""
+    ring = KeyRing([])
+    keys = {role: ring.add(role) for role in Role}
+    keys_file = tmp_path / "live-keys.json"
+    ring.save(keys_file)
+    key_file = tmp_path / "live-tree-head.pem"
+    write_new_key(key_file)
+    settings = Settings(
+        database_url=database_url,
+        keys_file=keys_file,
+        deadline_worker=False,
+        tree_head_key=key_file,
+        **overrides,
+    )
+    app = create_app(settings, background=background)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + LIVE_START_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", keys
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -7,17 +7,24 @@ import asyncio
 import random
 import re
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
 
 import httpx2 as httpx
 import msgspec
 import pytest
+from fastapi.routing import APIRoute
 
+from api import deps
 from api.catalog import OPERATIONS
+from api.routes import appends
 from client import AsyncTrustLedger, Conflict, InvalidInput, TrustLedger, Unavailable, Unreachable
 from client import calls as client_calls
 from client.calls import APPEND_PATHS, RETRY_WAIT_MAX_SECONDS, backoff
 from ledger import commands as c
+from ledger.policy import DEFAULT_RULEBOOK, load_policy
 from scripts.async_client import ASYNC, SYNC, asynchronous, formatted
+from tools.simulator import SimulationConfig, _Planner
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 TRADE = c.CreateTrade(
@@ -212,3 +219,34 @@ def test_the_rules_make_a_method_asynchronous() -> None:
     assert "import asyncio\nimport random" in out
     assert "    async def get(self) -> AsyncIterator[int]:" in out
     assert "await asyncio.sleep(1)" in out
+
+
+def _samples() -> dict[type[c.Command], c.Command]:
+    """A planned command of every kind the client appends (planning writes nothing)."""
+    config = SimulationConfig(
+        members=300, trades=3_000, days=60, seed=7, farming_rings=2, violators=3
+    )
+    samples: dict[type[c.Command], c.Command] = {}
+    for _, command in _Planner(config, load_policy(DEFAULT_RULEBOOK).policy).commands():
+        samples.setdefault(type(command), command)
+        if len(samples) == len(APPEND_PATHS):
+            break
+    return samples
+
+
+def test_every_command_the_client_sends_is_read_back_as_the_same_command() -> None:
+    """The body and path the client builds, read as the route reads them
+    (its body model, its path parameters), give back the very command."""
+    samples = _samples()
+    assert set(samples) == set(APPEND_PATHS)
+    routes = [r for r in appends.router.routes if isinstance(r, APIRoute)]
+    for command in samples.values():
+        call = client_calls.append(command, "k-1")
+        route = next(r for r in routes if r.path_regex.match(unquote(call.path)))
+        match = route.path_regex.match(unquote(call.path))
+        assert match is not None and route.body_field is not None
+        params = {k: v for k, v in match.groupdict().items() if k != "step"}
+        model: Any = route.body_field.field_info.annotation
+        body = model.model_validate_json(call.body)
+        read = deps.command(type(command), **params, **body.model_dump())
+        assert read == command, type(command).__name__
