@@ -1,4 +1,5 @@
-"""Imports run one way between the rooms: tools → api → projections → ledger.
+"""Imports run one way between the rooms: tools → client → api → projections →
+ledger (the client takes only the answers' shapes from api: no web framework).
 
 The write side knows nothing of how it is read, served or operated; the read
 side nothing of HTTP or the tools; HTTP nothing of the command line. Every
@@ -15,9 +16,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 FORBIDDEN = {
-    "ledger": frozenset({"projections", "api", "tools"}),
-    "projections": frozenset({"api", "tools"}),
-    "api": frozenset({"tools"}),
+    "ledger": frozenset({"projections", "api", "client", "tools"}),
+    "projections": frozenset({"api", "client", "tools"}),
+    "api": frozenset({"client", "tools"}),
+    "client": frozenset({"tools"}),
     "tools": frozenset(),
 }
 
@@ -54,3 +56,16 @@ def test_the_check_sees_every_kind_of_import() -> None:
     )
     assert imported_rooms(source) == {(1, "api"), (2, "tools"), (4, "projections")}
     assert imported_rooms("from . import sibling\nimport os.path\n") == {(2, "os")}
+
+
+def test_the_client_takes_nothing_of_the_server_but_the_answers_shapes() -> None:
+    found = [
+        f"{path.relative_to(ROOT)} imports {node.module}"
+        for path in sorted((ROOT / "client").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.split(".")[0] == "api"
+        and node.module != "api.answers"
+    ]
+    assert found == []
