@@ -1,8 +1,11 @@
 """API keys: stored as hashes, one role each, sent as ``Authorization: Bearer``.
 
-A key reads ``tl_<id>_<secret>``. The keys file keeps only the id, the role
-and the SHA-256 of the whole key, so a leaked file grants nothing. The id
-names the caller: idempotency keys are scoped to it.
+A key reads ``tl_<id>_<secret>``. The keys file keeps only the id, the role,
+the caller and the SHA-256 of the whole key, so a leaked file grants nothing.
+The caller is the service the key belongs to, and idempotency keys are scoped
+to it, not to the key: a successor made by ``rotate`` inherits its caller, so
+a retry sent with the new key is answered as the repeat it is. A key given
+no caller is its own caller (its id).
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 import msgspec
+
+from ledger.app import CALLER_PATTERN
 
 KEYS_FILE_MAX_BYTES = 1_000_000
 KEY_PREFIX = "tl_"
@@ -47,6 +53,12 @@ class StoredKey(msgspec.Struct, frozen=True):
     # A key stops working at its expiry or its revocation, whichever comes first.
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    caller: str | None = None  # None: the key is its own caller
+
+    @property
+    def scope(self) -> str:
+        """The caller idempotency keys are scoped to."""
+        return self.caller or self.id
 
     def valid_at(self, now: datetime) -> bool:
         ends = [at for at in (self.expires_at, self.revoked_at) if at is not None]
@@ -54,10 +66,11 @@ class StoredKey(msgspec.Struct, frozen=True):
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """Who is calling: the key id (the idempotency scope) and its role."""
+    """Who is calling: the key id, its role and its caller (the idempotency scope)."""
 
     key_id: str
     role: Role
+    caller: str
 
 
 class KeyRing:
@@ -88,13 +101,20 @@ class KeyRing:
             scratch.unlink(missing_ok=True)
             raise
 
-    def add(self, role: Role, *, expires_at: datetime | None = None) -> str:
-        """Create a key for a role; the plain key is returned once and never stored."""
+    def add(
+        self, role: Role, *, expires_at: datetime | None = None, caller: str | None = None
+    ) -> str:
+        """Create a key for a role (and a caller); the plain key is returned once
+        and never stored."""
+        if caller is not None and not re.fullmatch(CALLER_PATTERN, caller):
+            raise ValueError(f"a caller's name must match {CALLER_PATTERN}")
         key_id = secrets.token_hex(4)
         while key_id in self._by_id:
             key_id = secrets.token_hex(4)
         plain = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
-        stored = StoredKey(key_id, role, _digest(plain), _now(), expires_at=expires_at)
+        stored = StoredKey(
+            key_id, role, _digest(plain), _now(), expires_at=expires_at, caller=caller
+        )
         self._by_id[key_id] = stored
         return plain
 
@@ -108,14 +128,14 @@ class KeyRing:
         return revoked
 
     def rotate(self, key_id: str, grace: timedelta) -> str:
-        """A new key of the same role; the old one keeps working for ``grace``
-        (never longer than it would have), so callers can move over."""
+        """A new key of the same role and caller; the old one keeps working for
+        ``grace`` (never longer than it would have), so callers can move over."""
         old = self._known(key_id)
         ends = _now() + grace
         if old.expires_at is not None:
             ends = min(ends, old.expires_at)
         self._by_id[key_id] = msgspec.structs.replace(old, expires_at=ends)
-        return self.add(old.role, expires_at=old.expires_at)
+        return self.add(old.role, expires_at=old.expires_at, caller=old.scope)
 
     def authenticate(self, plain: str) -> Principal | None:
         if not plain.startswith(KEY_PREFIX) or plain.count("_") < 2:
@@ -126,7 +146,7 @@ class KeyRing:
             return None
         if not stored.valid_at(_now()):
             return None
-        return Principal(stored.id, stored.role)
+        return Principal(stored.id, stored.role, stored.scope)
 
     def _known(self, key_id: str) -> StoredKey:
         stored = self._by_id.get(key_id)

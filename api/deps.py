@@ -77,7 +77,7 @@ IdempotencyKey = Annotated[
 
 
 def origin(principal: Principal, key: str) -> Origin:
-    return Origin(caller=principal.key_id, idempotency_key=key)
+    return Origin(caller=principal.caller, idempotency_key=key)
 
 
 def command(command_type: type[C], **fields: Any) -> C:

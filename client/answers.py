@@ -45,9 +45,10 @@ __all__ = [
 
 
 class Appended(msgspec.Struct, frozen=True):
-    """The log positions an append wrote (or, repeated, wrote the first time)."""
+    """The log positions an append wrote (or, ``replayed``, wrote the first time)."""
 
     positions: tuple[int, ...]
+    replayed: bool = False
 
 
 class LogEvent(msgspec.Struct, frozen=True):

@@ -10,7 +10,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2 as httpx
 import msgspec
@@ -22,6 +22,7 @@ from client.errors import Unreachable, problem_error
 from ledger import commands as c
 
 Role = Literal["seller", "buyer"]
+T = TypeVar("T")
 LOG_PAGE_DEFAULT = 1_000
 # A followed stream ends on the server's schedule; the client reconnects.
 STREAM_READ_TIMEOUT_SECONDS = 60.0
@@ -105,6 +106,11 @@ class AsyncTrustLedger:
             params["min_position"] = str(self.written)
         return headers, params
 
+    async def _figure(self, path: str, answer: type[T], **params: object) -> T:
+        """A figure of the view, read after this client's own writes."""
+        figure: T = await self._answer(calls.query(path, reads_view=True, **params), answer)
+        return figure
+
     async def _answer(self, call: Call, answer: type[Any]) -> Any:
         response = await self.send(call)
         return msgspec.json.decode(response.content, type=answer)
@@ -113,9 +119,10 @@ class AsyncTrustLedger:
 
     async def append(self, command: c.Command, *, idempotency_key: str | None = None) -> a.Appended:
         """Append any command; the positions written (the first time, if repeated)."""
-        appended: a.Appended = await self._answer(
-            calls.append(command, idempotency_key), a.Appended
-        )
+        response = await self.send(calls.append(command, idempotency_key))
+        appended = msgspec.json.decode(response.content, type=a.Appended)
+        if response.headers.get("idempotency-replayed") == "true":
+            appended = msgspec.structs.replace(appended, replayed=True)
         if appended.positions:
             self.written = max(self.written, *appended.positions)
         return appended
@@ -269,17 +276,15 @@ class AsyncTrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.CreditAnswer:
-        call = calls.query(
+        return await self._figure(
             f"/v1/members/{segment(member_id)}/credit",
-            reads_view=True,
+            a.CreditAnswer,
             role=role,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.CreditAnswer = await self._answer(call, a.CreditAnswer)
-        return answer
 
     async def explain_credit(
         self,
@@ -294,9 +299,9 @@ class AsyncTrustLedger:
         min_position: int | None = None,
     ) -> a.CreditExplanationAnswer:
         """One page of the ratings behind a credit; pass ``next_cursor`` for the next."""
-        call = calls.query(
+        return await self._figure(
             f"/v1/members/{segment(member_id)}/credit/explanation",
-            reads_view=True,
+            a.CreditExplanationAnswer,
             role=role,
             cursor=cursor,
             limit=limit,
@@ -305,8 +310,6 @@ class AsyncTrustLedger:
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.CreditExplanationAnswer = await self._answer(call, a.CreditExplanationAnswer)
-        return answer
 
     async def get_seller_dsr(
         self,
@@ -317,16 +320,14 @@ class AsyncTrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.DsrAnswer:
-        call = calls.query(
+        return await self._figure(
             f"/v1/sellers/{segment(seller_id)}/dsr",
-            reads_view=True,
+            a.DsrAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.DsrAnswer = await self._answer(call, a.DsrAnswer)
-        return answer
 
     async def get_seller_violations(
         self,
@@ -337,16 +338,14 @@ class AsyncTrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.ViolationsAnswer:
-        call = calls.query(
+        return await self._figure(
             f"/v1/sellers/{segment(seller_id)}/violations",
-            reads_view=True,
+            a.ViolationsAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.ViolationsAnswer = await self._answer(call, a.ViolationsAnswer)
-        return answer
 
     async def get_buyer_history(
         self,
@@ -357,16 +356,14 @@ class AsyncTrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.BuyerHistoryAnswer:
-        call = calls.query(
+        return await self._figure(
             f"/v1/buyers/{segment(buyer_id)}/history",
-            reads_view=True,
+            a.BuyerHistoryAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.BuyerHistoryAnswer = await self._answer(call, a.BuyerHistoryAnswer)
-        return answer
 
     async def get_seller_penalty(
         self,
@@ -377,16 +374,14 @@ class AsyncTrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.PenaltyAnswer:
-        call = calls.query(
+        return await self._figure(
             f"/v1/sellers/{segment(seller_id)}/penalty",
-            reads_view=True,
+            a.PenaltyAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.PenaltyAnswer = await self._answer(call, a.PenaltyAnswer)
-        return answer
 
     async def get_penalties(
         self, seller_ids: list[str], *, as_of: datetime | None = None, rulebook: str | None = None

@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx2 as httpx
 import msgspec
@@ -22,6 +22,7 @@ from client.errors import Unreachable, problem_error
 from ledger import commands as c
 
 Role = Literal["seller", "buyer"]
+T = TypeVar("T")
 LOG_PAGE_DEFAULT = 1_000
 # A followed stream ends on the server's schedule; the client reconnects.
 STREAM_READ_TIMEOUT_SECONDS = 60.0
@@ -105,6 +106,11 @@ class TrustLedger:
             params["min_position"] = str(self.written)
         return headers, params
 
+    def _figure(self, path: str, answer: type[T], **params: object) -> T:
+        """A figure of the view, read after this client's own writes."""
+        figure: T = self._answer(calls.query(path, reads_view=True, **params), answer)
+        return figure
+
     def _answer(self, call: Call, answer: type[Any]) -> Any:
         response = self.send(call)
         return msgspec.json.decode(response.content, type=answer)
@@ -113,7 +119,10 @@ class TrustLedger:
 
     def append(self, command: c.Command, *, idempotency_key: str | None = None) -> a.Appended:
         """Append any command; the positions written (the first time, if repeated)."""
-        appended: a.Appended = self._answer(calls.append(command, idempotency_key), a.Appended)
+        response = self.send(calls.append(command, idempotency_key))
+        appended = msgspec.json.decode(response.content, type=a.Appended)
+        if response.headers.get("idempotency-replayed") == "true":
+            appended = msgspec.structs.replace(appended, replayed=True)
         if appended.positions:
             self.written = max(self.written, *appended.positions)
         return appended
@@ -263,17 +272,15 @@ class TrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.CreditAnswer:
-        call = calls.query(
+        return self._figure(
             f"/v1/members/{segment(member_id)}/credit",
-            reads_view=True,
+            a.CreditAnswer,
             role=role,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.CreditAnswer = self._answer(call, a.CreditAnswer)
-        return answer
 
     def explain_credit(
         self,
@@ -288,9 +295,9 @@ class TrustLedger:
         min_position: int | None = None,
     ) -> a.CreditExplanationAnswer:
         """One page of the ratings behind a credit; pass ``next_cursor`` for the next."""
-        call = calls.query(
+        return self._figure(
             f"/v1/members/{segment(member_id)}/credit/explanation",
-            reads_view=True,
+            a.CreditExplanationAnswer,
             role=role,
             cursor=cursor,
             limit=limit,
@@ -299,8 +306,6 @@ class TrustLedger:
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.CreditExplanationAnswer = self._answer(call, a.CreditExplanationAnswer)
-        return answer
 
     def get_seller_dsr(
         self,
@@ -311,16 +316,14 @@ class TrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.DsrAnswer:
-        call = calls.query(
+        return self._figure(
             f"/v1/sellers/{segment(seller_id)}/dsr",
-            reads_view=True,
+            a.DsrAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.DsrAnswer = self._answer(call, a.DsrAnswer)
-        return answer
 
     def get_seller_violations(
         self,
@@ -331,16 +334,14 @@ class TrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.ViolationsAnswer:
-        call = calls.query(
+        return self._figure(
             f"/v1/sellers/{segment(seller_id)}/violations",
-            reads_view=True,
+            a.ViolationsAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.ViolationsAnswer = self._answer(call, a.ViolationsAnswer)
-        return answer
 
     def get_buyer_history(
         self,
@@ -351,16 +352,14 @@ class TrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.BuyerHistoryAnswer:
-        call = calls.query(
+        return self._figure(
             f"/v1/buyers/{segment(buyer_id)}/history",
-            reads_view=True,
+            a.BuyerHistoryAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.BuyerHistoryAnswer = self._answer(call, a.BuyerHistoryAnswer)
-        return answer
 
     def get_seller_penalty(
         self,
@@ -371,16 +370,14 @@ class TrustLedger:
         rulebook: str | None = None,
         min_position: int | None = None,
     ) -> a.PenaltyAnswer:
-        call = calls.query(
+        return self._figure(
             f"/v1/sellers/{segment(seller_id)}/penalty",
-            reads_view=True,
+            a.PenaltyAnswer,
             as_of=as_of,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,
         )
-        answer: a.PenaltyAnswer = self._answer(call, a.PenaltyAnswer)
-        return answer
 
     def get_penalties(
         self, seller_ids: list[str], *, as_of: datetime | None = None, rulebook: str | None = None

@@ -42,6 +42,7 @@ RULES: list[tuple[str, str]] = [
     (r"self\._http\.request\(", "await self._http.request("),
     (r"time\.sleep\(", "await asyncio.sleep("),
     (r"return self\.append\(", "return await self.append("),
+    (r"return self\._figure\(", "return await self._figure("),
     (r"self\._answer\(", "await self._answer("),
     (r"self\.send\(", "await self.send("),
     (r"with self\._http\.stream\(", "async with self._http.stream("),

@@ -25,6 +25,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add = actions.add_parser("add", help="create a key for a role; it is printed once")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--expires-in-days", type=float, default=None, help="default: never")
+    add.add_argument(
+        "--caller",
+        default=None,
+        help="the service the key belongs to; its idempotency keys are scoped to it and "
+        "survive rotation (default: the key's own id)",
+    )
     listed = actions.add_parser("list", help="every key: id, role, created, expires, revoked")
     revoke = actions.add_parser("revoke", help="end a key now")
     revoke.add_argument("key_id")
@@ -49,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
         if args.keys_command == "add":
             days = args.expires_in_days
             expires = datetime.now(UTC) + timedelta(days=days) if days is not None else None
-            _issued(ring.add(Role(args.role), expires_at=expires), path)
+            try:
+                plain = ring.add(Role(args.role), expires_at=expires, caller=args.caller)
+            except ValueError as error:
+                raise SystemExit(str(error)) from error
+            _issued(plain, path)
         elif args.keys_command == "list":
             for key in ring.listed():
                 print(_described(key))
@@ -76,6 +86,7 @@ def _described(key: StoredKey) -> str:
 
     valid = "valid" if key.valid_at(datetime.now(UTC)) else "ended"
     return (
-        f"{key.id}  {key.role.value:<8} {valid:<5}  created {when(key.created_at)}  "
+        f"{key.id}  {key.role.value:<8} {valid:<5}  caller {key.scope}  "
+        f"created {when(key.created_at)}  "
         f"expires {when(key.expires_at)}  revoked {when(key.revoked_at)}"
     )

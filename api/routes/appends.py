@@ -1,8 +1,9 @@
 """Appends (role ``service``): platform services record facts.
 
-Every append takes an ``Idempotency-Key`` header, scoped to the API key, and
-answers 201 with the log positions written — deadline facts settled first
-included — or, for a repeated key, the original answer.
+Every append takes an ``Idempotency-Key`` header, scoped to the caller (the
+service the API key belongs to), and answers 201 with the log positions
+written — deadline facts settled first included — or, for a repeated key, the
+original answer marked ``Idempotency-Replayed: true``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,24 @@ Appender = Annotated[Principal, Depends(require(APPEND_ROLES))]
 Route = Callable[..., Awaitable[Response]]
 
 
+# Set on the answer to an append that repeats an earlier one (same caller,
+# same key, same command): the positions are the first append's.
+REPLAYED_HEADER = "Idempotency-Replayed"
+_REPLAYED_DOC = {
+    "headers": {
+        REPLAYED_HEADER: {
+            "description": "`true` when this append repeated an earlier one with the same "
+            "Idempotency-Key: nothing was written, the positions are the first answer's",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
+}
+
+
 def created(path: str) -> Callable[[Route], Route]:
-    return router.post(path, status_code=201, response_model=s.Positions)
+    return router.post(
+        path, status_code=201, response_model=s.Positions, responses={201: _REPLAYED_DOC}
+    )
 
 
 async def _append(
@@ -42,7 +59,8 @@ async def _append(
         service.metrics.appended(len(result.positions))
     # The answer is encoded here rather than checked again against its model.
     body = _positions.encode(Positions(result.positions))
-    return Response(body, status_code=201, media_type="application/json")
+    headers = {REPLAYED_HEADER: "true"} if result.replayed else None
+    return Response(body, status_code=201, media_type="application/json", headers=headers)
 
 
 class Positions(msgspec.Struct, frozen=True):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from api.auth import Role
+from api.auth import KeyRing, Role
 from tests.e2e.support import Api, at, running_api
 
 
@@ -118,10 +119,47 @@ def test_appends_answer_201_with_positions_and_replay_a_repeated_key(api: Api) -
     again = api.post("/v1/members", {"member_id": "m1", "occurred_at": at(0)}, key="k-1")
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
+    assert "Idempotency-Replayed" not in first.headers
+    assert again.headers["Idempotency-Replayed"] == "true"
     reused = api.post("/v1/members", {"member_id": "m2", "occurred_at": at(0)}, key="k-1")
     assert reused.status_code == 409
     assert reused.json()["code"] == "idempotency_key_reused"
     assert reused.headers["content-type"] == "application/problem+json"
+
+
+def test_a_retry_with_a_rotated_key_is_answered_as_the_repeat_it_is(
+    api: Api, tmp_path: Path
+) -> None:
+    """Idempotency keys are scoped to the caller a key belongs to, and a
+    successor made by rotation belongs to the same caller."""
+    service = api.client.app.state.service  # type: ignore[attr-defined]
+    keys_file = service.settings.keys_file
+    ring = KeyRing.load(keys_file)
+    old = api.keys[Role.SERVICE]
+    principal = ring.authenticate(old)
+    assert principal is not None
+    successor = ring.rotate(principal.key_id, timedelta(hours=1))
+    ring.save(keys_file)
+    service.reload_keys()
+    body = {"member_id": "m-rotated", "occurred_at": at(0)}
+    first = api.post("/v1/members", body, key="register-m-rotated")
+    retried = api.client.post(
+        "/v1/members",
+        json=body,
+        headers={"Authorization": f"Bearer {successor}", "Idempotency-Key": "register-m-rotated"},
+    )
+    assert (retried.status_code, retried.json()) == (201, first.json())
+    assert retried.headers["Idempotency-Replayed"] == "true"
+    other = KeyRing.load(keys_file)
+    stranger = other.add(Role.SERVICE, caller="another-service")
+    other.save(keys_file)
+    service.reload_keys()
+    elsewhere = api.client.post(
+        "/v1/members",
+        json=body,
+        headers={"Authorization": f"Bearer {stranger}", "Idempotency-Key": "register-m-rotated"},
+    )
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (409, "member_exists")
 
 
 def test_refusals_are_problem_details_with_their_status_class(api: Api) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.auth import KeyRing, Role
+from api.auth import KeyRing, Principal, Role
 from api.service import Service
 from api.settings import Settings
 from ledger.app import LedgerApp
@@ -194,9 +194,9 @@ def test_keys_are_listed_revoked_and_rotated(
     ranking = keys("add", "--role", "ranking", "--expires-in-days", "30")
     reader_id, ranking_id = (key.split("_")[1] for key in (reader, ranking))
     listed = keys("list").splitlines()
-    assert [line.split()[:3] for line in listed] == [
-        [reader_id, "reader", "valid"],
-        [ranking_id, "ranking", "valid"],
+    assert [line.split()[:5] for line in listed] == [
+        [reader_id, "reader", "valid", "caller", reader_id],
+        [ranking_id, "ranking", "valid", "caller", ranking_id],
     ]
     assert "sha256" not in keys("list") and reader not in keys("list")
 
@@ -208,6 +208,24 @@ def test_keys_are_listed_revoked_and_rotated(
     assert ring.authenticate(ranking) is not None  # still within its grace
     new = ring.authenticate(successor)
     assert new is not None and new.role == Role.RANKING
+    assert new.caller == ranking_id  # the successor keeps its caller: retries stay safe
+    named = keys("add", "--role", "service", "--caller", "order-service")
+    assert KeyRing.load(keys_file).authenticate(named) == Principal(
+        named.split("_")[1], Role.SERVICE, "order-service"
+    )
+    with pytest.raises(SystemExit, match="caller"):
+        main(
+            [
+                "keys",
+                "add",
+                "--role",
+                "service",
+                "--caller",
+                "no spaces",
+                "--keys-file",
+                str(keys_file),
+            ]
+        )
     keys("rotate", ranking_id, "--grace-hours", "0")
     assert KeyRing.load(keys_file).authenticate(ranking) is None
 

@@ -94,7 +94,12 @@ def test_queries_read_the_clients_own_writes_and_refusals_are_typed(
             occurred_at=at + timedelta(hours=1),
         )
         created = admin.create_trade(trade, idempotency_key="create-t-1")
-        assert admin.create_trade(trade, idempotency_key="create-t-1") == created
+        repeated = admin.create_trade(trade, idempotency_key="create-t-1")
+        assert (repeated.positions, repeated.replayed, created.replayed) == (
+            created.positions,
+            True,
+            False,
+        )
         admin.pay_into_escrow(
             c.PayIntoEscrow(trade_id="t-1", occurred_at=at + 2 * timedelta(hours=1))
         )
