@@ -41,6 +41,7 @@ from ledger.policy import (
     ShippingMethod,
     ViolationCategory,
 )
+from projections.marketplace import POSITION_MAX
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=["T-1001"])]
 # A platform id in a path, checked as the same id in a body is.
@@ -212,6 +213,13 @@ class PenaltyBatchRequest(Body):
     seller_ids: Annotated[list[Id], Field(min_length=1)]
     as_of: BusinessTime | None = None
     rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
+    min_position: (
+        Annotated[
+            int,
+            Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
+        ]
+        | None
+    ) = None
 
 
 # --- Responses ----------------------------------------------------------------------

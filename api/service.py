@@ -21,6 +21,7 @@ from api.settings import Settings
 from ledger.app import Appended, LedgerApp, Origin
 from ledger.clock import Clock, SystemClock
 from ledger.commands import Command
+from ledger.errors import ErrorCode, InvalidInputError
 from ledger.tree_head import TreeHead, TreeHeadSigner
 from projections.follower import Follower
 from projections.log_tree import LogTree, open_log_tree
@@ -206,6 +207,9 @@ class Service:
     def catch_up_to(self, position: int) -> None:
         """Read your writes: the view reflects ``position`` when this returns.
 
+        A position beyond the end of the log is refused (422
+        ``position_beyond_log``): it names no write this caller could have made.
+
         With the follower inside, the request folds the log itself. When the
         follower runs apart, or reads come from a standby, it waits for the
         view it reads to reflect the position (the follower's fold, then the
@@ -213,6 +217,15 @@ class Service:
         and then raises ``ViewBehindError``: a 503 the caller retries, rather
         than a fall-back that would load the primary exactly when standbys lag.
         """
+        if self.view.position() >= position:
+            return
+        end = self.ledger.recorder.max_notification_id() or 0
+        if position > end:  # no wait can reach it: the caller asks for a write never made
+            raise InvalidInputError(
+                ErrorCode.POSITION_BEYOND_LOG,
+                f"min_position {position} is beyond the end of the log ({end})",
+                field="min_position",
+            )
         follower = self.follower
         if follower is not None:
             for _ in range(READ_YOUR_WRITES_MAX_BATCHES):

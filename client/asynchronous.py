@@ -384,13 +384,21 @@ class AsyncTrustLedger:
         )
 
     async def get_penalties(
-        self, seller_ids: list[str], *, as_of: datetime | None = None, rulebook: str | None = None
+        self,
+        seller_ids: list[str],
+        *,
+        as_of: datetime | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
     ) -> a.PenaltyBatch:
         """Up to 1,000 sellers' penalties at once, in the order asked."""
+        if min_position is None and self.read_your_writes and self.written:
+            min_position = self.written
         body = {
             "seller_ids": seller_ids,
             "as_of": None if as_of is None else as_of.isoformat(),
             "rulebook": rulebook,
+            "min_position": min_position,
         }
         response = await self.send(calls.post("/v1/penalties/batch", body))
         return a.penalty_batch(response.content)

@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_COMPLAINT = "unknown_complaint"
     UNKNOWN_POSITION = "unknown_position"
     UNKNOWN_TREE_SIZE = "unknown_tree_size"
+    POSITION_BEYOND_LOG = "position_beyond_log"
     # Contradicts the current state (409).
     OUT_OF_ORDER = "out_of_order"
     MEMBER_EXISTS = "member_exists"

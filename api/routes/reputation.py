@@ -210,6 +210,8 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
             f"at most {PENALTY_BATCH_MAX} sellers per batch",
             field="seller_ids",
         )
+    if body.min_position is not None:  # read-your-writes, as the single queries
+        service.catch_up_to(body.min_position)
     service.reputation.rulebook(body.rulebook)
     answer = batch_json(service, body.seller_ids, body.as_of, body.rulebook)
     return Response(answer, media_type=a.JSON)

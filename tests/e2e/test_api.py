@@ -98,6 +98,29 @@ def test_a_trade_through_http_shows_in_credit_dsr_and_penalty(api: Api) -> None:
     ]
 
 
+def test_min_position_past_the_log_is_refused_and_the_batch_takes_it_too(api: Api) -> None:
+    last = story(api)[-1]
+    beyond = api.get("/v1/members/seller-1/credit", min_position=last + 1)
+    assert beyond.status_code == 422
+    assert (beyond.json()["code"], beyond.json()["field"]) == (
+        "position_beyond_log",
+        "min_position",
+    )
+    assert api.get("/v1/members/seller-1/credit", min_position=last).status_code == 200
+    batch = api.client.post(
+        "/v1/penalties/batch",
+        json={"seller_ids": ["seller-1"], "min_position": last},
+        headers={"Authorization": f"Bearer {api.keys[Role.RANKING]}"},
+    )
+    assert batch.status_code == 200 and batch.json()["penalties"][0]["position"] == last
+    refused = api.client.post(
+        "/v1/penalties/batch",
+        json={"seller_ids": ["seller-1"], "min_position": last + 5},
+        headers={"Authorization": f"Bearer {api.keys[Role.RANKING]}"},
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "position_beyond_log")
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"

@@ -250,3 +250,14 @@ def test_every_command_the_client_sends_is_read_back_as_the_same_command() -> No
         body = model.model_validate_json(call.body)
         read = deps.command(type(command), **params, **body.model_dump())
         assert read == command, type(command).__name__
+
+
+def test_the_penalty_batch_reads_the_clients_own_writes(slept: list[float]) -> None:
+    batch = httpx.Response(200, json={"penalties": [{"seller_id": "s-9", "unknown": True}]})
+    server = Server(batch, created(12), batch)
+    client = ledger(server)
+    assert client.get_penalties(["s-9"]).penalties[0].seller_id == "s-9"
+    client.create_trade(TRADE)
+    client.get_penalties(["s-9"])
+    bodies = [msgspec.json.decode(r.content) for r in server.requests if "batch" in r.url.path]
+    assert [body.get("min_position") for body in bodies] == [None, 12]
