@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import answers, catalog, problems
+from api import answers, catalog, problems, schemas
 from api.admission import Admission
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
@@ -61,7 +61,9 @@ class TrustLedgerApi(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:  # built once, as FastAPI does
-            self.openapi_schema = answers.with_answer_schemas(catalog.describe(super().openapi()))
+            document = answers.with_answer_schemas(catalog.describe(super().openapi()))
+            document["components"]["schemas"]["Problem"] = schemas.problem_schema()
+            self.openapi_schema = document
         return self.openapi_schema
 
 

@@ -21,6 +21,7 @@ from api.service import ViewBehindError
 from ledger.database import STORE_UNAVAILABLE
 from ledger.errors import (
     ConcurrentUpdateError,
+    ErrorCode,
     InvalidInputError,
     LedgerError,
     NotFoundError,
@@ -41,6 +42,7 @@ TITLES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
     414: "URI Too Long",
@@ -67,6 +69,32 @@ class ApiProblem(Exception):
         super().__init__(detail)
         self.status, self.code, self.detail, self.field = status, code, detail, field
         self.retry_after = retry_after
+
+
+# The codes the HTTP layer answers with besides the ledger's (``ErrorCode``);
+# with them, every value ``code`` takes (the Problem schema's enum).
+HTTP_CODES = (
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "http_error",
+    "malformed_request",
+    "uri_too_long",
+    "headers_too_large",
+    "body_too_large",
+    "batch_too_large",
+    "invalid_input",
+    "invalid_cursor",
+    "unknown_member",
+    "unknown_rulebook",
+    "too_many_requests",
+    "store_unavailable",
+    "view_behind",
+    "not_ready",
+    "signing_key_missing",
+)
+CODES = tuple(sorted({*HTTP_CODES, *(str(code) for code in ErrorCode)}))
 
 
 def problem_body(

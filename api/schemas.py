@@ -8,11 +8,12 @@ they become msgspec command Structs. Answers are msgspec Structs defined in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from api.problems import CODES
 from ledger.commands import (
     AMOUNT_MINOR_MAX,
     FAKE_TRADE_CASE_TRADES_MAX,
@@ -241,9 +242,24 @@ class Problem(BaseModel):
     retryable: bool | None = None
 
 
-def _problem(description: str) -> dict[str, object]:
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_schema() -> dict[str, Any]:
+    """The one Problem component: ``code`` lists every value it takes."""
     schema = Problem.model_json_schema()
-    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
+    schema["properties"]["code"]["enum"] = list(CODES)
+    schema["properties"]["code"]["description"] = (
+        "the stable machine code: branch on this (docs/api.md lists what each means)"
+    )
+    return schema
+
+
+def _problem(description: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+    }
 
 
 PROBLEMS: dict[int | str, dict[str, object]] = {
@@ -253,9 +269,12 @@ PROBLEMS: dict[int | str, dict[str, object]] = {
     409: _problem(
         "the fact contradicts the current state, or the idempotency key was used for another command"
     ),
-    413: _problem("a batch over its limit"),
+    413: _problem("a body or a batch over its limit"),
     422: _problem("malformed or out-of-range input"),
-    503: _problem("the database cannot be reached just now: try again after Retry-After"),
+    429: _problem("over the key's rate, or too many requests without a valid key"),
+    503: _problem(
+        "the database cannot be reached just now, or the view is behind: retry after Retry-After"
+    ),
 }
 PROBLEMS_503 = _problem("no tree head key is configured")
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from api.auth import Role
+from api.problems import CODES
 from api.rate_limits import RATE_LIMITS_DEFAULT, RateLimit
 from tests.e2e.support import Api, at, running_api
 
@@ -232,6 +233,7 @@ def test_each_refusal_has_its_status_and_code_and_writes_nothing(
     assert (response.status_code, response.json()["code"]) == (status, code), response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"]
+    assert code in CODES  # the Problem schema's enum lists it
     assert ledger.recorder.max_notification_id() == before
 
 

@@ -17,6 +17,8 @@ from schemathesis.core.result import Err
 
 from api.auth import Role
 from api.catalog import OPERATIONS, Audience
+from api.problems import CODES
+from ledger.errors import ErrorCode
 from tests.e2e.support import Api, running_api
 
 EXAMPLES_PER_OPERATION = 10
@@ -53,6 +55,26 @@ def test_every_operation_has_a_stable_id_a_summary_and_its_callers_tag(api: Api)
     assert seen == {key: entry[0] for key, entry in OPERATIONS.items()}
     assert len(set(seen.values())) == len(seen)
     assert {tag["name"] for tag in document["tags"]} == {str(a) for a in Audience}
+
+
+def test_problems_are_one_component_whose_code_lists_every_value(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    problem = document["components"]["schemas"]["Problem"]
+    assert problem["properties"]["code"]["enum"] == list(CODES)
+    assert {str(code) for code in ErrorCode} <= set(CODES)
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                schema = response.get("content", {}).get("application/problem+json")
+                if schema is not None:
+                    assert schema["schema"] == {"$ref": "#/components/schemas/Problem"}, (
+                        method,
+                        path,
+                        status,
+                    )
+    headers = {"Authorization": f"Bearer {api.keys[Role.READER]}"}
+    wrong = api.client.put("/v1/rulebooks", headers=headers)
+    assert (wrong.status_code, wrong.json()["title"]) == (405, "Method Not Allowed")
 
 
 def test_no_server_errors_and_no_schema_violations(api: Api) -> None:
