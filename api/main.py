@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import answers, catalog, problems, schemas
 from api.admission import Admission
@@ -83,11 +83,19 @@ class Timed:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        status = 500  # unless an answer begins: the app failed before it could send one
+
+        async def noted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, noted)
         finally:
             route = scope.get(ROUTE_LABEL) or getattr(scope.get("route"), "path", None)
             state = getattr(scope.get("app"), "state", None)
             service: Service | None = getattr(state, "service", None)
             if service is not None and route is not None:
-                service.metrics.observe(route, time.perf_counter() - started)
+                service.metrics.observe(route, status, time.perf_counter() - started)

@@ -1,85 +1,126 @@
-"""Prometheus metrics in the text exposition format, without a client library."""
+"""The service's Prometheus metrics, through ``prometheus_client``.
+
+Each ``Service`` has a registry of its own (tests run many services in one
+process). With several API workers (``serve --workers N``) the supervisor
+sets ``PROMETHEUS_MULTIPROC_DIR`` and every worker writes its samples there;
+``/metrics``, answered by whichever worker, then adds up all of them
+(prometheus_client's multiprocess mode), so a scrape sees the whole server.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
+import os
+import tempfile
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # The ASGI scope key naming the route of a request answered outside the
 # router (``api.ranking_path``), for the latency histogram.
 ROUTE_LABEL = "trustledger.route"
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def shared_samples_dir() -> tuple[Path, bool]:
+    """The folder the workers about to start will share their samples in: the
+    operator's ``PROMETHEUS_MULTIPROC_DIR`` emptied of an earlier run's files,
+    or a new temporary one (True: made here, to be removed after)."""
+    given = multiprocess_dir()
+    if given is None:
+        return Path(tempfile.mkdtemp(prefix="trustledger-metrics-")), True
+    given.mkdir(parents=True, exist_ok=True)
+    for stale in given.glob("*.db"):
+        stale.unlink()
+    return given, False
+
+
+def multiprocess_dir() -> Path | None:
+    """Where the workers of one server write their samples, if they share them."""
+    value = os.environ.get(MULTIPROCESS_DIR_ENV)
+    return Path(value) if value else None
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.appends = 0
-        self.appended_events = 0
-        self.conflicts = 0
-        self.ranking_path_answers = 0
-        self.refusals: dict[str, int] = defaultdict(int)
-        self._latency: dict[str, list[int]] = defaultdict(
-            lambda: [0] * (len(LATENCY_BUCKETS_SECONDS) + 1)
+        self.shared = multiprocess_dir() is not None
+        # Shared samples go to files whatever the registry; this one is only
+        # where this process's metrics are declared (and, alone, read).
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._appends = Counter("trustledger_appends", "Appends accepted", registry=r)
+        self._appended_events = Counter(
+            "trustledger_appended_events", "Events written by appends", registry=r
         )
-        self._latency_sum: dict[str, float] = defaultdict(float)
+        self._conflicts = Counter(
+            "trustledger_conflicts", "Appends refused as concurrent_update", registry=r
+        )
+        self._ranking_path = Counter(
+            "trustledger_ranking_path_answers",
+            "Penalty calls answered by the ranking engine's hot path",
+            registry=r,
+        )
+        self._refusals = Counter(
+            "trustledger_refusals", "Refusals by problem code", ["code"], registry=r
+        )
+        self._latency = Histogram(
+            "trustledger_request_seconds",
+            "Request latency by route and status",
+            ["route", "status"],
+            buckets=LATENCY_BUCKETS_SECONDS,
+            registry=r,
+        )
+        mode = {"multiprocess_mode": "max"} if self.shared else {}
+        self._lag_events = Gauge(
+            "trustledger_projection_lag_events",
+            "Events in the log the view has not folded yet",
+            registry=r,
+            **mode,  # type: ignore[arg-type]
+        )
+        self._lag_seconds = Gauge(
+            "trustledger_projection_lag_seconds",
+            "How long ago the oldest unfolded event was recorded",
+            registry=r,
+            **mode,  # type: ignore[arg-type]
+        )
+        if not self.shared:
+            ProcessCollector(registry=r)  # CPU, memory, open files of this process
+
+    @property
+    def ranking_path_answers(self) -> int:
+        return int(self._ranking_path._value.get())
 
     def appended(self, events: int) -> None:
-        with self._lock:
-            self.appends += 1
-            self.appended_events += events
+        self._appends.inc()
+        self._appended_events.inc(events)
 
     def ranking_path_answered(self) -> None:
-        with self._lock:
-            self.ranking_path_answers += 1
+        self._ranking_path.inc()
 
     def refused(self, code: str) -> None:
-        with self._lock:
-            self.refusals[code] += 1
-            if code == "concurrent_update":
-                self.conflicts += 1
+        self._refusals.labels(code=code).inc()
+        if code == "concurrent_update":
+            self._conflicts.inc()
 
-    def observe(self, route: str, seconds: float) -> None:
-        with self._lock:
-            counts = self._latency[route]
-            for i, bound in enumerate(LATENCY_BUCKETS_SECONDS):
-                if seconds <= bound:
-                    counts[i] += 1
-            counts[-1] += 1
-            self._latency_sum[route] += seconds
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        self._latency.labels(route=route, status=str(status)).observe(seconds)
 
-    def render(self, *, lag_events: int, lag_seconds: float) -> str:
-        with self._lock:
-            lines = [
-                "# TYPE trustledger_appends_total counter",
-                f"trustledger_appends_total {self.appends}",
-                "# TYPE trustledger_appended_events_total counter",
-                f"trustledger_appended_events_total {self.appended_events}",
-                "# TYPE trustledger_conflicts_total counter",
-                f"trustledger_conflicts_total {self.conflicts}",
-                "# TYPE trustledger_ranking_path_answers_total counter",
-                f"trustledger_ranking_path_answers_total {self.ranking_path_answers}",
-                "# TYPE trustledger_refusals_total counter",
-                *(
-                    f'trustledger_refusals_total{{code="{c}"}} {n}'
-                    for c, n in sorted(self.refusals.items())
-                ),
-                "# TYPE trustledger_projection_lag_events gauge",
-                f"trustledger_projection_lag_events {lag_events}",
-                "# TYPE trustledger_projection_lag_seconds gauge",
-                f"trustledger_projection_lag_seconds {lag_seconds:.3f}",
-                "# TYPE trustledger_request_seconds histogram",
-            ]
-            for route, counts in sorted(self._latency.items()):
-                for bound, count in zip(LATENCY_BUCKETS_SECONDS, counts, strict=False):
-                    lines.append(
-                        f'trustledger_request_seconds_bucket{{route="{route}",le="{bound}"}} {count}'
-                    )
-                lines.append(
-                    f'trustledger_request_seconds_bucket{{route="{route}",le="+Inf"}} {counts[-1]}'
-                )
-                lines.append(
-                    f'trustledger_request_seconds_sum{{route="{route}"}} {self._latency_sum[route]:.6f}'
-                )
-                lines.append(f'trustledger_request_seconds_count{{route="{route}"}} {counts[-1]}')
-        return "\n".join(lines) + "\n"
+    def render(self, *, lag_events: int, lag_seconds: float) -> bytes:
+        """The exposition text: this process's metrics, or every worker's."""
+        self._lag_events.set(lag_events)
+        self._lag_seconds.set(lag_seconds)
+        if not self.shared:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from api.metrics import MULTIPROCESS_DIR_ENV, shared_samples_dir
 from api.settings import FOLLOWER_SETTING, KEYS_FILE_SETTING, RULEBOOK_SETTING, Settings
 from ledger.app import LedgerApp
 from ledger.database import (
@@ -338,6 +340,7 @@ def _serve(args: argparse.Namespace, url: str) -> None:
         finally:
             app.close()
     if args.workers is not None:
+        samples, made_here = shared_samples_dir()
         # Each worker builds its own app from the environment (a spawned process).
         os.environ.update(
             {
@@ -345,17 +348,22 @@ def _serve(args: argparse.Namespace, url: str) -> None:
                 RULEBOOK_SETTING: args.rulebook,
                 KEYS_FILE_SETTING: str(settings.keys_file),
                 FOLLOWER_SETTING: "apart",
+                MULTIPROCESS_DIR_ENV: str(samples),
             }
         )
-        uvicorn.run(
-            "api.main:create_app",
-            factory=True,
-            workers=args.workers,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            http=BoundedHttpProtocol,
-        )
+        try:
+            uvicorn.run(
+                "api.main:create_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+                http=BoundedHttpProtocol,
+            )
+        finally:
+            if made_here:
+                shutil.rmtree(samples, ignore_errors=True)
         return
     uvicorn.run(
         create_app(settings),

@@ -14,6 +14,7 @@ from api import answers as a
 from api import schemas as s
 from api.auth import ADMIN_ROLES, APPEND_ROLES, Principal
 from api.deps import ServiceDep, require
+from api.metrics import CONTENT_TYPE
 from api.problems import RETRY_AFTER_UNAVAILABLE_SECONDS, problem
 from ledger.database import STORE_UNAVAILABLE
 from ledger.deadlines import DeadlineRun
@@ -67,11 +68,12 @@ def _not_ready(detail: str, **extra: Any) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(service: ServiceDep) -> PlainTextResponse:
-    """Counters and latencies in the Prometheus text format."""
+def metrics(service: ServiceDep) -> Response:
+    """Counters, latencies by route and status, and process figures, in the
+    Prometheus text format (all workers' together when there are several)."""
     lag_events, lag_seconds = service.lag()
     text = service.metrics.render(lag_events=lag_events, lag_seconds=lag_seconds)
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+    return Response(text, media_type=CONTENT_TYPE)
 
 
 @router.post(

@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
 from tests.chaos.support import FollowerProcesses, ServerProcess, trade_body
@@ -33,6 +34,17 @@ def _command_line(pid: int) -> bytes:
         return b""
 
 
+APPENDS_COUNTED = 20
+SCRAPES = 8
+
+
+def _appends_counted(server: ServerProcess) -> int:
+    """trustledger_appends_total as one scrape of /metrics (a new connection) reads it."""
+    text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+    line = next(x for x in text.splitlines() if x.startswith("trustledger_appends_total "))
+    return int(float(line.split()[1]))
+
+
 def test_workers_answer_while_the_follower_folds(postgres_url: str, tmp_path: Path) -> None:
     followers = FollowerProcesses(postgres_url, tmp_path)
     server = ServerProcess(postgres_url, tmp_path, "--workers", str(WORKERS))
@@ -49,6 +61,11 @@ def test_workers_answer_while_the_follower_folds(postgres_url: str, tmp_path: Pa
         answer = server.credit("s1", last)  # the follower folds it; the worker waits for that
         assert answer.status_code == 200, answer.text
         assert answer.json()["position"] >= last
+        # Appends land on either worker; /metrics, from either, counts them all.
+        for n in range(APPENDS_COUNTED):
+            server.append("/v1/members", {"member_id": f"m{n}", "occurred_at": T}, f"m{n}")
+        counted = {_appends_counted(server) for _ in range(SCRAPES)}
+        assert counted == {3 + APPENDS_COUNTED}
 
         follower.kill()  # nothing folds now: a read of a new write cannot be served
         follower.wait(timeout=30)

@@ -208,7 +208,8 @@ def test_the_hot_path_is_timed_under_its_route(pair: Pair) -> None:
     metrics = pair.fast.get(
         "/metrics", headers={"Authorization": f"Bearer {pair.keys[Role.ADMIN]}"}
     ).text
-    assert 'trustledger_request_seconds_count{route="/v1/sellers/{seller_id}/penalty"}' in metrics
+    route = 'route="/v1/sellers/{seller_id}/penalty",status="200"'
+    assert f"trustledger_request_seconds_count{{{route}}} " in metrics
     assert "trustledger_ranking_path_answers_total" in metrics
 
 
