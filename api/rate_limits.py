@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-
-import msgspec
+from dataclasses import dataclass
 
 from api.auth import Role
 
 ADDRESS_BUCKETS_MAX = 10_000
 
 
-class RateLimit(msgspec.Struct, frozen=True):
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket's size (``burst``) and refill (``per_second``); a dataclass
+    so the settings can read it from the environment as JSON."""
+
     per_second: float
     burst: float
 

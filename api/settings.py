@@ -1,73 +1,148 @@
-"""Service settings, read once from the environment; unsafe combinations are refused."""
+"""Service settings, from the environment (``TRUSTLEDGER_<NAME>``) or given in
+code; unsafe combinations are refused.
+
+pydantic-settings reads them: every field is a setting, its environment
+variable is ``TRUSTLEDGER_`` and its name in capitals, and its description is
+what ``trustledger settings`` prints and ``docs/operations.md`` tables. A
+structured value (``rate_limits``) is given as JSON.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+from pydantic import Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from api.auth import Role
 from api.rate_limits import FAILED_AUTH_LIMIT_DEFAULT, RATE_LIMITS_DEFAULT, RateLimit
-from ledger.database import database_url_from_environment, parse_database_url
+from ledger.database import DEFAULT_DATABASE_URL, parse_database_url
 from ledger.policy import DEFAULT_RULEBOOK
 from projections.follower import FollowerSettings
 
-# The environment a process reads its settings from (``serve --workers`` sets
-# them for its workers). FOLLOWER_SETTING is "inside" or "apart".
-RULEBOOK_SETTING = "TRUSTLEDGER_RULEBOOK"
-KEYS_FILE_SETTING = "TRUSTLEDGER_KEYS_FILE"
-TREE_HEAD_KEY_SETTING = "TRUSTLEDGER_TREE_HEAD_KEY"
-FOLLOWER_SETTING = "TRUSTLEDGER_FOLLOWER"
-READ_DATABASE_URL_SETTING = "TRUSTLEDGER_READ_DATABASE_URL"
+ENV_PREFIX = "TRUSTLEDGER_"
+# The variables ``serve --workers`` sets for the workers it spawns.
+RULEBOOK_SETTING = ENV_PREFIX + "RULEBOOK"
+KEYS_FILE_SETTING = ENV_PREFIX + "KEYS_FILE"
+TREE_HEAD_KEY_SETTING = ENV_PREFIX + "TREE_HEAD_KEY"
+FOLLOWER_SETTING = ENV_PREFIX + "FOLLOWER"
+READ_DATABASE_URL_SETTING = ENV_PREFIX + "READ_DATABASE_URL"
 
 
-class Settings(msgspec.Struct, frozen=True):
-    database_url: str
-    # PostgreSQL hot standbys (streaming replication) that answer the view
-    # queries; appends and the follower use ``database_url``, the primary.
-    read_database_url: str | None = None
-    rulebook: str = DEFAULT_RULEBOOK
-    keys_file: Path = Path("trustledger-keys.json")
-    # Development mode (``serve --dev`` only, on a loopback address) makes one
-    # key per role at start-up, prints them and keeps them in ``dev_keys_file``
-    # alone: the keys file of real callers is not read.
-    dev_keys: bool = False
-    dev_keys_file: Path = Path("trustledger-dev-keys.json")
-    # "inside": this process also runs the follower (the runner, the log tree,
-    # tree-head signing, the deadline worker): one ``serve`` is everything.
-    # "apart": API workers only; ``trustledger follow`` runs the follower.
-    follower: Literal["inside", "apart"] = "inside"
-    # Apart: how long a request with min_position waits for the follower to
-    # fold that far before it is answered 503 (view_behind) with Retry-After.
-    read_your_writes_seconds: float = 5.0
-    # How long one following stream of the penalty change feed stays open
-    # before it ends (the consumer reconnects after the last change it applied).
-    feed_follow_seconds: float = 300.0
-    deadline_worker: bool = True
-    deadline_interval_seconds: float = 30.0
-    projection_poll_seconds: float = 1.0
-    # The Ed25519 key that signs tree heads (``trustledger keygen`` makes one).
-    # Without one, development mode signs with a key made at start-up; otherwise
-    # tree heads are refused (503) rather than signed by a key nobody keeps.
-    tree_head_key: Path | None = None
-    tree_head_interval_seconds: float = 300.0
-    # Plain current-penalty calls answered outside FastAPI (api.ranking_path);
-    # off, every request takes the routes (the comparison tests use both).
-    ranking_path: bool = True
-    # The largest request body read (413 beyond it): a batch of 1,000 of the
-    # longest ids is about 135 KB.
-    body_bytes_max: int = 1024 * 1024
-    # Requests per API key by its role, and failed sign-ins per client address.
-    rate_limits: dict[Role, RateLimit] = msgspec.field(
-        default_factory=lambda: dict(RATE_LIMITS_DEFAULT)
+# Settings only code may give: development mode is turned on by ``serve
+# --dev`` and nothing else, never by a variable left in an environment.
+CODE_ONLY = frozenset({"dev_keys"})
+
+
+class _Environment(EnvSettingsSource):
+    """The process environment, less the settings only code may give."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in CODE_ONLY:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """What code gives, then the environment; no dotenv or secrets files."""
+        return init_settings, _Environment(settings_cls)
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="where the log and the views live: memory:, sqlite:///path or "
+        "postgresql://user@host:port/db?schema=...",
     )
-    failed_auth_limit: RateLimit = FAILED_AUTH_LIMIT_DEFAULT
-    # /readyz answers 503 when the store takes longer than this to answer it,
-    # or when the view trails the log by more than this much recording time.
-    readiness_timeout_seconds: float = 2.0
-    readiness_lag_seconds_max: float = 60.0
+    read_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL hot standbys (streaming replication) that answer view "
+        "queries; appends and the follower use database_url, the primary",
+    )
+    rulebook: str = Field(
+        default=DEFAULT_RULEBOOK, description="the default rulebook, by id or file"
+    )
+    keys_file: Path = Field(
+        default=Path("trustledger-keys.json"), description="the API keys (hashes only; mode 0600)"
+    )
+    dev_keys: bool = Field(
+        default=False,
+        description="development mode (serve --dev only, on a loopback address; never from "
+        "the environment): one key per role made at start-up, printed, and kept in "
+        "dev_keys_file; keys_file is not read",
+    )
+    dev_keys_file: Path = Field(
+        default=Path("trustledger-dev-keys.json"),
+        description="where development mode keeps its keys",
+    )
+    follower: Literal["inside", "apart"] = Field(
+        default="inside",
+        description="inside: this process also folds the log, hashes the tree, signs heads and "
+        "fires deadlines; apart: API workers only, beside trustledger follow",
+    )
+    read_your_writes_seconds: float = Field(
+        default=5.0,
+        description="apart: how long a query with min_position waits for the view before "
+        "503 view_behind",
+    )
+    feed_follow_seconds: float = Field(
+        default=300.0,
+        description="how long one following stream of the penalty change feed stays open",
+    )
+    deadline_worker: bool = Field(default=True, description="fire due deadlines on the real clock")
+    deadline_interval_seconds: float = Field(
+        default=30.0, description="how often due deadlines are fired"
+    )
+    projection_poll_seconds: float = Field(
+        default=1.0, description="how often the log is looked at, besides PostgreSQL's wake-ups"
+    )
+    tree_head_key: Path | None = Field(
+        default=None,
+        description="the Ed25519 key that signs tree heads (trustledger keygen); without one "
+        "tree heads are refused (503), except in development mode",
+    )
+    tree_head_interval_seconds: float = Field(
+        default=300.0, description="how often a tree head is signed while the log grows"
+    )
+    ranking_path: bool = Field(
+        default=True,
+        description="answer plain current-penalty calls outside FastAPI (the hot path)",
+    )
+    body_bytes_max: int = Field(
+        default=1024 * 1024, description="the largest request body read (413 beyond it)"
+    )
+    rate_limits: dict[Role, RateLimit] = Field(
+        default_factory=lambda: dict(RATE_LIMITS_DEFAULT),
+        description="requests a second and burst per API key, by role (JSON)",
+    )
+    failed_auth_limit: RateLimit = Field(
+        default=FAILED_AUTH_LIMIT_DEFAULT,
+        description="requests without a valid key per client address (JSON)",
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0, description="/readyz answers 503 when the store takes longer than this"
+    )
+    readiness_lag_seconds_max: float = Field(
+        default=60.0,
+        description="/readyz answers 503 when the view trails the log by more than this",
+    )
 
     def follower_settings(self, **changes: Any) -> FollowerSettings:
         """The follower's intervals as these settings give them."""
@@ -80,46 +155,32 @@ class Settings(msgspec.Struct, frozen=True):
         return msgspec.structs.replace(given, **changes)
 
     @classmethod
-    def from_environment(cls, **overrides: object) -> Settings:
-        values: dict[str, object] = {
-            "database_url": database_url_from_environment(),
-            "rulebook": os.environ.get(RULEBOOK_SETTING, DEFAULT_RULEBOOK),
-            "keys_file": Path(os.environ.get(KEYS_FILE_SETTING, "trustledger-keys.json")),
-            "tree_head_key": _path_or_none(os.environ.get(TREE_HEAD_KEY_SETTING, "")),
-            "follower": os.environ.get(FOLLOWER_SETTING, "inside"),
-            "read_database_url": os.environ.get(READ_DATABASE_URL_SETTING) or None,
-        }
-        values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+    def from_environment(cls, **overrides: Any) -> Settings:
+        """The settings the environment gives, with ``overrides`` on top."""
+        return cls(**overrides)
 
-    def __post_init__(self) -> None:
-        if (
-            min(
-                self.deadline_interval_seconds,
-                self.projection_poll_seconds,
-                self.tree_head_interval_seconds,
-                self.readiness_timeout_seconds,
-                self.readiness_lag_seconds_max,
-                self.read_your_writes_seconds,
-                self.feed_follow_seconds,
-            )
-            <= 0
-        ):
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        timings = (
+            self.deadline_interval_seconds,
+            self.projection_poll_seconds,
+            self.tree_head_interval_seconds,
+            self.readiness_timeout_seconds,
+            self.readiness_lag_seconds_max,
+            self.read_your_writes_seconds,
+            self.feed_follow_seconds,
+        )
+        if min(timings) <= 0:
             raise ValueError("intervals, timeouts and lags must be positive")
         if self.read_database_url is not None and not all(
             parse_database_url(url).kind == "postgresql"
             for url in (self.database_url, self.read_database_url)
         ):
             raise ValueError("read replicas are PostgreSQL standbys of a PostgreSQL primary")
-        if self.follower not in ("inside", "apart"):
-            raise ValueError(f"follower is inside or apart, not {self.follower!r}")
         if set(self.rate_limits) != set(Role):
             raise ValueError("rate_limits names a limit for every role")
         if self.body_bytes_max < 1:
             raise ValueError("body_bytes_max must be positive")
         if self.dev_keys and self.dev_keys_file.resolve() == self.keys_file.resolve():
             raise ValueError("development keys need a file of their own, not the keys file")
-
-
-def _path_or_none(value: str) -> Path | None:
-    return Path(value) if value else None
+        return self

@@ -121,3 +121,11 @@ def market(database_url: str) -> Iterator[Market]:
         yield m
     finally:
         m.app.close()
+
+
+@pytest.fixture(autouse=True)
+def _settings_come_from_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read ``TRUSTLEDGER_*`` variables: the environment a test runs in
+    must not steer it (a test that wants one sets it)."""
+    for name in [n for n in os.environ if n.startswith("TRUSTLEDGER_")]:
+        monkeypatch.delenv(name)

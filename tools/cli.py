@@ -39,6 +39,7 @@ from projections.views import MemoryView, ReputationView, SqlView, open_view
 from projections.whatif import what_if
 from tools import bench as bench_command
 from tools import keys as keys_command
+from tools import settings_list as settings_command
 from tools import simulate as simulate_command
 from tools import transfer as transfer_command
 from tools import verify as verify_command
@@ -157,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     witness_command.register(commands)
     verify_command.register(commands)
     bench_command.register(commands)
+    settings_command.register(commands)
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
         query.add_argument("member_id")
@@ -453,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _follow(args, url)
     if args.command == "keys":
         return keys_command.run(args)
+    if args.command == "settings":
+        return settings_command.run(args)
     if args.command == "simulate":
         return simulate_command.run(args, url)
     if args.command in ("export", "import"):
