@@ -275,6 +275,13 @@ def rulebooks_answer(rulebooks: Iterable[Rulebook], default: str) -> RulebooksAn
     )
 
 
+class UnknownMember(msgspec.Struct, frozen=True):
+    """A member unknown as of the batch's time: never registered, or registered later."""
+
+    member_id: str
+    unknown: Annotated[bool, msgspec.Meta(extra_json_schema={"const": True})] = True
+
+
 ANSWERS: tuple[type[msgspec.Struct], ...] = (
     RulebooksAnswer,
     CreditAnswer,
@@ -282,6 +289,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     DsrAnswer,
     PenaltyAnswer,
     UnknownSeller,
+    UnknownMember,
     ViolationsAnswer,
     BuyerHistoryAnswer,
     TreeHead,
@@ -311,6 +319,24 @@ ANSWER_SCHEMAS[PENALTY_BATCH_ANSWER] = {
     },
     "required": ["penalties"],
 }
+CREDIT_BATCH_ANSWER = "CreditBatchAnswer"
+DSR_BATCH_ANSWER = "DsrBatchAnswer"
+for _name, _member, _answer, _what in (
+    (CREDIT_BATCH_ANSWER, "credits", "CreditAnswer", "credit"),
+    (DSR_BATCH_ANSWER, "shop_scores", "DsrAnswer", "shop scores"),
+):
+    ANSWER_SCHEMAS[_name] = {
+        "title": _name,
+        "description": f"The {_what} of many members, an entry per member asked, in order.",
+        "type": "object",
+        "properties": {
+            _member: {
+                "type": "array",
+                "items": {"anyOf": [_ref(_answer), _ref("UnknownMember")]},
+            }
+        },
+        "required": [_member],
+    }
 
 
 def answered_by(

@@ -89,6 +89,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", SELLER + "/dsr"): ("getSellerDsr", PLATFORM),
     ("get", SELLER + "/violations"): ("getSellerViolations", PLATFORM),
     ("get", "/v1/buyers/{buyer_id}/history"): ("getBuyerHistory", PLATFORM),
+    ("post", "/v1/credit/batch"): ("getCreditBatch", PLATFORM),
+    ("post", "/v1/dsr/batch"): ("getDsrBatch", PLATFORM),
     ("get", SELLER + "/penalty"): ("getSellerPenalty", RANKING),
     ("post", "/v1/penalties/batch"): ("getPenalties", RANKING),
     ("get", "/v1/penalties/changes"): ("followPenaltyChanges", RANKING),

@@ -210,6 +210,33 @@ class DeadlineRunRequest(Body):
     now: BusinessTime
 
 
+class CreditBatchRequest(Body):
+    member_ids: Annotated[list[Id], Field(min_length=1)]
+    role: Literal["seller", "buyer"] = "seller"
+    as_of: BusinessTime | None = None
+    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
+    min_position: (
+        Annotated[
+            int,
+            Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
+        ]
+        | None
+    ) = None
+
+
+class DsrBatchRequest(Body):
+    seller_ids: Annotated[list[Id], Field(min_length=1)]
+    as_of: BusinessTime | None = None
+    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
+    min_position: (
+        Annotated[
+            int,
+            Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
+        ]
+        | None
+    ) = None
+
+
 class PenaltyBatchRequest(Body):
     seller_ids: Annotated[list[Id], Field(min_length=1)]
     as_of: BusinessTime | None = None

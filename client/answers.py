@@ -15,6 +15,7 @@ from api.answers import (
     DsrAnswer,
     PenaltyAnswer,
     RulebooksAnswer,
+    UnknownMember,
     ViolationsAnswer,
 )
 from ledger.deadlines import DeadlineRun
@@ -28,9 +29,11 @@ __all__ = [
     "BuyerHistoryAnswer",
     "ConsistencyProof",
     "CreditAnswer",
+    "CreditBatch",
     "CreditExplanationAnswer",
     "DeadlineRun",
     "DsrAnswer",
+    "DsrBatch",
     "InclusionProof",
     "LogEvent",
     "PenaltyAnswer",
@@ -39,6 +42,7 @@ __all__ = [
     "PublicKey",
     "RulebooksAnswer",
     "TreeHead",
+    "UnknownMember",
     "UnknownSeller",
     "ViolationsAnswer",
 ]
@@ -75,19 +79,34 @@ class PenaltyBatch(msgspec.Struct, frozen=True):
     penalties: tuple[PenaltyAnswer | UnknownSeller, ...]
 
 
-class _Entries(msgspec.Struct):
-    penalties: list[msgspec.Raw]
+class CreditBatch(msgspec.Struct, frozen=True):
+    """A credit, or ``UnknownMember``, for each member asked, in order."""
+
+    credits: tuple[CreditAnswer | UnknownMember, ...]
 
 
-_entries = msgspec.json.Decoder(_Entries)
-_unknown = msgspec.json.Decoder(UnknownSeller)
-_penalty = msgspec.json.Decoder(PenaltyAnswer)
+class DsrBatch(msgspec.Struct, frozen=True):
+    """Shop scores, or ``UnknownMember``, for each seller asked, in order."""
+
+    shop_scores: tuple[DsrAnswer | UnknownMember, ...]
+
+
+def _entries(content: bytes, member: str, known: type[Any], unknown: type[Any]) -> list[Any]:
+    """A batch's entries: two shapes, told apart by ``unknown``."""
+    entries = []
+    for raw in msgspec.json.decode(content, type=dict[str, list[msgspec.Raw]])[member]:
+        decoded: Any = msgspec.json.decode(raw)
+        entries.append(msgspec.json.decode(raw, type=unknown if decoded.get("unknown") else known))
+    return entries
 
 
 def penalty_batch(content: bytes) -> PenaltyBatch:
-    """Decode a batch: its entries are of two shapes, told apart by ``unknown``."""
-    entries: list[PenaltyAnswer | UnknownSeller] = []
-    for raw in _entries.decode(content).penalties:
-        decoded: Any = msgspec.json.decode(raw)
-        entries.append(_unknown.decode(raw) if decoded.get("unknown") else _penalty.decode(raw))
-    return PenaltyBatch(tuple(entries))
+    return PenaltyBatch(tuple(_entries(content, "penalties", PenaltyAnswer, UnknownSeller)))
+
+
+def credit_batch(content: bytes) -> CreditBatch:
+    return CreditBatch(tuple(_entries(content, "credits", CreditAnswer, UnknownMember)))
+
+
+def dsr_batch(content: bytes) -> DsrBatch:
+    return DsrBatch(tuple(_entries(content, "shop_scores", DsrAnswer, UnknownMember)))

@@ -325,6 +325,44 @@ class TrustLedger:
             min_position=min_position,
         )
 
+    def get_credit_batch(
+        self,
+        member_ids: list[str],
+        *,
+        role: Role = "seller",
+        as_of: datetime | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.CreditBatch:
+        """Up to 1,000 members' credit in one role at once, in the order asked."""
+        body = self._batch(as_of, rulebook, min_position)
+        response = self.send(
+            calls.post("/v1/credit/batch", {**body, "member_ids": member_ids, "role": role})
+        )
+        return a.credit_batch(response.content)
+
+    def get_dsr_batch(
+        self,
+        seller_ids: list[str],
+        *,
+        as_of: datetime | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.DsrBatch:
+        """Up to 1,000 sellers' shop scores at once, in the order asked."""
+        body = self._batch(as_of, rulebook, min_position)
+        response = self.send(calls.post("/v1/dsr/batch", {**body, "seller_ids": seller_ids}))
+        return a.dsr_batch(response.content)
+
+    def _batch(
+        self, as_of: datetime | None, rulebook: str | None, min_position: int | None
+    ) -> dict[str, object]:
+        """A batch's scope, reading this client's own writes unless told a position."""
+        if min_position is None and self.read_your_writes and self.written:
+            min_position = self.written
+        when = None if as_of is None else as_of.isoformat()
+        return {"as_of": when, "rulebook": rulebook, "min_position": min_position}
+
     def get_seller_violations(
         self,
         seller_id: str,
@@ -388,14 +426,7 @@ class TrustLedger:
         min_position: int | None = None,
     ) -> a.PenaltyBatch:
         """Up to 1,000 sellers' penalties at once, in the order asked."""
-        if min_position is None and self.read_your_writes and self.written:
-            min_position = self.written
-        body = {
-            "seller_ids": seller_ids,
-            "as_of": None if as_of is None else as_of.isoformat(),
-            "rulebook": rulebook,
-            "min_position": min_position,
-        }
+        body = {**self._batch(as_of, rulebook, min_position), "seller_ids": seller_ids}
         response = self.send(calls.post("/v1/penalties/batch", body))
         return a.penalty_batch(response.content)
 

@@ -38,7 +38,8 @@ RULES: list[tuple[str, str]] = [
     (r"def __enter__\(", "def __aenter__("),
     (r"def __exit__\(", "def __aexit__("),
     (r"        self\.close\(\)", "        await self.close()"),
-    (r"^    def (?!__init__|_prepare)", "    async def "),
+    # Every method becomes a coroutine but the ones that do no I/O.
+    (r"^    def (?!__init__|_prepare|_batch)", "    async def "),
     (r"self\._http\.request\(", "await self._http.request("),
     (r"time\.sleep\(", "await asyncio.sleep("),
     (r"return self\.append\(", "return await self.append("),

@@ -31,13 +31,16 @@ from projections.explanations import (
     BadCursorError,
 )
 from projections.marketplace import POSITION_MAX
-from projections.queries import PENALTY_BATCH_MAX, UnknownSeller, Where
+from projections.queries import PENALTY_BATCH_MAX, UnknownMemberError, UnknownSeller, Where
 
 # The longest rulebook id a query may name, and the longest page cursor.
 RULEBOOK_ID_MAX_CHARS = 64
 CURSOR_MAX_CHARS = 512
 router = APIRouter(prefix="/v1", tags=["reputation"], responses=s.PROBLEMS)
 Ranker = Annotated[Principal, Depends(require(PENALTY_ROLES))]
+Reader = Annotated[Principal, Depends(require(QUERY_ROLES))]
+# Members per credit or shop-score batch, as many as a penalty batch.
+FIGURE_BATCH_MAX = PENALTY_BATCH_MAX
 AsOf = Annotated[s.BusinessTime | None, Query(description="business time (RFC 3339); default now")]
 AtPosition = Annotated[
     int | None,
@@ -215,6 +218,59 @@ def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> 
     service.reputation.rulebook(body.rulebook)
     answer = batch_json(service, body.seller_ids, body.as_of, body.rulebook)
     return Response(answer, media_type=a.JSON)
+
+
+def _too_many(ids: list[str], field: str) -> None:
+    if len(ids) > FIGURE_BATCH_MAX:
+        raise ApiProblem(
+            413, "batch_too_large", f"at most {FIGURE_BATCH_MAX} members per batch", field=field
+        )
+
+
+def _batch_scope(min_position: int | None, rulebook: str | None, service: Service) -> None:
+    """Read-your-writes and the rulebook checked, as the single queries do."""
+    if min_position is not None:
+        service.catch_up_to(min_position)
+    service.reputation.rulebook(rulebook)
+
+
+@router.post("/credit/batch", responses=a.answered_by(a.CREDIT_BATCH_ANSWER))
+def credits(body: s.CreditBatchRequest, service: ServiceDep, who: Reader) -> Response:
+    """Many members' credit in one role at once, in the order asked; a member
+    unknown at that time is an entry marked ``unknown``."""
+    _too_many(body.member_ids, "member_ids")
+    _batch_scope(body.min_position, body.rulebook, service)
+    where = Where(as_of=body.as_of or service.clock.now(), rulebook=body.rulebook)
+    reputation = service.reputation
+    entries = [
+        _known(member, lambda m: a.credit_answer(reputation.credit(m, body.role, where)))
+        for member in body.member_ids
+    ]
+    return Response(_json.encode({"credits": entries}), media_type=a.JSON)
+
+
+@router.post("/dsr/batch", responses=a.answered_by(a.DSR_BATCH_ANSWER))
+def shop_scores(body: s.DsrBatchRequest, service: ServiceDep, who: Reader) -> Response:
+    """Many sellers' shop scores at once, in the order asked; a seller unknown
+    at that time is an entry marked ``unknown``."""
+    _too_many(body.seller_ids, "seller_ids")
+    _batch_scope(body.min_position, body.rulebook, service)
+    where = Where(as_of=body.as_of or service.clock.now(), rulebook=body.rulebook)
+    decimals = service.reputation.rulebook(body.rulebook).scoring.dsr.display_decimals
+    reputation = service.reputation
+    entries = [
+        _known(seller, lambda m: a.dsr_answer(reputation.dsr(m, where), decimals=decimals))
+        for seller in body.seller_ids
+    ]
+    return Response(_json.encode({"shop_scores": entries}), media_type=a.JSON)
+
+
+def _known(member_id: str, answer: Callable[[str], msgspec.Struct]) -> msgspec.Struct:
+    """A member's answer, or the entry that says it is unknown at that time."""
+    try:
+        return answer(member_id)
+    except UnknownMemberError:
+        return a.UnknownMember(member_id)
 
 
 @router.get("/sellers/{seller_id}/violations", responses=a.answered_by(a.ViolationsAnswer))

@@ -121,6 +121,35 @@ def test_min_position_past_the_log_is_refused_and_the_batch_takes_it_too(api: Ap
     assert (refused.status_code, refused.json()["code"]) == (422, "position_beyond_log")
 
 
+def test_credit_and_shop_scores_come_in_batches_equal_to_the_single_answers(api: Api) -> None:
+    last = story(api)[-1]
+    reader = {"Authorization": f"Bearer {api.keys[Role.READER]}"}
+    asked = {"as_of": at(40), "min_position": last}
+    credits = api.client.post(
+        "/v1/credit/batch",
+        json={"member_ids": ["seller-1", "nobody", "buyer-1"], **asked},
+        headers=reader,
+    )
+    assert credits.status_code == 200, credits.text
+    single = [
+        api.get(f"/v1/members/{m}/credit", as_of=at(40)).json() for m in ("seller-1", "buyer-1")
+    ]
+    assert credits.json()["credits"] == [
+        single[0],
+        {"member_id": "nobody", "unknown": True},
+        single[1],
+    ]
+    scores = api.client.post(
+        "/v1/dsr/batch", json={"seller_ids": ["seller-1"], **asked}, headers=reader
+    ).json()["shop_scores"]
+    assert scores == [api.get("/v1/sellers/seller-1/dsr", as_of=at(40)).json()]
+    too_many = api.client.post("/v1/dsr/batch", json={"seller_ids": ["s"] * 1_001}, headers=reader)
+    assert (too_many.status_code, too_many.json()["code"]) == (413, "batch_too_large")
+    ranking = {"Authorization": f"Bearer {api.keys[Role.RANKING]}"}
+    forbidden = api.client.post("/v1/credit/batch", json={"member_ids": ["s"]}, headers=ranking)
+    assert forbidden.status_code == 403
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"

@@ -15,7 +15,14 @@ import pytest
 
 from api.auth import Role
 from client import AsyncTrustLedger, Forbidden, NotFound, ProblemError, TrustLedger
-from client.answers import PenaltyAnswer, PenaltyChange, UnknownSeller
+from client.answers import (
+    CreditAnswer,
+    DsrAnswer,
+    PenaltyAnswer,
+    PenaltyChange,
+    UnknownMember,
+    UnknownSeller,
+)
 from ledger import commands as c
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
@@ -113,6 +120,11 @@ def test_queries_read_the_clients_own_writes_and_refusals_are_typed(
         assert credit.position >= admin.written and credit.score == 1
         penalty = admin.get_seller_penalty("s-1")
         assert isinstance(penalty, PenaltyAnswer) and penalty.searchable
+        credits = admin.get_credit_batch(["s-1", "nobody"]).credits
+        assert isinstance(credits[0], CreditAnswer) and credits[0].score == 1
+        assert credits[1] == UnknownMember("nobody")
+        (scores,) = admin.get_dsr_batch(["s-1"]).shop_scores
+        assert isinstance(scores, DsrAnswer)
         batch = admin.get_penalties(["s-1", "nobody"])
         assert isinstance(batch.penalties[0], PenaltyAnswer)
         assert batch.penalties[1] == UnknownSeller("nobody")
