@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import answers, catalog, problems, schemas
 from api.admission import Admission
+from api.etags import ETags
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
 from api.routes import appends, audit, operations, penalty_feed, reputation
@@ -44,6 +45,7 @@ def create_app(
     )
     problems.install(app)
 
+    app.add_middleware(ETags)  # the innermost: around the routes' answers only
     if settings.ranking_path:
         app.add_middleware(RankingPath)
     # Outside the ranking path: a request is authenticated and its body

@@ -150,6 +150,30 @@ def test_credit_and_shop_scores_come_in_batches_equal_to_the_single_answers(api:
     assert forbidden.status_code == 403
 
 
+def test_an_answer_as_of_a_fixed_time_has_an_etag_and_a_caller_holding_it_gets_304(
+    api: Api,
+) -> None:
+    last = story(api)[-1]
+    path = "/v1/members/seller-1/credit"
+    first = api.get(path, as_of=at(40), min_position=last)
+    etag = first.headers["etag"]
+    again = api.client.get(
+        path,
+        params={"as_of": at(40)},
+        headers={"Authorization": f"Bearer {api.keys[Role.READER]}", "If-None-Match": etag},
+    )
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    other = api.client.get(
+        path,
+        params={"as_of": at(41)},
+        headers={"Authorization": f"Bearer {api.keys[Role.READER]}", "If-None-Match": etag},
+    )
+    assert other.status_code == 200 and other.headers["etag"] != etag
+    assert int(other.headers["content-length"]) == len(other.content)
+    log = api.get("/v1/log", role=Role.AUDITOR)
+    assert "etag" not in log.headers  # streams are left as they are
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"
