@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.auth import bearer_key
+from api.logs import KEY_ID_SCOPE
 from api.problems import PROBLEM_JSON, problem_body
 from api.rate_limits import ADDRESS_BUCKETS_MAX, Buckets
 from api.settings import Settings
@@ -143,6 +144,7 @@ class Admission:
             self._failed_by_address.take(address, self.failed_auth_limit, now)
             detail = UNAUTHENTICATED_NO_KEY if key is None else UNAUTHENTICATED_UNKNOWN
             return _Refused(401, "unauthenticated", detail)
+        scope[KEY_ID_SCOPE] = principal.key_id  # for the access line
         limit = self.rate_limits[principal.role]
         wait = self._by_key.take(principal.key_id, limit, now)
         if wait is not None:

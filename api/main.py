@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import answers, catalog, problems, schemas
+from api import answers, catalog, logs, problems, schemas
 from api.admission import Admission
 from api.etags import ETags
 from api.metrics import ROUTE_LABEL
@@ -70,7 +72,8 @@ class TrustLedgerApi(FastAPI):
 
 
 class Timed:
-    """Request latency by route for /metrics, as plain ASGI middleware.
+    """Latency by route and status for /metrics, the request id, and the
+    access line (``api.logs``), as plain ASGI middleware.
 
     Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) runs every request
     through an extra task and stream; on the ranking engine's hot path that
@@ -86,18 +89,63 @@ class Timed:
             return
         started = time.perf_counter()
         status = 500  # unless an answer begins: the app failed before it could send one
+        request_id = _request_id(scope)
+        appended = logs.note_appended_reset()
 
         async def noted(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = [*message.get("headers", ()), (logs.REQUEST_ID_HEADER, request_id)]
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, noted)
         finally:
+            seconds = time.perf_counter() - started
             route = scope.get(ROUTE_LABEL) or getattr(scope.get("route"), "path", None)
             state = getattr(scope.get("app"), "state", None)
             service: Service | None = getattr(state, "service", None)
             if service is not None and route is not None:
-                service.metrics.observe(route, status, time.perf_counter() - started)
+                service.metrics.observe(route, status, seconds)
+            if logs.access.isEnabledFor(logging.INFO):
+                _log_access(scope, route, status, seconds, request_id.decode())
+            logs.note_appended_done(appended)
+
+
+def _request_id(scope: Scope) -> bytes:
+    """The caller's X-Request-Id when it is a short visible token, else a new one."""
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == logs.REQUEST_ID_HEADER:
+            if logs.REQUEST_ID.fullmatch(value):
+                return value
+            break
+    return uuid.uuid4().hex.encode()
+
+
+def _log_access(
+    scope: Scope, route: str | None, status: int, seconds: float, request_id: str
+) -> None:
+    key_id = scope.get(logs.KEY_ID_SCOPE)
+    path = route or scope["path"]
+    ms = round(seconds * 1000, 2)
+    logs.access.info(
+        "%s %s %s %.2f ms key=%s request=%s",
+        scope["method"],
+        path,
+        status,
+        ms,
+        key_id or "-",
+        request_id,
+        extra={
+            "request_id": request_id,
+            "key_id": key_id,
+            "method": scope["method"],
+            "route": path,
+            "status": status,
+            "duration_ms": ms,
+            "position": logs.appended(),
+        },
+    )

@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         default=2.0, description="/readyz answers 503 when the store takes longer than this"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: plain lines; json: one JSON object a line, the access lines with "
+        "request id, key id, route, status, duration and the position an append wrote",
+    )
     readiness_lag_seconds_max: float = Field(
         default=60.0,
         description="/readyz answers 503 when the view trails the log by more than this",

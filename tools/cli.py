@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import logging.config
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from api.logs import log_config
 from api.metrics import MULTIPROCESS_DIR_ENV, shared_samples_dir
 from api.settings import FOLLOWER_SETTING, KEYS_FILE_SETTING, RULEBOOK_SETTING, Settings
 from ledger.app import LedgerApp
@@ -129,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
-        help="uvicorn's; below info there is no access log",
+        help="the server's; below info there are no access lines",
     )
     follow = commands.add_parser(
         "follow",
@@ -361,6 +363,8 @@ def _serve(args: argparse.Namespace, url: str) -> None:
                 host=args.host,
                 port=args.port,
                 log_level=args.log_level,
+                log_config=log_config(settings.log_format, args.log_level),
+                access_log=False,  # the service writes its own access lines
                 http=BoundedHttpProtocol,
             )
         finally:
@@ -372,6 +376,8 @@ def _serve(args: argparse.Namespace, url: str) -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=log_config(settings.log_format, args.log_level),
+        access_log=False,  # the service writes its own access lines
         http=BoundedHttpProtocol,
     )
 
@@ -420,7 +426,7 @@ def _follow(args: argparse.Namespace, url: str) -> int:
         feed=feed,
         rulebook=args.rulebook,
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.config.dictConfig(log_config(settings.log_format, "info"))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

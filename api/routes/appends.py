@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from fastapi import APIRouter, Depends, Response
 
+from api import logs
 from api import schemas as s
 from api.auth import APPEND_ROLES, Principal
 from api.deps import IdempotencyKey, ServiceDep, command, origin, require
@@ -57,6 +58,8 @@ async def _append(
     result = await service.run_command(method, cmd, origin(principal, key))
     if not result.replayed:
         service.metrics.appended(len(result.positions))
+    if result.positions:
+        logs.note_appended(result.positions[-1])
     # The answer is encoded here rather than checked again against its model.
     body = _positions.encode(Positions(result.positions))
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
