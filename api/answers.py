@@ -101,6 +101,14 @@ class RatingExplained(msgspec.Struct, frozen=True):
     visible_at: UtcTime
 
 
+class CreditExplainedAnswer(msgspec.Struct, frozen=True):
+    """A credit and every rating behind it, with how each counted (the command
+    line's ``credit --explain``; over HTTP the explanation comes in pages)."""
+
+    credit: CreditAnswer
+    explained: tuple[RatingExplained, ...]
+
+
 class CreditExplanationAnswer(Stamped, frozen=True, kw_only=True):
     """Why a member's credit is what it is: a page of the ratings received, in
     order of order creation; ``next_cursor`` asks for the next page (null: none)."""
@@ -114,7 +122,7 @@ def credit_explanation_answer(
     answer: Answer[CreditResult], page: ExplanationPage, *, hidden_shown: bool
 ) -> CreditExplanationAnswer:
     ratings = tuple(
-        _rating_explained(counted)
+        rating_explained(counted)
         for counted in page.ratings
         if hidden_shown or counted.reason != "hidden"
     )
@@ -123,7 +131,7 @@ def credit_explanation_answer(
     )
 
 
-def _rating_explained(counted: Counted) -> RatingExplained:
+def rating_explained(counted: Counted) -> RatingExplained:
     record = counted.record
     return RatingExplained(
         record.trade_id,

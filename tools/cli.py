@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from api import answers
 from api.logs import log_config
 from api.metrics import MULTIPROCESS_DIR_ENV, shared_samples_dir
 from api.settings import FOLLOWER_SETTING, KEYS_FILE_SETTING, RULEBOOK_SETTING, Settings
@@ -38,7 +39,7 @@ from projections.queries import Reputation, UnknownMemberError, Where
 from projections.rulebook import load_rulebook
 from projections.runner import BATCH_EVENTS_MAX, Runner
 from projections.views import MemoryView, ReputationView, SqlView, open_view
-from projections.whatif import what_if
+from projections.whatif import SellerOutcome, what_if
 from tools import bench as bench_command
 from tools import keys as keys_command
 from tools import settings_list as settings_command
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
     whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
     whatif.add_argument("--as-of", type=rfc3339_time, default=None)
+    whatif.add_argument("--json", action="store_true", help="the report as one JSON object")
     serve = commands.add_parser(
         "serve", help="the HTTP API (uvicorn), with the runner and deadline worker"
     )
@@ -256,7 +258,9 @@ def _sql_view(url: str, version: int) -> SqlView:
     return view
 
 
-def _whatif(app: LedgerApp, a: str, b: str, as_of: datetime | None) -> None:
+def _whatif(
+    app: LedgerApp, a: str, b: str, as_of: datetime | None, *, as_json: bool = False
+) -> None:
     view = MemoryView()
     total = app.recorder.max_notification_id() or 0
     progress = Progress("replay", total)
@@ -267,15 +271,31 @@ def _whatif(app: LedgerApp, a: str, b: str, as_of: datetime | None) -> None:
         f for f in (market.file(m) for m in sorted(market.members)) if f is not None and f.as_seller
     )
     report = what_if(sellers, load_rulebook(a), load_rulebook(b), as_of or app.clock.now())
-    print(
-        f"{report.sellers} sellers as of {report.as_of.isoformat()}: {report.rulebook} vs {report.versus}\n"
-        f"  level changed {report.level_changed}, searchable changed {report.searchable_changed}, "
-        f"sort_hidden changed {report.sort_hidden_changed}, multiplier changed {report.multiplier_changed}"
+    if as_json:
+        _print_json(report)
+        return
+    levels = (
+        f"level changed {report.level_changed}"
+        if report.level_changed is not None
+        else "levels on different scales (see where sellers land)"
     )
+    print(
+        f"{report.sellers} sellers as of {report.as_of.isoformat()}: "
+        f"{report.rulebook} vs {report.versus}\n"
+        f"  {levels}, searchable changed {report.searchable_changed}, "
+        f"sort_hidden changed {report.sort_hidden_changed}, "
+        f"multiplier changed {report.multiplier_changed}"
+    )
+    for move in report.level_moves:
+        print(f"  level {move.before} -> {move.after}: {move.sellers} seller(s)")
     for change in report.changes:
-        print(
-            f"  {change.seller_id}: {msgspec.to_builtins(change.before)} -> {msgspec.to_builtins(change.after)}"
-        )
+        print(f"  {change.seller_id}: {_outcome(change.before)} -> {_outcome(change.after)}")
+
+
+def _outcome(outcome: SellerOutcome) -> str:
+    shown = "shown" if outcome.searchable else "hidden from search"
+    sorted_ = ", sort hidden" if outcome.sort_hidden else ""
+    return f"{outcome.level_name}, {shown}, x{outcome.multiplier:g}{sorted_}"
 
 
 def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> None:
@@ -284,34 +304,18 @@ def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> No
         view, app.clock, default_rulebook=args.rulebook, time_at=app.recorded_at
     )
     where = Where(as_of=args.as_of, at_position=args.at_position)
+    # The answers HTTP gives, field for field: one name per figure.
     if args.command == "penalty":
-        answer: object = reputation.penalty(args.member_id, where)
+        penalty = reputation.penalty(args.member_id, where)
+        answer: msgspec.Struct = answers.penalty_answer(penalty.figure, penalty)
+    elif args.explain:
+        credit = reputation.credit_explained(args.member_id, args.role, where)
+        answer = answers.CreditExplainedAnswer(
+            answers.credit_answer(credit),
+            tuple(answers.rating_explained(counted) for counted in credit.figure.ratings),
+        )
     else:
-        explained = reputation.credit_explained if args.explain else reputation.credit
-        credit = explained(args.member_id, args.role, where)
-        figure = credit.figure
-        summary = {
-            "score": figure.score,
-            "level": msgspec.to_builtins(figure.level),
-            "positive_rate_lifetime": figure.positive_rate_lifetime,
-            "positive_rate_window": figure.positive_rate_window,
-            "rulebook": credit.rulebook,
-            "as_of": credit.as_of,
-            "position": credit.position,
-        }
-        if args.explain:
-            summary["ratings"] = [
-                {
-                    "trade_id": r.record.trade_id,
-                    "position": r.record.position,
-                    "score": r.score,
-                    "points": r.points,
-                    "reason": r.reason,
-                    "visible_at": r.record.visible_at,
-                }
-                for r in figure.ratings
-            ]
-        answer = summary
+        answer = answers.credit_answer(reputation.credit(args.member_id, args.role, where))
     _print_json(answer)
 
 
@@ -495,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "rebuild":
             _rebuild(app, args.fresh, args.batch_events, args.drop_after)
         elif args.command == "whatif":
-            _whatif(app, args.rulebook, args.vs, args.as_of)
+            _whatif(app, args.rulebook, args.vs, args.as_of, as_json=args.json)
         else:
             view = open_view(url)
             _query(app, view, args)

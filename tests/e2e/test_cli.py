@@ -13,6 +13,7 @@ from api.settings import Settings
 from ledger.app import LedgerApp
 from projections.runner import Runner
 from projections.views import open_view
+from tests.e2e.support import running_api
 from tools.cli import main
 
 
@@ -83,18 +84,32 @@ def test_credit_explains_every_rating(demo_url: str, capsys: pytest.CaptureFixtu
     ]
     assert main(argv) == 0
     answer = json.loads(capsys.readouterr().out)
-    assert answer["score"] == 2
-    assert answer["rulebook"] == "taobao-classic@1"
-    assert [(r["trade_id"], r["points"], r["reason"]) for r in answer["ratings"]] == [
+    assert answer["credit"]["score"] == 2
+    assert answer["credit"]["rulebook"] == "taobao-classic@1"
+    assert [(r["trade_id"], r["points"], r["reason"]) for r in answer["explained"]] == [
         ("T-1001", 1, None),
         ("T-1002", 1, None),
     ]
     assert main(["--database-url", demo_url, "credit", "nobody"]) == 2
 
 
+def test_the_command_line_answers_as_http_does(
+    demo_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = "2026-02-14T00:00:00Z"
+    assert main(["--database-url", demo_url, "credit", "bob-shop", "--as-of", asked]) == 0
+    credit = json.loads(capsys.readouterr().out)
+    assert main(["--database-url", demo_url, "penalty", "dave-store", "--as-of", asked]) == 0
+    penalty = json.loads(capsys.readouterr().out)
+    with running_api(demo_url, tmp_path) as api:
+        assert api.get("/v1/members/bob-shop/credit", as_of=asked).json() == credit
+        over_http = api.get("/v1/sellers/dave-store/penalty", as_of=asked, role=Role.RANKING)
+        assert over_http.json() == penalty
+
+
 def test_penalty_and_whatif(demo_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--database-url", demo_url, "penalty", "dave-store"]) == 0
-    assert json.loads(capsys.readouterr().out)["figure"]["searchable"] is True
+    assert json.loads(capsys.readouterr().out)["searchable"] is True
     assert main(["--database-url", demo_url, "whatif", "--vs", "ebay-style"]) == 0
     assert "2 sellers" in capsys.readouterr().out
 

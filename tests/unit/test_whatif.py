@@ -34,10 +34,28 @@ def test_whatif_reports_level_changes_between_rulebooks() -> None:
     )
 
     assert report.sellers == 2
-    assert report.level_changed == 1
-    (change,) = report.changes
-    assert change.seller_id == "seller-1"
-    assert (change.before.level, change.after.level) == (2, 1)  # 2 hearts vs a yellow star
+    # Hearts and stars are different scales: their numbers are not compared.
+    assert report.level_changed is None and report.changes == ()
+    assert {(m.before, m.after, m.sellers) for m in report.level_moves} == {
+        ("2 hearts", "yellow star", 1),
+        ("no level", "no star", 1),
+    }
+
+
+def test_whatif_counts_level_changes_on_one_scale(tmp_path: Path) -> None:
+    market = Market.open("memory:")
+    for i in range(12):
+        market.succeeded_trade(f"T{i}", buyer=f"buyer-{i}")
+        market.rate(f"T{i}", "buyer", "positive")
+    higher = tmp_path / "higher.toml"
+    higher.write_bytes(
+        rulebook_bytes("taobao-classic").replace(b'id = "taobao-classic"', b'id = "higher"')
+    )
+    files = [f for f in (sellers_after(market).file("seller-1"),) if f is not None]
+    same = what_if(
+        files, load_rulebook("taobao-classic"), load_rulebook(str(higher)), T0 + 30 * DAY
+    )
+    assert same.level_changed == 0 and same.level_moves[0].before == same.level_moves[0].after
 
 
 def test_whatif_with_a_stricter_file_rulebook_changes_the_multiplier(tmp_path: Path) -> None:
