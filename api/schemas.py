@@ -44,10 +44,43 @@ from ledger.policy import (
 )
 from projections.marketplace import POSITION_MAX
 
-Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=["T-1001"])]
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
+
+
+def _id(example: str) -> Any:
+    """A platform id with an example of its own kind (a buyer is not a seller)."""
+    return Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=[example])
+
+
+# The ids of one story: the examples of a buyer, a seller, their trade...
+EXAMPLE_IDS = {
+    "member_id": "s-30001",
+    "buyer_id": "b-20001",
+    "seller_id": "s-30001",
+    "trade_id": "t-40001",
+    "item_id": "i-50001",
+    "refund_id": "r-60001",
+    "complaint_id": "c-70001",
+    "rater_id": "b-20001",
+    "author_id": "b-20001",
+    "filed_by": "b-20001",
+    "violation_id": "v-80001",
+    "case_id": "k-90001",
+}
+
+
 # A platform id in a path, checked as the same id in a body is.
-PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
-Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True)]
+def _path_id(example: str) -> Any:
+    return Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS, examples=[example])
+
+
+TradePath = Annotated[str, _path_id("t-40001")]
+MemberPath = Annotated[str, _path_id("s-30001")]
+SellerPath = Annotated[str, _path_id("s-30001")]
+BuyerPath = Annotated[str, _path_id("b-20001")]
+ComplaintPath = Annotated[str, _path_id("c-70001")]
+RefundPath = Annotated[str, _path_id("r-60001")]
+Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True, examples=[12_500])]
 Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]
 Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX_CHARS)]
 DsrScore = Annotated[int, Field(ge=1, le=5, strict=True)]
@@ -81,20 +114,20 @@ class Body(BaseModel):
 
 
 class At(Body):
-    occurred_at: BusinessTime
+    occurred_at: Annotated[BusinessTime, Field(examples=["2026-11-02T09:30:00Z"])]
 
 
 class NewMember(At):
-    member_id: Id
+    member_id: Annotated[str, _id(EXAMPLE_IDS["member_id"])]
 
 
 class NewTrade(At):
-    trade_id: Id
-    buyer_id: Id
-    seller_id: Id
-    item_id: Id
+    trade_id: Annotated[str, _id(EXAMPLE_IDS["trade_id"])]
+    buyer_id: Annotated[str, _id(EXAMPLE_IDS["buyer_id"])]
+    seller_id: Annotated[str, _id(EXAMPLE_IDS["seller_id"])]
+    item_id: Annotated[str, _id(EXAMPLE_IDS["item_id"])]
     amount_minor: Amount
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["CNY"])]
     goods_kind: GoodsKind
     shipping: ShippingMethod
 
@@ -113,14 +146,14 @@ class Closing(At):
 
 
 class NewRefund(At):
-    refund_id: Id
+    refund_id: Annotated[str, _id(EXAMPLE_IDS["refund_id"])]
     amount_minor: Amount
     reason: RefundReason
     with_return: bool
 
 
 class NewDispute(At):
-    refund_id: Id
+    refund_id: Annotated[str, _id(EXAMPLE_IDS["refund_id"])]
 
 
 class DisputeRuling(At):
@@ -136,7 +169,7 @@ class ShopScores(Body):
 
 class NewRating(At):
     rater: Party
-    rater_id: Id | None = None
+    rater_id: Annotated[str, _id(EXAMPLE_IDS["rater_id"])] | None = None
     score: Score
     dsr: ShopScores | None = None
     comment: Annotated[str, Field(max_length=TEXT_MAX_CHARS)] = ""
@@ -144,21 +177,21 @@ class NewRating(At):
 
 class Revision(At):
     score: Literal["positive"] = "positive"
-    rater_id: Id | None = None
+    rater_id: Annotated[str, _id(EXAMPLE_IDS["rater_id"])] | None = None
 
 
 class Withdrawal(At):
-    rater_id: Id | None = None
+    rater_id: Annotated[str, _id(EXAMPLE_IDS["rater_id"])] | None = None
 
 
 class Explanation(At):
     text: Text
-    author_id: Id | None = None
+    author_id: Annotated[str, _id(EXAMPLE_IDS["author_id"])] | None = None
 
 
 class FollowUp(At):
     text: Text
-    author_id: Id | None = None
+    author_id: Annotated[str, _id(EXAMPLE_IDS["author_id"])] | None = None
 
 
 class Shielding(At):
@@ -166,12 +199,12 @@ class Shielding(At):
 
 
 class NewComplaint(At):
-    complaint_id: Id
-    trade_id: Id
+    complaint_id: Annotated[str, _id(EXAMPLE_IDS["complaint_id"])]
+    trade_id: Annotated[str, _id(EXAMPLE_IDS["trade_id"])]
     type: ComplaintType
     severity: Severity
     evidence: Annotated[str, Field(max_length=TEXT_MAX_CHARS)] = ""
-    filed_by: Id | None = None
+    filed_by: Annotated[str, _id(EXAMPLE_IDS["filed_by"])] | None = None
 
 
 class ComplaintNote(At):
@@ -188,7 +221,7 @@ class ComplaintRuling(At):
 
 
 class NewViolation(At):
-    violation_id: Id
+    violation_id: Annotated[str, _id(EXAMPLE_IDS["violation_id"])]
     category: ViolationCategory
     points: Annotated[int, Field(ge=1, le=VIOLATION_POINTS_MAX, strict=True)]
     reason: Reason
@@ -196,12 +229,12 @@ class NewViolation(At):
 
 
 class FakeTradeCase(At):
-    case_id: Id
+    case_id: Annotated[str, _id(EXAMPLE_IDS["case_id"])]
     trade_ids: Annotated[list[Id], Field(min_length=1, max_length=FAKE_TRADE_CASE_TRADES_MAX)]
 
 
 class SearchCheatingCase(At):
-    case_id: Id
+    case_id: Annotated[str, _id(EXAMPLE_IDS["case_id"])]
     item_ids: Annotated[list[Id], Field(min_length=1, max_length=SEARCH_CHEATING_ITEMS_MAX)]
     kind: SearchCheatingKind
 

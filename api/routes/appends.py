@@ -89,7 +89,7 @@ async def register_member(
 
 @created("/members/{member_id}/verification")
 async def verify_identity(
-    member_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    member_id: s.MemberPath, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
     """Record that a member's real-name identity was verified."""
     cmd = command(c.VerifyIdentity, member_id=member_id, **body.model_dump())
@@ -110,7 +110,7 @@ async def create_trade(
 
 @created("/trades/{trade_id}/payment")
 async def pay(
-    trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
     """Record the buyer's payment into escrow."""
     cmd = command(c.PayIntoEscrow, trade_id=trade_id, **body.model_dump())
@@ -119,7 +119,7 @@ async def pay(
 
 @created("/trades/{trade_id}/shipment")
 async def ship(
-    trade_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
     """Record the seller's shipment; the buyer's confirmation timer starts."""
     cmd = command(c.ShipTrade, trade_id=trade_id, **body.model_dump())
@@ -128,7 +128,7 @@ async def ship(
 
 @created("/trades/{trade_id}/receipt")
 async def confirm_receipt(
-    trade_id: s.PathId, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath, body: s.Receipt, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
     """Record the buyer's confirmation of receipt."""
     cmd = command(c.ConfirmReceipt, trade_id=trade_id, **body.model_dump())
@@ -137,7 +137,7 @@ async def confirm_receipt(
 
 @created("/trades/{trade_id}/timer-extension")
 async def extend_timer(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     body: s.TimerExtension,
     service: ServiceDep,
     who: Appender,
@@ -150,7 +150,7 @@ async def extend_timer(
 
 @created("/trades/{trade_id}/close")
 async def close_trade(
-    trade_id: s.PathId, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath, body: s.Closing, service: ServiceDep, who: Appender, key: IdempotencyKey
 ) -> Response:
     """Close an unpaid or cancelled trade."""
     cmd = command(c.CloseTrade, trade_id=trade_id, **body.model_dump())
@@ -162,7 +162,11 @@ async def close_trade(
 
 @created("/trades/{trade_id}/refunds")
 async def request_refund(
-    trade_id: s.PathId, body: s.NewRefund, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath,
+    body: s.NewRefund,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> Response:
     """Record the buyer's refund request, with or without a return of the goods."""
     cmd = command(c.RequestRefund, trade_id=trade_id, **body.model_dump())
@@ -181,8 +185,8 @@ REFUND_STEPS: dict[str, type[c.RefundCommand]] = {
 
 @created("/trades/{trade_id}/refunds/{refund_id}/{step}")
 async def refund_step(
-    trade_id: s.PathId,
-    refund_id: s.PathId,
+    trade_id: s.TradePath,
+    refund_id: s.RefundPath,
     step: RefundStep,
     body: s.At,
     service: ServiceDep,
@@ -205,7 +209,11 @@ async def refund_step(
 
 @created("/trades/{trade_id}/dispute")
 async def escalate_dispute(
-    trade_id: s.PathId, body: s.NewDispute, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath,
+    body: s.NewDispute,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> Response:
     """Escalate a refund the parties could not settle to the platform's customer service."""
     cmd = command(c.EscalateDispute, trade_id=trade_id, **body.model_dump())
@@ -214,7 +222,7 @@ async def escalate_dispute(
 
 @created("/trades/{trade_id}/dispute/ruling")
 async def rule_dispute(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     body: s.DisputeRuling,
     service: ServiceDep,
     who: Appender,
@@ -233,7 +241,11 @@ Rater = Literal["buyer", "seller"]
 
 @created("/trades/{trade_id}/ratings")
 async def give_rating(
-    trade_id: s.PathId, body: s.NewRating, service: ServiceDep, who: Appender, key: IdempotencyKey
+    trade_id: s.TradePath,
+    body: s.NewRating,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> Response:
     """Record a buyer's or seller's rating of the trade (with DSR scores for a buyer's rating)."""
     cmd = command(c.GiveRating, trade_id=trade_id, **body.model_dump())
@@ -242,7 +254,7 @@ async def give_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/revision")
 async def revise_rating(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     rater: Rater,
     body: s.Revision,
     service: ServiceDep,
@@ -256,7 +268,7 @@ async def revise_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/withdrawal")
 async def withdraw_rating(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     rater: Rater,
     body: s.Withdrawal,
     service: ServiceDep,
@@ -270,7 +282,7 @@ async def withdraw_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/explanation")
 async def explain_rating(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     rater: Rater,
     body: s.Explanation,
     service: ServiceDep,
@@ -284,7 +296,7 @@ async def explain_rating(
 
 @created("/trades/{trade_id}/ratings/{rater}/follow-up")
 async def review_follow_up(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     rater: Rater,
     body: s.FollowUp,
     service: ServiceDep,
@@ -298,7 +310,7 @@ async def review_follow_up(
 
 @created("/trades/{trade_id}/ratings/{rater}/shielding")
 async def shield_rating(
-    trade_id: s.PathId,
+    trade_id: s.TradePath,
     rater: Rater,
     body: s.Shielding,
     service: ServiceDep,
@@ -324,7 +336,11 @@ async def file_complaint(
 
 @created("/complaints/{complaint_id}/escalation")
 async def escalate_complaint(
-    complaint_id: s.PathId, body: s.At, service: ServiceDep, who: Appender, key: IdempotencyKey
+    complaint_id: s.ComplaintPath,
+    body: s.At,
+    service: ServiceDep,
+    who: Appender,
+    key: IdempotencyKey,
 ) -> Response:
     """Escalate a complaint to the platform."""
     cmd = command(c.EscalateComplaint, complaint_id=complaint_id, **body.model_dump())
@@ -333,7 +349,7 @@ async def escalate_complaint(
 
 @created("/complaints/{complaint_id}/follow-up")
 async def complaint_follow_up(
-    complaint_id: s.PathId,
+    complaint_id: s.ComplaintPath,
     body: s.ComplaintNote,
     service: ServiceDep,
     who: Appender,
@@ -346,7 +362,7 @@ async def complaint_follow_up(
 
 @created("/complaints/{complaint_id}/compensation")
 async def pay_compensation(
-    complaint_id: s.PathId,
+    complaint_id: s.ComplaintPath,
     body: s.Compensation,
     service: ServiceDep,
     who: Appender,
@@ -359,7 +375,7 @@ async def pay_compensation(
 
 @created("/complaints/{complaint_id}/ruling")
 async def rule_complaint(
-    complaint_id: s.PathId,
+    complaint_id: s.ComplaintPath,
     body: s.ComplaintRuling,
     service: ServiceDep,
     who: Appender,
@@ -375,7 +391,7 @@ async def rule_complaint(
 
 @created("/sellers/{seller_id}/violations")
 async def record_violation(
-    seller_id: s.PathId,
+    seller_id: s.SellerPath,
     body: s.NewViolation,
     service: ServiceDep,
     who: Appender,
@@ -388,7 +404,7 @@ async def record_violation(
 
 @created("/sellers/{seller_id}/fake-trades")
 async def confirm_fake_trades(
-    seller_id: s.PathId,
+    seller_id: s.SellerPath,
     body: s.FakeTradeCase,
     service: ServiceDep,
     who: Appender,
@@ -401,7 +417,7 @@ async def confirm_fake_trades(
 
 @created("/sellers/{seller_id}/search-cheating")
 async def record_search_cheating(
-    seller_id: s.PathId,
+    seller_id: s.SellerPath,
     body: s.SearchCheatingCase,
     service: ServiceDep,
     who: Appender,

@@ -126,7 +126,7 @@ def rulebooks(
 
 @router.get("/members/{member_id}/credit", responses=a.answered_by(a.CreditAnswer))
 def credit(
-    member_id: s.PathId,
+    member_id: s.MemberPath,
     service: ServiceDep,
     scope: ReaderScope,
     role: PartyRole = "seller",
@@ -141,7 +141,7 @@ def credit(
     responses=a.answered_by(a.CreditExplanationAnswer),
 )
 def credit_explanation(
-    member_id: s.PathId,
+    member_id: s.MemberPath,
     service: ServiceDep,
     scope: ReaderScope,
     role: PartyRole = "seller",
@@ -167,7 +167,7 @@ def credit_explanation(
 
 @router.get("/sellers/{seller_id}/dsr", responses=a.answered_by(a.DsrAnswer))
 def dsr(
-    seller_id: s.PathId,
+    seller_id: s.SellerPath,
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
@@ -196,7 +196,7 @@ def batch_json(
 
 
 @router.get(PENALTY_ROUTE.removeprefix(router.prefix), responses=a.answered_by(a.PenaltyAnswer))
-def penalty(seller_id: s.PathId, service: ServiceDep, scope: RankerScope) -> Response:
+def penalty(seller_id: s.SellerPath, service: ServiceDep, scope: RankerScope) -> Response:
     """A seller's search-ranking penalty now, with each reason and the facts behind it."""
     return Response(penalty_json(service, seller_id, scope.where), media_type=a.JSON)
 
@@ -275,7 +275,7 @@ def _known(member_id: str, answer: Callable[[str], msgspec.Struct]) -> msgspec.S
 
 @router.get("/sellers/{seller_id}/violations", responses=a.answered_by(a.ViolationsAnswer))
 def violations(
-    seller_id: s.PathId,
+    seller_id: s.SellerPath,
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:
@@ -286,7 +286,7 @@ def violations(
 
 @router.get("/buyers/{buyer_id}/history", responses=a.answered_by(a.BuyerHistoryAnswer))
 def buyer_history(
-    buyer_id: s.PathId,
+    buyer_id: s.BuyerPath,
     service: ServiceDep,
     scope: ReaderScope,
 ) -> Response:

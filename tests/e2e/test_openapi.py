@@ -6,6 +6,7 @@ Bounded in CI: a few examples per operation, on the in-memory store.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from api.auth import Role
 from api.catalog import OPERATIONS, Audience
 from api.problems import CODES
 from ledger.errors import ErrorCode
+from ledger.ids import is_platform_id
 from tests.e2e.support import Api, running_api
 
 EXAMPLES_PER_OPERATION = 10
@@ -75,6 +77,29 @@ def test_problems_are_one_component_whose_code_lists_every_value(api: Api) -> No
     headers = {"Authorization": f"Bearer {api.keys[Role.READER]}"}
     wrong = api.client.put("/v1/rulebooks", headers=headers)
     assert (wrong.status_code, wrong.json()["title"]) == (405, "Method Not Allowed")
+
+
+def test_examples_are_ids_of_one_story_each_of_its_own_kind(api: Api) -> None:
+    """A buyer's example is not the seller's, so trying createTrade as the
+    document shows it is not refused as a trade with oneself."""
+    document = api.client.get("/openapi.json").json()
+    trade = document["components"]["schemas"]["NewTrade"]["properties"]
+    ids = {
+        name: trade[name]["examples"][0]
+        for name in ("trade_id", "buyer_id", "seller_id", "item_id")
+    }
+    assert len(set(ids.values())) == 4
+    examples = [
+        example
+        for schema in document["components"]["schemas"].values()
+        for prop in schema.get("properties", {}).values()
+        for example in prop.get("examples", [])
+        if isinstance(example, str) and re.fullmatch(r"[a-z]-\d+", example)
+    ]
+    assert examples and all(is_platform_id(example) for example in examples)
+    assert "T-1001" not in json.dumps(document)
+    payment = document["paths"]["/v1/trades/{trade_id}/payment"]["post"]["parameters"]
+    assert [p["schema"]["examples"] for p in payment if p["in"] == "path"] == [[ids["trade_id"]]]
 
 
 def test_no_server_errors_and_no_schema_violations(api: Api) -> None:
