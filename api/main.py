@@ -21,6 +21,7 @@ from api.routes import appends, audit, operations, penalty_feed, reputation
 from api.service import Service
 from api.settings import Settings
 from ledger.clock import Clock
+from ledger.policy import Policy, load_policy
 
 
 def create_app(
@@ -45,6 +46,7 @@ def create_app(
         summary="An event-sourced reputation and trust ledger for a marketplace",
         lifespan=lifespan,
     )
+    app.policy = load_policy(settings.rulebook).policy
     problems.install(app)
 
     app.add_middleware(ETags)  # the innermost: around the routes' answers only
@@ -61,12 +63,17 @@ def create_app(
 
 
 class TrustLedgerApi(FastAPI):
-    """FastAPI, with the answers' msgspec schemas in its OpenAPI document."""
+    """FastAPI, with the answers' msgspec schemas in its OpenAPI document and
+    the limits the server's rulebook sets on input."""
+
+    policy: Policy | None = None  # the rulebook the server decides commands under
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:  # built once, as FastAPI does
             document = answers.with_answer_schemas(catalog.describe(super().openapi()))
             document["components"]["schemas"]["Problem"] = schemas.problem_schema()
+            if self.policy is not None:
+                schemas.with_rulebook_limits(document, self.policy)
             self.openapi_schema = document
         return self.openapi_schema
 

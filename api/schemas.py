@@ -38,6 +38,7 @@ from ledger.policy import (
     RULEBOOK_ID_PATTERN,
     ComplaintType,
     GoodsKind,
+    Policy,
     Severity,
     ShippingMethod,
     ViolationCategory,
@@ -343,3 +344,15 @@ class PublicKeyOut(BaseModel):
     algorithm: Literal["Ed25519"]
     key_id: str
     public_key_pem: str
+
+
+def with_rulebook_limits(document: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """The limits the rulebook sets on input, where the schema states them: the
+    static models say what any rulebook could allow, the server refuses what
+    its own rulebook does not, and callers should read the latter."""
+    models = document["components"]["schemas"]
+    models["NewRating"]["properties"]["comment"]["maxLength"] = policy.rating.comment_max_chars
+    days = models["TimerExtension"]["properties"]["days"]
+    days["minimum"] = policy.confirm_timer.extension_min_days
+    days["maximum"] = policy.confirm_timer.extension_max_days
+    return document

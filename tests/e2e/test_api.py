@@ -174,6 +174,41 @@ def test_an_answer_as_of_a_fixed_time_has_an_etag_and_a_caller_holding_it_gets_3
     assert "etag" not in log.headers  # streams are left as they are
 
 
+def test_the_schema_states_the_limits_the_server_refuses_beyond(api: Api) -> None:
+    """A comment's length and a timer extension's days are the rulebook's: the
+    document states the server's, and the server refuses one past them."""
+    models = api.client.get("/openapi.json").json()["components"]["schemas"]
+    comment_max = models["NewRating"]["properties"]["comment"]["maxLength"]
+    days = models["TimerExtension"]["properties"]["days"]
+    for member in ("buyer-1", "seller-1"):
+        api.ok("/v1/members", {"member_id": member, "occurred_at": at(0)})
+    for trade in ("T1", "T2"):
+        body = {
+            "trade_id": trade,
+            "buyer_id": "buyer-1",
+            "seller_id": "seller-1",
+            "item_id": "teapot",
+            "amount_minor": 100,
+            "currency": "CNY",
+            "goods_kind": "physical",
+            "shipping": "express",
+            "occurred_at": at(1),
+        }
+        api.ok("/v1/trades", body)
+        api.ok(f"/v1/trades/{trade}/payment", {"occurred_at": at(2)})
+        api.ok(f"/v1/trades/{trade}/shipment", {"occurred_at": at(3)})
+    too_long = api.post(
+        "/v1/trades/T1/timer-extension", {"days": days["maximum"] + 1, "occurred_at": at(4)}
+    )
+    assert (too_long.status_code, too_long.json()["code"]) == (422, "extension_days_out_of_range")
+    api.ok("/v1/trades/T1/timer-extension", {"days": days["maximum"], "occurred_at": at(4)})
+    api.ok("/v1/trades/T2/receipt", {"occurred_at": at(24)})
+    rating = {"rater": "buyer", "score": "positive", "occurred_at": at(30)}
+    refused = api.post("/v1/trades/T2/ratings", {**rating, "comment": "x" * (comment_max + 1)})
+    assert (refused.status_code, refused.json()["field"]) == (422, "comment")
+    api.ok("/v1/trades/T2/ratings", {**rating, "comment": "x" * comment_max})
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"
