@@ -14,6 +14,7 @@ import msgspec
 from ledger.commands import UtcTime
 from ledger.deadlines import DeadlineRun
 from ledger.events import Score
+from ledger.trade_record import TradeRecord
 from ledger.tree_head import TreeHead
 from projections.buyers import BuyerHistory
 from projections.credit import Counted, CreditResult
@@ -304,6 +305,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     InclusionProof,
     ConsistencyProof,
     DeadlineRun,
+    TradeRecord,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

@@ -89,6 +89,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", SELLER + "/dsr"): ("getSellerDsr", PLATFORM),
     ("get", SELLER + "/violations"): ("getSellerViolations", PLATFORM),
     ("get", "/v1/buyers/{buyer_id}/history"): ("getBuyerHistory", PLATFORM),
+    ("get", "/v1/trades/{trade_id}"): ("getTrade", PLATFORM),
     ("post", "/v1/credit/batch"): ("getCreditBatch", PLATFORM),
     ("post", "/v1/dsr/batch"): ("getDsrBatch", PLATFORM),
     ("get", SELLER + "/penalty"): ("getSellerPenalty", RANKING),

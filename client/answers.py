@@ -19,6 +19,7 @@ from api.answers import (
     ViolationsAnswer,
 )
 from ledger.deadlines import DeadlineRun
+from ledger.trade_record import TradeRecord
 from ledger.tree_head import TreeHead
 from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.penalty_feed import PenaltyChange
@@ -41,6 +42,7 @@ __all__ = [
     "PenaltyChange",
     "PublicKey",
     "RulebooksAnswer",
+    "TradeRecord",
     "TreeHead",
     "UnknownMember",
     "UnknownSeller",

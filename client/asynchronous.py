@@ -329,6 +329,13 @@ class AsyncTrustLedger:
             min_position=min_position,
         )
 
+    async def get_trade(self, trade_id: str) -> a.TradeRecord:
+        """A trade's state now and every fact recorded about it, with positions."""
+        answer: a.TradeRecord = await self._answer(
+            calls.query(f"/v1/trades/{segment(trade_id)}"), a.TradeRecord
+        )
+        return answer
+
     async def get_credit_batch(
         self,
         member_ids: list[str],

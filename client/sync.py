@@ -325,6 +325,13 @@ class TrustLedger:
             min_position=min_position,
         )
 
+    def get_trade(self, trade_id: str) -> a.TradeRecord:
+        """A trade's state now and every fact recorded about it, with positions."""
+        answer: a.TradeRecord = self._answer(
+            calls.query(f"/v1/trades/{segment(trade_id)}"), a.TradeRecord
+        )
+        return answer
+
     def get_credit_batch(
         self,
         member_ids: list[str],

@@ -64,9 +64,10 @@ from ledger.ids import (
 from ledger.limits import check_limits
 from ledger.log_reader import LOG_PAGE_MAX, EventPage, LogReader
 from ledger.member import Member, member_exists_error
-from ledger.reading import Reading
+from ledger.reading import Reading, stored_history
 from ledger.store import DeadlineUpdate, IdempotencyRecord, StoredEntry
-from ledger.trade import Trade, check_parties_differ
+from ledger.trade import Trade, check_parties_differ, known_trade
+from ledger.trade_record import TradeRecord, trade_record
 from ledger.writer import IMPORT_BATCH_EVENTS_MAX, LedgerWriter
 
 # What callers import from here, some of it defined beside the command path.
@@ -304,6 +305,16 @@ class LedgerApp(LedgerWriter):
     def trade(self, trade_id: str) -> Trade | None:
         """The trade's current state, as its events leave it (for tools and tests)."""
         return self.stored(Trade, trade_aggregate_id(trade_id))
+
+    def trade_record(self, trade_id: str) -> TradeRecord:
+        """A trade's state now and every fact about it, with log positions
+        (``unknown_trade`` when it has none)."""
+        aggregate_id = trade_aggregate_id(trade_id)
+        events = stored_history(self.events, aggregate_id)
+        # Its deadlines follow the rulebook: read under the context a command would be.
+        trade = known_trade(Trade.replay(aggregate_id, events), trade_id).begin(self.context())
+        keys = [(event.originator_id, event.originator_version) for event in events]
+        return trade_record(trade, events, self.ledger_recorder.positions_of(keys))
 
     def member(self, member_id: str) -> Member | None:
         return self.stored(Member, member_aggregate_id(member_id))

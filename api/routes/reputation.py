@@ -19,12 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api import answers as a
 from api import schemas as s
-from api.auth import AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
+from api.auth import APPEND_ROLES, AUDIT_ROLES, PENALTY_ROLES, QUERY_ROLES, Principal
 from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from api.service import Service
 from ledger.policy import RULEBOOK_ID_PATTERN
+from ledger.trade_record import TradeRecord
 from projections.explanations import (
     EXPLANATION_PAGE_DEFAULT,
     EXPLANATION_PAGE_MAX,
@@ -271,6 +272,16 @@ def _known(member_id: str, answer: Callable[[str], msgspec.Struct]) -> msgspec.S
         return answer(member_id)
     except UnknownMemberError:
         return a.UnknownMember(member_id)
+
+
+TradeReader = Annotated[Principal, Depends(require(APPEND_ROLES | QUERY_ROLES))]
+
+
+@router.get("/trades/{trade_id}", responses=a.answered_by(TradeRecord))
+def trade(trade_id: s.TradePath, service: ServiceDep, who: TradeReader) -> Response:
+    """A trade's state now (amounts, escrow, refunds, ratings, its next
+    deadline) and every fact recorded about it, each with its log position."""
+    return _served(service.ledger.trade_record(trade_id))
 
 
 @router.get("/sellers/{seller_id}/violations", responses=a.answered_by(a.ViolationsAnswer))

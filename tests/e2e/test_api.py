@@ -209,6 +209,24 @@ def test_the_schema_states_the_limits_the_server_refuses_beyond(api: Api) -> Non
     api.ok("/v1/trades/T2/ratings", {**rating, "comment": "x" * comment_max})
 
 
+def test_a_trade_reads_back_with_its_facts(api: Api) -> None:
+    positions = story(api)
+    service = {"Authorization": f"Bearer {api.keys[Role.SERVICE]}"}
+    record = api.client.get("/v1/trades/T1", headers=service)
+    assert record.status_code == 200, record.text
+    body = record.json()
+    assert (body["trade_id"], body["succeeded_at"] is not None) == ("T1", True)
+    assert [r["rater"] for r in body["ratings"]] == ["buyer", "seller"]
+    facts = body["facts"]
+    assert [f["position"] for f in facts] == positions[2:]  # the members' facts are theirs
+    assert facts[0]["topic"] == "trustledger.trade.created.v1"
+    assert body["position"] == positions[-1]
+    unknown = api.client.get("/v1/trades/T404", headers=service)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_trade")
+    ranking = {"Authorization": f"Bearer {api.keys[Role.RANKING]}"}
+    assert api.client.get("/v1/trades/T1", headers=ranking).status_code == 403
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"

@@ -115,6 +115,9 @@ def test_queries_read_the_clients_own_writes_and_refusals_are_typed(
         admin.give_rating(
             c.GiveRating(trade_id="t-1", rater="buyer", score="positive", occurred_at=at + DAY)
         )
+        record = admin.get_trade("t-1")
+        assert record.succeeded_at is not None and record.position == admin.written
+        assert record.facts[0].topic == "trustledger.trade.created.v1"
         # Read at once: the client asks the view to reflect what it wrote.
         credit = admin.get_credit("s-1")
         assert credit.position >= admin.written and credit.score == 1
