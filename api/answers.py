@@ -26,6 +26,7 @@ from projections.marketplace import ViolationFacts
 from projections.penalties import Penalty
 from projections.queries import Answer, UnknownSeller
 from projections.rulebook import Fraction, Rulebook
+from projections.trade_lists import TradePage
 from projections.violations import Ban, ViolationStanding
 
 JSON = "application/json"
@@ -306,6 +307,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     ConsistencyProof,
     DeadlineRun,
     TradeRecord,
+    TradePage,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

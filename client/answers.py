@@ -24,6 +24,7 @@ from ledger.tree_head import TreeHead
 from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.penalty_feed import PenaltyChange
 from projections.queries import UnknownSeller
+from projections.trade_lists import TradePage
 
 __all__ = [
     "Appended",
@@ -42,6 +43,7 @@ __all__ = [
     "PenaltyChange",
     "PublicKey",
     "RulebooksAnswer",
+    "TradePage",
     "TradeRecord",
     "TreeHead",
     "UnknownMember",

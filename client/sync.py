@@ -332,6 +332,26 @@ class TrustLedger:
         )
         return answer
 
+    def list_seller_trades(
+        self, seller_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> a.TradePage:
+        """A page of a seller's trades in creation order; pass ``next_cursor`` on."""
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/trades", reads_view=True, cursor=cursor, limit=limit
+        )
+        answer: a.TradePage = self._answer(call, a.TradePage)
+        return answer
+
+    def list_buyer_trades(
+        self, buyer_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> a.TradePage:
+        """A page of a buyer's purchases in creation order; pass ``next_cursor`` on."""
+        call = calls.query(
+            f"/v1/buyers/{segment(buyer_id)}/trades", reads_view=True, cursor=cursor, limit=limit
+        )
+        answer: a.TradePage = self._answer(call, a.TradePage)
+        return answer
+
     def get_credit_batch(
         self,
         member_ids: list[str],

@@ -54,6 +54,7 @@ from projections.tallies import (
     violations_key,
 )
 from projections.timeline import Vector
+from projections.trade_lists import TradePage, trades_page
 from projections.views import ReputationView
 from projections.violations import ViolationStanding, standing_at, violations_of
 from projections.windows import calendar_year
@@ -178,6 +179,13 @@ class Reputation:
         book = self.rulebook(where.rulebook)
         page = credit_page(self.view, member_id, role, cut, book, cursor=cursor, limit=limit)
         return credit, page
+
+    def trades(self, member_id: str, role: Party, cursor: str | None, limit: int) -> TradePage:
+        """A page of the member's trades in a role, in creation order, from the
+        view's index (``unknown_member`` for a member it does not hold)."""
+        if self.view.member(member_id) is None:
+            raise UnknownMemberError(member_id)
+        return trades_page(self.view, member_id, role, cursor, limit)
 
     def credit_explained(
         self, member_id: str, role: Party, where: Where = NOW

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import answers as a
@@ -24,6 +24,7 @@ from api.auth import Role as AuthRole
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
 from api.service import Service
+from ledger.events import Party
 from ledger.policy import RULEBOOK_ID_PATTERN
 from ledger.trade_record import TradeRecord
 from projections.explanations import (
@@ -33,6 +34,7 @@ from projections.explanations import (
 )
 from projections.marketplace import POSITION_MAX
 from projections.queries import PENALTY_BATCH_MAX, UnknownMemberError, UnknownSeller, Where
+from projections.trade_lists import TRADE_PAGE_DEFAULT, TRADE_PAGE_MAX, TradePage
 
 # The longest rulebook id a query may name, and the longest page cursor.
 RULEBOOK_ID_MAX_CHARS = 64
@@ -282,6 +284,66 @@ def trade(trade_id: s.TradePath, service: ServiceDep, who: TradeReader) -> Respo
     """A trade's state now (amounts, escrow, refunds, ratings, its next
     deadline) and every fact recorded about it, each with its log position."""
     return _served(service.ledger.trade_record(trade_id))
+
+
+TradesLimit = Annotated[int, Query(ge=1, le=TRADE_PAGE_MAX)]
+TradesCursor = Annotated[
+    str | None, Query(max_length=CURSOR_MAX_CHARS, description="next_cursor of the page before")
+]
+
+
+@router.get("/sellers/{seller_id}/trades", responses=a.answered_by(TradePage))
+def seller_trades(
+    seller_id: s.SellerPath,
+    request: Request,
+    service: ServiceDep,
+    who: TradeReader,
+    cursor: TradesCursor = None,
+    limit: TradesLimit = TRADE_PAGE_DEFAULT,
+    min_position: MinPosition = None,
+) -> Response:
+    """A page of a seller's trades (its orders) in creation order, with their
+    refunds and complaints; follow ``next_cursor`` (or the ``Link`` header)."""
+    if min_position is not None:
+        service.catch_up_to(min_position)
+    return _trades(request, service, seller_id, "seller", cursor=cursor, limit=limit)
+
+
+@router.get("/buyers/{buyer_id}/trades", responses=a.answered_by(TradePage))
+def buyer_trades(
+    buyer_id: s.BuyerPath,
+    request: Request,
+    service: ServiceDep,
+    who: TradeReader,
+    cursor: TradesCursor = None,
+    limit: TradesLimit = TRADE_PAGE_DEFAULT,
+    min_position: MinPosition = None,
+) -> Response:
+    """A page of a buyer's purchases in creation order, with their refunds and
+    complaints; follow ``next_cursor`` (or the ``Link`` header)."""
+    if min_position is not None:
+        service.catch_up_to(min_position)
+    return _trades(request, service, buyer_id, "buyer", cursor=cursor, limit=limit)
+
+
+def _trades(
+    request: Request,
+    service: Service,
+    member_id: str,
+    role: Party,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> Response:
+    try:
+        page = service.reputation.trades(member_id, role, cursor, limit)
+    except BadCursorError as error:
+        raise ApiProblem(400, "invalid_cursor", str(error), field="cursor") from error
+    response = _served(page)
+    if page.next_cursor is not None:
+        following = request.url.include_query_params(cursor=page.next_cursor, limit=limit)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return response
 
 
 @router.get("/sellers/{seller_id}/violations", responses=a.answered_by(a.ViolationsAnswer))

@@ -227,6 +227,44 @@ def test_a_trade_reads_back_with_its_facts(api: Api) -> None:
     assert api.client.get("/v1/trades/T1", headers=ranking).status_code == 403
 
 
+def test_a_members_trades_come_in_pages_in_creation_order(api: Api) -> None:
+    story(api)
+    last = 0
+    for n, hour in ((2, 5), (3, 6), (4, 7)):
+        (last,) = api.ok(
+            "/v1/trades",
+            {
+                "trade_id": f"T{n}",
+                "buyer_id": "buyer-1",
+                "seller_id": "seller-1",
+                "item_id": "cup",
+                "amount_minor": 900 + n,
+                "currency": "CNY",
+                "goods_kind": "physical",
+                "shipping": "express",
+                "occurred_at": at(hour),
+            },
+        )
+    reader = {"Authorization": f"Bearer {api.keys[Role.SERVICE]}"}
+    first = api.client.get(
+        "/v1/sellers/seller-1/trades", params={"limit": 3, "min_position": last}, headers=reader
+    )
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [t["trade_id"] for t in page["trades"]] == ["T1", "T2", "T3"]
+    assert page["trades"][0]["succeeded_at"] is not None and page["trades"][1]["paid_at"] is None
+    link = first.headers["link"]
+    assert link.endswith('rel="next"') and page["next_cursor"] in link
+    rest = api.client.get(link[1 : link.index(">")], headers=reader).json()
+    assert ([t["trade_id"] for t in rest["trades"]], rest["next_cursor"]) == (["T4"], None)
+    bought = api.client.get("/v1/buyers/buyer-1/trades", headers=reader).json()
+    assert [t["trade_id"] for t in bought["trades"]] == ["T1", "T2", "T3", "T4"]
+    nobody = api.client.get("/v1/sellers/nobody/trades", headers=reader)
+    assert (nobody.status_code, nobody.json()["code"]) == (404, "unknown_member")
+    foreign = api.client.get("/v1/sellers/seller-1/trades", params={"cursor": "x"}, headers=reader)
+    assert (foreign.status_code, foreign.json()["code"]) == (400, "invalid_cursor")
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"

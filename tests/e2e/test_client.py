@@ -118,6 +118,8 @@ def test_queries_read_the_clients_own_writes_and_refusals_are_typed(
         record = admin.get_trade("t-1")
         assert record.succeeded_at is not None and record.position == admin.written
         assert record.facts[0].topic == "trustledger.trade.created.v1"
+        listed = admin.list_seller_trades("s-1", limit=1)
+        assert [t.trade_id for t in listed.trades] == ["t-1"] and listed.next_cursor is None
         # Read at once: the client asks the view to reflect what it wrote.
         credit = admin.get_credit("s-1")
         assert credit.position >= admin.written and credit.score == 1
