@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import msgspec
-from fastapi import APIRouter, Depends, Query
+from eventsourcing.persistence import Notification
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api import answers as a
@@ -49,35 +50,51 @@ _times_decoder = msgspec.json.Decoder(_Times)
     },
 )
 def read_log(
+    request: Request,
     service: ServiceDep,
     who: Auditor,
     after: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=LOG_LIMIT_MAX)] = 1_000,
 ) -> StreamingResponse:
-    """The log's events in order, one JSON object a line, with each event's stored bytes."""
+    """The log's events in order, one JSON object a line, with each event's
+    stored bytes; the next request is ``after`` the last line's position. An
+    answer of one page (``limit`` up to 1,000) that is full says so in a
+    ``Link: rel="next"`` header."""
     ledger = service.ledger
+    # The first page is read before answering, so a full one can name the next.
+    first = ledger.read_log(after, min(limit, LOG_PAGE_EVENTS))
 
     def lines() -> Iterator[bytes]:
-        position, left = after, limit
-        while left > 0:
-            page = ledger.read_log(position, min(left, LOG_PAGE_EVENTS))
+        page, position, left = first, after, limit
+        while True:
             for notification in page:
-                times = _times_decoder.decode(notification.state)
-                line = {
-                    "position": notification.id,
-                    "originator_id": str(notification.originator_id),
-                    "originator_version": notification.originator_version,
-                    "topic": notification.topic,
-                    "occurred_at": times.occurred_at,
-                    "recorded_at": times.recorded_at,
-                    "body": msgspec.Raw(notification.state),
-                }
-                yield _encoder.encode(line) + b"\n"
+                yield _line(notification)
             if len(page) < min(left, LOG_PAGE_EVENTS):
                 return
             position, left = page[-1].id, left - len(page)
+            if left <= 0:
+                return
+            page = ledger.read_log(position, min(left, LOG_PAGE_EVENTS))
 
-    return StreamingResponse(lines(), media_type=NDJSON)
+    headers = {}
+    if limit <= LOG_PAGE_EVENTS and len(first) == limit:
+        following = request.url.include_query_params(after=first[-1].id, limit=limit)
+        headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return StreamingResponse(lines(), media_type=NDJSON, headers=headers)
+
+
+def _line(notification: Notification) -> bytes:
+    times = _times_decoder.decode(notification.state)
+    line = {
+        "position": notification.id,
+        "originator_id": str(notification.originator_id),
+        "originator_version": notification.originator_version,
+        "topic": notification.topic,
+        "occurred_at": times.occurred_at,
+        "recorded_at": times.recorded_at,
+        "body": msgspec.Raw(notification.state),
+    }
+    return _encoder.encode(line) + b"\n"
 
 
 @router.get("/replay")

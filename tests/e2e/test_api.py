@@ -265,6 +265,22 @@ def test_a_members_trades_come_in_pages_in_creation_order(api: Api) -> None:
     assert (foreign.status_code, foreign.json()["code"]) == (400, "invalid_cursor")
 
 
+def test_a_full_page_of_the_log_names_the_next(api: Api) -> None:
+    positions = story(api)
+    auditor = {"Authorization": f"Bearer {api.keys[Role.AUDITOR]}"}
+    first = api.client.get("/v1/log", params={"limit": 3}, headers=auditor)
+    lines = [json.loads(line) for line in first.text.splitlines()]
+    assert [line["position"] for line in lines] == positions[:3]
+    link = first.headers["link"]
+    assert link == f'</v1/log?after={positions[2]}&limit=3>; rel="next"'
+    rest = api.client.get(link[1 : link.index(">")], headers=auditor)
+    assert [json.loads(line)["position"] for line in rest.text.splitlines()] == positions[3:6]
+    tail = api.client.get("/v1/log", params={"after": positions[-2]}, headers=auditor)
+    assert "link" not in tail.headers  # a short page: the end of the log as it stood
+    streamed = api.client.get("/v1/log", params={"limit": 5_000}, headers=auditor)
+    assert len(streamed.text.splitlines()) == len(positions) and "link" not in streamed.headers
+
+
 def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> None:
     last = story(api)[-1]
     path = "/v1/members/seller-1/credit/explanation"
