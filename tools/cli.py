@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -61,17 +61,7 @@ OLD_VERSION_DROP_SECONDS = 90.0
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trustledger", description=__doc__)
-    parser.add_argument(
-        "--database-url",
-        default=None,
-        help=f"memory:, sqlite:///path or postgresql://... (default: ${DATABASE_URL_SETTING} "
-        "or sqlite:///trustledger.db)",
-    )
-    parser.add_argument(
-        "--rulebook",
-        default=DEFAULT_RULEBOOK,
-        help=f"rulebook id or file: {builtin_rulebook_ids()}",
-    )
+    _global_options(parser, database_url=None, rulebook=DEFAULT_RULEBOOK)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "demo", help="append a small built-in marketplace story, project it, show it"
@@ -173,7 +163,40 @@ def _parser() -> argparse.ArgumentParser:
             query.add_argument(
                 "--explain", action="store_true", help="every rating and why it counted"
             )
+    # The global options are taken after the subcommand too: given there, they
+    # win; not given, the value before the subcommand (or the default) stands.
+    for command in _subcommands(commands):
+        _global_options(command, database_url=argparse.SUPPRESS, rulebook=argparse.SUPPRESS)
     return parser
+
+
+def _global_options(
+    parser: argparse.ArgumentParser, *, database_url: object, rulebook: object
+) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=database_url,
+        help=f"memory:, sqlite:///path or postgresql://... (default: ${DATABASE_URL_SETTING} "
+        "or sqlite:///trustledger.db)",
+    )
+    parser.add_argument(
+        "--rulebook",
+        default=rulebook,
+        help=f"rulebook id or file: {builtin_rulebook_ids()}",
+    )
+
+
+def _subcommands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> Iterator[argparse.ArgumentParser]:
+    """Every subcommand's parser, those of nested subcommands (keys add...) included."""
+    for command in commands.choices.values():
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for inner in nested:
+                yield from _subcommands(inner)
+        else:
+            yield command
 
 
 def _print_json(value: object) -> None:

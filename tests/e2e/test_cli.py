@@ -246,3 +246,15 @@ def test_keys_are_listed_revoked_and_rotated(
 
     with pytest.raises(SystemExit, match="no key 'nope'"):
         main(["keys", "revoke", "nope", "--keys-file", str(keys_file)])
+
+
+def test_global_options_are_taken_after_the_subcommand_too(
+    demo_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["credit", "bob-shop", "--database-url", demo_url, "--rulebook", "ebay-style"]) == 0
+    assert json.loads(capsys.readouterr().out)["rulebook"] == "ebay-style@1"
+    before = ["--database-url", demo_url, "--rulebook", "ebay-style", "credit", "bob-shop"]
+    assert main(before) == 0
+    assert json.loads(capsys.readouterr().out)["rulebook"] == "ebay-style@1"
+    assert main(["--database-url", demo_url, "credit", "bob-shop"]) == 0  # the default stands
+    assert json.loads(capsys.readouterr().out)["rulebook"] == "taobao-classic@1"
