@@ -14,7 +14,7 @@ from api.admission import UNAUTHENTICATED_NO_KEY, UNAUTHENTICATED_UNKNOWN
 from api.auth import Principal, Role, bearer_key
 from api.problems import ApiProblem
 from api.service import Service
-from ledger.app import Origin
+from ledger.app import IDEMPOTENCY_KEY_PATTERN, Origin
 from ledger.commands import Command
 from ledger.errors import ErrorCode, InvalidInputError
 
@@ -72,7 +72,13 @@ def require(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
 
 IdempotencyKey = Annotated[
     str,
-    Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_MAX_CHARS),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_CHARS,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="one key per intended fact: a retry with the same key is answered once",
+    ),
 ]
 
 

@@ -197,4 +197,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return problem(error.status_code, code, str(error.detail))
+        answer = problem(error.status_code, code, str(error.detail))
+        for name, value in (error.headers or {}).items():  # a 405's Allow (RFC 9110)
+            answer.headers[name] = value
+        return answer

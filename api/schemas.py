@@ -324,6 +324,9 @@ def _problem(description: str) -> dict[str, object]:
 
 
 PROBLEMS: dict[int | str, dict[str, object]] = {
+    400: _problem(
+        "a request the server could not read (malformed HTTP, or a body that is not JSON)"
+    ),
     401: _problem("no or an unknown API key"),
     403: _problem("the key's role may not do this"),
     404: _problem("an unknown member, trade, refund, rating, complaint or case"),

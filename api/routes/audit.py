@@ -16,6 +16,9 @@ from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
+from api.routes.reputation import RULEBOOK_ID_MAX_CHARS
+from ledger.ids import ID_MAX_CHARS, ID_PATTERN
+from ledger.policy import RULEBOOK_ID_PATTERN
 from ledger.tree_head import TreeHead, to_json
 from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.marketplace import POSITION_MAX
@@ -101,10 +104,12 @@ def _line(notification: Notification) -> bytes:
 def replay(
     service: ServiceDep,
     who: Auditor,
-    member_id: Annotated[str, Query(max_length=128)],
+    member_id: Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)],
     as_of: Annotated[s.BusinessTime | None, Query()] = None,
     at_position: Annotated[int | None, Query(ge=0, le=POSITION_MAX)] = None,
-    rulebook: Annotated[str | None, Query(max_length=64)] = None,
+    rulebook: Annotated[
+        str | None, Query(max_length=RULEBOOK_ID_MAX_CHARS, pattern=RULEBOOK_ID_PATTERN)
+    ] = None,
 ) -> dict[str, Any]:
     """The member's figures recomputed by folding the log itself, not the stored view."""
     view, replayed = MemoryView(rulebooks=()), 0  # figures at a position come from the facts

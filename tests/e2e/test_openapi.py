@@ -19,6 +19,7 @@ from schemathesis.core.result import Err
 from api.auth import Role
 from api.catalog import OPERATIONS, Audience
 from api.problems import CODES
+from ledger.app import IDEMPOTENCY_KEY_PATTERN
 from ledger.errors import ErrorCode
 from ledger.ids import is_platform_id
 from tests.e2e.support import Api, running_api
@@ -77,6 +78,12 @@ def test_problems_are_one_component_whose_code_lists_every_value(api: Api) -> No
     headers = {"Authorization": f"Bearer {api.keys[Role.READER]}"}
     wrong = api.client.put("/v1/rulebooks", headers=headers)
     assert (wrong.status_code, wrong.json()["title"]) == (405, "Method Not Allowed")
+    assert wrong.headers["allow"] == "GET"  # RFC 9110: a 405 names the methods allowed
+    key = document["paths"]["/v1/trades"]["post"]["parameters"]
+    (idempotency,) = [p for p in key if p["name"] == "Idempotency-Key"]
+    assert idempotency["schema"]["pattern"] == IDEMPOTENCY_KEY_PATTERN
+    replay = document["paths"]["/v1/replay"]["get"]["parameters"]
+    assert all("pattern" in p["schema"] for p in replay if p["name"] in ("member_id",))
 
 
 def test_examples_are_ids_of_one_story_each_of_its_own_kind(api: Api) -> None:
