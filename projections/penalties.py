@@ -9,6 +9,8 @@ rulebook's number (20) of log positions of the facts behind it.
 
 from __future__ import annotations
 
+import fractions
+import math
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -148,12 +150,11 @@ def penalty_from(
     scoring = rulebook.scoring
     reasons = _ban_reasons(standing, cut)
     factors = _factor_reasons(member, cut, rulebook, figures)
-    multiplier = 1.0
     sort_hidden = False
     for factor, reason in factors:
-        multiplier *= factor.multiplier
         sort_hidden = sort_hidden or factor.sort_hidden
         reasons.append(reason)
+    multiplier = product(factor.multiplier for factor, _ in factors)
     demoted = _demoted_items(member, cut, rulebook)
     listed = dict(sorted(demoted.items())[: scoring.penalty.demoted_items_listed_max])
     return Penalty(
@@ -325,3 +326,12 @@ def _first_paid_refund(trade: TradeFacts, cut: Cut) -> int:
 
 def _positions(positions: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(positions))
+
+
+def product(multipliers: Iterable[float]) -> float:
+    """The factors' product, multiplied as the decimals the rulebook writes
+    (0.8 x 0.8 x 0.5 is 0.32, not binary floating point's 0.32000000000000006)."""
+    exact = math.prod(
+        (fractions.Fraction(repr(m)) for m in multipliers), start=fractions.Fraction(1)
+    )
+    return float(exact)
