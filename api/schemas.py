@@ -244,44 +244,31 @@ class DeadlineRunRequest(Body):
     now: BusinessTime
 
 
-class CreditBatchRequest(Body):
+MinPosition = Annotated[
+    int, Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position")
+]
+
+
+class BatchScope(Body):
+    """What every batch query may say besides its ids: as of when, under which
+    rulebook, and the position the view must reflect first."""
+
+    as_of: BusinessTime | None = None
+    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
+    min_position: MinPosition | None = None
+
+
+class CreditBatchRequest(BatchScope):
     member_ids: Annotated[list[Id], Field(min_length=1)]
     role: Literal["seller", "buyer"] = "seller"
-    as_of: BusinessTime | None = None
-    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
-    min_position: (
-        Annotated[
-            int,
-            Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
-        ]
-        | None
-    ) = None
 
 
-class DsrBatchRequest(Body):
+class DsrBatchRequest(BatchScope):
     seller_ids: Annotated[list[Id], Field(min_length=1)]
-    as_of: BusinessTime | None = None
-    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
-    min_position: (
-        Annotated[
-            int,
-            Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
-        ]
-        | None
-    ) = None
 
 
-class PenaltyBatchRequest(Body):
+class PenaltyBatchRequest(BatchScope):
     seller_ids: Annotated[list[Id], Field(min_length=1)]
-    as_of: BusinessTime | None = None
-    rulebook: Annotated[str, Field(pattern=RULEBOOK_ID_PATTERN)] | None = None
-    min_position: (
-        Annotated[
-            int,
-            Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
-        ]
-        | None
-    ) = None
 
 
 # --- Responses ----------------------------------------------------------------------
