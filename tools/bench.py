@@ -122,7 +122,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench = commands.add_parser("bench", help="benchmarks beside their baselines (PostgreSQL)")
     bench.add_argument("--quick", action="store_true", help="CI-sized: under two minutes")
     bench.add_argument(
-        "--postgres", default=os.environ.get("TRUSTLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES)
+        "--postgres",
+        default=os.environ.get("TRUSTLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES),
+        help="the PostgreSQL server to measure on (default: $TRUSTLEDGER_BENCH_POSTGRES or the local one)",
     )
     bench.add_argument(
         "--only",

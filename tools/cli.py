@@ -72,13 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     log = commands.add_parser("log", help="print events in log order as JSON lines")
     log.add_argument("--after", type=int, default=0, help="start after this position")
-    log.add_argument("--limit", type=int, default=LOG_LIMIT_DEFAULT)
+    log.add_argument(
+        "--limit",
+        type=int,
+        default=LOG_LIMIT_DEFAULT,
+        help="at most this many events (default %(default)s)",
+    )
     project = commands.add_parser("project", help="keep the projections up with the log")
     project.add_argument("--once", action="store_true", help="catch up, then exit")
     rebuild = commands.add_parser(
         "rebuild", help="replay the log into a fresh view version, then switch"
     )
-    rebuild.add_argument("--projection", default="reputation", choices=["reputation"])
+    rebuild.add_argument(
+        "--projection",
+        default="reputation",
+        choices=["reputation"],
+        help="the projection to rebuild (the reputation view)",
+    )
     rebuild.add_argument("--fresh", action="store_true", help="discard an unfinished rebuild")
     rebuild.add_argument(
         "--batch-events", type=int, default=BATCH_EVENTS_MAX, help="events per transaction"
@@ -94,13 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
     whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
-    whatif.add_argument("--as-of", type=rfc3339_time, default=None)
+    whatif.add_argument(
+        "--as-of", type=rfc3339_time, default=None, help="business time, RFC 3339 (default: now)"
+    )
     whatif.add_argument("--json", action="store_true", help="the report as one JSON object")
     serve = commands.add_parser(
         "serve", help="the HTTP API (uvicorn), with the runner and deadline worker"
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     serve.add_argument(
         "--dev",
         action="store_true",
@@ -117,8 +131,17 @@ def _parser() -> argparse.ArgumentParser:
         "(runner, log tree, tree heads, deadlines) then runs as `trustledger follow`. "
         "Without it one process runs everything",
     )
-    serve.add_argument("--no-deadline-worker", action="store_true")
-    serve.add_argument("--keys-file", type=Path, default=None)
+    serve.add_argument(
+        "--no-deadline-worker",
+        action="store_true",
+        help="do not fire due deadlines on the real clock (commands still settle them)",
+    )
+    serve.add_argument(
+        "--keys-file",
+        type=Path,
+        default=None,
+        help="the API keys (default: $TRUSTLEDGER_KEYS_FILE)",
+    )
     serve.add_argument(
         "--log-level",
         default="info",
@@ -130,7 +153,11 @@ def _parser() -> argparse.ArgumentParser:
         help="PostgreSQL: fold the log into the views and the log tree, sign tree heads and "
         "fire deadlines, beside `serve --workers`; of several, one works and the others stand by",
     )
-    follow.add_argument("--no-deadline-worker", action="store_true")
+    follow.add_argument(
+        "--no-deadline-worker",
+        action="store_true",
+        help="do not fire due deadlines on the real clock (commands still settle them)",
+    )
     follow.add_argument(
         "--deadline-interval",
         type=positive_seconds,
@@ -155,11 +182,26 @@ def _parser() -> argparse.ArgumentParser:
     settings_command.register(commands)
     for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
         query = commands.add_parser(name, help=text)
-        query.add_argument("member_id")
-        query.add_argument("--as-of", type=rfc3339_time, default=None)
-        query.add_argument("--at-position", type=int, default=None)
+        query.add_argument("member_id", help="the member's platform id")
+        query.add_argument(
+            "--as-of",
+            type=rfc3339_time,
+            default=None,
+            help="business time, RFC 3339 (default: now)",
+        )
+        query.add_argument(
+            "--at-position",
+            type=int,
+            default=None,
+            help="the figure as the log stood at this position",
+        )
         if name == "credit":
-            query.add_argument("--role", choices=["seller", "buyer"], default="seller")
+            query.add_argument(
+                "--role",
+                choices=["seller", "buyer"],
+                default="seller",
+                help="credit as a seller or a buyer",
+            )
             query.add_argument(
                 "--explain", action="store_true", help="every rating and why it counted"
             )

@@ -23,7 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     keys = commands.add_parser("keys", help="manage API keys (stored as hashes)")
     actions = keys.add_subparsers(dest="keys_command", required=True)
     add = actions.add_parser("add", help="create a key for a role; it is printed once")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help="what the key may do"
+    )
     add.add_argument("--expires-in-days", type=float, default=None, help="default: never")
     add.add_argument(
         "--caller",
@@ -33,9 +35,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     listed = actions.add_parser("list", help="every key: id, role, created, expires, revoked")
     revoke = actions.add_parser("revoke", help="end a key now")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key's id (keys list)")
     rotate = actions.add_parser("rotate", help="a new key of the same role; the old one ends later")
-    rotate.add_argument("key_id")
+    rotate.add_argument("key_id", help="the key's id (keys list)")
     rotate.add_argument(
         "--grace-hours",
         type=float,

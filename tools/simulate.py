@@ -32,12 +32,20 @@ CLOCK_MARGIN = timedelta(hours=1)
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     simulate = commands.add_parser("simulate", help="append a deterministic simulated marketplace")
-    simulate.add_argument("--members", type=int, default=1_000)
-    simulate.add_argument("--trades", type=int, default=10_000)
-    simulate.add_argument("--days", type=int, default=90)
-    simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--farming-rings", type=int, default=2)
-    simulate.add_argument("--violators", type=int, default=3)
+    simulate.add_argument(
+        "--members", type=int, default=1_000, help="members (default %(default)s)"
+    )
+    simulate.add_argument("--trades", type=int, default=10_000, help="trades (default %(default)s)")
+    simulate.add_argument(
+        "--days", type=int, default=90, help="days of business time (default %(default)s)"
+    )
+    simulate.add_argument("--seed", type=int, default=1, help="the same seed, the same marketplace")
+    simulate.add_argument(
+        "--farming-rings", type=int, default=2, help="credit-farming rings (default %(default)s)"
+    )
+    simulate.add_argument(
+        "--violators", type=int, default=3, help="sellers who break the rules (default %(default)s)"
+    )
     simulate.add_argument(
         "--start",
         type=rfc3339_time,

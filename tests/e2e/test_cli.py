@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ledger.app import LedgerApp
 from projections.runner import Runner
 from projections.views import open_view
 from tests.e2e.support import running_api
-from tools.cli import main
+from tools.cli import _parser, main
 
 
 @pytest.fixture
@@ -258,3 +259,17 @@ def test_global_options_are_taken_after_the_subcommand_too(
     assert json.loads(capsys.readouterr().out)["rulebook"] == "ebay-style@1"
     assert main(["--database-url", demo_url, "credit", "bob-shop"]) == 0  # the default stands
     assert json.loads(capsys.readouterr().out)["rulebook"] == "taobao-classic@1"
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_is() -> None:
+    def unexplained(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += unexplained(sub, f"{path} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                found.append(f"{path} {action.option_strings or action.dest}")
+        return found
+
+    assert unexplained(_parser(), "trustledger") == []
