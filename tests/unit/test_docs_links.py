@@ -1,5 +1,8 @@
 """The README and docs/ link only inside the repository, and every link resolves:
-to a file that exists and, with a ``#fragment``, to a heading of that file."""
+to a file that exists and, with a ``#fragment``, to a heading of that file. A
+page of docs/ links to its sibling pages only; a file elsewhere in the
+repository is named, not linked with ``../``, which a copy of docs/ alone
+(a published site, say) would leave dangling."""
 
 from __future__ import annotations
 
@@ -38,6 +41,9 @@ def test_every_link_stays_in_the_repository_and_resolves(document: Path) -> None
     for target in _links(document):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target):
             broken.append(f"{target}: leaves the repository")
+            continue
+        if target.startswith("../"):
+            broken.append(f"{target}: climbs out of its folder (name the file instead)")
             continue
         path, _, fragment = target.partition("#")
         linked = (document.parent / path).resolve() if path else document
