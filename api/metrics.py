@@ -80,18 +80,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS_SECONDS,
             registry=r,
         )
-        mode = {"multiprocess_mode": "max"} if self.shared else {}
         self._lag_events = Gauge(
             "trustledger_projection_lag_events",
             "Events in the log the view has not folded yet",
             registry=r,
-            **mode,  # type: ignore[arg-type]
+            multiprocess_mode="max",  # workers added up: the worst lag any saw
         )
         self._lag_seconds = Gauge(
             "trustledger_projection_lag_seconds",
             "How long ago the oldest unfolded event was recorded",
             registry=r,
-            **mode,  # type: ignore[arg-type]
+            multiprocess_mode="max",  # workers added up: the worst lag any saw
         )
         if not self.shared:
             ProcessCollector(registry=r)  # CPU, memory, open files of this process

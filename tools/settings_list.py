@@ -40,7 +40,7 @@ def variable(name: str) -> str:
 def markdown_table() -> str:
     rows = ["| setting | variable | default | meaning |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        default = field.get_default(call_default_factory=True)
         rows.append(f"| `{name}` | `{variable(name)}` | {_shown(default)} | {field.description} |")
     return "\n".join(rows)
 

@@ -209,29 +209,22 @@ def penalty(seller_id: s.SellerPath, service: ServiceDep, scope: RankerScope) ->
 )
 def penalties(body: s.PenaltyBatchRequest, service: ServiceDep, who: Ranker) -> Response:
     """Many sellers' search-ranking penalties in one call, in the order asked."""
-    if len(body.seller_ids) > PENALTY_BATCH_MAX:
-        raise ApiProblem(
-            413,
-            "batch_too_large",
-            f"at most {PENALTY_BATCH_MAX} sellers per batch",
-            field="seller_ids",
-        )
-    if body.min_position is not None:  # read-your-writes, as the single queries
-        service.catch_up_to(body.min_position)
-    service.reputation.rulebook(body.rulebook)
+    _too_many(body.seller_ids, "seller_ids", "sellers")
+    _read_scope(service, body.min_position, body.rulebook)
     answer = batch_json(service, body.seller_ids, body.as_of, body.rulebook)
     return Response(answer, media_type=a.JSON)
 
 
-def _too_many(ids: list[str], field: str) -> None:
+def _too_many(ids: list[str], field: str, what: str = "members") -> None:
     if len(ids) > FIGURE_BATCH_MAX:
         raise ApiProblem(
-            413, "batch_too_large", f"at most {FIGURE_BATCH_MAX} members per batch", field=field
+            413, "batch_too_large", f"at most {FIGURE_BATCH_MAX} {what} per batch", field=field
         )
 
 
-def _batch_scope(min_position: int | None, rulebook: str | None, service: Service) -> None:
-    """Read-your-writes and the rulebook checked, as the single queries do."""
+def _read_scope(service: Service, min_position: int | None, rulebook: str | None = None) -> None:
+    """Read-your-writes and the rulebook checked, as ``scoped`` does for the
+    single queries (a route that is not async waits here, in its thread)."""
     if min_position is not None:
         service.catch_up_to(min_position)
     service.reputation.rulebook(rulebook)
@@ -242,7 +235,7 @@ def credits(body: s.CreditBatchRequest, service: ServiceDep, who: Reader) -> Res
     """Many members' credit in one role at once, in the order asked; a member
     unknown at that time is an entry marked ``unknown``."""
     _too_many(body.member_ids, "member_ids")
-    _batch_scope(body.min_position, body.rulebook, service)
+    _read_scope(service, body.min_position, body.rulebook)
     where = Where(as_of=body.as_of or service.clock.now(), rulebook=body.rulebook)
     reputation = service.reputation
     entries = [
@@ -257,7 +250,7 @@ def shop_scores(body: s.DsrBatchRequest, service: ServiceDep, who: Reader) -> Re
     """Many sellers' shop scores at once, in the order asked; a seller unknown
     at that time is an entry marked ``unknown``."""
     _too_many(body.seller_ids, "seller_ids")
-    _batch_scope(body.min_position, body.rulebook, service)
+    _read_scope(service, body.min_position, body.rulebook)
     where = Where(as_of=body.as_of or service.clock.now(), rulebook=body.rulebook)
     decimals = service.reputation.rulebook(body.rulebook).scoring.dsr.display_decimals
     reputation = service.reputation
@@ -304,9 +297,9 @@ def seller_trades(
 ) -> Response:
     """A page of a seller's trades (its orders) in creation order, with their
     refunds and complaints; follow ``next_cursor`` (or the ``Link`` header)."""
-    if min_position is not None:
-        service.catch_up_to(min_position)
-    return _trades(request, service, seller_id, "seller", cursor=cursor, limit=limit)
+    return _trades(
+        request, service, seller_id, "seller", cursor=cursor, limit=limit, min_position=min_position
+    )
 
 
 @router.get("/buyers/{buyer_id}/trades", responses=a.answered_by(TradePage))
@@ -321,9 +314,9 @@ def buyer_trades(
 ) -> Response:
     """A page of a buyer's purchases in creation order, with their refunds and
     complaints; follow ``next_cursor`` (or the ``Link`` header)."""
-    if min_position is not None:
-        service.catch_up_to(min_position)
-    return _trades(request, service, buyer_id, "buyer", cursor=cursor, limit=limit)
+    return _trades(
+        request, service, buyer_id, "buyer", cursor=cursor, limit=limit, min_position=min_position
+    )
 
 
 def _trades(
@@ -334,7 +327,9 @@ def _trades(
     *,
     cursor: str | None,
     limit: int,
+    min_position: int | None,
 ) -> Response:
+    _read_scope(service, min_position)
     try:
         page = service.reputation.trades(member_id, role, cursor, limit)
     except BadCursorError as error:
