@@ -66,16 +66,15 @@ class Market:
                     self.members(member_id)
         return self.run(
             self.app.create_trade,
-            c.CreateTrade(
-                trade_id=trade_id,
-                buyer_id=buyer,
-                seller_id=seller,
-                item_id=item,
+            new_trade(
+                trade_id,
+                buyer=buyer,
+                seller=seller,
+                item=item,
                 amount_minor=amount_minor,
-                currency="CNY",
-                goods_kind=goods_kind,  # type: ignore[arg-type]
-                shipping=shipping,  # type: ignore[arg-type]
-                occurred_at=at,
+                at=at,
+                goods_kind=goods_kind,
+                shipping=shipping,
             ),
         )
 
@@ -158,3 +157,28 @@ class Market:
                 raise AssertionError(f"a refused command wrote {after - before} events") from error
             return error
         raise AssertionError(f"{type(command).__name__} was not refused")
+
+
+def new_trade(
+    trade_id: str = "T1",
+    *,
+    buyer: str = "buyer-1",
+    seller: str = "seller-1",
+    item: str = "item-1",
+    amount_minor: int = 10_000,
+    at: datetime = T0 + HOUR,
+    goods_kind: str = "physical",
+    shipping: str = "express",
+) -> c.CreateTrade:
+    """The command that records a new trade, in CNY."""
+    return c.CreateTrade(
+        trade_id=trade_id,
+        buyer_id=buyer,
+        seller_id=seller,
+        item_id=item,
+        amount_minor=amount_minor,
+        currency="CNY",
+        goods_kind=goods_kind,  # type: ignore[arg-type]
+        shipping=shipping,  # type: ignore[arg-type]
+        occurred_at=at,
+    )

@@ -18,7 +18,7 @@ from ledger.errors import ConcurrentUpdateError, ErrorCode, StateConflictError
 from ledger.events import Event, MemberRegistered, RefundAgreed
 from ledger.reading import Reading
 from ledger.recent_events import RecentEvents
-from tests.support import DAY, HOUR, T0, Market
+from tests.support import DAY, HOUR, T0, Market, new_trade
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -183,17 +183,7 @@ def test_a_repeat_of_a_create_elsewhere_is_answered_from_its_record(
     first, second = two_ledgers
     second.members("buyer-1", "seller-1")
     first.members("buyer-2")  # the first remembers members, not T1
-    command = c.CreateTrade(
-        trade_id="T1",
-        buyer_id="buyer-1",
-        seller_id="seller-1",
-        item_id="item-1",
-        amount_minor=10_000,
-        currency="CNY",
-        goods_kind="physical",
-        shipping="express",
-        occurred_at=T0 + HOUR,
-    )
+    command = new_trade()
     created = second.run(second.app.create_trade, command, key="create-T1")
     replayed = first.run(first.app.create_trade, command, key="create-T1")
     assert replayed.replayed and replayed.positions == created.positions

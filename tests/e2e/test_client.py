@@ -27,6 +27,7 @@ from ledger import commands as c
 from ledger.app import LedgerApp
 from ledger.clock import FixedClock
 from tests.e2e.support import live_server
+from tests.support import HOUR, new_trade
 from tools.simulator import SimulationConfig, _Planner, simulate
 
 # Small enough for CI over HTTP; it still plans most kinds of command.
@@ -89,16 +90,8 @@ def test_queries_read_the_clients_own_writes_and_refusals_are_typed(
     with TrustLedger(url, keys[Role.ADMIN]) as admin:
         for member in ("b-1", "s-1"):
             admin.register_member(c.RegisterMember(member_id=member, occurred_at=at))
-        trade = c.CreateTrade(
-            trade_id="t-1",
-            buyer_id="b-1",
-            seller_id="s-1",
-            item_id="i-1",
-            amount_minor=12_000,
-            currency="CNY",
-            goods_kind="physical",
-            shipping="express",
-            occurred_at=at + timedelta(hours=1),
+        trade = new_trade(
+            "t-1", buyer="b-1", seller="s-1", item="i-1", amount_minor=12_000, at=at + HOUR
         )
         created = admin.create_trade(trade, idempotency_key="create-t-1")
         repeated = admin.create_trade(trade, idempotency_key="create-t-1")

@@ -24,20 +24,11 @@ from client.calls import APPEND_PATHS, RETRY_WAIT_MAX_SECONDS, backoff
 from ledger import commands as c
 from ledger.policy import DEFAULT_RULEBOOK, load_policy
 from scripts.async_client import ASYNC, SYNC, asynchronous, formatted
+from tests.support import new_trade
 from tools.simulator import SimulationConfig, _Planner
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-TRADE = c.CreateTrade(
-    trade_id="t-1",
-    buyer_id="b-1",
-    seller_id="s-1",
-    item_id="i-1",
-    amount_minor=1_000,
-    currency="CNY",
-    goods_kind="physical",
-    shipping="express",
-    occurred_at=AT,
-)
+TRADE = new_trade("t-1", buyer="b-1", seller="s-1", item="i-1", amount_minor=1_000, at=AT)
 
 
 def _snake(operation_id: str) -> str:
