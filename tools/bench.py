@@ -16,7 +16,6 @@ finishes, in ``partial/`` under ``--out`` or the temporary directory.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import http.client
 import io
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import click
 import msgspec
 import psycopg
 from eventsourcing.application import Application
@@ -51,6 +51,7 @@ from projections.connections import place_of
 from projections.runner import Runner
 from projections.views import PostgresView, open_view
 from tools import big_sellers
+from tools.arguments import Count, SpreadCommand
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 # The server catches its projections up with the log before it listens.
@@ -118,51 +119,65 @@ SECTIONS = ("appends", "import", "rebuild", "http", "workers", "memory", "big_se
 SCRATCH_OUT = Path(tempfile.gettempdir()) / "trustledger-bench"
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = commands.add_parser("bench", help="benchmarks beside their baselines (PostgreSQL)")
-    bench.add_argument("--quick", action="store_true", help="CI-sized: under two minutes")
-    bench.add_argument(
+class Arguments(msgspec.Struct, frozen=True):
+    """What the command line asked of a run."""
+
+    quick: bool
+    postgres: str
+    only: Sequence[str]
+    big_sellers: Sequence[int]
+    big_buyers: Sequence[int]
+    out: Path | None
+
+
+_trades = Count(
+    "trades", 1, big_sellers.TRADES_MAX, f"a big member has 1-{big_sellers.TRADES_MAX:,} trades"
+)
+
+
+def register(group: click.Group) -> None:
+    @group.command(
+        "bench", cls=SpreadCommand, help="benchmarks beside their baselines (PostgreSQL)"
+    )
+    @click.option("--quick", is_flag=True, help="CI-sized: under two minutes")
+    @click.option(
         "--postgres",
-        default=os.environ.get("TRUSTLEDGER_BENCH_POSTGRES", DEFAULT_POSTGRES),
+        envvar="TRUSTLEDGER_BENCH_POSTGRES",
+        default=DEFAULT_POSTGRES,
         help="the PostgreSQL server to measure on (default: $TRUSTLEDGER_BENCH_POSTGRES or the local one)",
     )
-    bench.add_argument(
+    @click.option(
         "--only",
-        nargs="+",
-        choices=SECTIONS,
-        metavar="SECTION",
+        multiple=True,
+        type=click.Choice(SECTIONS),
+        metavar="SECTION...",
         help=f"run only these sections ({', '.join(SECTIONS)}; default: all)",
     )
-    bench.add_argument(
+    @click.option(
         "--big-sellers",
-        nargs="+",
+        multiple=True,
         type=_trades,
-        metavar="TRADES",
+        metavar="TRADES...",
         help="the big sellers' sizes in trades (default: the workload's)",
     )
-    bench.add_argument(
+    @click.option(
         "--big-buyers",
-        nargs="+",
+        multiple=True,
         type=_trades,
-        metavar="TRADES",
+        metavar="TRADES...",
         help="the big buyers' sizes in trades (default: the workload's)",
     )
-    bench.add_argument(
+    @click.option(
         "--out",
-        type=Path,
+        type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help=f"default: bench/ for a full run of every section, else {SCRATCH_OUT}",
     )
+    def bench(**given: Any) -> int:
+        return run(Arguments(**given))
 
 
-def _trades(text: str) -> int:
-    trades = int(text)
-    if not 1 <= trades <= big_sellers.TRADES_MAX:
-        raise argparse.ArgumentTypeError(f"a big member has 1-{big_sellers.TRADES_MAX:,} trades")
-    return trades
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Arguments) -> int:
     workload = QUICK if args.quick else FULL
     if args.big_sellers:
         workload = msgspec.structs.replace(workload, big_sellers=tuple(sorted(args.big_sellers)))

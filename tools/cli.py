@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import logging.config
@@ -12,10 +11,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import click
 import msgspec
 
 from api import answers
@@ -23,12 +26,9 @@ from api.logs import log_config
 from api.metrics import MULTIPROCESS_DIR_ENV, shared_samples_dir
 from api.settings import FOLLOWER_SETTING, KEYS_FILE_SETTING, RULEBOOK_SETTING, Settings
 from ledger.app import LedgerApp
-from ledger.database import (
-    DATABASE_URL_SETTING,
-    database_url_from_environment,
-    parse_database_url,
-)
+from ledger.database import DATABASE_URL_SETTING, parse_database_url
 from ledger.errors import LedgerError
+from ledger.events import Party
 from ledger.policy import DEFAULT_RULEBOOK, builtin_rulebook_ids
 from ledger.tree_head import TreeHeadSigner
 from projections.follower import Follower, FollowerSettings
@@ -47,7 +47,8 @@ from tools import simulate as simulate_command
 from tools import transfer as transfer_command
 from tools import verify as verify_command
 from tools import witness as witness_command
-from tools.arguments import positive_seconds, rfc3339_time
+from tools.arguments import GlobalOptions, pass_global_options, positive_seconds, rfc3339_time
+from tools.listing import is_terminal, json_option, print_json, print_table
 from tools.progress import Progress
 from tools.runtime import tune_garbage_collector
 from tools.scenario import SCENARIO_END, run_scenario
@@ -59,195 +60,314 @@ LOG_LIMIT_DEFAULT = 100
 OLD_VERSION_DROP_SECONDS = 90.0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trustledger", description=__doc__)
-    _global_options(parser, database_url=None, rulebook=DEFAULT_RULEBOOK)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "demo", help="append a small built-in marketplace story, project it, show it"
-    )
-    deadlines = commands.add_parser("deadlines", help="fire every deadline due by --now, once")
-    deadlines.add_argument(
-        "--now", type=rfc3339_time, default=None, help="RFC 3339 time (default: now)"
-    )
-    log = commands.add_parser("log", help="print events in log order as JSON lines")
-    log.add_argument("--after", type=int, default=0, help="start after this position")
-    log.add_argument(
-        "--limit",
-        type=int,
-        default=LOG_LIMIT_DEFAULT,
-        help="at most this many events (default %(default)s)",
-    )
-    project = commands.add_parser("project", help="keep the projections up with the log")
-    project.add_argument("--once", action="store_true", help="catch up, then exit")
-    rebuild = commands.add_parser(
-        "rebuild", help="replay the log into a fresh view version, then switch"
-    )
-    rebuild.add_argument(
-        "--projection",
-        default="reputation",
-        choices=["reputation"],
-        help="the projection to rebuild (the reputation view)",
-    )
-    rebuild.add_argument("--fresh", action="store_true", help="discard an unfinished rebuild")
-    rebuild.add_argument(
-        "--batch-events", type=int, default=BATCH_EVENTS_MAX, help="events per transaction"
-    )
-    rebuild.add_argument(
-        "--drop-after",
-        type=float,
-        default=OLD_VERSION_DROP_SECONDS,
-        metavar="SECONDS",
-        help="wait this long after the switch before dropping the old version's tables: "
-        "running servers switch within their poll interval, and requests already on the old "
-        f"version finish on it (default {OLD_VERSION_DROP_SECONDS:g})",
-    )
-    whatif = commands.add_parser("whatif", help="every seller under two rulebooks")
-    whatif.add_argument("--vs", required=True, help="the rulebook to compare with --rulebook")
-    whatif.add_argument(
-        "--as-of", type=rfc3339_time, default=None, help="business time, RFC 3339 (default: now)"
-    )
-    whatif.add_argument("--json", action="store_true", help="the report as one JSON object")
-    serve = commands.add_parser(
-        "serve", help="the HTTP API (uvicorn), with the runner and deadline worker"
-    )
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
-    )
-    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument(
-        "--dev",
-        action="store_true",
-        help="development: on a loopback host only, make and print one API key per role "
-        "(kept in trustledger-dev-keys.json; the keys file is not read)",
-    )
-    serve.add_argument("--demo", action="store_true", help="append the demo story first")
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="PostgreSQL: N API worker processes that only answer HTTP; the follower "
-        "(runner, log tree, tree heads, deadlines) then runs as `trustledger follow`. "
-        "Without it one process runs everything",
-    )
-    serve.add_argument(
-        "--no-deadline-worker",
-        action="store_true",
-        help="do not fire due deadlines on the real clock (commands still settle them)",
-    )
-    serve.add_argument(
-        "--keys-file",
-        type=Path,
-        default=None,
-        help="the API keys (default: $TRUSTLEDGER_KEYS_FILE)",
-    )
-    serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=["critical", "error", "warning", "info", "debug"],
-        help="the server's; below info there are no access lines",
-    )
-    follow = commands.add_parser(
-        "follow",
-        help="PostgreSQL: fold the log into the views and the log tree, sign tree heads and "
-        "fire deadlines, beside `serve --workers`; of several, one works and the others stand by",
-    )
-    follow.add_argument(
-        "--no-deadline-worker",
-        action="store_true",
-        help="do not fire due deadlines on the real clock (commands still settle them)",
-    )
-    follow.add_argument(
-        "--deadline-interval",
-        type=positive_seconds,
-        default=FollowerSettings().deadline_interval_seconds,
-        metavar="SECONDS",
-        help="how often due deadlines are fired (default %(default)g)",
-    )
-    follow.add_argument(
-        "--standby-poll",
-        type=positive_seconds,
-        default=FollowerSettings().standby_poll_seconds,
-        metavar="SECONDS",
-        help="how often a standby tries to take over, and the active one checks it still "
-        "holds its lock (default %(default)g)",
-    )
-    keys_command.register(commands)
-    simulate_command.register(commands)
-    transfer_command.register(commands)
-    witness_command.register(commands)
-    verify_command.register(commands)
-    bench_command.register(commands)
-    settings_command.register(commands)
-    for name, text in (("credit", "a member's credit"), ("penalty", "a seller's ranking penalty")):
-        query = commands.add_parser(name, help=text)
-        query.add_argument("member_id", help="the member's platform id")
-        query.add_argument(
-            "--as-of",
-            type=rfc3339_time,
+def _global_options(*, after_command: bool) -> list[click.Option]:
+    """``--database-url`` and ``--rulebook``, for the group or (given after it) a command."""
+    where = " (given here, it wins over one given before the command)"
+    return [
+        click.Option(
+            ["--database-url"],
             default=None,
-            help="business time, RFC 3339 (default: now)",
-        )
-        query.add_argument(
-            "--at-position",
-            type=int,
+            expose_value=False,
+            callback=_keep_global,
+            help=f"memory:, sqlite:///path or postgresql://... (default: ${DATABASE_URL_SETTING} "
+            "or sqlite:///trustledger.db)" + (where if after_command else ""),
+        ),
+        click.Option(
+            ["--rulebook"],
             default=None,
-            help="the figure as the log stood at this position",
+            expose_value=False,
+            callback=_keep_global,
+            help=f"rulebook id or file: {builtin_rulebook_ids()} (default {DEFAULT_RULEBOOK})"
+            + (where if after_command else ""),
+        ),
+    ]
+
+
+def _keep_global(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Keeps a global option where every command finds it.
+
+    The group's options are parsed before the command's: a value given after
+    the command replaces one given before it, and an option not given leaves
+    the value before it (or the default) standing.
+    """
+    if value is not None and param.name is not None:
+        setattr(ctx.ensure_object(GlobalOptions), param.name, value)
+
+
+class _Group(click.Group):
+    """A group whose commands, nested ones included, take the global options too."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _share_global_options(cmd)
+        super().add_command(cmd, name)
+
+
+def _share_global_options(command: click.Command) -> None:
+    command.params.extend(_global_options(after_command=True))
+    if isinstance(command, click.Group):
+        for inner in command.commands.values():
+            _share_global_options(inner)
+
+
+@click.group(
+    "trustledger",
+    cls=_Group,
+    help="TrustLedger's command line: the write side, the projections, and what-ifs. "
+    "--database-url and --rulebook are taken before a command's name or after it.",
+)
+def cli() -> None:
+    tune_garbage_collector()
+
+
+cli.params.extend(_global_options(after_command=False))
+
+
+@cli.command(help="append a small built-in marketplace story, project it, show it")
+@pass_global_options
+def demo(options: GlobalOptions) -> int:
+    with _ledger(options.url, options.rulebook) as app, _view(options.url) as view:
+        _demo(app, view, options.rulebook)
+    return 0
+
+
+@cli.command(help="fire every deadline due by --now, once")
+@click.option("--now", type=rfc3339_time, default=None, help="RFC 3339 time (default: now)")
+@pass_global_options
+def deadlines(options: GlobalOptions, now: datetime | None) -> int:
+    with _ledger(options.url, options.rulebook) as app:
+        run = app.run_deadlines(now or app.clock.now())
+        print(
+            f"now {run.now.isoformat()}: {run.trades_settled} trades looked at, "
+            f"{len(run.positions)} facts fired"
         )
-        if name == "credit":
-            query.add_argument(
-                "--role",
-                choices=["seller", "buyer"],
-                default="seller",
-                help="credit as a seller or a buyer",
-            )
-            query.add_argument(
-                "--explain", action="store_true", help="every rating and why it counted"
-            )
-    # The global options are taken after the subcommand too: given there, they
-    # win; not given, the value before the subcommand (or the default) stands.
-    for command in _subcommands(commands):
-        _global_options(command, database_url=argparse.SUPPRESS, rulebook=argparse.SUPPRESS)
-    return parser
+    return 0
 
 
-def _global_options(
-    parser: argparse.ArgumentParser, *, database_url: object, rulebook: object
-) -> None:
-    parser.add_argument(
-        "--database-url",
-        default=database_url,
-        help=f"memory:, sqlite:///path or postgresql://... (default: ${DATABASE_URL_SETTING} "
-        "or sqlite:///trustledger.db)",
+@cli.command(help="print events in log order as JSON lines")
+@click.option("--after", type=int, default=0, help="start after this position")
+@click.option(
+    "--limit",
+    type=int,
+    default=LOG_LIMIT_DEFAULT,
+    show_default=True,
+    help="at most this many events",
+)
+@pass_global_options
+def log(options: GlobalOptions, after: int, limit: int) -> int:
+    with _ledger(options.url) as app:
+        _print_log(app, after, limit)
+    return 0
+
+
+@cli.command(help="keep the projections up with the log")
+@click.option("--once", is_flag=True, help="catch up, then exit")
+@pass_global_options
+def project(options: GlobalOptions, once: bool) -> int:
+    with _ledger(options.url) as app, _view(options.url) as view:
+        _project(app, view, once=once)
+    return 0
+
+
+@cli.command(help="replay the log into a fresh view version, then switch")
+@click.option(
+    "--projection",
+    default="reputation",
+    type=click.Choice(["reputation"]),
+    help="the projection to rebuild (the reputation view)",
+)
+@click.option("--fresh", is_flag=True, help="discard an unfinished rebuild")
+@click.option("--batch-events", type=int, default=BATCH_EVENTS_MAX, help="events per transaction")
+@click.option(
+    "--drop-after",
+    type=float,
+    default=OLD_VERSION_DROP_SECONDS,
+    metavar="SECONDS",
+    help="wait this long after the switch before dropping the old version's tables: "
+    "running servers switch within their poll interval, and requests already on the old "
+    f"version finish on it (default {OLD_VERSION_DROP_SECONDS:g})",
+)
+@pass_global_options
+def rebuild(
+    options: GlobalOptions, *, projection: str, fresh: bool, batch_events: int, drop_after: float
+) -> int:
+    with _ledger(options.url) as app:
+        _rebuild(app, fresh, batch_events, drop_after)
+    return 0
+
+
+@cli.command(help="every seller under two rulebooks")
+@click.option("--vs", required=True, help="the rulebook to compare with --rulebook")
+@click.option(
+    "--as-of", type=rfc3339_time, default=None, help="business time, RFC 3339 (default: now)"
+)
+@json_option("the report, one object")
+@pass_global_options
+def whatif(options: GlobalOptions, vs: str, as_of: datetime | None, as_json: bool) -> int:
+    with _ledger(options.url) as app:
+        _whatif(app, options.rulebook, vs, as_of, as_json=as_json)
+    return 0
+
+
+@cli.command(help="the HTTP API (uvicorn), with the runner and deadline worker")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", type=int, default=8000, show_default=True, help="port")
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="development: on a loopback host only, make and print one API key per role "
+    "(kept in trustledger-dev-keys.json; the keys file is not read)",
+)
+@click.option("--demo", is_flag=True, help="append the demo story first")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="PostgreSQL: N API worker processes that only answer HTTP; the follower "
+    "(runner, log tree, tree heads, deadlines) then runs as `trustledger follow`. "
+    "Without it one process runs everything",
+)
+@click.option(
+    "--no-deadline-worker",
+    is_flag=True,
+    help="do not fire due deadlines on the real clock (commands still settle them)",
+)
+@click.option(
+    "--keys-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="the API keys (default: $TRUSTLEDGER_KEYS_FILE)",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="the server's; below info there are no access lines",
+)
+@pass_global_options
+def serve(options: GlobalOptions, /, **given: Any) -> int:
+    _serve(_ServeOptions(**given), options.url, options.rulebook)
+    return 0
+
+
+@cli.command(
+    help="PostgreSQL: fold the log into the views and the log tree, sign tree heads and "
+    "fire deadlines, beside `serve --workers`; of several, one works and the others stand by",
+)
+@click.option(
+    "--no-deadline-worker",
+    is_flag=True,
+    help="do not fire due deadlines on the real clock (commands still settle them)",
+)
+@click.option(
+    "--deadline-interval",
+    type=positive_seconds,
+    default=FollowerSettings().deadline_interval_seconds,
+    metavar="SECONDS",
+    help="how often due deadlines are fired "
+    f"(default {FollowerSettings().deadline_interval_seconds:g})",
+)
+@click.option(
+    "--standby-poll",
+    type=positive_seconds,
+    default=FollowerSettings().standby_poll_seconds,
+    metavar="SECONDS",
+    help="how often a standby tries to take over, and the active one checks it still "
+    f"holds its lock (default {FollowerSettings().standby_poll_seconds:g})",
+)
+@pass_global_options
+def follow(
+    options: GlobalOptions,
+    *,
+    no_deadline_worker: bool,
+    deadline_interval: float,
+    standby_poll: float,
+) -> int:
+    return _follow(
+        options.url,
+        options.rulebook,
+        deadline_worker=not no_deadline_worker,
+        deadline_interval=deadline_interval,
+        standby_poll=standby_poll,
     )
-    parser.add_argument(
-        "--rulebook",
-        default=rulebook,
-        help=f"rulebook id or file: {builtin_rulebook_ids()}",
-    )
 
 
-def _subcommands(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> Iterator[argparse.ArgumentParser]:
-    """Every subcommand's parser, those of nested subcommands (keys add...) included."""
-    for command in commands.choices.values():
-        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
-        if nested:
-            for inner in nested:
-                yield from _subcommands(inner)
-        else:
-            yield command
+_AS_OF = click.option(
+    "--as-of", type=rfc3339_time, default=None, help="business time, RFC 3339 (default: now)"
+)
+_AT_POSITION = click.option(
+    "--at-position", type=int, default=None, help="the figure as the log stood at this position"
+)
 
 
-def _print_json(value: object) -> None:
-    sys.stdout.write(msgspec.json.encode(value).decode() + "\n")
+@cli.command(help="a member's credit")
+@click.argument("member_id", help="the member's platform id")
+@_AS_OF
+@_AT_POSITION
+@click.option(
+    "--role",
+    type=click.Choice(["seller", "buyer"]),
+    default="seller",
+    help="credit as a seller or a buyer",
+)
+@click.option("--explain", is_flag=True, help="every rating and why it counted")
+@pass_global_options
+def credit(
+    options: GlobalOptions,
+    *,
+    member_id: str,
+    as_of: datetime | None,
+    at_position: int | None,
+    role: Party,
+    explain: bool,
+) -> int:
+    where = Where(as_of=as_of, at_position=at_position)
+
+    def answer(reputation: Reputation) -> msgspec.Struct:
+        # The answers HTTP gives, field for field: one name per figure.
+        if explain:
+            figure = reputation.credit_explained(member_id, role, where)
+            return answers.CreditExplainedAnswer(
+                answers.credit_answer(figure),
+                tuple(answers.rating_explained(counted) for counted in figure.figure.ratings),
+            )
+        return answers.credit_answer(reputation.credit(member_id, role, where))
+
+    return _query(options, answer)
+
+
+@cli.command(help="a seller's ranking penalty")
+@click.argument("member_id", help="the member's platform id")
+@_AS_OF
+@_AT_POSITION
+@pass_global_options
+def penalty(
+    options: GlobalOptions, *, member_id: str, as_of: datetime | None, at_position: int | None
+) -> int:
+    where = Where(as_of=as_of, at_position=at_position)
+
+    def answer(reputation: Reputation) -> msgspec.Struct:
+        figure = reputation.penalty(member_id, where)
+        return answers.penalty_answer(figure.figure, figure)
+
+    return _query(options, answer)
+
+
+for _module in (
+    keys_command,
+    simulate_command,
+    transfer_command,
+    witness_command,
+    verify_command,
+    bench_command,
+    settings_command,
+):
+    _module.register(cli)
 
 
 def _print_log(app: LedgerApp, after: int, limit: int) -> None:
     for notification in app.read_log(after, limit):
-        _print_json(
+        print_json(
             {
                 "position": notification.id,
                 "topic": notification.topic,
@@ -337,7 +457,7 @@ def _whatif(
     )
     report = what_if(sellers, load_rulebook(a), load_rulebook(b), as_of or app.clock.now())
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     levels = (
         f"level changed {report.level_changed}"
@@ -351,6 +471,18 @@ def _whatif(
         f"sort_hidden changed {report.sort_hidden_changed}, "
         f"multiplier changed {report.multiplier_changed}"
     )
+    if is_terminal():
+        if report.level_moves:
+            moves = [(m.before, m.after, str(m.sellers)) for m in report.level_moves]
+            print_table(("level before", "level after", "sellers"), moves, title="level moves")
+        if report.changes:
+            changes = [(c.seller_id, _outcome(c.before), _outcome(c.after)) for c in report.changes]
+            print_table(
+                ("seller", f"under {report.rulebook}", f"under {report.versus}"),
+                changes,
+                title="sellers whose standing changes",
+            )
+        return
     for move in report.level_moves:
         print(f"  level {move.before} -> {move.after}: {move.sellers} seller(s)")
     for change in report.changes:
@@ -363,28 +495,57 @@ def _outcome(outcome: SellerOutcome) -> str:
     return f"{outcome.level_name}, {shown}, x{outcome.multiplier:g}{sorted_}"
 
 
-def _query(app: LedgerApp, view: ReputationView, args: argparse.Namespace) -> None:
-    Runner(app, view).catch_up()
-    reputation = Reputation(
-        view, app.clock, default_rulebook=args.rulebook, time_at=app.recorded_at
-    )
-    where = Where(as_of=args.as_of, at_position=args.at_position)
-    # The answers HTTP gives, field for field: one name per figure.
-    if args.command == "penalty":
-        penalty = reputation.penalty(args.member_id, where)
-        answer: msgspec.Struct = answers.penalty_answer(penalty.figure, penalty)
-    elif args.explain:
-        credit = reputation.credit_explained(args.member_id, args.role, where)
-        answer = answers.CreditExplainedAnswer(
-            answers.credit_answer(credit),
-            tuple(answers.rating_explained(counted) for counted in credit.figure.ratings),
+def _query(options: GlobalOptions, answer: Callable[[Reputation], msgspec.Struct]) -> int:
+    with _ledger(options.url) as app, _view(options.url) as view:
+        Runner(app, view).catch_up()
+        reputation = Reputation(
+            view, app.clock, default_rulebook=options.rulebook, time_at=app.recorded_at
         )
-    else:
-        answer = answers.credit_answer(reputation.credit(args.member_id, args.role, where))
-    _print_json(answer)
+        print_json(answer(reputation))
+    return 0
 
 
-def _serve(args: argparse.Namespace, url: str) -> None:
+@contextmanager
+def _ledger(url: str, rulebook: str = DEFAULT_RULEBOOK) -> Iterator[LedgerApp]:
+    """The ledger for one command; its refusals end the command with status 2."""
+    app = LedgerApp(url, rulebook=rulebook)
+    try:
+        yield app
+    except LedgerError as error:
+        print(f"refused ({error.code}): {error.detail}", file=sys.stderr)
+        raise click.exceptions.Exit(2) from error
+    except UnknownMemberError as error:
+        print(f"unknown member: {error}", file=sys.stderr)
+        raise click.exceptions.Exit(2) from error
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone; that is not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stream
+    finally:
+        app.close()
+
+
+@contextmanager
+def _view(url: str) -> Iterator[ReputationView]:
+    view = open_view(url)
+    try:
+        yield view
+    finally:
+        view.close()
+
+
+@dataclass(frozen=True)
+class _ServeOptions:
+    host: str
+    port: int
+    dev: bool
+    demo: bool
+    workers: int | None
+    no_deadline_worker: bool
+    keys_file: Path | None
+    log_level: str
+
+
+def _serve(args: _ServeOptions, url: str, rulebook: str) -> None:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
     from api.admission import BoundedHttpProtocol  # noqa: PLC0415 - as create_app
@@ -397,7 +558,7 @@ def _serve(args: argparse.Namespace, url: str) -> None:
         )
     overrides: dict[str, object] = {
         "database_url": url,
-        "rulebook": args.rulebook,
+        "rulebook": rulebook,
         "dev_keys": args.dev,
         "deadline_worker": not args.no_deadline_worker,
     }
@@ -407,7 +568,7 @@ def _serve(args: argparse.Namespace, url: str) -> None:
     if args.workers is not None:
         _check_workers(args, url)
     if args.demo:
-        app = LedgerApp(url, rulebook=args.rulebook)
+        app = LedgerApp(url, rulebook=rulebook)
         try:
             run_scenario(app)
         finally:
@@ -418,7 +579,7 @@ def _serve(args: argparse.Namespace, url: str) -> None:
         os.environ.update(
             {
                 DATABASE_URL_SETTING: url,
-                RULEBOOK_SETTING: args.rulebook,
+                RULEBOOK_SETTING: rulebook,
                 KEYS_FILE_SETTING: str(settings.keys_file),
                 FOLLOWER_SETTING: "apart",
                 MULTIPROCESS_DIR_ENV: str(samples),
@@ -451,8 +612,8 @@ def _serve(args: argparse.Namespace, url: str) -> None:
     )
 
 
-def _check_workers(args: argparse.Namespace, url: str) -> None:
-    if args.workers < 1:
+def _check_workers(args: _ServeOptions, url: str) -> None:
+    if args.workers is not None and args.workers < 1:
         raise SystemExit("--workers is at least 1")
     if parse_database_url(url).kind != "postgresql":
         raise SystemExit(
@@ -463,16 +624,23 @@ def _check_workers(args: argparse.Namespace, url: str) -> None:
         raise SystemExit("--dev makes keys for one process; give the workers a --keys-file")
 
 
-def _follow(args: argparse.Namespace, url: str) -> int:
+def _follow(
+    url: str,
+    rulebook: str,
+    *,
+    deadline_worker: bool,
+    deadline_interval: float,
+    standby_poll: float,
+) -> int:
     """The follower beside API workers, elected among its peers by a PostgreSQL lock."""
     if parse_database_url(url).kind != "postgresql":
         raise SystemExit(
             "follow runs beside `serve --workers` on PostgreSQL; with SQLite, `serve` "
             "runs the follower inside"
         )
-    settings = Settings.from_environment(database_url=url, rulebook=args.rulebook)
-    ledger = LedgerApp(url, rulebook=args.rulebook)
-    feed = open_penalty_feed(url, load_rulebook(args.rulebook).scoring_stamp)
+    settings = Settings.from_environment(database_url=url, rulebook=rulebook)
+    ledger = LedgerApp(url, rulebook=rulebook)
+    feed = open_penalty_feed(url, load_rulebook(rulebook).scoring_stamp)
     view = open_view(url)
     tree = open_log_tree(url)
     signer = (
@@ -487,13 +655,13 @@ def _follow(args: argparse.Namespace, url: str) -> int:
         clock=ledger.clock,
         signer=signer,
         settings=settings.follower_settings(
-            deadline_interval_seconds=args.deadline_interval,
-            deadline_worker=not args.no_deadline_worker,
-            standby_poll_seconds=args.standby_poll,
+            deadline_interval_seconds=deadline_interval,
+            deadline_worker=deadline_worker,
+            standby_poll_seconds=standby_poll,
         ),
         leadership=Leadership(url),
         feed=feed,
-        rulebook=args.rulebook,
+        rulebook=rulebook,
     )
     logging.config.dictConfig(log_config(settings.log_format, "info"))
     stop = threading.Event()
@@ -520,68 +688,46 @@ def _loopback(host: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    tune_garbage_collector()
-    url = args.database_url or database_url_from_environment()
-    if args.command == "serve":
-        _serve(args, url)
-        return 0
-    if args.command == "follow":
-        return _follow(args, url)
-    if args.command == "keys":
-        return keys_command.run(args)
-    if args.command == "settings":
-        return settings_command.run(args)
-    if args.command == "simulate":
-        return simulate_command.run(args, url)
-    if args.command in ("export", "import"):
-        return transfer_command.run(args, url)
-    if args.command == "bench":
-        return bench_command.run(args)
-    if args.command in ("keygen", "audit"):
-        return witness_command.run(args)
-    if args.command == "verify":
-        return verify_command.run(args, url)
-    app = LedgerApp(
-        url, rulebook=args.rulebook if args.command in ("demo", "deadlines") else DEFAULT_RULEBOOK
-    )
-    view: ReputationView | None = None
+    """Run the command line (``argv``, else the process's); the exit status.
+
+    A usage error (an unknown option, a bad value) is printed on stderr with
+    status 2; a command's own refusals return their status or exit.
+    """
     try:
-        if args.command == "demo":
-            view = open_view(url)
-            _demo(app, view, args.rulebook)
-        elif args.command == "deadlines":
-            run = app.run_deadlines(args.now or app.clock.now())
-            print(
-                f"now {run.now.isoformat()}: {run.trades_settled} trades looked at, "
-                f"{len(run.positions)} facts fired"
-            )
-        elif args.command == "log":
-            _print_log(app, args.after, args.limit)
-        elif args.command == "project":
-            view = open_view(url)
-            _project(app, view, once=args.once)
-        elif args.command == "rebuild":
-            _rebuild(app, args.fresh, args.batch_events, args.drop_after)
-        elif args.command == "whatif":
-            _whatif(app, args.rulebook, args.vs, args.as_of, as_json=args.json)
-        else:
-            view = open_view(url)
-            _query(app, view, args)
-    except LedgerError as error:
-        print(f"refused ({error.code}): {error.detail}", file=sys.stderr)
-        return 2
-    except UnknownMemberError as error:
-        print(f"unknown member: {error}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        # The reader (e.g. `| head`) has gone; that is not an error of ours.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stream
-    finally:
-        if view is not None:
-            view.close()
-        app.close()
-    return 0
+        status = cli.main(
+            args=None if argv is None else list(argv),
+            prog_name="trustledger",
+            standalone_mode=False,
+        )
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:  # Ctrl-C
+        print("aborted", file=sys.stderr)
+        return 130
+    return status if isinstance(status, int) else 0
+
+
+def parse(argv: Sequence[str]) -> click.Context:
+    """The command ``argv`` names, its options parsed and checked, nothing run.
+
+    A usage error raises ``click.UsageError``, as it would end ``main``.
+    """
+    command: click.Command = cli
+    ctx = click.Context(cli, info_name="trustledger")
+    rest = list(argv)
+    while isinstance(command, click.Group):
+        # A group's own parse_args keeps the command's name aside; the base one hands it back.
+        rest = click.Command.parse_args(command, ctx, rest)
+        if not rest:
+            ctx.fail("Missing command.")
+        name, found, rest = command.resolve_command(ctx, rest)
+        if found is None or name is None:
+            ctx.fail("Missing command.")
+        command = found
+        ctx = click.Context(command, info_name=name, parent=ctx)
+    command.parse_args(ctx, rest)
+    return ctx
 
 
 def _project(app: LedgerApp, view: ReputationView, *, once: bool) -> None:

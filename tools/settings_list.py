@@ -1,35 +1,48 @@
 """``trustledger settings``: every setting of the service, where it comes from.
 
-Plain, each setting with its environment variable, the value this process
-would run with and whether the environment gave it; ``--markdown``, the
-table of ``docs/operations.md`` (name, variable, default, meaning), which a
-test keeps equal to what this prints.
+Each setting with its environment variable, the value this process would run
+with and whether the environment gave it: a table on a terminal, plain lines
+otherwise, JSON with ``--json``. ``--markdown``, the table of
+``docs/operations.md`` (name, variable, default, meaning), which a test keeps
+equal to what this prints.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Any
 
+import click
 from pydantic import TypeAdapter
 from pydantic_core import PydanticUndefined
 
 from api.settings import CODE_ONLY, ENV_PREFIX, Settings
+from tools.listing import is_terminal, json_option, print_json, print_table
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    listed = commands.add_parser(
-        "settings", help="every setting: its variable, value and where the value comes from"
-    )
-    listed.add_argument(
-        "--markdown", action="store_true", help="the documentation's table: defaults, not values"
-    )
+def register(group: click.Group) -> None:
+    group.add_command(settings)
 
 
-def run(args: argparse.Namespace) -> int:
-    print(markdown_table() if args.markdown else current(Settings.from_environment()))
+@click.command(help="every setting: its variable, value and where the value comes from")
+@click.option("--markdown", is_flag=True, help="the documentation's table: defaults, not values")
+@json_option("every setting, its variable, value and source")
+def settings(markdown: bool, as_json: bool) -> int:
+    if markdown and as_json:
+        raise click.UsageError("--markdown and --json are two formats: give one")
+    if markdown:
+        print(markdown_table())
+    elif as_json:
+        print_json(records(Settings.from_environment()))
+    elif is_terminal():
+        rows = [
+            (r["setting"], r["variable"], _plain(r["value"]), r["source"])
+            for r in records(Settings.from_environment())
+        ]
+        print_table(("setting", "variable", "value", "source"), rows)
+    else:
+        print(current(Settings.from_environment()))
     return 0
 
 
@@ -46,12 +59,23 @@ def markdown_table() -> str:
 
 
 def current(settings: Settings) -> str:
-    lines = []
-    for name in Settings.model_fields:
-        source = "environment" if variable(name) in os.environ else "default or code"
-        value = _plain(getattr(settings, name))
-        lines.append(f"{name} = {value}    ({variable(name)}; {source})")
-    return "\n".join(lines)
+    return "\n".join(
+        f"{r['setting']} = {_plain(r['value'])}    ({r['variable']}; {r['source']})"
+        for r in records(settings)
+    )
+
+
+def records(settings: Settings) -> list[dict[str, Any]]:
+    """Each setting: its name, variable, value (as JSON has it) and where it comes from."""
+    return [
+        {
+            "setting": name,
+            "variable": variable(name),
+            "value": _json_values.dump_python(getattr(settings, name), mode="json"),
+            "source": "environment" if variable(name) in os.environ else "default or code",
+        }
+        for name in Settings.model_fields
+    ]
 
 
 def _shown(value: Any) -> str:

@@ -13,46 +13,69 @@ ask them ``--as-of`` a time inside the period.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import click
 import msgspec
 
 from ledger.app import LedgerApp
 from ledger.clock import Clock, FixedClock, SystemClock
 from ledger.errors import LedgerError
-from tools.arguments import rfc3339_time
+from tools.arguments import GlobalOptions, pass_global_options, rfc3339_time
+from tools.listing import print_json
 from tools.progress import Progress
 from tools.simulator import DEFAULT_START, SimulationConfig, SimulationReport, simulate
 
 CLOCK_MARGIN = timedelta(hours=1)
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    simulate = commands.add_parser("simulate", help="append a deterministic simulated marketplace")
-    simulate.add_argument(
-        "--members", type=int, default=1_000, help="members (default %(default)s)"
+def register(group: click.Group) -> None:
+    group.add_command(simulate_command)
+
+
+@click.command("simulate", help="append a deterministic simulated marketplace")
+@click.option("--members", type=int, default=1_000, show_default=True, help="members")
+@click.option("--trades", type=int, default=10_000, show_default=True, help="trades")
+@click.option("--days", type=int, default=90, show_default=True, help="days of business time")
+@click.option("--seed", type=int, default=1, help="the same seed, the same marketplace")
+@click.option(
+    "--farming-rings", type=int, default=2, show_default=True, help="credit-farming rings"
+)
+@click.option(
+    "--violators", type=int, default=3, show_default=True, help="sellers who break the rules"
+)
+@click.option(
+    "--start",
+    type=rfc3339_time,
+    default=DEFAULT_START,
+    help="RFC 3339 start of the simulated period (default 2025-01-01T00:00:00Z)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@pass_global_options
+def simulate_command(
+    options: GlobalOptions,
+    *,
+    members: int,
+    trades: int,
+    days: int,
+    seed: int,
+    farming_rings: int,
+    violators: int,
+    start: datetime,
+    as_json: bool,
+) -> int:
+    config = SimulationConfig(
+        members=members,
+        trades=trades,
+        days=days,
+        seed=seed,
+        farming_rings=farming_rings,
+        violators=violators,
+        start=start,
     )
-    simulate.add_argument("--trades", type=int, default=10_000, help="trades (default %(default)s)")
-    simulate.add_argument(
-        "--days", type=int, default=90, help="days of business time (default %(default)s)"
-    )
-    simulate.add_argument("--seed", type=int, default=1, help="the same seed, the same marketplace")
-    simulate.add_argument(
-        "--farming-rings", type=int, default=2, help="credit-farming rings (default %(default)s)"
-    )
-    simulate.add_argument(
-        "--violators", type=int, default=3, help="sellers who break the rules (default %(default)s)"
-    )
-    simulate.add_argument(
-        "--start",
-        type=rfc3339_time,
-        default=DEFAULT_START,
-        help="RFC 3339 start of the simulated period (default 2025-01-01T00:00:00Z)",
-    )
-    simulate.add_argument("--json", action="store_true", help="print the report as JSON")
+    return run(config, options.url, options.rulebook, as_json=as_json)
 
 
 def simulation_clock(config: SimulationConfig, now: datetime) -> Clock:
@@ -61,16 +84,7 @@ def simulation_clock(config: SimulationConfig, now: datetime) -> Clock:
     return SystemClock() if now >= after else FixedClock(after)
 
 
-def run(args: argparse.Namespace, database_url: str) -> int:
-    config = SimulationConfig(
-        members=args.members,
-        trades=args.trades,
-        days=args.days,
-        seed=args.seed,
-        farming_rings=args.farming_rings,
-        violators=args.violators,
-        start=args.start,
-    )
+def run(config: SimulationConfig, database_url: str, rulebook: str, *, as_json: bool) -> int:
     try:
         config.check()
     except ValueError as error:
@@ -79,7 +93,7 @@ def run(args: argparse.Namespace, database_url: str) -> int:
     app = LedgerApp(
         database_url,
         clock=simulation_clock(config, datetime.now(UTC)),
-        rulebook=args.rulebook,
+        rulebook=rulebook,
     )
     bar = Progress("simulate", None)
 
@@ -96,9 +110,8 @@ def run(args: argparse.Namespace, database_url: str) -> int:
         app.close()
     bar.finish(report.commands)
     seconds = time.monotonic() - started
-    if args.json:
-        body = {**msgspec.to_builtins(report), "seconds": round(seconds, 3)}
-        sys.stdout.write(msgspec.json.encode(body).decode() + "\n")
+    if as_json:
+        print_json({**msgspec.to_builtins(report), "seconds": round(seconds, 3)})
     else:
         print(describe(report, seconds))
     return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 from typing import IO
+
+import click
 
 from ledger.app import LedgerApp
 from ledger.transfer import (
@@ -18,34 +19,45 @@ from ledger.transfer import (
     export_log,
     import_log,
 )
+from tools.arguments import GlobalOptions, pass_global_options
 from tools.progress import Progress, count_lines
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    export = commands.add_parser("export", help="write the log in order as NDJSON to stdout")
-    export.add_argument("--after", type=int, default=0, help="start after this position")
-    load = commands.add_parser("import", help="validate and append an NDJSON export")
-    load.add_argument("path", help="an NDJSON file written by export ('-' for stdin)")
-    load.add_argument(
-        "--batch-events",
-        type=int,
-        default=BATCH_EVENTS_DEFAULT,
-        help=f"events per transaction (1-{BATCH_EVENTS_MAX:,})",
-    )
-    load.add_argument(
-        "--cache-aggregates",
-        type=int,
-        default=AGGREGATE_CACHE_DEFAULT,
-        help="aggregates kept in memory while checking",
-    )
+def register(group: click.Group) -> None:
+    group.add_command(export)
+    group.add_command(import_)
 
 
-def run(args: argparse.Namespace, database_url: str) -> int:
-    app = LedgerApp(database_url, rulebook=args.rulebook)
+@click.command(help="write the log in order as NDJSON to stdout")
+@click.option("--after", type=int, default=0, help="start after this position")
+@pass_global_options
+def export(options: GlobalOptions, after: int) -> int:
+    app = LedgerApp(options.url, rulebook=options.rulebook)
     try:
-        if args.command == "export":
-            return _export(app, args.after)
-        return _import(app, args)
+        return _export(app, after)
+    finally:
+        app.close()
+
+
+@click.command("import", help="validate and append an NDJSON export")
+@click.argument("path", help="an NDJSON file written by export ('-' for stdin)")
+@click.option(
+    "--batch-events",
+    type=int,
+    default=BATCH_EVENTS_DEFAULT,
+    help=f"events per transaction (1-{BATCH_EVENTS_MAX:,})",
+)
+@click.option(
+    "--cache-aggregates",
+    type=int,
+    default=AGGREGATE_CACHE_DEFAULT,
+    help="aggregates kept in memory while checking",
+)
+@pass_global_options
+def import_(options: GlobalOptions, path: str, batch_events: int, cache_aggregates: int) -> int:
+    app = LedgerApp(options.url, rulebook=options.rulebook)
+    try:
+        return _import(app, path, batch_events, cache_aggregates)
     finally:
         app.close()
 
@@ -73,27 +85,27 @@ def _export(app: LedgerApp, after: int) -> int:
     return 0
 
 
-def _import(app: LedgerApp, args: argparse.Namespace) -> int:
-    if not 1 <= args.batch_events <= BATCH_EVENTS_MAX:
+def _import(app: LedgerApp, named: str, batch_events: int, cache_aggregates: int) -> int:
+    if not 1 <= batch_events <= BATCH_EVENTS_MAX:
         print(f"--batch-events is 1-{BATCH_EVENTS_MAX:,}", file=sys.stderr)
         return 2
-    if args.cache_aggregates < 1:
+    if cache_aggregates < 1:
         print("--cache-aggregates is 1 or more", file=sys.stderr)
         return 2
-    path = None if args.path == "-" else Path(args.path)
+    path = None if named == "-" else Path(named)
     try:
         total = count_lines(path) if path is not None else None
         source: IO[bytes] = path.open("rb") if path is not None else sys.stdin.buffer
     except OSError as error:
-        print(f"cannot read {args.path}: {error.strerror or error}", file=sys.stderr)
+        print(f"cannot read {named}: {error.strerror or error}", file=sys.stderr)
         return 2
     progress = Progress("import", total)
     try:
         report = import_log(
             app,
             source,
-            batch_events=args.batch_events,
-            cache_aggregates=args.cache_aggregates,
+            batch_events=batch_events,
+            cache_aggregates=cache_aggregates,
             progress=lambda _position, events: progress.update(events),
         )
     except ImportRefusedError as error:

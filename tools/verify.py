@@ -12,16 +12,18 @@ checked against it (``--allow-pending`` accepts that: 0).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import IO
+
+import click
 
 from ledger.app import LedgerApp
 from ledger.database import DatabaseUrlError
 from ledger.tree_head import TreeHead, TreeHeadError, TreeHeadVerifier
 from projections.log_tree import open_log_tree
 from projections.log_verifier import Problem, Report, load_heads, verify_export, verify_store
+from tools.arguments import GlobalOptions, pass_global_options
 from tools.progress import Progress, count_lines
 
 
@@ -29,44 +31,65 @@ class _UsageError(Exception):
     """Input the command cannot use; exit status 2."""
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    verify = commands.add_parser(
-        "verify", help="check the log against its Merkle tree and signed tree heads"
-    )
-    verify.add_argument(
-        "--tree-heads", type=Path, default=None, help="a witness file: signed heads as JSON lines"
-    )
-    verify.add_argument(
-        "--public-key", type=Path, default=None, help="the operator's Ed25519 public key (PEM)"
-    )
-    verify.add_argument(
-        "--export",
-        type=Path,
-        default=None,
-        help="verify this NDJSON export (of the whole log) offline instead of the database",
-    )
-    verify.add_argument(
-        "--allow-pending",
-        action="store_true",
-        help="exit 0 although events after the tree's last position were not checked",
-    )
+def register(group: click.Group) -> None:
+    group.add_command(verify)
 
 
-def run(args: argparse.Namespace, database_url: str) -> int:
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command(help="check the log against its Merkle tree and signed tree heads")
+@click.option(
+    "--tree-heads", type=_FILE, default=None, help="a witness file: signed heads as JSON lines"
+)
+@click.option(
+    "--public-key", type=_FILE, default=None, help="the operator's Ed25519 public key (PEM)"
+)
+@click.option(
+    "--export",
+    type=_FILE,
+    default=None,
+    help="verify this NDJSON export (of the whole log) offline instead of the database",
+)
+@click.option(
+    "--allow-pending",
+    is_flag=True,
+    help="exit 0 although events after the tree's last position were not checked",
+)
+@pass_global_options
+def verify(
+    options: GlobalOptions,
+    *,
+    tree_heads: Path | None,
+    public_key: Path | None,
+    export: Path | None,
+    allow_pending: bool,
+) -> int:
+    return run(options.url, tree_heads, public_key, export, allow_pending=allow_pending)
+
+
+def run(
+    database_url: str,
+    tree_heads: Path | None,
+    public_key: Path | None,
+    export: Path | None,
+    *,
+    allow_pending: bool,
+) -> int:
     try:
-        verifier = _verifier(args.public_key)
-        heads = _heads(args.tree_heads)
-        if args.export is not None:
-            report = _verify_export(args.export, heads, verifier)
+        verifier = _verifier(public_key)
+        heads = _heads(tree_heads)
+        if export is not None:
+            report = _verify_export(export, heads, verifier)
         else:
             report = _verify_store(database_url, heads, verifier)
     except _UsageError as error:
         print(error, file=sys.stderr)
         return 2
-    _print(report, allow_pending=args.allow_pending)
+    _print(report, allow_pending=allow_pending)
     if not report.ok:
         return 1
-    return 3 if report.pending and not args.allow_pending else 0
+    return 3 if report.pending and not allow_pending else 0
 
 
 def _verifier(path: Path | None) -> TreeHeadVerifier | None:

@@ -14,7 +14,6 @@ checks the whole store against every head in the file.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import sys
@@ -24,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import click
 import msgspec
 
 from ledger import merkle
@@ -52,33 +52,39 @@ class _PublicKey(msgspec.Struct):
     public_key_pem: str
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keygen = commands.add_parser("keygen", help="make an Ed25519 key that signs tree heads")
-    keygen.add_argument("path", type=Path, help="where to write the private key (never replaced)")
-    audit = commands.add_parser("audit", help="an auditor's tools against a running server")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    pull = audit_commands.add_parser(
-        "pull-tree-head", help="print the server's signed tree head as one JSON line"
-    )
-    pull.add_argument("--url", required=True, help="the server's base URL")
-    pull.add_argument(
-        "--key", default=None, help=f"an auditor API key (default: ${API_KEY_SETTING})"
-    )
-    pull.add_argument(
-        "--check",
-        type=Path,
-        default=None,
-        help="a witness file: accept the head only if it extends the latest head there",
-    )
-    pull.add_argument(
-        "--public-key", type=Path, default=None, help="the operator's public key (PEM) to trust"
-    )
+def register(group: click.Group) -> None:
+    group.add_command(keygen)
+    group.add_command(audit)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "keygen":
-        return _keygen(args.path)
-    return _pull(args)
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command(help="make an Ed25519 key that signs tree heads")
+@click.argument("path", type=_FILE, help="where to write the private key (never replaced)")
+def keygen(path: Path) -> int:
+    return _keygen(path)
+
+
+@click.group(help="an auditor's tools against a running server")
+def audit() -> None:
+    pass
+
+
+@audit.command("pull-tree-head", help="print the server's signed tree head as one JSON line")
+@click.option("--url", required=True, help="the server's base URL")
+@click.option("--key", default=None, help=f"an auditor API key (default: ${API_KEY_SETTING})")
+@click.option(
+    "--check",
+    type=_FILE,
+    default=None,
+    help="a witness file: accept the head only if it extends the latest head there",
+)
+@click.option(
+    "--public-key", type=_FILE, default=None, help="the operator's public key (PEM) to trust"
+)
+def pull_tree_head(url: str, key: str | None, check: Path | None, public_key: Path | None) -> int:
+    return _pull(url, key, check, public_key)
 
 
 def _keygen(path: Path) -> int:
@@ -96,20 +102,20 @@ def _keygen(path: Path) -> int:
     return 0
 
 
-def _pull(args: argparse.Namespace) -> int:
-    key = args.key or os.environ.get(API_KEY_SETTING, "")
+def _pull(url: str, given_key: str | None, check: Path | None, public_key: Path | None) -> int:
+    key = given_key or os.environ.get(API_KEY_SETTING, "")
     if not key:
         print(f"give --key or set {API_KEY_SETTING}", file=sys.stderr)
         return 2
-    base = args.url.rstrip("/")
+    base = url.rstrip("/")
     try:
         head = from_json(_get(base, "/v1/audit/tree-head", key))
-        verifier = _verifier(base, key, args.public_key)
+        verifier = _verifier(base, key, public_key)
         if not verifier.verify(head):
             print("refused: the tree head's signature does not verify", file=sys.stderr)
             return 1
-        if args.check is not None:
-            problem = _extends_latest(base, key, head, _latest(args.check))
+        if check is not None:
+            problem = _extends_latest(base, key, head, _latest(check))
             if problem:
                 print(f"refused: {problem}", file=sys.stderr)
                 return 1

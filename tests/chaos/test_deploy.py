@@ -18,7 +18,7 @@ import pytest
 from api.auth import KeyRing, Role
 from ledger.tree_head import write_new_key
 from tests.chaos.support import SERVER_START_SECONDS_MAX, OwnCluster, free_port, trade_body
-from tools.cli import _parser
+from tools.cli import parse
 
 pytestmark = pytest.mark.postgres
 
@@ -105,7 +105,7 @@ def test_the_systemd_units_run_commands_the_cli_takes() -> None:
         assert service["EnvironmentFile"].endswith("trustledger.env")
         program, *arguments = shlex.split(service["ExecStart"])
         assert program.endswith("/trustledger")
-        _parser().parse_args(arguments)  # exits on anything the CLI refuses
+        parse(arguments)  # raises on anything the CLI refuses
 
 
 def _procfile() -> dict[str, str]:

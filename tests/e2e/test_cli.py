@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import re
+import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from api.auth import KeyRing, Principal, Role
@@ -15,7 +17,8 @@ from ledger.app import LedgerApp
 from projections.runner import Runner
 from projections.views import open_view
 from tests.e2e.support import running_api
-from tools.cli import _parser, main
+from tools.arguments import GlobalOptions
+from tools.cli import cli, main, parse
 
 
 @pytest.fixture
@@ -262,14 +265,187 @@ def test_global_options_are_taken_after_the_subcommand_too(
 
 
 def test_every_option_and_argument_of_every_command_says_what_it_is() -> None:
-    def unexplained(parser: argparse.ArgumentParser, path: str) -> list[str]:
-        found = []
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    found += unexplained(sub, f"{path} {name}")
-            elif not action.help and not isinstance(action, argparse._HelpAction):
-                found.append(f"{path} {action.option_strings or action.dest}")
+    def unexplained(command: click.Command, path: str) -> list[str]:
+        found = [] if command.help else [f"{path} (the command)"]
+        for param in command.params:
+            if not (param.help if isinstance(param, click.Option | click.Argument) else None):
+                found.append(f"{path} {param.opts}")
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += unexplained(sub, f"{path} {name}")
         return found
 
-    assert unexplained(_parser(), "trustledger") == []
+    assert unexplained(cli, "trustledger") == []
+
+
+def test_every_command_takes_the_global_options_and_the_one_after_it_wins() -> None:
+    def leaves(command: click.Command, path: list[str]) -> list[list[str]]:
+        if not isinstance(command, click.Group):
+            return [path]
+        return [p for name, sub in command.commands.items() for p in leaves(sub, [*path, name])]
+
+    required = {  # what a command needs besides the global options
+        "credit": ["m"],
+        "penalty": ["m"],
+        "import": ["log.ndjson"],
+        "keygen": ["key.pem"],
+        "add": ["--role", "reader"],
+        "revoke": ["k"],
+        "rotate": ["k"],
+        "pull-tree-head": ["--url", "http://127.0.0.1:8000"],
+        "whatif": ["--vs", "ebay-style"],
+    }
+    commands = leaves(cli, [])
+    assert ["keys", "list"] in commands and ["audit", "pull-tree-head"] in commands
+    for command in commands:
+        arguments = required.get(command[-1], [])
+        before = ["--database-url", "memory:", "--rulebook", "ebay-style"]
+        given = parse([*before, *command, *arguments, "--rulebook", "file.toml"])
+        assert given.find_object(GlobalOptions) == GlobalOptions("memory:", "file.toml"), command
+        only_before = parse([*before, *command, *arguments]).find_object(GlobalOptions)
+        assert only_before == GlobalOptions("memory:", "ebay-style"), command
+        only_after = parse([*command, *arguments, "--database-url", "memory:"])
+        assert only_after.find_object(GlobalOptions) == GlobalOptions("memory:"), command
+
+
+def test_a_bad_value_is_a_usage_error_with_status_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refused = {
+        ("deadlines", "--now", "2026-01-01T00:00:00"): "'2026-01-01T00:00:00' needs a timezone",
+        ("deadlines", "--now", "soon"): "not an RFC 3339 time: 'soon'",
+        ("follow", "--deadline-interval", "0"): "'0': a duration is more than 0 seconds",
+        ("follow", "--standby-poll", "often"): "not a number of seconds: 'often'",
+        ("bench", "--big-sellers", "1000", "0"): "'0': a big member has 1-",
+        ("bench", "--only", "import", "nothing"): "'nothing' is not one of",
+        ("keys", "add", "--role", "root"): "'root' is not one of",
+        ("credit",): "Missing argument 'MEMBER_ID'",
+        ("nonsense",): "No such command 'nonsense'",
+    }
+    for argv, message in refused.items():
+        assert main(["--database-url", "memory:", *argv]) == 2, argv
+        captured = capsys.readouterr()
+        assert message in captured.err, argv
+        assert "Usage: trustledger" in captured.err
+        assert captured.out == ""
+        with pytest.raises(click.UsageError):
+            parse(argv)  # what the deployment files' commands are checked with
+
+
+def test_several_values_follow_one_option_name_as_before() -> None:
+    spread = parse(["bench", "--only", "import", "big_sellers", "--big-sellers", "10", "20"])
+    assert spread.params["only"] == ("import", "big_sellers")
+    assert spread.params["big_sellers"] == (10, 20)
+    repeated = parse(["bench", "--only", "import", "--quick", "--only", "http"])
+    assert repeated.params["only"] == ("import", "http")
+    assert repeated.params["quick"] is True
+
+
+def test_help_is_printed_for_the_program_and_every_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    assert "whatif" in capsys.readouterr().out
+    assert main(["keys", "rotate", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "KEY_ID" in shown and "--grace-hours" in shown and "--rulebook" in shown
+
+
+def unstyled(text: str) -> str:
+    """A terminal's output without its colours and bold."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.fixture
+def listed_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, list[str]]:
+    """A keys file with a reader's key and a revoked ranking key; their ids."""
+    keys_file = tmp_path / "keys.json"
+    ids = []
+    for role in ("reader", "ranking"):
+        assert main(["keys", "add", "--role", role, "--keys-file", str(keys_file)]) == 0
+        ids.append(capsys.readouterr().out.split("_")[1])
+    assert main(["keys", "revoke", ids[1], "--keys-file", str(keys_file)]) == 0
+    capsys.readouterr()
+    return keys_file, ids
+
+
+def test_keys_are_listed_as_json_with_json(
+    listed_keys: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys_file, ids = listed_keys
+    assert main(["keys", "list", "--json", "--keys-file", str(keys_file)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(k["id"], k["role"], k["state"], k["caller"]) for k in listed] == [
+        (ids[0], "reader", "valid", ids[0]),
+        (ids[1], "ranking", "ended", ids[1]),
+    ]
+    assert listed[0]["expires_at"] is None and listed[0]["revoked_at"] is None
+    assert listed[1]["revoked_at"].endswith("Z")
+    assert all("sha256" not in key for key in listed)
+
+
+def test_listings_are_plain_lines_off_a_terminal_and_a_table_on_one(
+    listed_keys: tuple[Path, list[str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys_file, ids = listed_keys
+    assert main(["keys", "list", "--keys-file", str(keys_file)]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert [line.split()[:5] for line in plain] == [
+        [ids[0], "reader", "valid", "caller", ids[0]],
+        [ids[1], "ranking", "ended", "caller", ids[1]],
+    ]
+    assert main(["settings"]) == 0
+    assert "rulebook = taobao-classic    (TRUSTLEDGER_RULEBOOK; " in capsys.readouterr().out
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["keys", "list", "--keys-file", str(keys_file)]) == 0
+    table = unstyled(capsys.readouterr().out)
+    assert "┃ id " in table and f"│ {ids[1]} │ ranking │ ended │" in table
+    assert "created 20" not in table  # not the plain line
+    assert main(["settings"]) == 0
+    table = unstyled(capsys.readouterr().out)
+    assert "│ rulebook" in table and "TRUSTLEDGER_RULEBOOK" in table and " = " not in table
+
+
+def test_settings_are_listed_as_json_with_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRUSTLEDGER_RULEBOOK", "ebay-style")
+    assert main(["settings", "--json"]) == 0
+    listed = {s["setting"]: s for s in json.loads(capsys.readouterr().out)}
+    assert listed["rulebook"] == {
+        "setting": "rulebook",
+        "variable": "TRUSTLEDGER_RULEBOOK",
+        "value": "ebay-style",
+        "source": "environment",
+    }
+    assert listed["dev_keys"]["value"] is False
+    assert main(["settings", "--json", "--markdown"]) == 2
+    assert "give one" in capsys.readouterr().err
+
+
+def test_whatif_is_a_table_on_a_terminal_and_json_with_json(
+    demo_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = [
+        "--database-url",
+        demo_url,
+        "whatif",
+        "--vs",
+        "ebay-style",
+        "--as-of",
+        "2026-02-14T00:00:00Z",
+    ]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sellers"] == 2 and report["versus"].startswith("ebay-style")
+    assert main(argv) == 0
+    plain = capsys.readouterr().out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(argv) == 0
+    table = unstyled(capsys.readouterr().out)
+    assert plain.splitlines()[0] == table.splitlines()[0]  # the summary, then the moves
+    assert "level moves" in table and "┃ level before" in table
