@@ -1,4 +1,5 @@
-"""An HTTP client for the service, with one API key per role."""
+"""The service in process, called over HTTP with one API key per role: raw
+through the Starlette test client, or through the typed client (``client``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import uvicorn
 from fastapi.testclient import TestClient
 
 from api.auth import KeyRing, Role
 from api.main import create_app
 from api.settings import Settings
+from client import TrustLedger
 from ledger.clock import FixedClock
 from ledger.policy import DEFAULT_RULEBOOK
 from ledger.tree_head import write_new_key
@@ -25,12 +28,71 @@ from tests.support import T0
 LIVE_START_SECONDS = 30
 
 
+class InProcess(httpx.BaseTransport):
+    """Hands the typed client's requests to an app served by a test client.
+
+    Through the test client's public ``send``, so the app runs in the test
+    client's event loop, and closing the typed client leaves the test client
+    open. Answers arrive whole: a followed stream would never end.
+    """
+
+    def __init__(self, client: TestClient) -> None:
+        self._client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._client.send(request)
+
+
+def in_process(client: TestClient, api_key: str) -> TrustLedger:
+    """The typed client over the app in process, with one API key.
+
+    Nothing is retried: a refusal is the test's to see, at once.
+    """
+    return TrustLedger(str(client.base_url), api_key, retries=0, transport=InProcess(client))
+
+
 class Api:
+    """The app in process with a key per role: ``client`` for raw HTTP (where
+    HTTP itself is what a test checks) and a typed client per role (``service``,
+    ``ranking``, ``reader``, ``auditor``, ``admin``) for everything else."""
+
     def __init__(self, client: TestClient, keys: dict[Role, str], clock: FixedClock) -> None:
         self.client = client
         self.keys = keys
         self.clock = clock
         self._keys = itertools.count(1)
+        self._ledgers: dict[Role, TrustLedger] = {}
+
+    def ledger(self, role: Role) -> TrustLedger:
+        """The typed client holding this role's key (one per role, kept)."""
+        if role not in self._ledgers:
+            self._ledgers[role] = in_process(self.client, self.keys[role])
+        return self._ledgers[role]
+
+    @property
+    def service(self) -> TrustLedger:
+        return self.ledger(Role.SERVICE)
+
+    @property
+    def ranking(self) -> TrustLedger:
+        return self.ledger(Role.RANKING)
+
+    @property
+    def reader(self) -> TrustLedger:
+        return self.ledger(Role.READER)
+
+    @property
+    def auditor(self) -> TrustLedger:
+        return self.ledger(Role.AUDITOR)
+
+    @property
+    def admin(self) -> TrustLedger:
+        return self.ledger(Role.ADMIN)
+
+    def close(self) -> None:
+        for ledger in self._ledgers.values():
+            ledger.close()
+        self._ledgers.clear()
 
     def headers(self, role: Role | None = Role.SERVICE, key: str | None = None) -> dict[str, str]:
         headers = {} if role is None else {"Authorization": f"Bearer {self.keys[role]}"}
@@ -59,8 +121,14 @@ class Api:
         return positions
 
 
+def when(hours: float) -> datetime:
+    """A business time, ``hours`` after T0 (for the typed client)."""
+    return T0 + timedelta(hours=hours)
+
+
 def at(hours: float) -> str:
-    return (T0 + timedelta(hours=hours)).isoformat().replace("+00:00", "Z")
+    """A business time as RFC 3339 (for raw HTTP bodies and parameters)."""
+    return when(hours).isoformat().replace("+00:00", "Z")
 
 
 @contextmanager
@@ -91,7 +159,11 @@ def running_api(
     )
     app = create_app(settings, clock=clock, background=False)
     with TestClient(app) as client:
-        yield Api(client, keys, clock)
+        api = Api(client, keys, clock)
+        try:
+            yield api
+        finally:
+            api.close()
 
 
 @contextmanager

@@ -1,16 +1,15 @@
 """End to end through HTTP: signed tree heads, inclusion and consistency proofs,
-the public key, and a witness pulling heads with ``trustledger audit``."""
+the public key, and a witness pulling heads with ``trustledger audit``.
+
+Auditors and the platform service call through the typed client; the roles'
+refusals are checked over raw HTTP."""
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -20,9 +19,11 @@ from fastapi.testclient import TestClient
 from api.auth import KeyRing, Role
 from api.main import create_app
 from api.settings import Settings
+from client import NotFound, TrustLedger, Unavailable
+from ledger import commands as c
 from ledger import merkle
 from ledger.tree_head import TreeHeadVerifier, from_json, to_json, write_new_key
-from tests.e2e.support import Api, at, running_api
+from tests.e2e.support import Api, in_process, running_api, when
 from tools.cli import main
 
 
@@ -32,54 +33,42 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         yield client
 
 
-def b64(value: str) -> bytes:
-    return base64.b64decode(value)
-
-
-def register(api: Api, *members: str) -> list[int]:
-    positions = []
+def register(ledger: TrustLedger, *members: str) -> list[int]:
+    """Members registered by the platform service; the positions written."""
+    positions: list[int] = []
     for member in members:
-        positions += api.ok("/v1/members", {"member_id": member, "occurred_at": at(0)})
+        command = c.RegisterMember(member_id=member, occurred_at=when(0))
+        positions += ledger.register_member(command).positions
     return positions
 
 
-def audit(api: Api, path: str, **params: Any) -> Any:
-    response = api.get(path, role=Role.AUDITOR, **params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def test_a_signed_head_covers_every_event_and_proves_each_one_in_it(api: Api) -> None:
-    positions = register(api, "m-1", "m-2", "m-3")
-    key = audit(api, "/v1/audit/public-key")
-    verifier = TreeHeadVerifier.from_pem(key["public_key_pem"].encode())
-    response = api.get("/v1/audit/tree-head", role=Role.AUDITOR)
-    head = from_json(response.content)
+    positions = register(api.service, "m-1", "m-2", "m-3")
+    auditor = api.auditor
+    key = auditor.get_public_key()
+    verifier = TreeHeadVerifier.from_pem(key.public_key_pem.encode())
+    head = auditor.get_tree_head()
     assert verifier.verify(head)
-    assert head.key_id == key["key_id"]
+    assert head.key_id == key.key_id
     assert head.tree_size == len(positions)
     for index, position in enumerate(positions):
-        proof = audit(api, "/v1/audit/inclusion", position=position, tree_size=head.tree_size)
-        assert proof["leaf_index"] == index
+        proof = auditor.get_inclusion_proof(position, head.tree_size)
+        assert proof.leaf_index == index
         assert merkle.verify_inclusion(
-            b64(proof["leaf_hash"]),
-            index,
-            head.tree_size,
-            [b64(h) for h in proof["proof"]],
-            head.root_hash,
+            proof.leaf_hash, index, head.tree_size, proof.proof, head.root_hash
         )
 
 
 def test_a_later_head_is_proved_to_extend_an_earlier_one(api: Api) -> None:
-    register(api, "m-1", "m-2")
-    first = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
-    again = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
+    auditor = api.auditor
+    register(api.service, "m-1", "m-2")
+    first = auditor.get_tree_head()
+    again = auditor.get_tree_head()
     assert again == first  # nothing new: the same head, not a new row
-    register(api, "m-3", "m-4", "m-5")
-    second = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
+    register(api.service, "m-3", "m-4", "m-5")
+    second = auditor.get_tree_head()
     assert second.tree_size == first.tree_size + 3
-    proof = audit(api, "/v1/audit/consistency", first=first.tree_size, second=second.tree_size)
-    hashes = [b64(h) for h in proof["proof"]]
+    hashes = auditor.get_consistency_proof(first.tree_size, second.tree_size).proof
     assert merkle.verify_consistency(
         first.tree_size, second.tree_size, first.root_hash, second.root_hash, hashes
     )
@@ -89,33 +78,33 @@ def test_a_later_head_is_proved_to_extend_an_earlier_one(api: Api) -> None:
 
 
 def test_proofs_refuse_what_the_tree_does_not_hold(api: Api) -> None:
-    register(api, "m-1")
-    head = from_json(api.get("/v1/audit/tree-head", role=Role.AUDITOR).content)
-    beyond = api.get(
-        "/v1/audit/inclusion", role=Role.AUDITOR, position=1, tree_size=head.tree_size + 5
-    )
-    assert beyond.status_code == 404
-    assert beyond.json()["code"] == "unknown_tree_size"
-    nowhere = api.get(
-        "/v1/audit/inclusion", role=Role.AUDITOR, position=999, tree_size=head.tree_size
-    )
-    assert nowhere.status_code == 404
-    assert nowhere.json()["code"] == "unknown_position"
-    backwards = api.get("/v1/audit/consistency", role=Role.AUDITOR, first=1, second=0)
-    assert backwards.status_code == 404
+    auditor = api.auditor
+    register(api.service, "m-1")
+    head = auditor.get_tree_head()
+    with pytest.raises(NotFound) as beyond:
+        auditor.get_inclusion_proof(1, head.tree_size + 5)
+    assert beyond.value.code == "unknown_tree_size"
+    with pytest.raises(NotFound) as nowhere:
+        auditor.get_inclusion_proof(999, head.tree_size)
+    assert nowhere.value.code == "unknown_position"
+    with pytest.raises(NotFound):
+        auditor.get_consistency_proof(1, 0)
 
 
 def test_only_auditors_see_the_tree(api: Api) -> None:
+    # Raw: the status each role's key is answered with is the subject.
     for role in (Role.SERVICE, Role.RANKING, Role.READER):
         assert api.get("/v1/audit/tree-head", role=role).status_code == 403
 
 
 def test_without_a_signing_key_heads_are_refused_not_signed(tmp_path: Path) -> None:
     with running_api("memory:", tmp_path, tree_head_key=False) as api:
-        response = api.get("/v1/audit/tree-head", role=Role.AUDITOR)
-        assert response.status_code == 503
-        assert response.json()["code"] == "signing_key_missing"
-        assert api.get("/v1/audit/public-key", role=Role.AUDITOR).status_code == 503
+        with pytest.raises(Unavailable) as unsigned:
+            api.auditor.get_tree_head()
+        assert (unsigned.value.status, unsigned.value.code) == (503, "signing_key_missing")
+        with pytest.raises(Unavailable) as keyless:
+            api.auditor.get_public_key()
+        assert keyless.value.status == 503
 
 
 # --- A witness against a live server ---------------------------------------------------
@@ -181,21 +170,11 @@ def pull(live: Live, witness: Path, capsys: pytest.CaptureFixture[str]) -> tuple
 
 
 def append_member(live: Live, member: str) -> None:
-    host, port = live.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    body = json.dumps({"member_id": member, "occurred_at": at(0)})
-    conn.request(
-        "POST",
-        "/v1/members",
-        body=body,
-        headers={
-            "Authorization": f"Bearer {live.service_key}",
-            "Content-Type": "application/json",
-            "Idempotency-Key": f"k-{member}",
-        },
-    )
-    assert conn.getresponse().status == 201
-    conn.close()
+    with TrustLedger(live.url, live.service_key, timeout=30) as service:
+        appended = service.register_member(
+            c.RegisterMember(member_id=member, occurred_at=when(0)), idempotency_key=f"k-{member}"
+        )
+    assert not appended.replayed
 
 
 def test_a_witness_accepts_heads_that_extend_what_it_saw(
@@ -259,13 +238,8 @@ def test_heads_are_signed_periodically_as_the_log_grows(tmp_path: Path) -> None:
         projection_poll_seconds=0.05,
     )
     app = create_app(settings)
-    with TestClient(app) as client:
-        response = client.post(
-            "/v1/members",
-            json={"member_id": "m-1", "occurred_at": at(0)},
-            headers={"Authorization": f"Bearer {service_key}", "Idempotency-Key": "k-1"},
-        )
-        assert response.status_code == 201
+    with TestClient(app) as client, in_process(client, service_key) as service:
+        service.register_member(c.RegisterMember(member_id="m-1", occurred_at=when(0)))
         tree = app.state.service.tree
         deadline = time.monotonic() + 10
         # A head of the empty log may come first; one covering the append must follow.

@@ -5,21 +5,26 @@ one registered a minute ahead of the server's clock, and one never
 registered, at several business times and now: a 200 single answer is the
 batch entry byte for byte, and a 404 single answer is the batch's
 unknown-seller entry.
+
+The ledger is filled through the typed client; the batch and the single
+answers are read raw, as their bytes are what is compared.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.auth import Role
-from tests.e2e.support import Api, at, running_api
-from tests.support import T0
+from client import TrustLedger
+from ledger import commands as c
+from tests.e2e.support import Api, at, running_api, when
+from tests.support import T0, new_trade
 
 NOW = T0 + timedelta(days=30)
 LATE_HOURS = 24 * 10
@@ -35,39 +40,27 @@ KNOWN: dict[str | None, set[str]] = {
 }
 
 
-def register(api: Api, member_id: str, occurred_at: str) -> list[int]:
-    return api.ok("/v1/members", {"member_id": member_id, "occurred_at": occurred_at})
+def register(service: TrustLedger, member_id: str, occurred_at: datetime) -> None:
+    service.register_member(c.RegisterMember(member_id=member_id, occurred_at=occurred_at))
 
 
-def trade(api: Api, trade_id: str, seller: str, hours: float) -> list[int]:
-    body = {
-        "trade_id": trade_id,
-        "buyer_id": "buyer-1",
-        "seller_id": seller,
-        "item_id": "teapot",
-        "amount_minor": 12_800,
-        "currency": "CNY",
-        "goods_kind": "physical",
-        "shipping": "express",
-        "occurred_at": at(hours),
-    }
-    return api.ok("/v1/trades", body) + api.ok(
-        f"/v1/trades/{trade_id}/payment", {"occurred_at": at(hours + 1)}
-    )
+def trade(service: TrustLedger, trade_id: str, seller: str, hours: float) -> None:
+    created = new_trade(trade_id, seller=seller, item="teapot", amount_minor=12_800, at=when(hours))
+    service.create_trade(created)
+    service.pay_into_escrow(c.PayIntoEscrow(trade_id=trade_id, occurred_at=when(hours + 1)))
 
 
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     with running_api(database_url, tmp_path, now=NOW) as client:
+        service = client.service
         for member in ("buyer-1", "early", "quiet"):
-            register(client, member, at(0))
-        trade(client, "T1", "early", 1)
-        register(client, "late", at(LATE_HOURS))
-        trade(client, "T2", "late", LATE_HOURS + 1)
-        ahead = (NOW + timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
-        last = register(client, "ahead", ahead)[-1]
-        caught_up = client.get("/v1/sellers/early/penalty", role=Role.RANKING, min_position=last)
-        assert caught_up.status_code == 200, caught_up.text
+            register(service, member, when(0))
+        trade(service, "T1", "early", 1)
+        register(service, "late", when(LATE_HOURS))
+        trade(service, "T2", "late", LATE_HOURS + 1)
+        register(service, "ahead", NOW + timedelta(minutes=1))
+        client.ranking.get_seller_penalty("early", min_position=service.written)  # caught up
         yield client
 
 

@@ -2,7 +2,9 @@
 
 Two services over one SQLite ledger, one with ``api.ranking_path`` in front
 and one without, get the same requests; status, content type and body must
-match, and the hot path must have answered the plain ones itself.
+match, and the hot path must have answered the plain ones itself. The
+requests are raw HTTP, as the two services' answers are compared as sent; the
+story behind them is appended through the typed client.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         writer = Api(fast, keys, clock)
         story(writer)
         violation(writer)
+        writer.close()
         # The second service catches its view up with the ledger as it starts.
         with TestClient(app(ranking_path=False)) as routes:
             yield Pair(fast, routes, keys)
