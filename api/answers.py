@@ -26,6 +26,7 @@ from projections.marketplace import ViolationFacts
 from projections.penalties import Penalty
 from projections.queries import Answer, UnknownSeller
 from projections.rulebook import Fraction, Rulebook
+from projections.seller_cases import ComplaintPage, RefundPage
 from projections.trade_lists import TradePage
 from projections.violations import Ban, ViolationStanding
 
@@ -308,6 +309,8 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     DeadlineRun,
     TradeRecord,
     TradePage,
+    ComplaintPage,
+    RefundPage,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

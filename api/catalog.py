@@ -92,6 +92,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", "/v1/trades/{trade_id}"): ("getTrade", PLATFORM),
     ("get", SELLER + "/trades"): ("listSellerTrades", PLATFORM),
     ("get", "/v1/buyers/{buyer_id}/trades"): ("listBuyerTrades", PLATFORM),
+    ("get", SELLER + "/complaints"): ("listSellerComplaints", PLATFORM),
+    ("get", SELLER + "/refunds"): ("listSellerRefunds", PLATFORM),
     ("post", "/v1/credit/batch"): ("getCreditBatch", PLATFORM),
     ("post", "/v1/dsr/batch"): ("getDsrBatch", PLATFORM),
     ("get", SELLER + "/penalty"): ("getSellerPenalty", RANKING),

@@ -24,11 +24,13 @@ from ledger.tree_head import TreeHead
 from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.penalty_feed import PenaltyChange
 from projections.queries import UnknownSeller
+from projections.seller_cases import ComplaintPage, RefundPage
 from projections.trade_lists import TradePage
 
 __all__ = [
     "Appended",
     "BuyerHistoryAnswer",
+    "ComplaintPage",
     "ConsistencyProof",
     "CreditAnswer",
     "CreditBatch",
@@ -42,6 +44,7 @@ __all__ = [
     "PenaltyBatch",
     "PenaltyChange",
     "PublicKey",
+    "RefundPage",
     "RulebooksAnswer",
     "TradePage",
     "TradeRecord",

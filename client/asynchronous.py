@@ -356,6 +356,29 @@ class AsyncTrustLedger:
         answer: a.TradePage = await self._answer(call, a.TradePage)
         return answer
 
+    async def list_seller_complaints(
+        self, seller_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> a.ComplaintPage:
+        """A page of the complaints against a seller in filing order; pass ``next_cursor`` on."""
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/complaints",
+            reads_view=True,
+            cursor=cursor,
+            limit=limit,
+        )
+        answer: a.ComplaintPage = await self._answer(call, a.ComplaintPage)
+        return answer
+
+    async def list_seller_refunds(
+        self, seller_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> a.RefundPage:
+        """A page of the refunds requested of a seller in request order; pass ``next_cursor`` on."""
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/refunds", reads_view=True, cursor=cursor, limit=limit
+        )
+        answer: a.RefundPage = await self._answer(call, a.RefundPage)
+        return answer
+
     async def get_credit_batch(
         self,
         member_ids: list[str],

@@ -352,6 +352,29 @@ class TrustLedger:
         answer: a.TradePage = self._answer(call, a.TradePage)
         return answer
 
+    def list_seller_complaints(
+        self, seller_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> a.ComplaintPage:
+        """A page of the complaints against a seller in filing order; pass ``next_cursor`` on."""
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/complaints",
+            reads_view=True,
+            cursor=cursor,
+            limit=limit,
+        )
+        answer: a.ComplaintPage = self._answer(call, a.ComplaintPage)
+        return answer
+
+    def list_seller_refunds(
+        self, seller_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> a.RefundPage:
+        """A page of the refunds requested of a seller in request order; pass ``next_cursor`` on."""
+        call = calls.query(
+            f"/v1/sellers/{segment(seller_id)}/refunds", reads_view=True, cursor=cursor, limit=limit
+        )
+        answer: a.RefundPage = self._answer(call, a.RefundPage)
+        return answer
+
     def get_credit_batch(
         self,
         member_ids: list[str],

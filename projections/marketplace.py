@@ -14,6 +14,7 @@ every figure reads; the stored views keep the same Structs.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ import msgspec
 
 from ledger import events as ev
 from ledger.events import Dsr, Party, Score
+from ledger.trade import RefundStatus
 from projections.timeline import micros
 
 POSITION_MAX = 2**63 - 1
@@ -65,6 +67,12 @@ class RefundFacts(msgspec.Struct):
     amount_minor: int
     reason: str
     paid: Stamp | None = None
+    # What a seller's refund list shows besides: the request's status, named
+    # as the ledger names it, and when it was settled (paid, cancelled or closed).
+    with_return: bool = False
+    status: RefundStatus = RefundStatus.REQUESTED
+    settled: Stamp | None = None
+    close_reason: str | None = None
 
 
 class DisputeFacts(msgspec.Struct):
@@ -110,6 +118,7 @@ class ComplaintFacts(msgspec.Struct):
     ruled: Stamp | None = None
     outcome: str | None = None
     points: int = 0
+    escalated: Stamp | None = None
 
 
 class ViolationFacts(msgspec.Struct):
@@ -196,10 +205,12 @@ class Marketplace:
         self._trades_of: dict[tuple[str, Party], list[str]] = {}
         self._complaints_of: dict[tuple[str, Party], list[str]] = {}
         self._trades_of_pair: dict[tuple[str, str], list[str]] = {}
+        # A seller's refund requests in log order: (position, trade id, refund id).
+        self._refunds_of: dict[str, list[tuple[int, str, str]]] = {}
 
     @staticmethod
     def depends_on(event_type: type[ev.Event]) -> bool:
-        """Whether any figure depends on this kind of fact (others pass by)."""
+        """Whether any figure or list depends on this kind of fact (others pass by)."""
         return event_type in _FOLDS
 
     def apply(self, event: ev.Event, position: int) -> Marketplace:
@@ -257,6 +268,26 @@ class Marketplace:
         )
         return [trade for key, trade in found if after is None or key > after][:limit]
 
+    def complaints_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[ComplaintFacts]:
+        """The complaints against the seller filed after log position ``after``,
+        in log order: at most ``limit``."""
+        filed = self._complaints_of.get((seller_id, "seller"), [])
+        start = 0
+        if after is not None:
+            start = bisect_right(filed, after, key=lambda c: self.complaints[c].filed.position)
+        return [self.complaints[c] for c in filed[start : start + limit]]
+
+    def refunds_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[TradeFacts, str]]:
+        """The refunds requested of the seller after log position ``after``, in
+        log order, each as (its trade, its refund id): at most ``limit``."""
+        requested = self._refunds_of.get(seller_id, [])
+        start = 0 if after is None else bisect_right(requested, after, key=lambda r: r[0])
+        return [(self.trades[t], r) for _, t, r in requested[start : start + limit]]
+
     def complaints_of(self, complaint_ids: Iterable[str]) -> dict[str, ComplaintFacts]:
         """These complaints (those this state holds)."""
         return {c: self.complaints[c] for c in complaint_ids if c in self.complaints}
@@ -295,16 +326,48 @@ class Marketplace:
     @folds(ev.RefundRequested)
     def _refund_requested(self, e: ev.RefundRequested, stamp: Stamp) -> None:
         self.trades[e.trade_id].refunds[e.refund_id] = RefundFacts(
-            e.refund_id, stamp, e.amount_minor, e.reason
+            e.refund_id, stamp, e.amount_minor, e.reason, with_return=e.with_return
         )
+        self._refunds_of.setdefault(e.seller_id, []).append(
+            (stamp.position, e.trade_id, e.refund_id)
+        )
+
+    # The steps between a refund's request and its end change no figure: a
+    # seller's refund list shows them, with the status ``ledger.trade`` gives.
+    @folds(ev.RefundAgreed)
+    def _refund_agreed(self, e: ev.RefundAgreed, stamp: Stamp) -> None:
+        if e.return_ship_by is not None:  # without a return, the payment follows at once
+            self.trades[e.trade_id].refunds[e.refund_id].status = RefundStatus.AWAITING_RETURN
+
+    @folds(ev.RefundRejected)
+    def _refund_rejected(self, e: ev.RefundRejected, stamp: Stamp) -> None:
+        self.trades[e.trade_id].refunds[e.refund_id].status = RefundStatus.REJECTED
+
+    @folds(ev.ReturnShipped)
+    def _return_shipped(self, e: ev.ReturnShipped, stamp: Stamp) -> None:
+        self.trades[e.trade_id].refunds[e.refund_id].status = RefundStatus.RETURN_SHIPPED
 
     @folds(ev.RefundPaid)
     def _refund_paid(self, e: ev.RefundPaid, stamp: Stamp) -> None:
-        self.trades[e.trade_id].refunds[e.refund_id].paid = stamp
+        refund = self.trades[e.trade_id].refunds[e.refund_id]
+        refund.paid = refund.settled = stamp
+        refund.status = RefundStatus.PAID
+
+    @folds(ev.RefundCancelled)
+    def _refund_cancelled(self, e: ev.RefundCancelled, stamp: Stamp) -> None:
+        refund = self.trades[e.trade_id].refunds[e.refund_id]
+        refund.status, refund.settled = RefundStatus.CANCELLED, stamp
+
+    @folds(ev.RefundClosed)
+    def _refund_closed(self, e: ev.RefundClosed, stamp: Stamp) -> None:
+        refund = self.trades[e.trade_id].refunds[e.refund_id]
+        refund.status, refund.settled, refund.close_reason = RefundStatus.CLOSED, stamp, e.reason
 
     @folds(ev.DisputeEscalated)
     def _dispute_escalated(self, e: ev.DisputeEscalated, stamp: Stamp) -> None:
-        self.trades[e.trade_id].dispute = DisputeFacts(stamp)
+        trade = self.trades[e.trade_id]
+        trade.dispute = DisputeFacts(stamp)
+        trade.refunds[e.refund_id].status = RefundStatus.DISPUTED
 
     @folds(ev.DisputeRuled)
     def _dispute_ruled(self, e: ev.DisputeRuled, stamp: Stamp) -> None:
@@ -337,6 +400,10 @@ class Marketplace:
         self.trades[e.trade_id].complaint_ids.append(e.complaint_id)
         self._complaints_of.setdefault((e.buyer_id, "buyer"), []).append(e.complaint_id)
         self._complaints_of.setdefault((e.seller_id, "seller"), []).append(e.complaint_id)
+
+    @folds(ev.ComplaintEscalated)
+    def _complaint_escalated(self, e: ev.ComplaintEscalated, stamp: Stamp) -> None:
+        self.complaints[e.complaint_id].escalated = stamp
 
     @folds(ev.ComplaintRuled)
     def _complaint_ruled(self, e: ev.ComplaintRuled, stamp: Stamp) -> None:

@@ -30,6 +30,7 @@ from projections.penalties import (
     penalty_of,
 )
 from projections.rulebook import Rulebook, Rulebooks, load_rulebook
+from projections.seller_cases import ComplaintPage, RefundPage, complaints_page, refunds_page
 from projections.seller_level import SellerLevel, seller_level_of
 from projections.snapshots import (
     KeptSnapshots,
@@ -186,6 +187,20 @@ class Reputation:
         if self.view.member(member_id) is None:
             raise UnknownMemberError(member_id)
         return trades_page(self.view, member_id, role, cursor, limit)
+
+    def complaints(self, seller_id: str, cursor: str | None, limit: int) -> ComplaintPage:
+        """A page of the complaints against a seller, in log order, from the
+        view's index (``unknown_member`` for a member it does not hold)."""
+        if self.view.member(seller_id) is None:
+            raise UnknownMemberError(seller_id)
+        return complaints_page(self.view, seller_id, cursor, limit)
+
+    def refunds(self, seller_id: str, cursor: str | None, limit: int) -> RefundPage:
+        """A page of the refunds requested of a seller, in log order, from the
+        view's index (``unknown_member`` for a member it does not hold)."""
+        if self.view.member(seller_id) is None:
+            raise UnknownMemberError(seller_id)
+        return refunds_page(self.view, seller_id, cursor, limit)
 
     def credit_explained(
         self, member_id: str, role: Party, where: Where = NOW

@@ -1,7 +1,8 @@
 """Stored views of the marketplace fold: in memory, SQLite and PostgreSQL.
 
 A view keeps the fold's member files as rows — members, trades, complaints —
-each a msgspec-encoded Struct, plus the log position it reflects. ``process``
+each a msgspec-encoded Struct, an index of each seller's refunds, plus the log
+position it reflects. ``process``
 takes many events at once: it loads the rows the events touch, folds the
 events with ``Marketplace.apply``, and writes the rows back together with the
 new position **in one transaction**, so a crash never double-counts and a
@@ -112,6 +113,15 @@ class Touched(msgspec.Struct):
 
 
 Note = Callable[[Touched, Any, int], None]
+# The facts only a seller's refund list reads: a refund's steps between its
+# request and its payment, which move no figure.
+LISTED_REFUND_STEPS: tuple[type[ev.RefundEvent], ...] = (
+    ev.RefundAgreed,
+    ev.RefundRejected,
+    ev.ReturnShipped,
+    ev.RefundCancelled,
+    ev.RefundClosed,
+)
 
 
 def _member(touched: Touched, e: ev.MemberEvent, _: int) -> None:
@@ -135,6 +145,14 @@ def _complaint(touched: Touched, e: ev.ComplaintEvent, position: int) -> None:
     touched.sellers[e.seller_id] = position
 
 
+def _refund_step(touched: Touched, e: ev.RefundEvent, _: int) -> None:
+    touched.trades.add(e.trade_id)  # the trade's row holds it; no penalty moves
+
+
+def _complaint_step(touched: Touched, e: ev.ComplaintEvent, _: int) -> None:
+    touched.complaints.add(e.complaint_id)  # the case's row holds it; no penalty moves
+
+
 def _enforcement(touched: Touched, e: ev.EnforcementEvent, position: int) -> None:
     touched.members.add(e.seller_id)
     touched.sellers[e.seller_id] = position
@@ -151,6 +169,8 @@ def _note_for(event_type: type[ev.Event]) -> Note | None:
     kinds: list[tuple[type[ev.Event], Note]] = [
         (ev.IdentityVerified, _verified),
         (ev.MemberEvent, _member),
+        *((step, _refund_step) for step in LISTED_REFUND_STEPS),
+        (ev.ComplaintEscalated, _complaint_step),
         (ev.TradeEvent, _trade),
         (ev.ComplaintEvent, _complaint),
         (ev.FakeTradesConfirmed, _fake_trades),
@@ -241,7 +261,7 @@ class ReputationView(ABC):
 
     @staticmethod
     def topics() -> frozenset[str]:
-        """The topics of the facts any figure depends on: a runner decodes only these."""
+        """The topics of the facts any figure or list depends on: a runner decodes only these."""
         return frozenset(topic_of(t) for t in EVENT_TYPES if Marketplace.depends_on(t))
 
     @abstractmethod
@@ -253,6 +273,21 @@ class ReputationView(ABC):
     ) -> list[TradeFacts]:
         """The member's trades in the role, in creation order (creation time in
         microseconds, then trade id) after ``after``: at most ``limit``."""
+
+    @abstractmethod
+    def complaints_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[ComplaintFacts]:
+        """The complaints against the seller in log order (the position of their
+        filing) after position ``after``: at most ``limit``, read from an index."""
+
+    @abstractmethod
+    def refunds_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[TradeFacts, str]]:
+        """The refunds requested of the seller in log order (the position of
+        their request) after position ``after``, each as (its trade, its refund
+        id): at most ``limit``, read from an index."""
 
     @abstractmethod
     def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
@@ -401,6 +436,16 @@ class MemoryView(ReputationView):
         self, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
     ) -> list[TradeFacts]:
         return self.market.trades_after(member_id, role, after, limit)
+
+    def complaints_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[ComplaintFacts]:
+        return self.market.complaints_after(seller_id, after, limit)
+
+    def refunds_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[TradeFacts, str]]:
+        return self.market.refunds_after(seller_id, after, limit)
 
     def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
         return self.market.pairs_trades(spans)
@@ -610,7 +655,7 @@ class SqlView(ReputationView):
                 ("member_id", "body"),
                 [(mark.member_id, _encoder.encode(mark)) for mark in marks],
             )
-            written = self._write(cursor, market)
+            written = self._write(cursor, market, tracked)
             self._upsert(
                 cursor,
                 "touched",
@@ -670,23 +715,41 @@ class SqlView(ReputationView):
                 yield body
         yield from self._bodies(cursor, table, _KEYS[table], missing)
 
-    def _write(self, cursor: Any, market: Marketplace) -> list[tuple[str, str, bytes]]:
-        """Upsert the market's rows; each written (table, key, body)."""
+    def _write(self, cursor: Any, market: Marketplace, since: int) -> list[tuple[str, str, bytes]]:
+        """Upsert the market's rows, and index the refunds requested after
+        position ``since``; each written (table, key, body)."""
         members = [(m.member_id, _encoder.encode(m)) for m in market.members.values()]
         trades = [
             (t.trade_id, t.buyer_id, t.seller_id, micros(t.created.at), _encoder.encode(t))
             for t in market.trades.values()
         ]
         complaints = [
-            (c.complaint_id, c.buyer_id, c.seller_id, _encoder.encode(c))
+            (c.complaint_id, c.buyer_id, c.seller_id, c.filed.position, _encoder.encode(c))
             for c in market.complaints.values()
+        ]
+        # A refund's index row never changes: it is written once, by the batch
+        # that folds the request (its facts stay in its trade's row).
+        refunds = [
+            (r.requested.position, t.seller_id, t.trade_id, r.refund_id)
+            for t in market.trades.values()
+            for r in t.refunds.values()
+            if r.requested.position > since
         ]
         self._upsert(cursor, "members", ("member_id", "body"), members)
         self._upsert(
             cursor, "trades", ("trade_id", "buyer_id", "seller_id", "created_us", "body"), trades
         )
         self._upsert(
-            cursor, "complaints", ("complaint_id", "buyer_id", "seller_id", "body"), complaints
+            cursor,
+            "complaints",
+            ("complaint_id", "buyer_id", "seller_id", "filed_position", "body"),
+            complaints,
+        )
+        self._upsert(
+            cursor,
+            "refunds",
+            ("requested_position", "seller_id", "trade_id", "refund_id"),
+            refunds,
         )
         return [
             *(("members", row[0], row[-1]) for row in members),
@@ -773,6 +836,35 @@ class SqlView(ReputationView):
     def _trade_bodies_after(
         self, cursor: Any, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
     ) -> list[bytes]: ...
+
+    def complaints_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[ComplaintFacts]:
+        with self._transaction() as cursor:
+            bodies = self._complaint_bodies_after(cursor, seller_id, after, limit)
+        return [_complaint_decoder.decode(body) for body in bodies]
+
+    def refunds_after(
+        self, seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[TradeFacts, str]]:
+        with self._transaction() as cursor:
+            rows = self._refund_rows_after(cursor, seller_id, after, limit)
+        return [(_trade_decoder.decode(body), refund_id) for refund_id, body in rows]
+
+    @abstractmethod
+    def _complaint_bodies_after(
+        self, cursor: Any, seller_id: str, after: int | None, limit: int
+    ) -> list[bytes]:
+        """The bodies of the seller's complaints filed after position ``after``,
+        in log order, from the index on (seller, position of filing)."""
+
+    @abstractmethod
+    def _refund_rows_after(
+        self, cursor: Any, seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """(refund id, its trade's body) of the seller's refunds requested after
+        position ``after``, in log order, from the index on (seller, position of
+        request)."""
 
     def pairs_trades(self, spans: Mapping[Pair, Span]) -> dict[Pair, list[TradeFacts]]:
         with self._transaction() as cursor:
@@ -951,6 +1043,7 @@ _KEYS = {
     "members": "member_id",
     "trades": "trade_id",
     "complaints": "complaint_id",
+    "refunds": "requested_position",
     "touched": "seller_id",
     "snapshots": "snapshot_key",
 }
@@ -958,6 +1051,7 @@ VIEW_TABLES = (
     "members",
     "trades",
     "complaints",
+    "refunds",
     "touched",
     "snapshots",
     "tracking",
@@ -1008,9 +1102,16 @@ class SQLiteView(SqlView):
             f"CREATE INDEX IF NOT EXISTS {p}trades_seller_created ON {p}trades (seller_id, created_us, trade_id)",
             f"CREATE INDEX IF NOT EXISTS {p}trades_buyer_created ON {p}trades (buyer_id, created_us, trade_id)",
             f"CREATE TABLE IF NOT EXISTS {p}complaints (complaint_id TEXT PRIMARY KEY, buyer_id TEXT NOT NULL, "
-            "seller_id TEXT NOT NULL, body BLOB NOT NULL)",
+            "seller_id TEXT NOT NULL, filed_position INTEGER, body BLOB NOT NULL)",
+            *self._added_complaint_columns(),
             f"CREATE INDEX IF NOT EXISTS {p}complaints_seller ON {p}complaints (seller_id)",
             f"CREATE INDEX IF NOT EXISTS {p}complaints_buyer ON {p}complaints (buyer_id)",
+            # A seller's complaints and refunds in log order (its lists' pages).
+            f"CREATE INDEX IF NOT EXISTS {p}complaints_seller_filed "
+            f"ON {p}complaints (seller_id, filed_position)",
+            f"CREATE TABLE IF NOT EXISTS {p}refunds (requested_position INTEGER PRIMARY KEY, "
+            "seller_id TEXT NOT NULL, trade_id TEXT NOT NULL, refund_id TEXT NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {p}refunds_seller ON {p}refunds (seller_id, requested_position)",
             f"CREATE TABLE IF NOT EXISTS {p}tracking (id INTEGER PRIMARY KEY CHECK (id = 1), "
             "position INTEGER NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {p}touched (seller_id TEXT PRIMARY KEY, body BLOB NOT NULL)",
@@ -1026,6 +1127,15 @@ class SQLiteView(SqlView):
         if not columns or "created_us" in columns:  # new, or made by this release
             return []
         return [f"ALTER TABLE {self._prefix}trades ADD COLUMN created_us INTEGER"]
+
+    def _added_complaint_columns(self) -> list[str]:
+        """The position of filing, which a view made by an earlier release lacks
+        (left empty: such a view lists its complaints once it is rebuilt)."""
+        table = f"{self._prefix}complaints"
+        columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        if not columns or "filed_position" in columns:
+            return []
+        return [f"ALTER TABLE {table} ADD COLUMN filed_position INTEGER"]
 
     def _pair_bodies(
         self, cursor: sqlite3.Cursor, wanted: Sequence[tuple[str, str, int, int]]
@@ -1054,6 +1164,29 @@ class SQLiteView(SqlView):
             (member_id, *start, limit),
         ).fetchall()
         return [body for (body,) in rows]
+
+    def _complaint_bodies_after(
+        self, cursor: sqlite3.Cursor, seller_id: str, after: int | None, limit: int
+    ) -> list[bytes]:
+        rows = cursor.execute(
+            f"SELECT body FROM {self._prefix}complaints WHERE seller_id = ? "
+            "AND filed_position > ? ORDER BY filed_position LIMIT ?",
+            (seller_id, -1 if after is None else after, limit),
+        ).fetchall()
+        return [body for (body,) in rows]
+
+    def _refund_rows_after(
+        self, cursor: sqlite3.Cursor, seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[str, bytes]]:
+        p = self._prefix
+        rows = cursor.execute(
+            f"SELECT r.refund_id, t.body FROM {p}refunds AS r "
+            f"JOIN {p}trades AS t ON t.trade_id = r.trade_id "
+            "WHERE r.seller_id = ? AND r.requested_position > ? "
+            "ORDER BY r.requested_position LIMIT ?",
+            (seller_id, -1 if after is None else after, limit),
+        ).fetchall()
+        return [(refund_id, body) for refund_id, body in rows]
 
     def _tally_rows(self, cursor: sqlite3.Cursor) -> TallyRows:
         return tally_rows.SQLiteTallyRows(cursor, self._prefix)
@@ -1273,9 +1406,25 @@ class PostgresView(SqlView):
             ),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (complaint_id text PRIMARY KEY, buyer_id text NOT NULL, "
-                "seller_id text NOT NULL, body bytea NOT NULL)"
+                "seller_id text NOT NULL, filed_position bigint, body bytea NOT NULL)"
             ).format(t("complaints")),
+            # A view made by an earlier release lacks the column: left empty,
+            # such a view lists its complaints once it is rebuilt.
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS filed_position bigint").format(
+                t("complaints")
+            ),
             *self._party_indexes("complaints"),
+            # A seller's complaints and refunds in log order (its lists' pages).
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id, filed_position)").format(
+                sql.Identifier(f"{self._prefix}complaints_seller_filed"), t("complaints")
+            ),
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (requested_position bigint PRIMARY KEY, "
+                "seller_id text NOT NULL, trade_id text NOT NULL, refund_id text NOT NULL)"
+            ).format(t("refunds")),
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (seller_id, requested_position)").format(
+                sql.Identifier(f"{self._prefix}refunds_seller"), t("refunds")
+            ),
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (id integer PRIMARY KEY CHECK (id = 1), position bigint NOT NULL)"
             ).format(t("tracking")),
@@ -1329,6 +1478,31 @@ class PostgresView(SqlView):
             (member_id, *start, limit),
         )
         return [bytes(body) for (body,) in cursor.fetchall()]
+
+    def _complaint_bodies_after(
+        self, cursor: psycopg.Cursor[Any], seller_id: str, after: int | None, limit: int
+    ) -> list[bytes]:
+        cursor.execute(
+            sql.SQL(
+                "SELECT body FROM {} WHERE seller_id = %s AND filed_position > %s "
+                "ORDER BY filed_position LIMIT %s"
+            ).format(self._table("complaints")),
+            (seller_id, -1 if after is None else after, limit),
+        )
+        return [bytes(body) for (body,) in cursor.fetchall()]
+
+    def _refund_rows_after(
+        self, cursor: psycopg.Cursor[Any], seller_id: str, after: int | None, limit: int
+    ) -> list[tuple[str, bytes]]:
+        cursor.execute(
+            sql.SQL(
+                "SELECT r.refund_id, t.body FROM {} AS r JOIN {} AS t ON t.trade_id = r.trade_id "
+                "WHERE r.seller_id = %s AND r.requested_position > %s "
+                "ORDER BY r.requested_position LIMIT %s"
+            ).format(self._table("refunds"), self._table("trades")),
+            (seller_id, -1 if after is None else after, limit),
+        )
+        return [(refund_id, bytes(body)) for refund_id, body in cursor.fetchall()]
 
     def _tally_rows(self, cursor: psycopg.Cursor[Any]) -> TallyRows:
         return tally_rows.PostgresTallyRows(cursor, self._table)
@@ -1452,8 +1626,10 @@ class PostgresView(SqlView):
 
 
 def _pg_type(column: str) -> str:
-    """A view column's PostgreSQL type: bodies are bytes, instants integers, the rest text."""
-    return {"body": "bytea", "created_us": "int8"}.get(column, "text")
+    """A view column's PostgreSQL type: bodies are bytes, instants and log
+    positions integers, the rest text."""
+    integers = {"created_us", "filed_position", "requested_position"}
+    return "int8" if column in integers else {"body": "bytea"}.get(column, "text")
 
 
 def activated_version(view: ReputationView) -> int | None:

@@ -34,6 +34,7 @@ from projections.explanations import (
 )
 from projections.marketplace import POSITION_MAX
 from projections.queries import PENALTY_BATCH_MAX, UnknownMemberError, UnknownSeller, Where
+from projections.seller_cases import CASE_PAGE_DEFAULT, CASE_PAGE_MAX, ComplaintPage, RefundPage
 from projections.trade_lists import TRADE_PAGE_DEFAULT, TRADE_PAGE_MAX, TradePage
 
 # The longest rulebook id a query may name, and the longest page cursor.
@@ -329,9 +330,75 @@ def _trades(
     limit: int,
     min_position: int | None,
 ) -> Response:
+    return _paged(
+        request,
+        service,
+        lambda: service.reputation.trades(member_id, role, cursor, limit),
+        limit=limit,
+        min_position=min_position,
+    )
+
+
+CasesLimit = Annotated[int, Query(ge=1, le=CASE_PAGE_MAX)]
+
+
+@router.get("/sellers/{seller_id}/complaints", responses=a.answered_by(ComplaintPage))
+def seller_complaints(
+    seller_id: s.SellerPath,
+    request: Request,
+    service: ServiceDep,
+    who: TradeReader,
+    cursor: TradesCursor = None,
+    limit: CasesLimit = CASE_PAGE_DEFAULT,
+    min_position: MinPosition = None,
+) -> Response:
+    """A page of the complaints against a seller in the order they were filed,
+    each with its escalation and ruling; follow ``next_cursor`` (or the ``Link``
+    header)."""
+    return _paged(
+        request,
+        service,
+        lambda: service.reputation.complaints(seller_id, cursor, limit),
+        limit=limit,
+        min_position=min_position,
+    )
+
+
+@router.get("/sellers/{seller_id}/refunds", responses=a.answered_by(RefundPage))
+def seller_refunds(
+    seller_id: s.SellerPath,
+    request: Request,
+    service: ServiceDep,
+    who: TradeReader,
+    cursor: TradesCursor = None,
+    limit: CasesLimit = CASE_PAGE_DEFAULT,
+    min_position: MinPosition = None,
+) -> Response:
+    """A page of the refunds requested of a seller in the order they were
+    requested, each with its status and when it was settled; follow
+    ``next_cursor`` (or the ``Link`` header)."""
+    return _paged(
+        request,
+        service,
+        lambda: service.reputation.refunds(seller_id, cursor, limit),
+        limit=limit,
+        min_position=min_position,
+    )
+
+
+def _paged(
+    request: Request,
+    service: Service,
+    page_of: Callable[[], TradePage | ComplaintPage | RefundPage],
+    *,
+    limit: int,
+    min_position: int | None,
+) -> Response:
+    """A list's page, read once the view reflects ``min_position``, with the
+    next page's address in a ``Link`` header."""
     _read_scope(service, min_position)
     try:
-        page = service.reputation.trades(member_id, role, cursor, limit)
+        page = page_of()
     except BadCursorError as error:
         raise ApiProblem(400, "invalid_cursor", str(error), field="cursor") from error
     response = _served(page)
