@@ -10,8 +10,14 @@ after these ids, which therefore never change once published.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from api.auth import Role
 
 
 class Audience(StrEnum):
@@ -112,6 +118,70 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("post", "/v1/deadlines/run"): ("runDeadlines", OPS),
 }
 
+# Where an appended fact's id is used next: each creating operation's 201
+# answer links to the operations that take that id, so a reader (or a
+# stateful tester) can follow a trade from its creation through its life.
+# A link's values are runtime expressions over the creating request.
+MEMBER = "$request.body#/member_id"
+NEW_TRADE = "$request.body#/trade_id"
+TRADE_OPERATIONS = (
+    "getTrade", "payIntoEscrow", "shipTrade", "confirmReceipt", "extendConfirmTimer",
+    "closeTrade", "requestRefund", "escalateDispute", "ruleDispute", "giveRating",
+    "reviseRating", "withdrawRating", "explainRating", "reviewFollowUp", "shieldRating",
+)  # fmt: skip
+COMPLAINT_OPERATIONS = (
+    "escalateComplaint", "recordComplaintFollowUp", "payCompensation", "ruleComplaint",
+)  # fmt: skip
+SELLER_OPERATIONS = (
+    "getSellerPenalty", "getSellerDsr", "getSellerViolations", "listSellerTrades",
+    "listSellerComplaints", "listSellerRefunds", "recordViolation", "confirmFakeTrades",
+    "recordSearchCheating",
+)  # fmt: skip
+
+
+class Link(NamedTuple):
+    target: str  # the operationId it leads to
+    parameters: dict[str, str] = {}
+    request_body: dict[str, str] | None = None
+
+
+LINKS: dict[str, list[Link]] = {
+    "registerMember": [
+        Link("createTrade", request_body={"seller_id": MEMBER}),
+        Link("createTrade", request_body={"buyer_id": MEMBER}),
+        Link("verifyIdentity", {"member_id": MEMBER}),
+        Link("getCredit", {"member_id": MEMBER}),
+        Link("getBuyerHistory", {"buyer_id": MEMBER}),
+        Link("listBuyerTrades", {"buyer_id": MEMBER}),
+        *(Link(target, {"seller_id": MEMBER}) for target in SELLER_OPERATIONS),
+    ],
+    "createTrade": [
+        *(Link(target, {"trade_id": NEW_TRADE}) for target in TRADE_OPERATIONS),
+        Link("fileComplaint", request_body={"trade_id": NEW_TRADE}),
+        Link("listSellerTrades", {"seller_id": "$request.body#/seller_id"}),
+        Link("listBuyerTrades", {"buyer_id": "$request.body#/buyer_id"}),
+    ],
+    "requestRefund": [
+        Link(
+            "takeRefundStep",
+            {"trade_id": "$request.path.trade_id", "refund_id": "$request.body#/refund_id"},
+        ),
+        Link(
+            "escalateDispute",
+            {"trade_id": "$request.path.trade_id"},
+            request_body={"refund_id": "$request.body#/refund_id"},
+        ),
+    ],
+    "fileComplaint": [
+        *(
+            Link(target, {"complaint_id": "$request.body#/complaint_id"})
+            for target in COMPLAINT_OPERATIONS
+        ),
+        Link("getTrade", {"trade_id": "$request.body#/trade_id"}),
+    ],
+    "recordViolation": [Link("getSellerViolations", {"seller_id": "$request.path.seller_id"})],
+}
+
 _SENTENCE_END = re.compile(r"(?<=[.;:])\s")
 
 
@@ -130,4 +200,67 @@ def describe(document: dict[str, Any]) -> dict[str, Any]:
             first = " ".join(description.split("\n\n", 1)[0].split())
             operation["summary"] = _SENTENCE_END.split(first, 1)[0].rstrip(".:;")
     document["tags"] = TAGS
+    return document
+
+
+def with_roles(document: dict[str, Any], routes: Iterable[APIRoute]) -> dict[str, Any]:
+    """Each operation's security as the roles whose keys may call it, one
+    bearer scheme per role, the usual caller's role first."""
+    document["components"]["securitySchemes"] = {
+        str(role): {
+            "type": "http",
+            "scheme": "bearer",
+            "description": f"an API key of role {role}: Authorization: Bearer tl_<id>_<secret>",
+        }
+        for role in Role
+    }
+    for route in routes:
+        roles = _roles(route.dependant)
+        for method in route.methods or ():
+            operation = document["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            if roles:
+                ordered = [role for role in Role if role in roles]
+                operation["security"] = [{str(role): []} for role in ordered]
+            else:
+                operation.pop("security", None)
+    return document
+
+
+def _roles(dependant: Dependant) -> frozenset[Role]:
+    """The roles the route's ``require`` dependency admits (none: open to all)."""
+    for dependency in dependant.dependencies:
+        roles = getattr(dependency.call, "roles", None)
+        if roles is not None:
+            return frozenset(roles)
+        found = _roles(dependency)
+        if found:
+            return found
+    return frozenset()
+
+
+def with_links(document: dict[str, Any]) -> dict[str, Any]:
+    """Each creating operation's 201 answer with its links (``LINKS``)."""
+    by_id = {
+        operation["operationId"]: operation
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    }
+    for source, links in LINKS.items():
+        answer = by_id[source]["responses"]["201"]
+        answer["links"] = {}
+        for link in links:
+            if link.target not in by_id:
+                raise LookupError(f"{source} links to {link.target}, which is no operation")
+            name = link.target[0].upper() + link.target[1:]
+            if link.request_body is not None:
+                name += "With" + "".join(part.title() for part in link.request_body)
+                name = name.replace("_", "")
+            definition: dict[str, Any] = {"operationId": link.target}
+            if link.parameters:
+                definition["parameters"] = dict(link.parameters)
+            if link.request_body is not None:
+                definition["requestBody"] = dict(link.request_body)
+            answer["links"][name] = definition
     return document

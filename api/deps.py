@@ -67,6 +67,7 @@ def require(roles: frozenset[Role]) -> Callable[..., Awaitable[Principal]]:
             )
         return principal
 
+    authorise.roles = roles  # type: ignore[attr-defined]  # the OpenAPI document reads it
     return authorise
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import answers, catalog, logs, problems, schemas
@@ -22,6 +23,7 @@ from api.service import Service
 from api.settings import Settings
 from ledger.clock import Clock
 from ledger.policy import Policy, load_policy
+from projections.rulebook import Rulebooks, load_rulebook
 
 
 def create_app(
@@ -47,6 +49,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.policy = load_policy(settings.rulebook).policy
+    app.rulebook_ids = [
+        rulebook.id for rulebook in Rulebooks.serving(load_rulebook(settings.rulebook))
+    ]
     problems.install(app)
 
     app.add_middleware(ETags)  # the innermost: around the routes' answers only
@@ -59,6 +64,9 @@ def create_app(
     routers = (appends, reputation, penalty_feed, audit, operations)
     for router in (module.router for module in routers):
         app.include_router(router)
+    app.operations = [
+        route for module in routers for route in module.router.routes if isinstance(route, APIRoute)
+    ]
     return app
 
 
@@ -67,13 +75,20 @@ class TrustLedgerApi(FastAPI):
     the limits the server's rulebook sets on input."""
 
     policy: Policy | None = None  # the rulebook the server decides commands under
+    rulebook_ids: list[str] | None = None  # the rulebooks a query may name
+    operations: list[APIRoute] = []  # every route of the API, one per operation
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:  # built once, as FastAPI does
             document = answers.with_answer_schemas(catalog.describe(super().openapi()))
+            catalog.with_roles(document, self.operations)
+            catalog.with_links(document)
             document["components"]["schemas"]["Problem"] = schemas.problem_schema()
             if self.policy is not None:
                 schemas.with_rulebook_limits(document, self.policy)
+            if self.rulebook_ids:
+                schemas.with_rulebook_ids(document, self.rulebook_ids)
+            schemas.with_whole_limits(document)
             self.openapi_schema = document
         return self.openapi_schema
 

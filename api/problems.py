@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.service import ViewBehindError
 from ledger.database import STORE_UNAVAILABLE
@@ -195,9 +196,22 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid_input", str(first.get("msg", "invalid request")), field=field)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         answer = problem(error.status_code, code, str(error.detail))
-        for name, value in (error.headers or {}).items():  # a 405's Allow (RFC 9110)
+        for name, value in (error.headers or {}).items():
             answer.headers[name] = value
+        if error.status_code == 405:  # RFC 9110: Allow lists every method the path takes
+            answer.headers["Allow"] = ", ".join(allowed_methods(app, request))
         return answer
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods of every operation at the request's path; Starlette names
+    only those of the first route it matched, and a path may have one per method."""
+    methods: set[str] = set()
+    for route in getattr(app, "operations", ()):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods
+    return sorted(methods)

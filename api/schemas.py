@@ -7,6 +7,7 @@ they become msgspec command Structs. Answers are msgspec Structs defined in
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -33,7 +34,7 @@ from ledger.events import (
     SearchCheatingKind,
 )
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
-from ledger.limits import BUSINESS_TIME_RANGE, business_time_refusal
+from ledger.limits import BUSINESS_TIME_PATTERN, BUSINESS_TIME_RANGE, business_time_refusal
 from ledger.policy import (
     RULEBOOK_ID_PATTERN,
     ComplaintType,
@@ -43,7 +44,6 @@ from ledger.policy import (
     ShippingMethod,
     ViolationCategory,
 )
-from projections.marketplace import POSITION_MAX
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
 
@@ -81,16 +81,42 @@ SellerPath = Annotated[str, _path_id("s-30001")]
 BuyerPath = Annotated[str, _path_id("b-20001")]
 ComplaintPath = Annotated[str, _path_id("c-70001")]
 RefundPath = Annotated[str, _path_id("r-60001")]
-Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True, examples=[12_500])]
+
+
+def _whole_number(value: object) -> object:
+    """An integer as JSON Schema counts one: 12500 and 12500.0 alike; neither
+    true, false nor text ("12500") is a number."""
+    if isinstance(value, bool):
+        raise ValueError("Expected an integer, not true or false")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After a strict int's limits: text is refused, 12500.0 taken as 12500.
+WHOLE = BeforeValidator(_whole_number)
+Amount = Annotated[int, Field(gt=0, le=AMOUNT_MINOR_MAX, strict=True, examples=[12_500]), WHOLE]
 Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]
 Reason = Annotated[str, Field(min_length=1, max_length=REASON_MAX_CHARS)]
-DsrScore = Annotated[int, Field(ge=1, le=5, strict=True)]
+DsrScore = Annotated[int, Field(ge=1, le=5, strict=True), WHOLE]
+
+
+# The largest log position a request may name: the largest integer every JSON
+# reader holds exactly (2**53 - 1), beyond any log's length.
+POSITION_MAX = 2**53 - 1
+
+_BUSINESS_TIME_TEXT = re.compile(BUSINESS_TIME_PATTERN)
 
 
 def _rfc3339_text(value: object) -> object:
-    """A time arrives as text: a bare number is not taken as seconds since 1970."""
-    if not isinstance(value, str | datetime):
-        raise ValueError("Expected an RFC 3339 time with an offset, as text")
+    """A time arrives as text of the pattern the schema states: a bare number is
+    not taken as seconds since 1970, nor a date without its time or offset."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or _BUSINESS_TIME_TEXT.fullmatch(value) is None:
+        raise ValueError(
+            "Expected an RFC 3339 time with an offset, written 1970-2999, e.g. 2026-11-02T09:30:00Z"
+        )
     return value
 
 
@@ -106,7 +132,10 @@ BusinessTime = Annotated[
     AwareDatetime,
     BeforeValidator(_rfc3339_text),
     AfterValidator(_in_business_range),
-    Field(description=f"RFC 3339 with an offset, {BUSINESS_TIME_RANGE}"),
+    Field(
+        description=f"RFC 3339 with an offset, {BUSINESS_TIME_RANGE}",
+        json_schema_extra={"pattern": BUSINESS_TIME_PATTERN},
+    ),
 ]
 
 
@@ -138,7 +167,7 @@ class Receipt(At):
 
 
 class TimerExtension(At):
-    days: Annotated[int, Field(ge=1, le=TIMER_EXTENSION_DAYS_MAX, strict=True)]
+    days: Annotated[int, Field(ge=1, le=TIMER_EXTENSION_DAYS_MAX, strict=True), WHOLE]
 
 
 class Closing(At):
@@ -224,7 +253,7 @@ class ComplaintRuling(At):
 class NewViolation(At):
     violation_id: Annotated[str, _id(EXAMPLE_IDS["violation_id"])]
     category: ViolationCategory
-    points: Annotated[int, Field(ge=1, le=VIOLATION_POINTS_MAX, strict=True)]
+    points: Annotated[int, Field(ge=1, le=VIOLATION_POINTS_MAX, strict=True), WHOLE]
     reason: Reason
     reference: Annotated[str, Field(max_length=REASON_MAX_CHARS)] = ""
 
@@ -245,7 +274,11 @@ class DeadlineRunRequest(Body):
 
 
 MinPosition = Annotated[
-    int, Field(ge=0, le=POSITION_MAX, description="wait until the view reflects this position")
+    int,
+    Field(
+        ge=0, le=POSITION_MAX, strict=True, description="wait until the view reflects this position"
+    ),
+    WHOLE,
 ]
 
 
@@ -342,7 +375,51 @@ def with_rulebook_limits(document: dict[str, Any], policy: Policy) -> dict[str, 
     its own rulebook does not, and callers should read the latter."""
     models = document["components"]["schemas"]
     models["NewRating"]["properties"]["comment"]["maxLength"] = policy.rating.comment_max_chars
+    models["NewTrade"]["properties"]["currency"]["enum"] = [policy.currency]
     days = models["TimerExtension"]["properties"]["days"]
     days["minimum"] = policy.confirm_timer.extension_min_days
     days["maximum"] = policy.confirm_timer.extension_max_days
     return document
+
+
+def with_rulebook_ids(document: dict[str, Any], rulebook_ids: list[str]) -> dict[str, Any]:
+    """Every ``rulebook`` a request may name, as the list of the rulebooks this
+    server holds: the pattern says what an id looks like, the list which exist."""
+    models = document["components"]["schemas"]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "rulebook":
+                    _enumerate(parameter["schema"], rulebook_ids)
+            content = operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                reference = media["schema"].get("$ref", "")
+                model = models.get(reference.rsplit("/", 1)[-1], {})
+                if "rulebook" in model.get("properties", {}):
+                    _enumerate(model["properties"]["rulebook"], rulebook_ids)
+    return document
+
+
+def _enumerate(schema: dict[str, Any], values: list[str]) -> None:
+    """Set the enum on the schema's string branch (a nullable one has two)."""
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string":
+            branch["enum"] = values
+
+
+_LIMITS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def with_whole_limits(node: Any) -> Any:
+    """Numeric limits as the integers they are: the document's models hold them
+    as floats (1000000000000000.0), which a reader takes for a number type."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _LIMITS and isinstance(value, float) and value.is_integer():
+                node[key] = int(value)
+            else:
+                with_whole_limits(value)
+    elif isinstance(node, list):
+        for item in node:
+            with_whole_limits(item)
+    return node

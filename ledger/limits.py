@@ -35,6 +35,14 @@ Check = Callable[[Any, str], None]
 EARLIEST_BUSINESS_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_BUSINESS_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 BUSINESS_TIME_RANGE = f"from {EARLIEST_BUSINESS_TIME:%Y-%m-%dT%H:%M:%SZ} to before {LATEST_BUSINESS_TIME:%Y-%m-%dT%H:%M:%SZ}"
+# A business time as text, the form the HTTP API takes: RFC 3339 with an
+# offset, to the microsecond, written in a year of the range. A schema states
+# it as a pattern, so a caller can tell a well-formed time before sending it.
+BUSINESS_TIME_PATTERN = (
+    r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 
 
 def business_time_refusal(value: datetime) -> str | None:

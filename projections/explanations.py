@@ -98,6 +98,11 @@ def credit_page(
     return ExplanationPage(ratings, encode_cursor(after) if more and after else None)
 
 
+# What a cursor looks like: URL-safe base64 without padding. Only one handed
+# out by a page decodes to a place in the order.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
 def encode_cursor(after: OrderKey) -> str:
     text = f"{after[0]}:{after[1]}".encode()
     return base64.urlsafe_b64encode(text).decode().rstrip("=")

@@ -21,7 +21,6 @@ from ledger.ids import ID_MAX_CHARS, ID_PATTERN
 from ledger.policy import RULEBOOK_ID_PATTERN
 from ledger.tree_head import TreeHead, to_json
 from projections.log_tree import ConsistencyProof, InclusionProof
-from projections.marketplace import POSITION_MAX
 from projections.queries import Reputation, Where
 from projections.views import MemoryView
 
@@ -56,7 +55,7 @@ def read_log(
     request: Request,
     service: ServiceDep,
     who: Auditor,
-    after: Annotated[int, Query(ge=0, le=POSITION_MAX)] = 0,
+    after: Annotated[int, Query(ge=0, le=s.POSITION_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=LOG_LIMIT_MAX)] = 1_000,
 ) -> StreamingResponse:
     """The log's events in order, one JSON object a line, with each event's
@@ -106,7 +105,7 @@ def replay(
     who: Auditor,
     member_id: Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)],
     as_of: Annotated[s.BusinessTime | None, Query()] = None,
-    at_position: Annotated[int | None, Query(ge=0, le=POSITION_MAX)] = None,
+    at_position: Annotated[int | None, Query(ge=0, le=s.POSITION_MAX)] = None,
     rulebook: Annotated[
         str | None, Query(max_length=RULEBOOK_ID_MAX_CHARS, pattern=RULEBOOK_ID_PATTERN)
     ] = None,
@@ -188,8 +187,8 @@ def tree_head(service: ServiceDep, who: Auditor) -> Response:
 def inclusion(
     service: ServiceDep,
     who: Auditor,
-    position: Annotated[int, Query(ge=1, le=POSITION_MAX)],
-    tree_size: Annotated[int, Query(ge=1, le=POSITION_MAX)],
+    position: Annotated[int, Query(ge=1, le=s.POSITION_MAX)],
+    tree_size: Annotated[int, Query(ge=1, le=s.POSITION_MAX)],
 ) -> Response:
     """The proof that the event at a log position is in the tree of a given size."""
     return _json(service.tree.inclusion(position, tree_size))
@@ -205,8 +204,8 @@ def inclusion(
 def consistency(
     service: ServiceDep,
     who: Auditor,
-    first: Annotated[int, Query(ge=0, le=POSITION_MAX)],
-    second: Annotated[int, Query(ge=0, le=POSITION_MAX)],
+    first: Annotated[int, Query(ge=0, le=s.POSITION_MAX)],
+    second: Annotated[int, Query(ge=0, le=s.POSITION_MAX)],
 ) -> Response:
     """The proof that the tree of size ``second`` extends the tree of size ``first`` unchanged."""
     return _json(service.tree.consistency(first, second))

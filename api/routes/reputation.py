@@ -28,11 +28,11 @@ from ledger.events import Party
 from ledger.policy import RULEBOOK_ID_PATTERN
 from ledger.trade_record import TradeRecord
 from projections.explanations import (
+    CURSOR_PATTERN,
     EXPLANATION_PAGE_DEFAULT,
     EXPLANATION_PAGE_MAX,
     BadCursorError,
 )
-from projections.marketplace import POSITION_MAX
 from projections.queries import PENALTY_BATCH_MAX, UnknownMemberError, UnknownSeller, Where
 from projections.seller_cases import CASE_PAGE_DEFAULT, CASE_PAGE_MAX, ComplaintPage, RefundPage
 from projections.trade_lists import TRADE_PAGE_DEFAULT, TRADE_PAGE_MAX, TradePage
@@ -50,7 +50,7 @@ AtPosition = Annotated[
     int | None,
     Query(
         ge=0,
-        le=POSITION_MAX,
+        le=s.POSITION_MAX,
         description=(
             "log position (auditors): the figure as the log stood there, replayed from the "
             "member's facts up to it. For a member with a long history (one the view keeps "
@@ -70,7 +70,7 @@ RulebookId = Annotated[
 ]
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, le=POSITION_MAX, description="wait until the view reflects this position"),
+    Query(ge=0, le=s.POSITION_MAX, description="wait until the view reflects this position"),
 ]
 PartyRole = Annotated[Literal["seller", "buyer"], Query()]
 
@@ -151,7 +151,11 @@ def credit_explanation(
     role: PartyRole = "seller",
     cursor: Annotated[
         str | None,
-        Query(max_length=CURSOR_MAX_CHARS, description="next_cursor of the page before"),
+        Query(
+            max_length=CURSOR_MAX_CHARS,
+            pattern=CURSOR_PATTERN,
+            description="next_cursor of the page before",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=EXPLANATION_PAGE_MAX)] = EXPLANATION_PAGE_DEFAULT,
 ) -> Response:
@@ -163,7 +167,7 @@ def credit_explanation(
             member_id, role, scope.where, cursor=cursor, limit=limit
         )
     except BadCursorError as error:
-        raise ApiProblem(400, "invalid_cursor", str(error), field="cursor") from error
+        raise ApiProblem(422, "invalid_cursor", str(error), field="cursor") from error
     # Hidden ratings are shown to auditors only.
     hidden_shown = scope.principal.role in AUDIT_ROLES
     return _served(a.credit_explanation_answer(credit, page, hidden_shown=hidden_shown))
@@ -282,7 +286,12 @@ def trade(trade_id: s.TradePath, service: ServiceDep, who: TradeReader) -> Respo
 
 TradesLimit = Annotated[int, Query(ge=1, le=TRADE_PAGE_MAX)]
 TradesCursor = Annotated[
-    str | None, Query(max_length=CURSOR_MAX_CHARS, description="next_cursor of the page before")
+    str | None,
+    Query(
+        max_length=CURSOR_MAX_CHARS,
+        pattern=CURSOR_PATTERN,
+        description="next_cursor of the page before",
+    ),
 ]
 
 
@@ -400,7 +409,7 @@ def _paged(
     try:
         page = page_of()
     except BadCursorError as error:
-        raise ApiProblem(400, "invalid_cursor", str(error), field="cursor") from error
+        raise ApiProblem(422, "invalid_cursor", str(error), field="cursor") from error
     response = _served(page)
     if page.next_cursor is not None:
         following = request.url.include_query_params(cursor=page.next_cursor, limit=limit)

@@ -228,7 +228,7 @@ def test_a_members_trades_come_in_pages_in_creation_order(api: Api) -> None:
     assert nobody.value.code == "unknown_member"
     with pytest.raises(InvalidInput) as foreign:
         service.list_seller_trades("seller-1", cursor="x")
-    assert (foreign.value.status, foreign.value.code) == (400, "invalid_cursor")
+    assert (foreign.value.status, foreign.value.code) == (422, "invalid_cursor")
 
 
 def test_a_full_page_of_the_log_names_the_next(api: Api) -> None:
@@ -259,7 +259,7 @@ def test_the_credit_explanation_comes_in_pages_followed_by_cursor(api: Api) -> N
     assert reader.explain_credit("seller-1", as_of=when(40)).next_cursor is None
     with pytest.raises(InvalidInput) as foreign:
         reader.explain_credit("seller-1", cursor="not-ours")
-    assert (foreign.value.status, foreign.value.code) == (400, "invalid_cursor")
+    assert (foreign.value.status, foreign.value.code) == (422, "invalid_cursor")
     with pytest.raises(InvalidInput) as nothing:
         reader.explain_credit("seller-1", limit=0)
     assert nothing.value.status == 422

@@ -105,7 +105,7 @@ def test_a_sellers_complaints_and_refunds_come_in_pages_with_a_link_to_the_next(
         nobody = api.get(f"/v1/sellers/nobody/{path}")
         assert (nobody.status_code, nobody.json()["code"]) == (404, "unknown_member")
         foreign = api.get(f"/v1/sellers/seller-1/{path}", cursor="x")
-        assert (foreign.status_code, foreign.json()["code"]) == (400, "invalid_cursor")
+        assert (foreign.status_code, foreign.json()["code"]) == (422, "invalid_cursor")
         too_many = api.get(f"/v1/sellers/seller-1/{path}", limit=1_001)
         assert too_many.status_code == 422
         assert api.get(f"/v1/sellers/seller-1/{path}", role=Role.RANKING).status_code == 403

@@ -22,6 +22,7 @@ from api.problems import CODES
 from ledger.app import IDEMPOTENCY_KEY_PATTERN
 from ledger.errors import ErrorCode
 from ledger.ids import is_platform_id
+from ledger.limits import BUSINESS_TIME_PATTERN
 from tests.e2e.support import Api, running_api
 
 EXAMPLES_PER_OPERATION = 10
@@ -39,7 +40,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
 
 def test_every_operation_is_described(api: Api) -> None:
     document = api.client.get("/openapi.json").json()
-    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    schemes = document["components"]["securitySchemes"]
+    assert {name: scheme["scheme"] for name, scheme in schemes.items()} == {
+        str(role): "bearer" for role in Role
+    }
     assert len(document["paths"]) >= 35
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
@@ -79,11 +83,102 @@ def test_problems_are_one_component_whose_code_lists_every_value(api: Api) -> No
     wrong = api.client.put("/v1/rulebooks", headers=headers)
     assert (wrong.status_code, wrong.json()["title"]) == (405, "Method Not Allowed")
     assert wrong.headers["allow"] == "GET"  # RFC 9110: a 405 names the methods allowed
+    # A path with one route per method: the Allow header names them all.
+    both = api.client.delete("/v1/sellers/s-30001/violations", headers=headers)
+    assert (both.status_code, both.headers["allow"]) == (405, "GET, POST")
     key = document["paths"]["/v1/trades"]["post"]["parameters"]
     (idempotency,) = [p for p in key if p["name"] == "Idempotency-Key"]
     assert idempotency["schema"]["pattern"] == IDEMPOTENCY_KEY_PATTERN
     replay = document["paths"]["/v1/replay"]["get"]["parameters"]
     assert all("pattern" in p["schema"] for p in replay if p["name"] in ("member_id",))
+
+
+# Each operation's callers, as the document states them and the server enforces.
+QUERY = [Role.READER, Role.AUDITOR, Role.ADMIN]
+CALLERS = {
+    ("post", "/v1/trades"): [Role.SERVICE, Role.ADMIN],
+    ("get", "/v1/members/{member_id}/credit"): QUERY,
+    ("get", "/v1/sellers/{seller_id}/penalty"): [Role.RANKING, *QUERY],
+    ("get", "/v1/log"): [Role.AUDITOR, Role.ADMIN],
+    ("post", "/v1/deadlines/run"): [Role.ADMIN],
+}
+
+
+def test_each_operation_names_the_roles_that_may_call_it(api: Api) -> None:
+    """One bearer scheme per role; an operation's security lists its callers'
+    roles, the usual caller first, and a key of any other role is refused 403."""
+    document = api.client.get("/openapi.json").json()
+    for (method, path), roles in CALLERS.items():
+        security = document["paths"][path][method]["security"]
+        assert security == [{str(role): []} for role in roles], (method, path)
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert "security" not in document["paths"][path]["get"], path
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            allowed = {role for entry in operation.get("security", []) for role in entry}
+            if not allowed:
+                continue
+            concrete = re.sub(r"\{[a-z_]+\}", "s-30001", path)
+            for role in Role:
+                answer = api.client.request(
+                    method,
+                    concrete,
+                    headers={"Authorization": f"Bearer {api.keys[role]}"},
+                    params={"after": 0}
+                    if operation["operationId"] == "followPenaltyChanges"
+                    else None,
+                )
+                refused = answer.status_code == 403
+                assert refused == (str(role) not in allowed), (method, path, role, answer.text)
+
+
+def test_creating_operations_link_to_the_operations_that_take_their_ids(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    by_id = {
+        operation["operationId"]: operation
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    }
+    links = {
+        source: by_id[source]["responses"]["201"]["links"]
+        for source in ("registerMember", "createTrade", "requestRefund", "fileComplaint")
+    }
+    assert links["createTrade"]["PayIntoEscrow"] == {
+        "operationId": "payIntoEscrow",
+        "parameters": {"trade_id": "$request.body#/trade_id"},
+    }
+    assert links["registerMember"]["CreateTradeWithSellerId"]["requestBody"] == {
+        "seller_id": "$request.body#/member_id"
+    }
+    for source, named in links.items():
+        for link in named.values():
+            target = by_id[link["operationId"]]
+            taken = {p["name"] for p in target.get("parameters", [])}
+            assert set(link.get("parameters", {})) <= taken, (source, link)
+            body = target.get("requestBody", {}).get("content", {}).get("application/json")
+            if "requestBody" in link:
+                model = body["schema"]["$ref"].rsplit("/", 1)[-1]
+                properties = document["components"]["schemas"][model]["properties"]
+                assert set(link["requestBody"]) <= set(properties), (source, link)
+
+
+def test_rulebook_times_and_numbers_are_stated_as_the_server_takes_them(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    served = [entry.id for entry in api.reader.list_rulebooks().rulebooks]
+    (rulebook,) = [
+        p for p in document["paths"]["/v1/members/{member_id}/credit"]["get"]["parameters"]
+        if p["name"] == "rulebook"
+    ]  # fmt: skip
+    assert rulebook["schema"]["anyOf"][0]["enum"] == served
+    batch = document["components"]["schemas"]["PenaltyBatchRequest"]["properties"]
+    assert batch["rulebook"]["anyOf"][0]["enum"] == served
+    trade = document["components"]["schemas"]["NewTrade"]["properties"]
+    assert trade["currency"]["enum"] == ["CNY"]
+    assert trade["amount_minor"]["maximum"] == 10**15
+    assert isinstance(trade["amount_minor"]["maximum"], int)
+    assert trade["occurred_at"]["pattern"] == BUSINESS_TIME_PATTERN
+    position = batch["min_position"]["anyOf"][0]
+    assert (position["minimum"], position["maximum"]) == (0, 2**53 - 1)
 
 
 def test_examples_are_ids_of_one_story_each_of_its_own_kind(api: Api) -> None:
