@@ -1,6 +1,7 @@
-"""Run the benchmarks: `python scripts/bench.py [--quick] [--only SECTION ...] [--out DIR]`.
+"""Run the benchmarks: `python scripts/bench.py [--quick] [--postgres URL] [--only SECTION ...] [--out DIR]`.
 
-The same as `trustledger bench`; `--only big_sellers` runs the big-seller section alone.
+The same as `trustledger bench`: on scratch SQLite files, or on the PostgreSQL
+server that `--postgres` names; `--only big_sellers` runs the big-seller section alone.
 """
 
 import sys

@@ -1,17 +1,24 @@
 """`trustledger bench`: TrustLedger side by side with its baselines, in the same run.
 
-Every figure is measured on PostgreSQL against a baseline doing the same work
-with the same number of clients: appends vs the eventsourcing library's plain
+Every figure is measured against a baseline doing the same work with the same
+number of clients: appends vs the eventsourcing library's plain
 ``repository.get`` + ``save``; the projection rebuild vs a raw ``SELECT`` of the
 same log with msgspec decoding and no folding; ranking queries over HTTP.
 ``big_sellers`` asks for the figures of members with 10^3 to 10^6 trades and
 compares them across sizes: what a figure costs as one member's history grows.
 
-A full run of every section writes ``bench/results.json`` and
-``bench/results.md`` (the committed figures); any other run (``--quick``,
-``--only``, ``--big-sellers``, ``--big-buyers``) writes to a temporary directory instead, unless
-``--out`` says where. While it runs, each section's figures are kept as it
-finishes, in ``partial/`` under ``--out`` or the temporary directory.
+The store measured is the embedded SQLite default (scratch files in a
+temporary directory, removed afterwards) unless ``--postgres`` names a
+PostgreSQL server (a fresh schema per figure, dropped afterwards). Sections
+that need PostgreSQL (``SQLITE_SKIPS``) are skipped on SQLite, each with its
+reason in the output and the results.
+
+A full run of every section on PostgreSQL writes ``bench/results.json`` and
+``bench/results.md`` (the committed figures); any other run (SQLite,
+``--quick``, ``--only``, ``--big-sellers``, ``--big-buyers``) writes to a
+temporary directory instead, unless ``--out`` says where. While it runs, each
+section's figures are kept as it finishes, in ``partial/`` under ``--out`` or
+the temporary directory.
 """
 
 from __future__ import annotations
@@ -21,18 +28,21 @@ import http.client
 import io
 import os
 import platform
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import click
@@ -40,20 +50,21 @@ import msgspec
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from psycopg import sql
 
+from client.errors import Unavailable
+from client.sync import TrustLedger
 from ledger import commands as c
 from ledger.app import LedgerApp, Origin
 from ledger.clock import FixedClock
 from ledger.codec import decode_event
+from ledger.database import DatabaseUrlError, parse_database_url
 from ledger.events import Event
 from projections.connections import place_of
 from projections.runner import Runner
-from projections.views import PostgresView, open_view
+from projections.views import SqlView, open_view
 from tools import big_sellers
-from tools.arguments import Count, SpreadCommand
+from tools.arguments import Count, GlobalOptions, SpreadCommand, pass_global_options
 
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 # The server catches its projections up with the log before it listens.
 SERVER_START_SECONDS_MAX = 300
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -115,6 +126,11 @@ FULL = Workload(
     big_figure_seconds=60.0,
 )
 SECTIONS = ("appends", "import", "rebuild", "http", "workers", "memory", "big_sellers")
+# The sections a run on SQLite skips, each with the reason it gives.
+SQLITE_SKIPS = {
+    "workers": "several API worker processes beside a follower need PostgreSQL "
+    "(on SQLite, one `serve` process holds everything; `http` measures it)",
+}
 # Where a run that is not the full one of every section writes by default.
 SCRATCH_OUT = Path(tempfile.gettempdir()) / "trustledger-bench"
 
@@ -123,7 +139,8 @@ class Arguments(msgspec.Struct, frozen=True):
     """What the command line asked of a run."""
 
     quick: bool
-    postgres: str
+    # The PostgreSQL server to measure on; None: scratch SQLite files.
+    postgres: str | None
     only: Sequence[str]
     big_sellers: Sequence[int]
     big_buyers: Sequence[int]
@@ -137,14 +154,19 @@ _trades = Count(
 
 def register(group: click.Group) -> None:
     @group.command(
-        "bench", cls=SpreadCommand, help="benchmarks beside their baselines (PostgreSQL)"
+        "bench",
+        cls=SpreadCommand,
+        help="benchmarks beside their baselines, on scratch SQLite files or on PostgreSQL",
     )
     @click.option("--quick", is_flag=True, help="CI-sized: under two minutes")
     @click.option(
         "--postgres",
         envvar="TRUSTLEDGER_BENCH_POSTGRES",
-        default=DEFAULT_POSTGRES,
-        help="the PostgreSQL server to measure on (default: $TRUSTLEDGER_BENCH_POSTGRES or the local one)",
+        default=None,
+        metavar="URL",
+        callback=_postgres_url,
+        help="measure on this PostgreSQL server, a fresh schema per figure "
+        "(default: $TRUSTLEDGER_BENCH_POSTGRES; without either, on scratch SQLite files)",
     )
     @click.option(
         "--only",
@@ -171,10 +193,33 @@ def register(group: click.Group) -> None:
         "--out",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help=f"default: bench/ for a full run of every section, else {SCRATCH_OUT}",
+        help=f"default: bench/ for a full run of every section on PostgreSQL, else {SCRATCH_OUT}",
     )
-    def bench(**given: Any) -> int:
+    @pass_global_options
+    def bench(options: GlobalOptions, /, **given: Any) -> int:
+        # The benchmark writes and drops stores of its own; it never measures
+        # on the ledger that --database-url names.
+        if options.database_url is not None:
+            raise click.UsageError(
+                "bench measures on scratch stores of its own, not on --database-url: "
+                "give --postgres URL to measure on PostgreSQL (without it, on SQLite)"
+            )
         return run(Arguments(**given))
+
+
+def _postgres_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A PostgreSQL URL, or None (SQLite); anything else is a usage error."""
+    if value is None:
+        return None
+    try:
+        kind = parse_database_url(value).kind
+    except DatabaseUrlError as error:
+        raise click.BadParameter(str(error)) from error
+    if kind != "postgresql":
+        raise click.BadParameter(
+            f"{value!r}: expected postgresql://user@host:port/db (without it, bench measures on SQLite)"
+        )
+    return value
 
 
 def run(args: Arguments) -> int:
@@ -184,23 +229,38 @@ def run(args: Arguments) -> int:
     if args.big_buyers:
         workload = msgspec.structs.replace(workload, big_buyers=tuple(sorted(args.big_buyers)))
     sections: Sequence[str] = args.only or SECTIONS
-    # Only a full run of every section, as the workload sizes it, replaces the
-    # committed figures.
+    # Only a full run of every section on PostgreSQL, as the workload sizes
+    # it, replaces the committed figures.
     resized = args.big_sellers or args.big_buyers
-    complete = not args.quick and not resized and set(sections) == set(SECTIONS)
+    complete = (
+        args.postgres is not None
+        and not args.quick
+        and not resized
+        and set(sections) == set(SECTIONS)
+    )
     out: Path = args.out or (Path("bench") if complete else SCRATCH_OUT)
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "workload": msgspec.to_builtins(workload),
-        "postgres": args.postgres,
-        "sections": [name for name in SECTIONS if name in sections],
-    }
-    for name in results["sections"]:
-        results[name] = SECTION_RUNS[name](args.postgres, workload)
-        # A long run keeps what it has measured so far, should a later section fail.
-        _write((args.out or SCRATCH_OUT) / "partial", results)
-        print(f"{name}: done", file=sys.stderr, flush=True)
+    asked = [name for name in SECTIONS if name in sections]
+    on_sqlite = args.postgres is None
+    skipped = {name: SQLITE_SKIPS[name] for name in asked if on_sqlite and name in SQLITE_SKIPS}
+    with tempfile.TemporaryDirectory(prefix="trustledger-bench-") as scratch:
+        store = Store(args.postgres, Path(scratch))
+        results: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": _machine(),
+            "workload": msgspec.to_builtins(workload),
+            "store": store.describe(),
+            "sections": [name for name in asked if name not in skipped],
+            "skipped": skipped,
+        }
+        if args.postgres is not None:
+            results["postgres"] = args.postgres
+        for name, reason in skipped.items():
+            print(f"{name}: skipped on SQLite: {reason}", file=sys.stderr, flush=True)
+        for name in results["sections"]:
+            results[name] = SECTION_RUNS[name](store, workload)
+            # A long run keeps what it has measured so far, should a later section fail.
+            _write((args.out or SCRATCH_OUT) / "partial", results)
+            print(f"{name}: done", file=sys.stderr, flush=True)
     _write(out, results)
     print(markdown(results))
     print(f"results written to {out}/results.json and results.md", file=sys.stderr)
@@ -213,35 +273,87 @@ def _write(out: Path, results: dict[str, Any]) -> None:
     (out / "results.md").write_text(markdown(results))
 
 
-def _appends(postgres: str, workload: Workload) -> list[dict[str, Any]]:
+def _appends(store: Store, workload: Workload) -> list[dict[str, Any]]:
     rows = []
     for clients in workload.clients:
-        with _schema(postgres) as url:
+        with store.scratch() as url:
             rows.append(bench_appends(url, workload, clients))
     return rows
 
 
-def _import(postgres: str, workload: Workload) -> dict[str, Any]:
-    return bench_import(postgres, workload.rebuild_trades)
+def _import(store: Store, workload: Workload) -> dict[str, Any]:
+    return bench_import(store, workload.rebuild_trades)
 
 
-def _rebuild(postgres: str, workload: Workload) -> dict[str, Any]:
-    with _schema(postgres) as url:
+def _rebuild(store: Store, workload: Workload) -> dict[str, Any]:
+    with store.scratch() as url:
         return bench_rebuild(url, workload)
 
 
-def _http(postgres: str, workload: Workload) -> dict[str, Any]:
-    with _schema(postgres) as url:
+def _http(store: Store, workload: Workload) -> dict[str, Any]:
+    with store.scratch() as url:
         return bench_http(url, workload)
 
 
-def _workers(postgres: str, workload: Workload) -> dict[str, Any]:
-    with _schema(postgres) as url:
+def _workers(store: Store, workload: Workload) -> dict[str, Any]:
+    with store.scratch() as url:
         return bench_workers(url, workload)
 
 
-def _memory(postgres: str, workload: Workload) -> dict[str, Any]:
-    return bench_memory(postgres, workload.memory_trades, 4 * workload.memory_trades)
+def _memory(store: Store, workload: Workload) -> dict[str, Any]:
+    return bench_memory(store, workload.memory_trades, 4 * workload.memory_trades)
+
+
+# --- Stores ----------------------------------------------------------------------------
+
+
+class Store:
+    """Where a run measures: fresh schemas on a PostgreSQL server, or fresh
+    SQLite files in a scratch directory; each figure's store is removed after it."""
+
+    def __init__(self, postgres: str | None, directory: Path) -> None:
+        self.postgres = postgres
+        self.directory = directory
+        self.kind: Literal["sqlite", "postgresql"] = "sqlite" if postgres is None else "postgresql"
+
+    def describe(self) -> dict[str, str]:
+        """What the results say was measured: the store and its version."""
+        if self.postgres is None:
+            return {"kind": "sqlite", "name": "SQLite", "version": sqlite3.sqlite_version}
+        with psycopg.connect(self.postgres) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return {"kind": "postgresql", "name": "PostgreSQL", "version": str(row[0]) if row else "?"}
+
+    @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """The database URL of a fresh, empty store, removed when the block ends."""
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        if self.postgres is None:
+            # A directory of its own: the baseline's file goes beside the ledger's.
+            place = self.directory / name
+            place.mkdir()
+            try:
+                yield f"sqlite:///{place / 'ledger.db'}"
+            finally:
+                shutil.rmtree(place)
+            return
+        with psycopg.connect(self.postgres, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {name}")
+        try:
+            yield f"{self.postgres}?schema={name}&pool_size=8&max_overflow=32"
+        finally:
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@contextmanager
+def _sqlite(path: str) -> Iterator[sqlite3.Connection]:
+    """A plain connection to a scratch SQLite file, closed (not only committed) after the block."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 # --- Appends ---------------------------------------------------------------------------
@@ -375,6 +487,10 @@ def _baseline_env(url: str) -> dict[str, str]:
 
     env = persistence_env(url)
     env.pop("APPLICATION_RECORDER_TOPIC", None)
+    if "SQLITE_DBNAME" in env:
+        # The library's SQLite tables have one name whatever the application:
+        # the baseline gets a file of its own beside the ledger's.
+        env["SQLITE_DBNAME"] = str(Path(env["SQLITE_DBNAME"]).with_name("baseline.db"))
     return env
 
 
@@ -393,16 +509,11 @@ def bench_rebuild(url: str, workload: Workload) -> dict[str, Any]:
     ours = events / (time.perf_counter() - started)
     view.close()
     app.close()
-    place = place_of(url)
-    conninfo, schema = place.conninfo, place.schema
     started = time.perf_counter()
     decoded = 0
-    with psycopg.connect(conninfo) as conn, conn.cursor(name="raw") as cursor:
-        cursor.itersize = 10_000
-        cursor.execute(f'SELECT state FROM "{schema}".trustledger_events ORDER BY notification_id')
-        for (state,) in cursor:
-            decode_event(state)
-            decoded += 1
+    for state in _raw_states(url):
+        decode_event(state)
+        decoded += 1
     theirs = decoded / (time.perf_counter() - started)
     return {
         "events": events,
@@ -412,18 +523,45 @@ def bench_rebuild(url: str, workload: Workload) -> dict[str, Any]:
     }
 
 
-def _settle_database(url: str) -> None:
-    """Let PostgreSQL finish with the fill (statistics, dirty pages) before either side is timed."""
+def _raw_states(url: str) -> Iterator[bytes]:
+    """The stored bodies of the log in order, read in one plain query and nothing else."""
     place = place_of(url)
-    conninfo, schema = place.conninfo, place.schema
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'VACUUM ANALYZE "{schema}".trustledger_events')
+    if place.kind == "sqlite":
+        with _sqlite(place.path) as lite:
+            # The log's table under the library's SQLite name (one per file).
+            rows = lite.execute("SELECT state FROM stored_events ORDER BY notification_id")
+            yield from (state for (state,) in rows)
+        return
+    with psycopg.connect(place.conninfo) as conn, conn.cursor(name="raw") as cursor:
+        cursor.itersize = 10_000
+        cursor.execute(
+            f'SELECT state FROM "{place.schema}".trustledger_events ORDER BY notification_id'
+        )
+        yield from (state for (state,) in cursor)
+
+
+def _settle_database(url: str) -> None:
+    """Let the store finish with the fill (statistics, dirty pages) before either side is timed."""
+    place = place_of(url)
+    if place.kind == "sqlite":
+        with _sqlite(place.path) as conn:
+            conn.execute("ANALYZE")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
+    with psycopg.connect(place.conninfo, autocommit=True) as conn:
+        conn.execute(f'VACUUM ANALYZE "{place.schema}".trustledger_events')
         conn.execute("CHECKPOINT")
 
 
-def _checkpoint(conninfo: str) -> None:
-    """Write out dirty pages, so a timed write does not pay for the one before it."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+def _checkpoint(url: str) -> None:
+    """Write out what the fill left pending (PostgreSQL's dirty pages, SQLite's
+    write-ahead log), so a timed write does not pay for the one before it."""
+    place = place_of(url)
+    if place.kind == "sqlite":
+        with _sqlite(place.path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
+    with psycopg.connect(place.conninfo, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
 
 
@@ -457,10 +595,18 @@ def _fill(app: LedgerApp, trades: int) -> int:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    store = results["store"]
+    where = "scratch files" if store["kind"] == "sqlite" else "a fresh schema per figure"
     measured = (
         f"Measured {results['date']} on {results['machine']} "
-        f"({results['workload']['name']} workload)."
+        f"({results['workload']['name']} workload), on {store['name']} {store['version']} ({where})."
     )
+    skipped = [
+        f"Skipped on {store['name']}: {name}, as {reason}."
+        for name, reason in results.get("skipped", {}).items()
+    ]
+    if skipped:
+        measured = "\n".join([measured, "", *skipped])
     lines = _baseline_rows(results)
     if lines:
         lines = ["| figure | TrustLedger | baseline | ratio |", "|---|---|---|---|", *lines]
@@ -484,7 +630,7 @@ def _baseline_rows(results: dict[str, Any]) -> list[str]:
     if imported:
         lines.append(
             f"| bulk import of {imported['events']:,} events: events/s | {imported['trustledger_events_per_s']:,} | "
-            f"{imported['copy_rows_per_s']:,} (COPY into a plain table) | {imported['ratio']}x |"
+            f"{imported['baseline_rows_per_s']:,} ({imported['baseline']}) | {imported['ratio']}x |"
         )
     rebuild = results.get("rebuild")
     if rebuild:
@@ -623,23 +769,6 @@ def _machine() -> str:
     )
 
 
-class _schema:
-    """A fresh PostgreSQL schema for one benchmark, dropped afterwards."""
-
-    def __init__(self, conninfo: str) -> None:
-        self.conninfo = conninfo
-        self.name = f"bench_{uuid.uuid4().hex[:10]}"
-
-    def __enter__(self) -> str:
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {self.name}")
-        return f"{self.conninfo}?schema={self.name}&pool_size=8&max_overflow=32"
-
-    def __exit__(self, *_: object) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {self.name} CASCADE")
-
-
 # --- Ranking queries over HTTP -----------------------------------------------------------
 
 # How long the workers' benchmark waits for the follower to fold the filled log.
@@ -652,7 +781,7 @@ def bench_http(url: str, workload: Workload) -> dict[str, Any]:
     The server is ``trustledger serve`` in its own process, as in production;
     the clients are threads of this one, each with a keep-alive connection, so
     they do not take the server's interpreter lock. All share the machine's
-    cores with PostgreSQL.
+    cores with the store (PostgreSQL's processes, or SQLite inside the server).
     """
     from api.auth import KeyRing, Role  # noqa: PLC0415 - the server of this benchmark only
 
@@ -665,12 +794,11 @@ def bench_http(url: str, workload: Workload) -> dict[str, Any]:
     keys_file = Path(f"/tmp/bench-keys-{uuid.uuid4().hex}.json")
     ring.save(keys_file)
     with _Server(url, keys_file) as port:
-        client = _Client(port, key)
         # The ranking engine asks over and over: the first ask computes each
         # seller's snapshot, later ones are served from it until a fact or time
         # changes it. Warm once, then time the steady state.
-        for i in range(0, len(sellers), 1000):
-            client.batch(sellers[i : i + 1000])
+        _warm(port, key, sellers)
+        client = _Client(port, key)
         runs = [_http_run(client, sellers, workload, clients) for clients in workload.http_clients]
         client.close()
     keys_file.unlink()
@@ -705,10 +833,9 @@ def bench_workers(url: str, workload: Workload) -> dict[str, Any]:
         for workers in workload.worker_counts:
             follower, server = _Follower(url), _Server(url, keys_file, workers=workers)
             with follower, server as port:
-                _wait_folded(port)
+                _wait_folded(port, ranking)
+                _warm(port, ranking, sellers)  # the snapshots, as bench_http
                 client = _Client(port, ranking)
-                for i in range(0, len(sellers), 1000):  # warm the snapshots, as bench_http
-                    client.batch(sellers[i : i + 1000])
                 queries = [
                     _http_run(client, sellers, workload, clients)
                     for clients in workload.worker_clients
@@ -832,19 +959,30 @@ def _appends_over_http(
     }
 
 
-def _wait_folded(port: int) -> None:
+def _api(port: int, key: str) -> TrustLedger:
+    """The typed client, for what the benchmark sets up or checks through the
+    API; a figure waits for the view to fold up to its position, hence the timeout."""
+    return TrustLedger(f"http://127.0.0.1:{port}", key, timeout=60.0)
+
+
+def _warm(port: int, key: str, sellers: list[str]) -> None:
+    """Every seller's penalty asked once, in batches of 1,000, untimed."""
+    with _api(port, key) as api:
+        for i in range(0, len(sellers), 1000):
+            api.get_penalties(sellers[i : i + 1000])
+
+
+def _wait_folded(port: int, key: str) -> None:
     """Until the follower has folded the whole log (workers answer from the view)."""
     deadline = time.monotonic() + FOLD_SECONDS_MAX
-    while time.monotonic() < deadline:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        try:
-            connection.request("GET", "/readyz")
-            readiness = msgspec.json.decode(connection.getresponse().read())
-        finally:
-            connection.close()
-        if readiness.get("lag_events") == 0:
-            return
-        time.sleep(0.5)
+    with _api(port, key) as api:
+        while time.monotonic() < deadline:
+            try:
+                if api.get_readiness().get("lag_events") == 0:
+                    return
+            except Unavailable:  # not ready yet: the view trails by too much
+                pass
+            time.sleep(0.5)
     raise RuntimeError("the follower did not fold the log in time")
 
 
@@ -947,7 +1085,11 @@ class _Server:
 
 
 class _Client:
-    """One keep-alive connection per client thread, as an HTTP client pool holds."""
+    """One keep-alive connection per client thread, as an HTTP client pool holds.
+
+    The load generator: it measures the server's throughput and latency, so the
+    measuring client must cost as little as possible (set-up and checks use ``_api``).
+    """
 
     def __init__(self, port: int, key: str) -> None:
         self.port = port
@@ -1026,11 +1168,11 @@ def _members(app: LedgerApp) -> list[str]:
 # --- Memory ------------------------------------------------------------------------------
 
 
-def bench_memory(postgres: str, small_trades: int, large_trades: int) -> dict[str, Any]:
+def bench_memory(store: Store, small_trades: int, large_trades: int) -> dict[str, Any]:
     """Peak RSS of a rebuild of a small and a 4x larger log, each in a fresh process."""
     figures = {}
     for label, trades in (("small", small_trades), ("large", large_trades)):
-        with _schema(postgres) as url:
+        with store.scratch() as url:
             app = LedgerApp(url, clock=FixedClock(START + timedelta(days=4000)))
             events = _fill(app, trades)
             app.close()
@@ -1068,8 +1210,9 @@ print(next(int(line.split()[1]) for line in open("/proc/self/status") if line.st
 # --- Bulk import -------------------------------------------------------------------------
 
 
-def bench_import(postgres: str, trades: int) -> dict[str, Any]:
-    """``trustledger import`` of an export vs a raw COPY of the same rows into a plain table."""
+def bench_import(store: Store, trades: int) -> dict[str, Any]:
+    """``trustledger import`` of an export vs a raw bulk write of the same rows
+    into a plain table: COPY on PostgreSQL, one transaction of INSERTs on SQLite."""
     from ledger.log_line import LogLine  # noqa: PLC0415
     from ledger.transfer import export_log, import_log  # noqa: PLC0415
     from tools.simulator import SimulationConfig, simulate  # noqa: PLC0415 - bench only
@@ -1084,10 +1227,10 @@ def bench_import(postgres: str, trades: int) -> dict[str, Any]:
     source.close()
     # Each side holds only its own input while it is timed: the export here,
     # then the same stored rows (an export line's body is the stored state).
-    with _schema(postgres) as url:
+    with store.scratch() as url:
         target = LedgerApp(url, clock=clock)
         export.seek(0)
-        _checkpoint(postgres)
+        _checkpoint(url)
         _settle_heap()
         started = time.perf_counter()
         events = import_log(target, export).events
@@ -1099,34 +1242,68 @@ def bench_import(postgres: str, trades: int) -> dict[str, Any]:
         for line in map(lines.decode, export.getvalue().splitlines())
     ]
     del export
-    with _schema(postgres) as url:
-        schema = place_of(url).schema
-        with psycopg.connect(postgres) as conn:
-            conn.execute(
-                f"CREATE TABLE {schema}.plain (originator_id uuid, originator_version bigint, topic text, "
-                "state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
-            )
-            conn.execute(f"CREATE UNIQUE INDEX ON {schema}.plain (notification_id)")
-            conn.commit()
-            _checkpoint(postgres)
-            _settle_heap()
-            started = time.perf_counter()
-            with (
-                conn.cursor() as cursor,
-                cursor.copy(
-                    f"COPY {schema}.plain (originator_id, originator_version, topic, state) FROM STDIN"
-                ) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-            conn.commit()
-            theirs = len(rows) / (time.perf_counter() - started)
+    with store.scratch() as url:
+        place = place_of(url)
+        if place.kind == "sqlite":
+            baseline, theirs = "INSERT into a plain table", _plain_inserts(place.path, rows)
+        else:
+            baseline, theirs = "COPY into a plain table", _plain_copy(url, rows)
     return {
         "events": events,
         "trustledger_events_per_s": round(ours),
-        "copy_rows_per_s": round(theirs),
+        "baseline": baseline,
+        "baseline_rows_per_s": round(theirs),
         "ratio": round(ours / theirs, 3),
     }
+
+
+PlainRow = tuple[uuid.UUID, int, str, bytes]
+
+
+def _plain_copy(url: str, rows: list[PlainRow]) -> float:
+    """Rows a second COPY writes into a plain table shaped as the log's."""
+    schema = place_of(url).schema
+    with psycopg.connect(place_of(url).conninfo) as conn:
+        conn.execute(
+            f"CREATE TABLE {schema}.plain (originator_id uuid, originator_version bigint, topic text, "
+            "state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        conn.execute(f"CREATE UNIQUE INDEX ON {schema}.plain (notification_id)")
+        conn.commit()
+        _checkpoint(url)
+        _settle_heap()
+        started = time.perf_counter()
+        with (
+            conn.cursor() as cursor,
+            cursor.copy(
+                f"COPY {schema}.plain (originator_id, originator_version, topic, state) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+def _plain_inserts(path: str, rows: list[PlainRow]) -> float:
+    """Rows a second one transaction of INSERTs writes into a plain SQLite
+    table shaped as the log's (SQLite has no COPY)."""
+    with _sqlite(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE plain (notification_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, topic TEXT NOT NULL, "
+            "state BLOB NOT NULL, UNIQUE (originator_id, originator_version))"
+        )
+        _settle_heap()
+        started = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO plain (originator_id, originator_version, topic, state) VALUES (?,?,?,?)",
+            ((str(oid), version, topic, state) for oid, version, topic, state in rows),
+        )
+        conn.execute("COMMIT")
+        return len(rows) / (time.perf_counter() - started)
 
 
 # --- Big sellers -------------------------------------------------------------------------
@@ -1153,7 +1330,7 @@ BIG_FIGURES = {
 }
 
 
-def bench_big_sellers(postgres: str, workload: Workload) -> dict[str, Any]:
+def bench_big_sellers(store: Store, workload: Workload) -> dict[str, Any]:
     """Each figure of members with ever more trades, over HTTP: what a history costs.
 
     The members' logs (``tools.big_sellers``) go in through the checked bulk
@@ -1164,17 +1341,17 @@ def bench_big_sellers(postgres: str, workload: Workload) -> dict[str, Any]:
     seller, appended (and folded into the view) before the timer starts.
     """
     clock = FixedClock(BIG_CLOCK)
-    with _schema(postgres) as url:
+    with store.scratch() as url:
         app = LedgerApp(url, clock=clock)
         market = big_sellers.BigMarket(
             app.book, clock.now(), sellers=workload.big_sellers, buyers=workload.big_buyers
         )
-        members = _timed_import(app, market.members(), postgres)
+        members = _timed_import(app, market.members(), url)
         sellers = [
             {
                 "trades": trades,
                 "member_id": big_sellers.seller_id(trades),
-                **_timed_import(app, market.seller_log(trades), postgres),
+                **_timed_import(app, market.seller_log(trades), url),
             }
             for trades in workload.big_sellers
         ]
@@ -1182,7 +1359,7 @@ def bench_big_sellers(postgres: str, workload: Workload) -> dict[str, Any]:
             {
                 "trades": trades,
                 "member_id": big_sellers.buyer_id(trades),
-                **_timed_import(app, market.buyer_log(trades), postgres),
+                **_timed_import(app, market.buyer_log(trades), url),
             }
             for trades in workload.big_buyers
         ]
@@ -1218,7 +1395,7 @@ def _timed_fold(app: LedgerApp, url: str) -> dict[str, Any]:
     return {"events": events, "seconds": round(seconds, 1), "events_per_s": round(events / seconds)}
 
 
-def _timed_import(app: LedgerApp, events: Iterable[Event], postgres: str) -> dict[str, Any]:
+def _timed_import(app: LedgerApp, events: Iterable[Event], url: str) -> dict[str, Any]:
     """Write a log's lines to a scratch file, then time their checked import alone."""
     from ledger.transfer import import_log  # noqa: PLC0415 - as the other bulk sections
 
@@ -1227,7 +1404,7 @@ def _timed_import(app: LedgerApp, events: Iterable[Event], postgres: str) -> dic
         big_sellers.write_log(events, lines)
         made = time.perf_counter() - started
         lines.seek(0)
-        _checkpoint(postgres)
+        _checkpoint(url)
         _settle_heap()
         started = time.perf_counter()
         report = import_log(app, lines)
@@ -1252,7 +1429,7 @@ class _NewRatings:
             Origin("bench", f"register-{PROBE_BUYER}"),
         )
 
-    def rate(self, client: _Client, seller: str) -> None:
+    def rate(self, api: TrustLedger, seller: str) -> None:
         self.made += 1
         trade_id = f"{PROBE_BUYER}-T{self.made:05d}"
         # A minute apart, the day before the clock: after every imported fact of the trade.
@@ -1291,8 +1468,7 @@ class _NewRatings:
         )
         # A small member's figure asked at the rating's position: the server
         # folds the log up to it first, so the seller's snapshot is outdated.
-        position = rated.positions[-1]
-        client.get(f"/v1/members/{PROBE_BUYER}/credit?role=buyer&min_position={position}")
+        api.get_credit(PROBE_BUYER, role="buyer", min_position=rated.positions[-1])
 
 
 def _big_figures(url: str, workload: Workload, ratings: _NewRatings) -> list[dict[str, Any]]:
@@ -1306,7 +1482,7 @@ def _big_figures(url: str, workload: Workload, ratings: _NewRatings) -> list[dic
     as_of = quote((BIG_CLOCK - timedelta(days=AS_OF_DAYS_BACK)).isoformat())
     rows: list[dict[str, Any]] = []
     try:
-        with _Server(url, keys_file, BIG_CLOCK) as port:
+        with _Server(url, keys_file, BIG_CLOCK) as port, _api(port, key) as api:
             client = _Client(port, key)
             for trades in workload.big_sellers:
                 seller = big_sellers.seller_id(trades)
@@ -1316,7 +1492,7 @@ def _big_figures(url: str, workload: Workload, ratings: _NewRatings) -> list[dic
                     "credit_as_of_90_days": (f"/v1/members/{seller}/credit?as_of={as_of}", None),
                     "penalty_after_rating": (
                         f"/v1/sellers/{seller}/penalty",
-                        partial(ratings.rate, client, seller),
+                        partial(ratings.rate, api, seller),
                     ),
                 }
                 for figure, (path, before) in asked.items():
@@ -1392,45 +1568,53 @@ def _view_bytes(url: str, member_id: str) -> dict[str, int]:
 
     The seller's own row, its trades and the complaints against it, the mark
     of its last change and its penalty snapshots; then, apart, the month and
-    day rows of its tallies (every figure, role and tallied rulebook);
-    ``pg_column_size`` is the size PostgreSQL stores (compressed, if it
-    compressed the body).
+    day rows of its tallies (every figure, role and tallied rulebook). The
+    size is what the store keeps: ``pg_column_size`` on PostgreSQL
+    (compressed, if it compressed the body), the body's ``length`` on SQLite
+    (which stores it as it is).
     """
     view = open_view(url)
     try:
-        if not isinstance(view, PostgresView):
-            raise TypeError("the benchmark's view lives in PostgreSQL")
+        if not isinstance(view, SqlView):
+            raise TypeError("the benchmark's view lives in SQLite or PostgreSQL")
         version = view.version
     finally:
         view.close()
     place = place_of(url)
-
-    def table(name: str) -> sql.Identifier:
-        return sql.Identifier(place.schema, f"rv{version}_{name}")
-
-    statement = sql.SQL(
-        "SELECT count(*), coalesce(sum(pg_column_size(body)), 0) FROM ("
-        "SELECT body FROM {members} WHERE member_id = %(m)s "
-        "UNION ALL SELECT body FROM {trades} WHERE seller_id = %(m)s "
-        "UNION ALL SELECT body FROM {complaints} WHERE seller_id = %(m)s "
-        "UNION ALL SELECT body FROM {touched} WHERE seller_id = %(m)s "
-        "UNION ALL SELECT body FROM {snapshots} WHERE split_part(snapshot_key, '|', 2) = %(m)s"
+    on_postgres = place.kind == "postgresql"
+    size = "pg_column_size(body)" if on_postgres else "length(body)"
+    # The seller of a snapshot key, "<rulebook>|<seller>".
+    keyed = (
+        "split_part(snapshot_key, '|', 2)"
+        if on_postgres
+        else "substr(snapshot_key, instr(snapshot_key, '|') + 1)"
+    )
+    m, k = ("%(m)s", "%(k)s") if on_postgres else (":m", ":k")
+    prefix = f'"{place.schema}".rv{version}_' if on_postgres else f"rv{version}_"
+    statement = (
+        f"SELECT count(*), coalesce(sum({size}), 0) FROM ("
+        f"SELECT body FROM {prefix}members WHERE member_id = {m} "
+        f"UNION ALL SELECT body FROM {prefix}trades WHERE seller_id = {m} "
+        f"UNION ALL SELECT body FROM {prefix}complaints WHERE seller_id = {m} "
+        f"UNION ALL SELECT body FROM {prefix}touched WHERE seller_id = {m} "
+        f"UNION ALL SELECT body FROM {prefix}snapshots WHERE {keyed} = {m}"
         ") AS seller_rows"
-    ).format(
-        **{
-            name: table(name)
-            for name in ("members", "trades", "complaints", "touched", "snapshots")
-        }
     )
     # The seller's tallies: every tally key ends in "|<member id>".
-    tallies = sql.SQL(
-        "SELECT count(*), coalesce(sum(pg_column_size(body)), 0) FROM ("
-        "SELECT body FROM {months} WHERE tally LIKE %(k)s "
-        "UNION ALL SELECT body FROM {days} WHERE tally LIKE %(k)s) AS tally_rows"
-    ).format(months=table("tally_months"), days=table("tally_days"))
-    with psycopg.connect(place.conninfo) as conn:
-        row = conn.execute(statement, {"m": member_id}).fetchone()
-        kept = conn.execute(tallies, {"k": f"%|{member_id}"}).fetchone()
+    tallies = (
+        f"SELECT count(*), coalesce(sum({size}), 0) FROM ("
+        f"SELECT body FROM {prefix}tally_months WHERE tally LIKE {k} "
+        f"UNION ALL SELECT body FROM {prefix}tally_days WHERE tally LIKE {k}) AS tally_rows"
+    )
+    asked = {"m": member_id, "k": f"%|{member_id}"}
+    if on_postgres:
+        with psycopg.connect(place.conninfo) as conn:
+            row = conn.execute(statement, asked).fetchone()
+            kept = conn.execute(tallies, asked).fetchone()
+    else:
+        with _sqlite(place.path) as lite:
+            row = lite.execute(statement, asked).fetchone()
+            kept = lite.execute(tallies, asked).fetchone()
     if row is None or kept is None:
         raise RuntimeError("the view size query returned no row")
     return {
@@ -1441,7 +1625,7 @@ def _view_bytes(url: str, member_id: str) -> dict[str, int]:
     }
 
 
-SECTION_RUNS: dict[str, Callable[[str, Workload], Any]] = {
+SECTION_RUNS: dict[str, Callable[[Store, Workload], Any]] = {
     "appends": _appends,
     "import": _import,
     "rebuild": _rebuild,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,10 +32,15 @@ def test_the_quick_benchmark_runs_and_writes_its_results(
     assert main(["bench", "--quick", "--postgres", POSTGRES_URL, "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["workload"]["name"] == "quick"
+    assert results["store"]["kind"] == "postgresql"
+    assert results["skipped"] == {}
     for figure in ("appends", "import", "rebuild", "http", "workers", "memory", "big_sellers"):
         assert figure in results
+    assert results["import"]["baseline"] == "COPY into a plain table"
     assert [row["clients"] for row in results["appends"]] == [1, 32]
     table = (tmp_path / "results.md").read_text()
+    assert f"on PostgreSQL {results['store']['version']} (a fresh schema per figure)" in table
+    assert "Skipped" not in table
     assert "| appends, 32 client(s)" in table
     assert "rebuild of" in table
     assert [run["clients"] for run in results["http"]["runs"]] == [1, 8]
@@ -98,6 +104,50 @@ def _assert_big_members(big: dict[str, Any], table: str) -> None:
     assert "| big-seller-10000 | 10,000 |" in table
 
 
+def test_without_postgres_the_benchmark_measures_on_scratch_sqlite_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The import section, scaled down, on the embedded default; workers are skipped, saying why."""
+    monkeypatch.delenv("TRUSTLEDGER_BENCH_POSTGRES", raising=False)
+    monkeypatch.setattr(bench, "QUICK", msgspec.structs.replace(bench.QUICK, rebuild_trades=300))
+    scratch = tmp_path / "temp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the scratch files go
+    out = tmp_path / "out"
+    argv = ["bench", "--quick", "--only", "import", "workers", "--out", str(out)]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["store"]["kind"] == "sqlite"
+    assert results["sections"] == ["import"]
+    assert "workers" not in results and "postgres" not in results
+    assert "PostgreSQL" in results["skipped"]["workers"]
+    imported = results["import"]
+    assert imported["events"] > 5 * 300
+    assert imported["baseline"] == "INSERT into a plain table"
+    assert imported["trustledger_events_per_s"] > 0 and imported["baseline_rows_per_s"] > 0
+    table = (out / "results.md").read_text()
+    assert f"on SQLite {results['store']['version']} (scratch files)" in table
+    assert f"Skipped on SQLite: workers, as {results['skipped']['workers']}." in table
+    assert "(INSERT into a plain table)" in table
+    assert f"workers: skipped on SQLite: {results['skipped']['workers']}" in capsys.readouterr().err
+    assert list(scratch.iterdir()) == []  # every scratch file removed
+
+
+@pytest.mark.parametrize(
+    ("argv", "refusal"),
+    [
+        (["--database-url", "memory:", "bench"], "not on --database-url"),
+        (["bench", "--database-url", "postgresql://u@h/db"], "not on --database-url"),
+        (["bench", "--postgres", "sqlite:///x.db"], "expected postgresql://"),
+    ],
+)
+def test_the_benchmark_measures_only_on_stores_of_its_own(
+    argv: list[str], refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert refusal in capsys.readouterr().err
+
+
 def test_a_big_sellers_log_passes_the_checked_import_and_is_the_same_each_time() -> None:
     clock = datetime(2028, 1, 6, tzinfo=UTC)
     app = LedgerApp("memory:", clock=FixedClock(clock))
@@ -123,18 +173,24 @@ def test_a_big_sellers_log_passes_the_checked_import_and_is_the_same_each_time()
     app.close()
 
 
+ON_POSTGRES = ["--postgres", "postgresql://bench@127.0.0.1:5432/bench"]
+
+
 @pytest.mark.parametrize(
     ("argv", "written_to"),
     [
+        (["bench", *ON_POSTGRES, "--quick"], "scratch"),
+        (["bench", *ON_POSTGRES, "--only", "import", "big_sellers"], "scratch"),
+        (["bench", *ON_POSTGRES, "--big-sellers", "1000", "100000"], "scratch"),
+        (["bench", *ON_POSTGRES, "--big-buyers", "1000"], "scratch"),
+        (["bench", *ON_POSTGRES, "--quick", "--out", "chosen"], "chosen"),
         (["bench", "--quick"], "scratch"),
-        (["bench", "--only", "import", "big_sellers"], "scratch"),
-        (["bench", "--big-sellers", "1000", "100000"], "scratch"),
-        (["bench", "--big-buyers", "1000"], "scratch"),
-        (["bench", "--quick", "--out", "chosen"], "chosen"),
-        (["bench"], "bench"),
+        (["bench"], "scratch"),
+        (["bench", "--out", "chosen"], "chosen"),
+        (["bench", *ON_POSTGRES], "bench"),
     ],
 )
-def test_only_a_full_run_of_every_section_writes_the_committed_results(
+def test_only_a_full_run_of_every_section_on_postgres_writes_the_committed_results(
     argv: list[str],
     written_to: str,
     tmp_path: Path,
@@ -144,13 +200,19 @@ def test_only_a_full_run_of_every_section_writes_the_committed_results(
     ran: list[str] = []
 
     def section(name: str) -> Any:
-        def measure(postgres: str, workload: bench.Workload) -> Any:
+        def measure(store: bench.Store, workload: bench.Workload) -> Any:
             ran.append(name)
             return [] if name == "appends" else {}
 
         return measure
 
+    def described(store: bench.Store) -> dict[str, str]:  # no server to ask
+        name = "SQLite" if store.kind == "sqlite" else "PostgreSQL"
+        return {"kind": store.kind, "name": name, "version": "0"}
+
+    monkeypatch.delenv("TRUSTLEDGER_BENCH_POSTGRES", raising=False)
     monkeypatch.setattr(bench, "SECTION_RUNS", {name: section(name) for name in bench.SECTIONS})
+    monkeypatch.setattr(bench.Store, "describe", described)
     monkeypatch.setattr(bench, "SCRATCH_OUT", tmp_path / "scratch")
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 0
@@ -158,11 +220,16 @@ def test_only_a_full_run_of_every_section_writes_the_committed_results(
     partial = Path("chosen" if "--out" in argv else "scratch") / "partial"
     assert written == {Path(written_to), partial}
     only = argv[argv.index("--only") + 1 :] if "--only" in argv else list(bench.SECTIONS)
-    assert ran == only
+    on_sqlite = "--postgres" not in argv
+    skipped = [name for name in only if on_sqlite and name in bench.SQLITE_SKIPS]
+    measured = [name for name in only if name not in skipped]
+    assert ran == measured
     kept = json.loads((tmp_path / partial / "results.json").read_text())
-    assert [name for name in only if name in kept] == only  # each section as it finished
+    assert [name for name in measured if name in kept] == measured  # each section as it finished
     results = json.loads((tmp_path / written_to / "results.json").read_text())
-    assert results["sections"] == only
+    assert results["sections"] == measured
+    assert list(results["skipped"]) == skipped
+    assert results["store"]["kind"] == ("sqlite" if on_sqlite else "postgresql")
     if "--big-sellers" in argv:
         assert results["workload"]["big_sellers"] == [1_000, 100_000]
     if "--big-buyers" in argv:
