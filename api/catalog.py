@@ -240,13 +240,18 @@ def _roles(dependant: Dependant) -> frozenset[Role]:
     return frozenset()
 
 
-def with_links(document: dict[str, Any]) -> dict[str, Any]:
-    """Each creating operation's 201 answer with its links (``LINKS``)."""
-    by_id = {
+def by_operation_id(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The document's operations by their ``operationId``."""
+    return {
         operation["operationId"]: operation
         for operations in document["paths"].values()
         for operation in operations.values()
     }
+
+
+def with_links(document: dict[str, Any]) -> dict[str, Any]:
+    """Each creating operation's 201 answer with its links (``LINKS``)."""
+    by_id = by_operation_id(document)
     for source, links in LINKS.items():
         answer = by_id[source]["responses"]["201"]
         answer["links"] = {}

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import answers, catalog, logs, problems, schemas
+from api import answers, catalog, examples, logs, problems, refusals, schemas
 from api.admission import Admission
 from api.etags import ETags
 from api.metrics import ROUTE_LABEL
@@ -83,6 +83,8 @@ class TrustLedgerApi(FastAPI):
             document = answers.with_answer_schemas(catalog.describe(super().openapi()))
             catalog.with_roles(document, self.operations)
             catalog.with_links(document)
+            examples.with_examples(document)
+            refusals.with_refusals(document)
             document["components"]["schemas"]["Problem"] = schemas.problem_schema()
             if self.policy is not None:
                 schemas.with_rulebook_limits(document, self.policy)

@@ -197,7 +197,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {
+            400: "malformed_request",  # a body FastAPI could not parse
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(error.status_code, "http_error")
         answer = problem(error.status_code, code, str(error.detail))
         for name, value in (error.headers or {}).items():
             answer.headers[name] = value

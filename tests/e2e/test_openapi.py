@@ -9,6 +9,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from schemathesis.core.result import Err
 
 from api.auth import Role
 from api.catalog import OPERATIONS, Audience
+from api.examples import STORY
 from api.problems import CODES
 from ledger.app import IDEMPOTENCY_KEY_PATTERN
 from ledger.errors import ErrorCode
@@ -74,11 +76,20 @@ def test_problems_are_one_component_whose_code_lists_every_value(api: Api) -> No
             for status, response in operation["responses"].items():
                 schema = response.get("content", {}).get("application/problem+json")
                 if schema is not None:
-                    assert schema["schema"] == {"$ref": "#/components/schemas/Problem"}, (
-                        method,
-                        path,
-                        status,
-                    )
+                    problem_ref, listed = schema["schema"]["allOf"]
+                    assert problem_ref == {"$ref": "#/components/schemas/Problem"}
+                    codes = listed["properties"]["code"]["enum"]
+                    assert codes and set(codes) <= set(CODES), (method, path, status)
+    # Each operation lists the codes it may answer, by status.
+    payment = document["paths"]["/v1/trades/{trade_id}/payment"]["post"]["responses"]
+    enum = payment["409"]["content"]["application/problem+json"]["schema"]["allOf"][1]
+    assert {"already_paid", "idempotency_key_reused"} <= set(enum["properties"]["code"]["enum"])
+    credit = document["paths"]["/v1/members/{member_id}/credit"]["get"]["responses"]
+    assert "409" not in credit  # a query contradicts no state
+    listed = credit["422"]["content"]["application/problem+json"]["schema"]["allOf"][1]
+    assert set(listed["properties"]["code"]["enum"]) == {
+        "invalid_input", "position_beyond_log", "unknown_rulebook",
+    }  # fmt: skip
     headers = {"Authorization": f"Bearer {api.keys[Role.READER]}"}
     wrong = api.client.put("/v1/rulebooks", headers=headers)
     assert (wrong.status_code, wrong.json()["title"]) == (405, "Method Not Allowed")
@@ -232,3 +243,63 @@ def test_no_server_errors_and_no_schema_violations(api: Api) -> None:
             )
 
         check()
+
+
+def test_the_examples_tell_one_story_that_succeeds_when_tried_in_order(
+    tmp_path: Path,
+) -> None:
+    """On an empty ledger, each step's request is built from the document's
+    example of that name alone and sent with its usual caller's key (the first
+    role of its security): every one succeeds."""
+    with running_api("memory:", tmp_path, feed_follow_seconds=1.0) as fresh:
+        document = fresh.client.get("/openapi.json").json()
+        operations = {
+            operation["operationId"]: (method, path, operation)
+            for path, methods in document["paths"].items()
+            for method, operation in methods.items()
+        }
+        assert {example.operation for example in STORY} == set(operations)
+        written = 0
+        for step, example in enumerate(STORY, start=1):
+            method, path, operation = operations[example.operation]
+            summary = f"{step}. {example.summary}"
+            values = {}
+            for parameter in operation.get("parameters", []):
+                named = parameter.get("examples", {}).get(example.name)
+                if named is not None:
+                    assert named["summary"] == summary
+                    values[(parameter["in"], parameter["name"])] = named["value"]
+            body = None
+            if "requestBody" in operation:
+                media = operation["requestBody"]["content"]["application/json"]
+                named = media.get("examples", {}).get(example.name)
+                if named is not None:
+                    assert named["summary"] == summary
+                    body = named["value"]
+            assert values == {
+                **{("path", k): v for k, v in example.path.items()},
+                **{("query", k): v for k, v in example.query.items()},
+            }
+            assert body == example.body
+            url = path.format(**{name: v for (where, name), v in values.items() if where == "path"})
+            headers = {"Idempotency-Key": f"story-{step}"}
+            if operation.get("security"):
+                (role,) = operation["security"][0]
+                headers["Authorization"] = f"Bearer {fresh.keys[Role(role)]}"
+            params = {name: v for (where, name), v in values.items() if where == "query"}
+            # A reader of its own writes: the view first reflects the story so far.
+            takes = {p["name"] for p in operation.get("parameters", [])}
+            if "min_position" in takes:
+                params["min_position"] = written
+            elif body is not None and "min_position" in _body_fields(document, operation):
+                body = {**body, "min_position": written}
+            answer = fresh.client.request(method, url, params=params, json=body, headers=headers)
+            assert answer.status_code < 300, (summary, answer.text)
+            if answer.status_code == 201:
+                written = max(written, *answer.json()["positions"])
+
+
+def _body_fields(document: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    reference = operation["requestBody"]["content"]["application/json"]["schema"].get("$ref", "")
+    model = document["components"]["schemas"].get(reference.rsplit("/", 1)[-1], {})
+    return set(model.get("properties", {}))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from api.refusals import codes_of_command
 from ledger import commands as c
 from ledger.app import Origin
 from ledger.errors import (
@@ -53,6 +54,9 @@ def refused(
     error = market.refused(call, command)
     assert type(error) is error_class, f"{type(error).__name__}: {error}"
     assert error.code is code, str(error)
+    # The OpenAPI document lists this code for the operation that decides it.
+    declared = codes_of_command(type(command))
+    assert str(code) in declared, f"{code} is not listed for {type(command).__name__}"
     return error
 
 
