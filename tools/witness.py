@@ -17,15 +17,13 @@ from __future__ import annotations
 import base64
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import click
 import msgspec
 
+from client.errors import TrustLedgerError
+from client.sync import TrustLedger
 from ledger import merkle
 from ledger.tree_head import (
     TreeHead,
@@ -39,17 +37,6 @@ from ledger.tree_head import (
 API_KEY_SETTING = "TRUSTLEDGER_API_KEY"
 HTTP_TIMEOUT_SECONDS = 30.0
 WITNESS_LINES_MAX = 10_000_000
-
-
-class _Consistency(msgspec.Struct):
-    first: int
-    second: int
-    proof: list[bytes]
-
-
-class _PublicKey(msgspec.Struct):
-    key_id: str
-    public_key_pem: str
 
 
 def register(group: click.Group) -> None:
@@ -107,31 +94,30 @@ def _pull(url: str, given_key: str | None, check: Path | None, public_key: Path 
     if not key:
         print(f"give --key or set {API_KEY_SETTING}", file=sys.stderr)
         return 2
-    base = url.rstrip("/")
     try:
-        head = from_json(_get(base, "/v1/audit/tree-head", key))
-        verifier = _verifier(base, key, public_key)
-        if not verifier.verify(head):
-            print("refused: the tree head's signature does not verify", file=sys.stderr)
-            return 1
-        if check is not None:
-            problem = _extends_latest(base, key, head, _latest(check))
-            if problem:
-                print(f"refused: {problem}", file=sys.stderr)
+        with TrustLedger(url, key, timeout=HTTP_TIMEOUT_SECONDS) as server:
+            head = server.get_tree_head()
+            verifier = _verifier(server, public_key)
+            if not verifier.verify(head):
+                print("refused: the tree head's signature does not verify", file=sys.stderr)
                 return 1
-    except (urllib.error.URLError, TreeHeadError, msgspec.DecodeError, OSError) as error:
+            if check is not None:
+                problem = _extends_latest(server, head, _latest(check))
+                if problem:
+                    print(f"refused: {problem}", file=sys.stderr)
+                    return 1
+    except (TrustLedgerError, TreeHeadError, msgspec.DecodeError, OSError) as error:
         print(f"cannot pull a tree head: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(to_json(head).decode() + "\n")
     return 0
 
 
-def _verifier(base: str, key: str, trusted: Path | None) -> TreeHeadVerifier:
+def _verifier(server: TrustLedger, trusted: Path | None) -> TreeHeadVerifier:
     """The auditor's own copy of the key if given; else the one the server serves."""
     if trusted is not None:
         return TreeHeadVerifier.from_pem(trusted.read_bytes())
-    served = msgspec.json.decode(_get(base, "/v1/audit/public-key", key), type=_PublicKey)
-    return TreeHeadVerifier.from_pem(served.public_key_pem.encode())
+    return TreeHeadVerifier.from_pem(server.get_public_key().public_key_pem.encode())
 
 
 def _latest(witness: Path) -> TreeHead | None:
@@ -151,7 +137,7 @@ def _latest(witness: Path) -> TreeHead | None:
     return latest
 
 
-def _extends_latest(base: str, key: str, head: TreeHead, latest: TreeHead | None) -> str:
+def _extends_latest(server: TrustLedger, head: TreeHead, latest: TreeHead | None) -> str:
     """Why the new head does not extend the latest witnessed one ('' when it does)."""
     if latest is None:
         return ""
@@ -160,10 +146,7 @@ def _extends_latest(base: str, key: str, head: TreeHead, latest: TreeHead | None
     if head.tree_size == latest.tree_size:
         same = head.root_hash == latest.root_hash
         return "" if same else f"a different root for the same {head.tree_size} events"
-    query = urllib.parse.urlencode({"first": latest.tree_size, "second": head.tree_size})
-    proof = msgspec.json.decode(
-        _get(base, f"/v1/audit/consistency?{query}", key), type=_Consistency
-    )
+    proof = server.get_consistency_proof(latest.tree_size, head.tree_size)
     if merkle.verify_consistency(
         latest.tree_size, head.tree_size, latest.root_hash, head.root_hash, proof.proof
     ):
@@ -172,12 +155,3 @@ def _extends_latest(base: str, key: str, head: TreeHead, latest: TreeHead | None
         f"the server cannot prove the log of {head.tree_size} events extends the witnessed "
         f"log of {latest.tree_size} (root {base64.b64encode(latest.root_hash).decode()})"
     )
-
-
-def _get(base: str, path: str, key: str) -> bytes:
-    request = urllib.request.Request(
-        base + path, headers={"Authorization": f"Bearer {key}", "Accept": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-        body: Any = response.read()
-    return bytes(body)

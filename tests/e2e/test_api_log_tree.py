@@ -6,6 +6,7 @@ refusals are checked over raw HTTP."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -212,6 +213,22 @@ def test_a_witness_refuses_a_head_that_rewrote_what_it_saw(
     code, out = pull(live, witness, capsys)
     assert code == 1
     assert out == ""
+
+
+def test_a_witness_that_cannot_pull_says_why_and_writes_nothing(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    witness = tmp_path / "heads.jsonl"
+    append_member(live, "m-1")
+    code = main(["audit", "pull-tree-head", "--url", live.url, "--key", "tl_0_not-a-key"])
+    assert code == 2
+    said = capsys.readouterr()
+    assert (said.out, "cannot pull a tree head" in said.err) == ("", True)
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    assert pull(Live(nowhere, live.key, live.service_key, live.public_key), witness, capsys)[0] == 2
+    assert not witness.exists()
 
 
 def test_keygen_never_replaces_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
