@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import answers, catalog, examples, logs, problems, refusals, schemas
@@ -24,6 +30,17 @@ from api.settings import Settings
 from ledger.clock import Clock
 from ledger.policy import Policy, load_policy
 from projections.rulebook import Rulebooks, load_rulebook
+
+# Swagger UI and ReDoc, vendored (api/static/vendor/README.md names the
+# versions): /docs and /redoc load nothing from another host, so they work
+# offline and behind a firewall.
+STATIC_DIR = Path(__file__).with_name("static")
+STATIC_URL = "/static"
+SWAGGER_UI = f"{STATIC_URL}/vendor/swagger-ui"
+REDOC_JS = f"{STATIC_URL}/vendor/redoc/redoc.standalone.js"
+# The files' URLs do not carry their version: a day, then a cheap revalidation
+# (ETag, Last-Modified), lets a refreshed copy reach every browser by the next day.
+STATIC_CACHE_CONTROL = "public, max-age=86400"
 
 
 def create_app(
@@ -47,6 +64,8 @@ def create_app(
         version="1",
         summary="An event-sourced reputation and trust ledger for a marketplace",
         lifespan=lifespan,
+        docs_url=None,  # served from the vendored files by _add_docs
+        redoc_url=None,
     )
     app.policy = load_policy(settings.rulebook).policy
     app.rulebook_ids = [
@@ -67,7 +86,59 @@ def create_app(
     app.operations = [
         route for module in routers for route in module.router.routes if isinstance(route, APIRoute)
     ]
+    _add_docs(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc over /openapi.json, their scripts, styles
+    and icon served under /static; like /openapi.json, they need no key."""
+    app.mount(STATIC_URL, VendoredFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = _root_path(request)
+        return get_swagger_ui_html(
+            openapi_url=root + "/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
+            # No badge or check by swagger.io's online validator: nothing leaves the page.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = _root_path(request)
+        return get_redoc_html(
+            openapi_url=root + "/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=root + REDOC_JS,
+            redoc_favicon_url=f"{root}{SWAGGER_UI}/favicon-32x32.png",
+            with_google_fonts=False,  # ReDoc falls back to the browser's own fonts
+        )
+
+
+def _root_path(request: Request) -> str:
+    """The prefix a proxy serves the app under, as FastAPI's own docs pages use it."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
+
+
+class VendoredFiles(StaticFiles):
+    """StaticFiles whose answers (304s included) say how long a browser may keep them."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = STATIC_CACHE_CONTROL
+        return response
 
 
 class TrustLedgerApi(FastAPI):
