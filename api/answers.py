@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -23,10 +23,11 @@ from projections.dsr import DsrResult
 from projections.explanations import ExplanationPage
 from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.marketplace import ViolationFacts
-from projections.penalties import Penalty
-from projections.queries import Answer, UnknownSeller
+from projections.penalties import Penalty, PenaltyReason
+from projections.queries import Answer, Series, UnknownSeller
 from projections.rulebook import Fraction, Rulebook
 from projections.seller_cases import ComplaintPage, RefundPage
+from projections.series import Step
 from projections.trade_lists import TradePage
 from projections.violations import Ban, ViolationStanding
 
@@ -252,6 +253,124 @@ def buyer_history_answer(answer: Answer[BuyerHistory]) -> BuyerHistoryAnswer:
     return BuyerHistoryAnswer(*_stamps(answer), **msgspec.structs.asdict(answer.figure))
 
 
+# --- Series ---------------------------------------------------------------------
+# A series answer names the member, its stamps and the step once; each point is
+# the single query's answer as of the point's time without them (``_point``).
+
+
+class CreditPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A member's credit as of one time of a series (``CreditAnswer`` without its stamps)."""
+
+    as_of: UtcTime
+    score: int
+    level: CreditLevel
+    positive_rate_lifetime: Fraction | None
+    positive_rate_180d: Fraction | None
+    ratings: RatingCounts
+
+
+class CreditSeriesAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """A member's credit in one role at the end of each step, in time order."""
+
+    member_id: str
+    rulebook: str
+    step: Step
+    points: tuple[CreditPoint, ...]
+    position: int
+
+
+class DsrPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A seller's shop scores as of one time of a series (``DsrAnswer`` without its stamps)."""
+
+    as_of: UtcTime
+    as_described: float | None
+    service: float | None
+    shipping_speed: float | None
+    logistics: float | None
+    count: int
+
+
+class DsrSeriesAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """A seller's shop scores at the end of each step, in time order."""
+
+    seller_id: str
+    rulebook: str
+    step: Step
+    points: tuple[DsrPoint, ...]
+    position: int
+
+
+class PenaltyPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A seller's penalty as of one time of a series (``PenaltyAnswer`` without
+    its stamps and the seller's id)."""
+
+    as_of: UtcTime
+    searchable: bool
+    multiplier: Fraction
+    sort_hidden: bool
+    demoted_items: dict[str, UtcTime]
+    demoted_items_unlisted: int
+    verified: bool
+    reasons: tuple[PenaltyReason, ...]
+
+
+class PenaltySeriesAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """A seller's search-ranking penalty at the end of each step, in time order."""
+
+    seller_id: str
+    rulebook: str
+    step: Step
+    points: tuple[PenaltyPoint, ...]
+    position: int
+
+
+P = TypeVar("P", bound=msgspec.Struct)
+
+
+def _point(answer: msgspec.Struct, point: type[P]) -> P:
+    """The single query's answer as a series point: its fields the point has, as they are."""
+    return point(**{name: getattr(answer, name) for name in point.__struct_fields__})
+
+
+def credit_series_answer(
+    member_id: str, step: Step, series: Series[CreditResult]
+) -> CreditSeriesAnswer:
+    points = tuple(_point(credit_answer(p), CreditPoint) for p in series.points)
+    return CreditSeriesAnswer(
+        member_id=member_id,
+        rulebook=series.rulebook,
+        step=step,
+        points=points,
+        position=series.position,
+    )
+
+
+def dsr_series_answer(
+    seller_id: str, step: Step, series: Series[DsrResult], *, decimals: int
+) -> DsrSeriesAnswer:
+    points = tuple(_point(dsr_answer(p, decimals=decimals), DsrPoint) for p in series.points)
+    return DsrSeriesAnswer(
+        seller_id=seller_id,
+        rulebook=series.rulebook,
+        step=step,
+        points=points,
+        position=series.position,
+    )
+
+
+def penalty_series_answer(
+    seller_id: str, step: Step, series: Series[Penalty]
+) -> PenaltySeriesAnswer:
+    points = tuple(_point(penalty_answer(p.figure, p), PenaltyPoint) for p in series.points)
+    return PenaltySeriesAnswer(
+        seller_id=seller_id,
+        rulebook=series.rulebook,
+        step=step,
+        points=points,
+        position=series.position,
+    )
+
+
 # Every Struct an answer serves, for the OpenAPI document.
 class RulebookEntry(msgspec.Struct, frozen=True, kw_only=True):
     """A rulebook a query may name by its id."""
@@ -299,6 +418,9 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     CreditExplanationAnswer,
     DsrAnswer,
     PenaltyAnswer,
+    CreditSeriesAnswer,
+    DsrSeriesAnswer,
+    PenaltySeriesAnswer,
     UnknownSeller,
     UnknownMember,
     ViolationsAnswer,

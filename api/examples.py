@@ -42,6 +42,9 @@ def _at(day: int, hour: int, minute: int = 0) -> str:
     return f"2026-11-{day:02d}T{hour:02d}:{minute:02d}:00Z"
 
 
+# The story's month, a point at the end of each week and one at its end.
+SERIES_WINDOW = {"from": _at(1, 0), "to": "2026-12-01T00:00:00Z", "step": "week"}
+
 STORY: tuple[Example, ...] = (
     Example("registerMember", "seller", "The seller joins",
             body={"member_id": SELLER, "occurred_at": _at(1, 8)}),
@@ -136,6 +139,10 @@ STORY: tuple[Example, ...] = (
     Example("getCredit", "seller", "The seller's credit", path={"member_id": SELLER}),
     Example("explainCredit", "seller", "The ratings behind it", path={"member_id": SELLER}),
     Example("getSellerDsr", "seller", "The seller's shop scores", path={"seller_id": SELLER}),
+    Example("getCreditSeries", "seller", "The seller's credit week by week",
+            path={"member_id": SELLER}, query=SERIES_WINDOW),
+    Example("getSellerDsrSeries", "seller", "The seller's shop scores week by week",
+            path={"seller_id": SELLER}, query=SERIES_WINDOW),
     Example("getSellerViolations", "seller", "The seller's violation points",
             path={"seller_id": SELLER}),
     Example("getBuyerHistory", "buyer", "The buyer's history and tier", path={"buyer_id": BUYER}),
@@ -151,6 +158,8 @@ STORY: tuple[Example, ...] = (
     Example("getDsrBatch", "story", "Shop scores of many sellers", body={"seller_ids": [SELLER]}),
     Example("getSellerPenalty", "seller", "The seller's search penalty",
             path={"seller_id": SELLER}),
+    Example("getSellerPenaltySeries", "seller", "The seller's search penalty week by week",
+            path={"seller_id": SELLER}, query=SERIES_WINDOW),
     Example("getPenalties", "story", "Penalties of many sellers", body={"seller_ids": [SELLER]}),
     Example("followPenaltyChanges", "story", "The penalty changes so far", query={"after": 0}),
     Example("readLog", "story", "The log from its start", query={"after": 0, "limit": 100}),

@@ -22,6 +22,7 @@ from client.errors import Unreachable, problem_error
 from ledger import commands as c
 
 Role = Literal["seller", "buyer"]
+Step = Literal["day", "week", "month"]
 T = TypeVar("T")
 LOG_PAGE_DEFAULT = 1_000
 # A followed stream ends on the server's schedule; the client reconnects.
@@ -329,6 +330,54 @@ class AsyncTrustLedger:
             min_position=min_position,
         )
 
+    async def get_credit_series(
+        self,
+        member_id: str,
+        *,
+        from_: datetime,
+        to: datetime,
+        step: Step = "day",
+        role: Role = "seller",
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.CreditSeriesAnswer:
+        """The credit at the end of each step from ``from_`` to ``to``, in time order."""
+        return await self._figure(
+            f"/v1/members/{segment(member_id)}/credit/series",
+            a.CreditSeriesAnswer,
+            role=role,
+            **{"from": from_},
+            to=to,
+            step=step,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+
+    async def get_seller_dsr_series(
+        self,
+        seller_id: str,
+        *,
+        from_: datetime,
+        to: datetime,
+        step: Step = "day",
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.DsrSeriesAnswer:
+        """The shop scores at the end of each step from ``from_`` to ``to``, in time order."""
+        return await self._figure(
+            f"/v1/sellers/{segment(seller_id)}/dsr/series",
+            a.DsrSeriesAnswer,
+            **{"from": from_},
+            to=to,
+            step=step,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+
     async def get_trade(self, trade_id: str) -> a.TradeRecord:
         """A trade's state now and every fact recorded about it, with positions."""
         answer: a.TradeRecord = await self._answer(
@@ -466,6 +515,29 @@ class AsyncTrustLedger:
             f"/v1/sellers/{segment(seller_id)}/penalty",
             a.PenaltyAnswer,
             as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+
+    async def get_seller_penalty_series(
+        self,
+        seller_id: str,
+        *,
+        from_: datetime,
+        to: datetime,
+        step: Step = "day",
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.PenaltySeriesAnswer:
+        """The penalty at the end of each step from ``from_`` to ``to``, in time order."""
+        return await self._figure(
+            f"/v1/sellers/{segment(seller_id)}/penalty/series",
+            a.PenaltySeriesAnswer,
+            **{"from": from_},
+            to=to,
+            step=step,
             at_position=at_position,
             rulebook=rulebook,
             min_position=min_position,

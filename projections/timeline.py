@@ -61,7 +61,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from typing import NamedTuple, Protocol
@@ -204,6 +204,44 @@ def reading_of(
         return Reading(values, None)
     found = (next_change_after(rows, key, at) for key in widths)
     return Reading(values, min((c for c in found if c is not None), default=None))
+
+
+class SpanRows(Protocol):
+    """The row reads ``values_over`` needs: ranges, so a series costs one read."""
+
+    def month_at_or_before(self, key: str, month: int) -> MonthRow | None: ...
+
+    def months_from(self, key: str, month: int) -> list[MonthRow]: ...
+
+    def days_of(self, wanted: Mapping[str, Sequence[int]]) -> list[DayRow]:
+        """The day rows of each key's days that exist."""
+        ...
+
+
+def values_over(
+    rows: SpanRows, widths: Mapping[str, int], ats: Sequence[datetime]
+) -> list[dict[str, Vector]]:
+    """Each key's value at each of ``ats`` (ascending), equal to ``value_at``'s.
+
+    The rows are read once for the whole series: per key, the month row at or
+    before the first instant's month, the month rows after it (those past the
+    last instant's month are dropped), and the day rows of the instants' own
+    days. ``value_at`` then runs on those rows in memory, so each instant costs
+    a bisect or two, and the rows read grow with the instants asked for, never
+    with the key's changes.
+    """
+    if not ats:
+        return []
+    days = sorted({day_of(micros(at)) for at in ats})
+    first, last = month_of(days[0])[0], month_of(days[-1])[0]
+    local = MemoryTimeline()
+    months: list[MonthRow] = []
+    for key in widths:
+        opening = rows.month_at_or_before(key, first)
+        months += [opening] if opening is not None else []
+        months += [row for row in rows.months_from(key, first + 1) if row.month <= last]
+    local.preload(months, rows.days_of(dict.fromkeys(widths, days)))
+    return [{key: value_at(local, key, at, width) for key, width in widths.items()} for at in ats]
 
 
 def instant_of(at_us: int) -> datetime:
@@ -443,6 +481,12 @@ class MemoryTimeline:
         self, key: str, month: int, day: int
     ) -> tuple[MonthRow | None, DayRow | None]:
         return self.month_at_or_before(key, month), self.day(key, day)
+
+    def days_of(self, wanted: Mapping[str, Sequence[int]]) -> list[DayRow]:
+        found = [self._days.get((key, day)) for key, days in wanted.items() for day in days]
+        rows = [row for row in found if row is not None]
+        self.rows_read += len(rows)
+        return rows
 
     def next_change_after(self, key: str, at: datetime) -> datetime | None:
         return next_change_after(self, key, at)

@@ -59,7 +59,15 @@ from projections.rulebook import Rulebook, builtin_rulebooks
 from projections.snapshots import PenaltySnapshot
 from projections.tallies import TALLY_FROM_TRADES, Pair, Span, Tallies
 from projections.tally_rows import TallyRows
-from projections.timeline import MemoryTimeline, Reading, Vector, micros, reading_of, value_at
+from projections.timeline import (
+    MemoryTimeline,
+    Reading,
+    Vector,
+    micros,
+    reading_of,
+    value_at,
+    values_over,
+)
 from projections.violations import ViolationYear, year_row
 
 # Rows a view remembers from its own last writes (about 0.5 KB each).
@@ -325,6 +333,15 @@ class ReputationView(ABC):
         ``violations.year_row`` picks."""
 
     @abstractmethod
+    def member_series(
+        self, member_id: str, widths: Mapping[str, int], ats: Sequence[datetime]
+    ) -> MemberSeries:
+        """``member_reading`` at each of ``ats`` (ascending), read together in
+        one transaction: the view's position, the member's registration and,
+        when the view tallies the member, its tallies' values at each instant
+        (``timeline.values_over``: one read of the rows the instants need)."""
+
+    @abstractmethod
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         """A tally's value as of a business time (``projections.tallies``)."""
 
@@ -369,6 +386,14 @@ class MemberReading(NamedTuple):
     tallies: Reading | None  # None: the view does not tally the member
     records: MemberRecords | None = None  # a tallied member's, when asked for violations
     violations: ViolationYear | None = None
+
+
+class MemberSeries(NamedTuple):
+    """What ``ReputationView.member_series`` reads in one transaction."""
+
+    position: int
+    registered: Stamp | None  # None: an unknown member
+    values: list[dict[str, Vector]] | None  # per instant; None: the member is not tallied
 
 
 class TallyMark(msgspec.Struct, frozen=True, array_like=True):
@@ -475,6 +500,15 @@ class MemoryView(ReputationView):
         key, wanted = violations
         year = year_row(self.violation_years.get(key, {}).values(), wanted)
         return MemberReading(self.position(), registered, reading, member, year)
+
+    def member_series(
+        self, member_id: str, widths: Mapping[str, int], ats: Sequence[datetime]
+    ) -> MemberSeries:
+        member = self.market.members.get(member_id)
+        registered = member.registered if member is not None else None
+        if member is None or member_id not in self.tallied_members:
+            return MemberSeries(self.position(), registered, None)
+        return MemberSeries(self.position(), registered, values_over(self.timeline, widths, ats))
 
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         return self.timeline.value_at(key, at, width)
@@ -913,6 +947,19 @@ class SqlView(ReputationView):
             records = _records_decoder.decode(bodies[0])
             year = rows.violation_year(*violations)
             return MemberReading(position, registered, reading, records, year)
+
+    def member_series(
+        self, member_id: str, widths: Mapping[str, int], ats: Sequence[datetime]
+    ) -> MemberSeries:
+        with self._transaction() as cursor:
+            position = self._tracked(cursor)
+            marks = self._tally_marks(cursor, [member_id])
+            if not marks:
+                bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
+                head = _head_decoder.decode(bodies[0]) if bodies else None
+                return MemberSeries(position, head.registered if head else None, None)
+            values = values_over(self._tally_rows(cursor), widths, ats)
+            return MemberSeries(position, marks[0].registered, values)
 
     def _tally_marks(self, cursor: Any, member_ids: Iterable[str]) -> list[TallyMark]:
         """The marks of these members whose tallies the view keeps: none when it

@@ -6,7 +6,9 @@ As of a time, credit, shop scores, buyer history and the penalty of a member
 with a long history are read from its tallies (a few rows); at a position
 they are replayed from its facts (see ``AtPosition``).
 ``min_position`` lets a caller read its own writes: the view is brought up to
-that position first.
+that position first. A series (``.../series``) takes a window (``from``,
+``to``, ``step``) in place of ``as_of`` and answers the figure at the end of
+each step, each point as the single query answers as of it.
 """
 
 from collections.abc import Awaitable, Callable
@@ -35,6 +37,7 @@ from projections.explanations import (
 )
 from projections.queries import PENALTY_BATCH_MAX, UnknownMemberError, UnknownSeller, Where
 from projections.seller_cases import CASE_PAGE_DEFAULT, CASE_PAGE_MAX, ComplaintPage, RefundPage
+from projections.series import SERIES_POINTS_MAX, SeriesWindowError, Step, series_times
 from projections.trade_lists import TRADE_PAGE_DEFAULT, TRADE_PAGE_MAX, TradePage
 
 # The longest rulebook id a query may name, and the longest page cursor.
@@ -95,18 +98,88 @@ def scoped(roles: frozenset[AuthRole]) -> Callable[..., Awaitable[Scope]]:
         rulebook: RulebookId = None,
         min_position: MinPosition = None,
     ) -> Scope:
-        if at_position is not None and principal.role not in AUDIT_ROLES:
-            raise ApiProblem(403, "forbidden", "at_position is for auditors", field="at_position")
-        if min_position is not None:  # the one part that waits on the database
-            await run_in_threadpool(service.catch_up_to, min_position)
+        _auditors_only(principal, at_position)
+        await _caught_up(service, min_position)
         service.reputation.rulebook(rulebook)  # an unknown rulebook is refused before anything runs
         return Scope(Where(as_of=as_of, at_position=at_position, rulebook=rulebook), principal)
 
     return scope
 
 
+def _auditors_only(principal: Principal, at_position: int | None) -> None:
+    if at_position is not None and principal.role not in AUDIT_ROLES:
+        raise ApiProblem(403, "forbidden", "at_position is for auditors", field="at_position")
+
+
+async def _caught_up(service: Service, min_position: int | None) -> None:
+    if min_position is not None:  # the one part that waits on the database
+        await run_in_threadpool(service.catch_up_to, min_position)
+
+
 ReaderScope = Annotated[Scope, Depends(scoped(QUERY_ROLES))]
 RankerScope = Annotated[Scope, Depends(scoped(PENALTY_ROLES))]
+
+# --- Series ---------------------------------------------------------------------
+SeriesFrom = Annotated[
+    s.BusinessTime,
+    Query(alias="from", description="the window's start (RFC 3339): the first step starts here"),
+]
+SeriesTo = Annotated[
+    s.BusinessTime,
+    Query(
+        alias="to",
+        description="the window's end (RFC 3339), after from: the last point is as of it",
+    ),
+]
+SeriesStep = Annotated[
+    Step,
+    Query(
+        description=(
+            "a point at the end of each step: day (24 h), week (7 days) or month (a calendar "
+            f"month in the rulebook's timezone); at most {SERIES_POINTS_MAX} points"
+        )
+    ),
+]
+
+
+class SeriesScope(msgspec.Struct, frozen=True):
+    """A series' scope: as ``Scope`` (``where`` without ``as_of``), with the
+    step and the business time of each point."""
+
+    where: Where
+    principal: Principal
+    step: Step
+    times: tuple[datetime, ...]
+
+
+def series_scoped(roles: frozenset[AuthRole]) -> Callable[..., Awaitable[SeriesScope]]:
+    """A dependency: ``scoped``'s checks, with the window in place of ``as_of``."""
+
+    async def scope(
+        service: ServiceDep,
+        principal: Annotated[Principal, Depends(require(roles))],
+        start: SeriesFrom,
+        end: SeriesTo,
+        step: SeriesStep = "day",
+        at_position: AtPosition = None,
+        rulebook: RulebookId = None,
+        min_position: MinPosition = None,
+    ) -> SeriesScope:
+        _auditors_only(principal, at_position)
+        zone = service.reputation.rulebook(rulebook).scoring.zone
+        try:  # a window refused is refused before anything waits or runs
+            times = series_times(start, end, step, zone)
+        except SeriesWindowError as error:
+            raise ApiProblem(422, "invalid_input", str(error), field=error.field) from error
+        await _caught_up(service, min_position)
+        where = Where(at_position=at_position, rulebook=rulebook)
+        return SeriesScope(where, principal, step, times)
+
+    return scope
+
+
+ReaderSeries = Annotated[SeriesScope, Depends(series_scoped(QUERY_ROLES))]
+RankerSeries = Annotated[SeriesScope, Depends(series_scoped(PENALTY_ROLES))]
 
 
 _json = msgspec.json.Encoder()
@@ -138,6 +211,23 @@ def credit(
     """A member's credit: score, level and positive rate, as of now or a past date."""
     answer = service.reputation.credit(member_id, role, scope.where)
     return _served(a.credit_answer(answer))
+
+
+@router.get("/members/{member_id}/credit/series", responses=a.answered_by(a.CreditSeriesAnswer))
+def credit_series(
+    member_id: s.MemberPath,
+    service: ServiceDep,
+    scope: ReaderSeries,
+    role: PartyRole = "seller",
+) -> Response:
+    """A member's credit at the end of each step from ``from`` to ``to``, in
+    time order: each point is what ``GET /v1/members/{member_id}/credit``
+    answers as of its time. Points before the member registered are left out.
+    The rows a point needs are read once for the whole series, so a point's
+    cost does not grow with the member's history (at a log position, as for
+    the single query, a long history is streamed at each point)."""
+    series = service.reputation.credit_series(member_id, role, scope.where, scope.times)
+    return _served(a.credit_series_answer(member_id, scope.step, series))
 
 
 @router.get(
@@ -183,6 +273,26 @@ def dsr(
     answer = service.reputation.dsr(seller_id, scope.where)
     decimals = service.reputation.rulebook(scope.where.rulebook).scoring.dsr.display_decimals
     return _served(a.dsr_answer(answer, decimals=decimals))
+
+
+@router.get("/sellers/{seller_id}/dsr/series", responses=a.answered_by(a.DsrSeriesAnswer))
+def dsr_series(seller_id: s.SellerPath, service: ServiceDep, scope: ReaderSeries) -> Response:
+    """A seller's shop scores at the end of each step from ``from`` to ``to``,
+    in time order: each point is what ``GET /v1/sellers/{seller_id}/dsr``
+    answers as of its time, read as ``getCreditSeries`` reads credit."""
+    series = service.reputation.dsr_series(seller_id, scope.where, scope.times)
+    decimals = service.reputation.rulebook(scope.where.rulebook).scoring.dsr.display_decimals
+    return _served(a.dsr_series_answer(seller_id, scope.step, series, decimals=decimals))
+
+
+@router.get("/sellers/{seller_id}/penalty/series", responses=a.answered_by(a.PenaltySeriesAnswer))
+def penalty_series(seller_id: s.SellerPath, service: ServiceDep, scope: RankerSeries) -> Response:
+    """A seller's search-ranking penalty at the end of each step from ``from``
+    to ``to``, in time order: each point is what ``GET
+    /v1/sellers/{seller_id}/penalty`` answers as of its time, computed as that
+    query computes it, point by point."""
+    series = service.reputation.penalty_series(seller_id, scope.where, scope.times)
+    return _served(a.penalty_series_answer(seller_id, scope.step, series))
 
 
 def penalty_json(service: Service, seller_id: str, where: Where) -> bytes:
