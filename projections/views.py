@@ -935,9 +935,7 @@ class SqlView(ReputationView):
             position = self._tracked(cursor)
             marks = self._tally_marks(cursor, [member_id])
             if not marks:
-                bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
-                head = _head_decoder.decode(bodies[0]) if bodies else None
-                return MemberReading(position, head.registered if head else None, None)
+                return MemberReading(position, self._registered(cursor, member_id), None)
             registered = marks[0].registered
             rows = self._tally_rows(cursor)
             reading = reading_of(rows, widths, at, changes=changes)
@@ -955,11 +953,15 @@ class SqlView(ReputationView):
             position = self._tracked(cursor)
             marks = self._tally_marks(cursor, [member_id])
             if not marks:
-                bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
-                head = _head_decoder.decode(bodies[0]) if bodies else None
-                return MemberSeries(position, head.registered if head else None, None)
+                return MemberSeries(position, self._registered(cursor, member_id), None)
             values = values_over(self._tally_rows(cursor), widths, ats)
             return MemberSeries(position, marks[0].registered, values)
+
+    def _registered(self, cursor: Any, member_id: str) -> Stamp | None:
+        """When a member the view does not tally registered (None: unknown)."""
+        bodies = list(self._bodies(cursor, "members", "member_id", [member_id]))
+        head = _head_decoder.decode(bodies[0]) if bodies else None
+        return head.registered if head else None
 
     def _tally_marks(self, cursor: Any, member_ids: Iterable[str]) -> list[TallyMark]:
         """The marks of these members whose tallies the view keeps: none when it
