@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -405,6 +405,19 @@ def rulebooks_answer(rulebooks: Iterable[Rulebook], default: str) -> RulebooksAn
     )
 
 
+# The roles of ``api.auth.Role``, spelled out: the client reads this module
+# and nothing else of the server's (``api.routes.caller`` checks the two agree).
+KeyRole = Literal["service", "ranking", "reader", "auditor", "admin"]
+
+
+class CallerAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """The calling key: its id, its role and the caller whose idempotency keys it shares."""
+
+    key_id: str
+    role: KeyRole
+    caller: str
+
+
 class UnknownMember(msgspec.Struct, frozen=True):
     """A member unknown as of the batch's time: never registered, or registered later."""
 
@@ -433,6 +446,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     TradePage,
     ComplaintPage,
     RefundPage,
+    CallerAnswer,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

@@ -118,6 +118,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", "/readyz"): ("getReadiness", OPS),
     ("get", "/metrics"): ("getMetrics", OPS),
     ("post", "/v1/ping"): ("ping", OPS),
+    ("get", "/v1/me"): ("getCaller", OPS),
     ("post", "/v1/deadlines/run"): ("runDeadlines", OPS),
 }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -24,7 +24,7 @@ from api.admission import Admission
 from api.etags import ETags
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
-from api.routes import appends, audit, operations, penalty_feed, reputation
+from api.routes import appends, audit, caller, operations, penalty_feed, reputation
 from api.service import Service
 from api.settings import Settings
 from ledger.clock import Clock
@@ -41,6 +41,19 @@ REDOC_JS = f"{STATIC_URL}/vendor/redoc/redoc.standalone.js"
 # The files' URLs do not carry their version: a day, then a cheap revalidation
 # (ETag, Last-Modified), lets a refreshed copy reach every browser by the next day.
 STATIC_CACHE_CONTROL = "public, max-age=86400"
+# The console: static pages that call the JSON API with the key typed into
+# them (api/console/). Its files change with the server, so a browser asks
+# again each time (a 304 when they have not changed), and its policy lets the
+# pages load and call nothing but this origin.
+CONSOLE_DIR = Path(__file__).with_name("console")
+CONSOLE_URL = "/console"
+CONSOLE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def create_app(
@@ -80,14 +93,25 @@ def create_app(
     # bounded before anything reads the body.
     app.add_middleware(Admission, settings=settings)
     app.add_middleware(Timed)  # added last: the outermost, so it times both paths
-    routers = (appends, reputation, penalty_feed, audit, operations)
+    routers = (appends, reputation, penalty_feed, audit, operations, caller)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.operations = [
         route for module in routers for route in module.router.routes if isinstance(route, APIRoute)
     ]
     _add_docs(app)
+    _add_console(app)
     return app
+
+
+def _add_console(app: FastAPI) -> None:
+    """/console, its pages, scripts and style sheet, needing no key (the pages
+    ask for one), and / leading there."""
+    app.mount(CONSOLE_URL, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    async def home(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"{_root_path(request)}{CONSOLE_URL}/", status_code=307)
 
 
 def _add_docs(app: FastAPI) -> None:
@@ -138,6 +162,21 @@ class VendoredFiles(StaticFiles):
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers["Cache-Control"] = STATIC_CACHE_CONTROL
+        return response
+
+
+class ConsoleFiles(StaticFiles):
+    """StaticFiles whose answers carry ``CONSOLE_HEADERS``."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers.update(CONSOLE_HEADERS)
         return response
 
 

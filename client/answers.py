@@ -10,6 +10,7 @@ import msgspec
 
 from api.answers import (
     BuyerHistoryAnswer,
+    CallerAnswer,
     CreditAnswer,
     CreditExplanationAnswer,
     CreditPoint,
@@ -36,6 +37,7 @@ from projections.trade_lists import TradePage
 __all__ = [
     "Appended",
     "BuyerHistoryAnswer",
+    "CallerAnswer",
     "ComplaintPage",
     "ConsistencyProof",
     "CreditAnswer",

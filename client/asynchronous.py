@@ -672,6 +672,11 @@ class AsyncTrustLedger:
         response = await self.send(calls.query("/metrics"))
         return response.text
 
+    async def get_caller(self) -> a.CallerAnswer:
+        """This client's key as the server knows it: its id, role and caller."""
+        answer: a.CallerAnswer = await self._answer(calls.query("/v1/me"), a.CallerAnswer)
+        return answer
+
     async def ping(self, body: dict[str, Any] | None = None) -> None:
         """Check that this key may append and its requests arrive."""
         await self.send(calls.post("/v1/ping", body or {}))

@@ -666,6 +666,11 @@ class TrustLedger:
         response = self.send(calls.query("/metrics"))
         return response.text
 
+    def get_caller(self) -> a.CallerAnswer:
+        """This client's key as the server knows it: its id, role and caller."""
+        answer: a.CallerAnswer = self._answer(calls.query("/v1/me"), a.CallerAnswer)
+        return answer
+
     def ping(self, body: dict[str, Any] | None = None) -> None:
         """Check that this key may append and its requests arrive."""
         self.send(calls.post("/v1/ping", body or {}))

@@ -1,0 +1,152 @@
+// Audit: the latest signed tree head checked against the operator's key,
+// and an event's inclusion in it, both checked here in the browser, from
+// the log's own bytes (docs/audit.md); nothing is taken on the server's word.
+
+import { getBytes, getJson } from './api.js';
+import { facts, h, problemText, section } from './dom.js';
+import * as f from './format.js';
+import { go, hashOf } from './nav.js';
+import { may } from './roles.js';
+import {
+  canonicalBytes, equal, fromBase64, headSigned, inclusionHolds, leafHash, readLogLine, webCrypto,
+} from './verify.js';
+
+const VERIFIED = 'verified';
+const NOT_VERIFIED = 'does not verify';
+
+function verdict(name, result) {
+  // result: {ok: true|false, why} or {error}
+  const word = result.error ? 'not checked' : result.ok ? VERIFIED : NOT_VERIFIED;
+  const state = result.error ? 'error' : result.ok ? 'verified' : 'failed';
+  return h('p', { class: `verdict ${state}`, 'data-verdict': name, 'data-result': state, role: 'status' },
+    h('strong', { class: 'word' }, word), ' ', h('span', { class: 'why' }, result.error ?? result.why));
+}
+
+async function checked(check) {
+  try {
+    return await check();
+  } catch (error) {
+    return { error: error.detail ?? error.message ?? String(error) };
+  }
+}
+
+/** Whether ``proof`` shows the event at its position is in the tree ``head`` signs. */
+async function inclusion(proof, head, headResult) {
+  if (!headResult.ok) return { ok: false, why: 'the tree head itself does not verify' };
+  for (const name of ['position', 'leaf_index', 'tree_size']) {
+    if (!Number.isSafeInteger(proof?.[name])) return { ok: false, why: `the proof has no whole number "${name}"` };
+  }
+  if (!Array.isArray(proof.proof) || typeof proof.leaf_hash !== 'string') return { ok: false, why: 'the proof has no "proof" list or "leaf_hash"' };
+  if (proof.tree_size !== head.tree_size) {
+    return { ok: false, why: `the proof is for a tree of ${proof.tree_size} events; the signed head covers ${head.tree_size}` };
+  }
+  const line = await getBytes('/v1/log', { after: proof.position - 1, limit: 1 });
+  if (line.length === 0) return { ok: false, why: `the log has no event at position ${proof.position}` };
+  const { event, body } = readLogLine(line);
+  if (event.position !== proof.position) return { ok: false, why: `the log has no event at position ${proof.position}` };
+  const leaf = await leafHash(canonicalBytes(event, body));
+  let path;
+  try {
+    path = proof.proof.map(fromBase64);
+  } catch {
+    return { ok: false, why: 'a hash of the proof is not base64' };
+  }
+  if (!equal(leaf, fromBase64(proof.leaf_hash))) return { ok: false, why: 'the proof\'s leaf hash is not the hash of the event in the log' };
+  const holds = await inclusionHolds(proof.leaf_index, proof.tree_size, leaf, path, fromBase64(head.root_hash));
+  return holds
+    ? { ok: true, why: `event ${event.position} (${f.topic(event.topic)}) is leaf ${proof.leaf_index} of the signed tree` }
+    : { ok: false, why: 'the proof does not lead from the event to the signed root' };
+}
+
+export async function render(view, me, params) {
+  view.append(h('h1', { tabindex: '-1' }, 'Audit'));
+  if (!may(me, 'audit')) {
+    view.append(h('p', { class: 'error', role: 'alert', 'data-refused': 'audit' },
+      `A ${me.role} key may not audit the log: this page needs an auditor's or an administrator's key.`));
+    return;
+  }
+  if (!webCrypto()) {
+    view.append(h('p', { class: 'error', role: 'alert' },
+      'This browser offers no WebCrypto here: open the console over https or on localhost to check signatures and proofs.'));
+    return;
+  }
+  const headPart = section('Latest signed tree head', 'head');
+  const inclusionPart = section('An event in the log', 'inclusion');
+  const pastePart = section('Check a proof', 'paste');
+  view.append(h('div', { class: 'grid' }, headPart.element, inclusionPart.element), pastePart.element);
+
+  let head;
+  let headResult;
+  try {
+    const [answer, publicKey] = await Promise.all([getJson('/v1/audit/tree-head'), getJson('/v1/audit/public-key')]);
+    head = answer;
+    headResult = await checked(() => headSigned(head, publicKey));
+    headPart.body.replaceChildren(
+      facts([
+        ['Events covered', head.tree_size, { 'data-figure': 'tree_size' }],
+        ['Root hash', h('code', null, head.root_hash), { 'data-figure': 'root_hash' }],
+        ['Signed at', f.time(head.timestamp), { 'data-figure': 'timestamp' }],
+        ['Key', h('code', null, head.key_id), { 'data-figure': 'key_id' }],
+      ]),
+      verdict('head', headResult),
+      h('p', { class: 'muted' }, 'Checked with the key the server names (GET /v1/audit/public-key); compare its id with the copy the operator gave you.'),
+    );
+    headPart.body.dataset.state = 'ready';
+  } catch (error) {
+    headPart.body.replaceChildren(problemText(error));
+    headPart.body.dataset.state = 'error';
+    inclusionPart.body.replaceChildren(h('p', { class: 'muted' }, 'No tree head to check against.'));
+    pastePart.body.replaceChildren();
+    return;
+  }
+
+  const position = Number.parseInt(params.get('position') ?? '1', 10);
+  const proofText = h('textarea', { id: 'proof', name: 'proof', rows: 8, spellcheck: 'false', 'aria-describedby': 'proof-hint' });
+  const pasteResult = h('div', { 'aria-live': 'polite' });
+  pastePart.body.replaceChildren(h('form', { id: 'paste-form', onsubmit: async (event) => {
+    event.preventDefault();
+    pasteResult.replaceChildren(h('p', { class: 'muted' }, 'Checking…'));
+    let proof;
+    try {
+      proof = JSON.parse(proofText.value);
+    } catch {
+      pasteResult.replaceChildren(verdict('pasted', { ok: false, why: 'the proof is not JSON' }));
+      return;
+    }
+    pasteResult.replaceChildren(verdict('pasted', await checked(() => inclusion(proof, head, headResult))));
+  } },
+  h('label', { for: 'proof' }, 'Inclusion proof (JSON, as GET /v1/audit/inclusion answers it)'),
+  h('small', { id: 'proof-hint' }, 'It is checked against the event in the log at its position and the signed head above.'),
+  proofText,
+  h('button', { type: 'submit' }, 'Check this proof')), pasteResult);
+  pastePart.body.dataset.state = 'ready';
+
+  const positionForm = h('form', { class: 'controls', id: 'position-form', onsubmit: (event) => {
+    event.preventDefault();
+    go(hashOf(['audit'], { position: event.currentTarget.elements.position.value }), 'position');
+  } },
+  h('div', { class: 'field' },
+    h('label', { for: 'position' }, 'Log position'),
+    h('input', { id: 'position', name: 'position', type: 'number', min: 1, step: 1, required: true, value: Number.isSafeInteger(position) ? position : 1 })),
+  h('button', { type: 'submit' }, 'Check inclusion'));
+  const outcome = h('div');
+  inclusionPart.body.replaceChildren(positionForm, outcome);
+  if (head.tree_size === 0) {
+    outcome.replaceChildren(h('p', { class: 'muted' }, 'The log is empty.'));
+  } else if (Number.isSafeInteger(position) && position >= 1) {
+    try {
+      const proof = await getJson('/v1/audit/inclusion', { position, tree_size: head.tree_size });
+      proofText.value = JSON.stringify(proof, null, 2);
+      outcome.replaceChildren(
+        facts([
+          ['Position', proof.position, { 'data-figure': 'position' }],
+          ['Leaf', `${proof.leaf_index} of ${proof.tree_size}`, { 'data-figure': 'leaf' }],
+          ['Proof', `${proof.proof.length} hashes`],
+        ]),
+        verdict('inclusion', await checked(() => inclusion(proof, head, headResult))));
+    } catch (error) {
+      outcome.replaceChildren(problemText(error));
+    }
+  }
+  inclusionPart.body.dataset.state = 'ready';
+}

@@ -1,0 +1,360 @@
+"""The console's pages in Chromium against the demo story: what they show is
+what the API answers, the charts have a vertex per point of their series,
+the audit page checks the signed head and inclusion proofs itself, a key
+sees only what its role may, and no request leaves for another host."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httpx2 as httpx
+import pytest
+
+from api.auth import Role
+from tests.browser.conftest import Story, requests_sent, screenshot
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
+
+SELLER = "bob-shop"
+TRADE = "T-1001"
+AS_OF_DATE = "2026-02-14"
+AS_OF = datetime(2026, 2, 14, 23, 59, 59, tzinfo=UTC)  # the end of that day, as the page asks
+WEEKS_13 = timedelta(days=91)
+PAGE_SECONDS = 20
+
+
+# --- Driving the pages -------------------------------------------------------------
+
+
+def _wait(browser: WebDriver, css: str, *, state: str = "ready") -> WebElement:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
+    from selenium.webdriver.support.wait import WebDriverWait  # noqa: PLC0415
+
+    WebDriverWait(browser, PAGE_SECONDS).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, f"main[data-state='{state}']"))
+    )
+    found: WebElement = WebDriverWait(browser, PAGE_SECONDS).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+    return found
+
+
+def _text(browser: WebDriver, css: str) -> str:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    text: str = browser.find_element(By.CSS_SELECTOR, css).get_attribute("textContent") or ""
+    return text.strip()
+
+
+def _all(browser: WebDriver, css: str) -> list[WebElement]:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    return browser.find_elements(By.CSS_SELECTOR, css)
+
+
+def sign_in(browser: WebDriver, story: Story, role: Role) -> None:
+    """A fresh tab state, then the key typed into the sign-in form."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    browser.get(f"{story.url}/console/")
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    _wait(browser, "#api-key")
+    browser.find_element(By.ID, "api-key").send_keys(story.keys[role])
+    browser.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    _wait(browser, "#nav:not([hidden])")
+    assert _text(browser, "#who-role").startswith(f"{role} key ")
+
+
+def _stale(browser: WebDriver) -> None:
+    """Mark the page shown: the next wait is for the page drawn after it."""
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
+
+
+def open_page(browser: WebDriver, story: Story, route: str, css: str) -> None:
+    _stale(browser)
+    browser.get(f"{story.url}/console/{route}")
+    _wait(browser, css)
+
+
+@pytest.fixture
+def sent(driver: WebDriver, story: Story) -> Iterator[list[dict[str, object]]]:
+    """The requests a test's pages send; afterwards, each was to this server
+    and no key was in a URL."""
+    requests_sent(driver)  # what earlier tests left
+    seen: list[dict[str, object]] = []
+    yield seen
+    seen += requests_sent(driver)
+    _check_requests(seen, story)
+
+
+def _check_requests(seen: list[dict[str, object]], story: Story) -> None:
+    origin = urlsplit(story.url)
+    assert seen, "the performance log recorded no request"
+    for request in seen:
+        url = str(request["url"])
+        if url.startswith("data:"):
+            continue  # the page's empty icon: nothing is fetched
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.netloc) == (origin.scheme, origin.netloc), url
+        assert not any(key in url for key in story.keys.values()), "an API key in a URL"
+
+
+# --- Helpers for the expected text ------------------------------------------------
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.2f} %"
+
+
+def _score(mean: float | None) -> str:
+    return "—" if mean is None else f"{mean:.2f}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".")
+
+
+def _vertices(polyline: WebElement) -> int:
+    points = (polyline.get_attribute("points") or "").split()
+    assert all(re.fullmatch(r"-?[\d.]+,-?[\d.]+", point) for point in points), points
+    return len(points)
+
+
+# --- The tests ---------------------------------------------------------------------
+
+
+def test_the_root_leads_to_the_console_whose_files_need_no_key(story: Story) -> None:
+    home = httpx.get(f"{story.url}/", follow_redirects=False)
+    assert home.status_code == 307 and home.headers["location"] == "/console/"
+    page = httpx.get(f"{story.url}/console/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    for name in re.findall(r'(?:src|href)="([^"#]+)"', page.text):
+        if name.startswith("data:"):
+            continue
+        assert "//" not in name, name
+        answer = httpx.get(f"{story.url}/console/{name}")
+        assert answer.status_code == 200, name
+    # The modules the page imports, and the modules they import, are all here.
+    script = httpx.get(f"{story.url}/console/app.js").text
+    for module in re.findall(r"from '\./([a-z]+\.js)'", script):
+        assert httpx.get(f"{story.url}/console/{module}").status_code == 200, module
+
+
+def test_an_unknown_key_is_refused_at_sign_in(driver: WebDriver, story: Story) -> None:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+
+    driver.get(f"{story.url}/console/")
+    driver.execute_script("sessionStorage.clear()")
+    driver.refresh()
+    _wait(driver, "#api-key").send_keys("tl_00000000_not-a-key")
+    driver.find_element(By.CSS_SELECTOR, "#sign-in button[type=submit]").click()
+    _wait(driver, "#sign-in-error:not(:empty)")
+    assert "not known" in _text(driver, "#sign-in-error")
+    assert driver.execute_script("return sessionStorage.length") == 0
+
+
+def test_the_seller_page_shows_the_apis_figures(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/seller/{SELLER}?as_of={AS_OF_DATE}", "#penalty-series svg.chart")
+    with story.client(Role.READER) as reader:
+        credit = reader.get_credit(SELLER, as_of=AS_OF)
+        dsr = reader.get_seller_dsr(SELLER, as_of=AS_OF)
+        penalty = reader.get_seller_penalty(SELLER, as_of=AS_OF)
+
+    # The credit badge: the level's icon, as many times as its name counts, and its name.
+    assert credit.ratings.positive > 0  # the story gives the seller something to show
+    assert _text(driver, "[data-figure=score]") == str(credit.score)
+    assert _text(driver, "#credit [data-figure=level]") == credit.level.name
+    (badge,) = _all(driver, "#credit .badge")
+    assert badge.get_attribute("data-icon") == credit.level.icon
+    glyphs = len(_all(driver, "#credit .badge svg.glyph"))
+    count = re.match(r"\d+", credit.level.name)
+    assert glyphs == ((min(int(count[0]), 5) if count else 1) if credit.level.icon else 0)
+    for name in ("positive_rate_lifetime", "positive_rate_180d"):
+        assert _text(driver, f"[data-figure={name}]") == _percent(getattr(credit, name)), name
+    assert _text(driver, "#credit .stamp").startswith(credit.rulebook)
+
+    # The four shop scores, each a bar as long as its score.
+    assert dsr.count > 0
+    for key in ("as_described", "service", "shipping_speed", "logistics"):
+        mean = getattr(dsr, key)
+        assert _text(driver, f"[data-figure=dsr_{key}]") == _score(mean), key
+        (fill,) = _all(driver, f"[data-dsr={key}] rect.fill")
+        assert float(fill.get_attribute("width") or "nan") == pytest.approx((mean or 0) / 5 * 100)
+    assert _text(driver, "[data-figure=dsr_count]") == str(dsr.count)
+
+    # The penalty, and each reason with its figure.
+    assert _text(driver, "[data-figure=searchable]") == ("yes" if penalty.searchable else "no")
+    assert _text(driver, "[data-figure=multiplier]") == f"\u00d7 {_number(penalty.multiplier)}"
+    assert _text(driver, "[data-figure=verified]") == ("yes" if penalty.verified else "no")
+    shown = [row.get_attribute("data-reason") for row in _all(driver, "#penalty [data-reason]")]
+    assert shown == [reason.code for reason in penalty.reasons]
+    assert bool(_all(driver, "[data-figure=no_reasons]")) == (not penalty.reasons)
+
+    screenshot(driver, "seller")
+
+
+def test_each_chart_has_a_vertex_per_point_of_its_series(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    """One request per chart, and a vertex per point where the line has a value."""
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/seller/{SELLER}?as_of={AS_OF_DATE}", "#penalty-series svg.chart")
+    start = AS_OF - WEEKS_13
+    with story.client(Role.READER) as reader:
+        credit_series = reader.get_credit_series(SELLER, from_=start, to=AS_OF, step="week")
+        dsr_series = reader.get_seller_dsr_series(SELLER, from_=start, to=AS_OF, step="week")
+        penalty_series = reader.get_seller_penalty_series(
+            SELLER, from_=start, to=AS_OF, step="week"
+        )
+    window = _all(driver, "#window")[0]
+    assert window.get_attribute("data-from") == start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert window.get_attribute("data-to") == AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ")
+    sent += requests_sent(driver)
+    asked = [str(r["url"]) for r in sent if "/series" in str(r["url"])]
+    assert len(asked) == 3, asked
+    charts = {
+        "credit-series": {"score": [p.score for p in credit_series.points]},
+        "dsr-series": {
+            key: [getattr(p, key) for p in dsr_series.points]
+            for key in ("as_described", "service", "shipping_speed", "logistics")
+        },
+        "penalty-series": {"multiplier": [p.multiplier for p in penalty_series.points]},
+    }
+    for chart, lines in charts.items():
+        (svg,) = _all(driver, f"svg[data-chart={chart}]")
+        points = len(next(iter(lines.values())))
+        assert points > 1 and svg.get_attribute("data-points") == str(points), chart
+        for line, values in lines.items():
+            (polyline,) = _all(driver, f"svg[data-chart={chart}] polyline[data-line={line}]")
+            assert _vertices(polyline) == sum(v is not None for v in values) > 0, (chart, line)
+
+
+def test_the_rulebook_switch_reads_the_figures_again_under_the_rulebook_chosen(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    from selenium.webdriver.support.select import Select  # noqa: PLC0415
+
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/seller/{SELLER}?as_of={AS_OF_DATE}", "#credit .stamp")
+    with story.client(Role.READER) as reader:
+        ebay = reader.get_credit(SELLER, as_of=AS_OF, rulebook="ebay-style")
+
+    _stale(driver)
+    Select(_all(driver, "#rulebook")[0]).select_by_value("ebay-style")
+    _wait(driver, "#credit .stamp")
+    assert "rulebook=ebay-style" in driver.current_url
+    assert _text(driver, "#credit .stamp").startswith(ebay.rulebook)
+    assert _text(driver, "#credit [data-figure=level]") == ebay.level.name
+    assert _all(driver, "#credit .badge")[0].get_attribute("data-icon") == ebay.level.icon
+    assert _text(driver, "[data-figure=score]") == str(ebay.score)
+
+
+def test_the_trade_page_shows_every_fact_of_the_trade(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/trade/{TRADE}", "ol.timeline")
+    with story.client(Role.READER) as reader:
+        trade = reader.get_trade(TRADE)
+    assert _text(driver, "[data-figure=state]") == "succeeded"
+    items = _all(driver, "ol.timeline > li")
+    assert len(trade.facts) >= 5 and len(items) == len(trade.facts)
+    for item, fact in zip(items, trade.facts, strict=True):
+        assert item.get_attribute("data-position") == str(fact.position)
+        assert item.get_attribute("data-topic") == fact.topic
+        text = item.get_attribute("textContent") or ""
+        for moment in (fact.occurred_at, fact.recorded_at):
+            shown = moment.strftime("%Y-%m-%d %H:%M:%S")
+            assert shown in text, (fact.position, shown)
+        assert f"#{fact.version}" in text
+    # A reader's key may not audit: positions are not links to the audit page.
+    assert _all(driver, "ol.timeline a[href^='#/audit']") == []
+    screenshot(driver, "trade")
+
+
+def test_the_audit_page_verifies_the_head_and_an_inclusion_and_refuses_a_tampered_proof(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.AUDITOR)
+    with story.client(Role.READER) as reader:
+        position = reader.get_trade(TRADE).facts[2].position
+    open_page(driver, story, f"#/audit?position={position}", "[data-verdict=inclusion]")
+    with story.client(Role.AUDITOR) as auditor:
+        head = auditor.get_tree_head()
+    assert _text(driver, "[data-figure=tree_size]") == str(head.tree_size)
+    assert _text(driver, "[data-figure=key_id]") == head.key_id
+    assert _text(driver, "[data-verdict=head] .word") == "verified"
+    assert _text(driver, "[data-verdict=inclusion] .word") == "verified"
+    assert _text(driver, "[data-figure=position]") == str(position)
+    screenshot(driver, "audit")
+
+    # The proof as served checks; one hash of it changed, or another leaf, does not.
+    (box,) = _all(driver, "#proof")
+    proof = json.loads(box.get_attribute("value") or "{}")
+    assert proof["position"] == position and proof["proof"]
+    assert _check_pasted(driver, proof) == "verified"
+    tampered = {**proof, "proof": [proof["proof"][1], proof["proof"][0], *proof["proof"][2:]]}
+    if len(proof["proof"]) < 2:
+        tampered = {**proof, "proof": [proof["leaf_hash"]]}
+    assert _check_pasted(driver, tampered) == "does not verify"
+    moved = {**proof, "leaf_index": proof["leaf_index"] ^ 1}
+    assert _check_pasted(driver, moved) == "does not verify"
+    other = {**proof, "position": position + 1}
+    assert _check_pasted(driver, other) == "does not verify"
+
+
+def _check_pasted(browser: WebDriver, proof: dict[str, object]) -> str:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.wait import WebDriverWait  # noqa: PLC0415
+
+    box = browser.find_element(By.ID, "proof")
+    box.clear()
+    box.send_keys(json.dumps(proof))
+    browser.find_element(By.CSS_SELECTOR, "#paste-form button[type=submit]").click()
+    WebDriverWait(browser, PAGE_SECONDS).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "[data-verdict=pasted]")
+    )
+    return _text(browser, "[data-verdict=pasted] .word")
+
+
+def test_a_readers_key_does_not_see_the_audit_page(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.READER)
+    assert _all(driver, "#nav-audit")[0].is_displayed() is False
+    open_page(driver, story, "#/audit", "[data-refused=audit]")
+    assert _all(driver, "[data-verdict]") == []
+    sent += requests_sent(driver)
+    audit_calls = [r for r in sent if "/v1/audit" in str(r["url"])]
+    assert audit_calls == []
+
+
+def test_the_key_goes_in_the_authorization_header_only(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.AUDITOR)
+    sent += requests_sent(driver)  # the sign-in (the tab first tried its previous key)
+    open_page(driver, story, f"#/trade/{TRADE}", "ol.timeline")
+    page = requests_sent(driver)
+    sent += page
+    api_calls = [r for r in page if urlsplit(str(r["url"])).path.startswith("/v1/")]
+    assert api_calls
+    for request in api_calls:
+        headers = {str(k).lower(): v for k, v in request["headers"].items()}
+        assert headers.get("authorization") == f"Bearer {story.keys[Role.AUDITOR]}", request
+    stored = driver.execute_script("return Object.keys(localStorage).length")
+    assert stored == 0  # the key is in this tab's sessionStorage only
