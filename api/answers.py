@@ -5,6 +5,7 @@ Schema of it, and the client decodes into it; no web framework is imported.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -30,6 +31,7 @@ from projections.seller_cases import ComplaintPage, RefundPage
 from projections.series import Step
 from projections.trade_lists import TradePage
 from projections.violations import Ban, ViolationStanding
+from projections.whatif import LevelMove, WhatIf
 
 JSON = "application/json"
 
@@ -405,6 +407,92 @@ def rulebooks_answer(rulebooks: Iterable[Rulebook], default: str) -> RulebooksAn
     )
 
 
+# --- What-if ----------------------------------------------------------------------
+
+
+class LevelShift(msgspec.Struct, frozen=True):
+    """How many sellers move ``levels`` steps (up when positive) from one
+    rulebook to the other, on a level scale the two share."""
+
+    levels: int
+    sellers: int
+
+
+class MultiplierChange(msgspec.Struct, frozen=True):
+    """A seller whose ranking multiplier differs between the two rulebooks."""
+
+    seller_id: str
+    base: float
+    rulebook: float
+    change: float  # rulebook's less base's
+
+
+class WhatIfAnswer(Stamped, frozen=True, kw_only=True):
+    """Every seller's level and penalty under a rulebook (``rulebook``) against
+    another (``base``), as of one time: how many change, where their levels
+    land, and the sellers whose ranking multiplier changes most.
+
+    ``level_shifts`` counts the sellers by how many levels they move (zero
+    included); it is null when the two rulebooks grade on different level
+    scales, whose numbers do not compare: ``level_moves`` then says where
+    sellers land, by pair of level names (it is given in both cases).
+    ``complete`` is false when there were more sellers than the server folds
+    in one answer: only the first ``sellers``, by id, are counted."""
+
+    base: str
+    sellers: int
+    complete: bool
+    same_level_scale: bool
+    level_changed: int | None
+    searchable_changed: int
+    sort_hidden_changed: int
+    multiplier_changed: int
+    level_shifts: tuple[LevelShift, ...] | None
+    level_moves: tuple[LevelMove, ...]
+    multiplier_changes: tuple[MultiplierChange, ...]
+
+
+def whatif_answer(
+    report: WhatIf, *, position: int, complete: bool, listed_max: int
+) -> WhatIfAnswer:
+    """The report of ``projections.whatif.what_if`` (its ``rulebook`` the base),
+    with the ``listed_max`` sellers whose multiplier changes most, the largest
+    change first (then by seller id)."""
+    same_scale = report.level_changed is not None
+    shifts: tuple[LevelShift, ...] | None = None
+    if same_scale:
+        moved = Counter(c.after.level - c.before.level for c in report.changes)
+        moved[0] += report.sellers - sum(moved.values())  # those the report does not list
+        shifts = tuple(LevelShift(levels, n) for levels, n in sorted(moved.items()) if n)
+    changed = [
+        MultiplierChange(
+            c.seller_id,
+            c.before.multiplier,
+            c.after.multiplier,
+            c.after.multiplier - c.before.multiplier,
+        )
+        for c in report.changes
+        if c.before.multiplier != c.after.multiplier
+    ]
+    changed.sort(key=lambda m: (-abs(m.change), m.seller_id))
+    return WhatIfAnswer(
+        report.versus,
+        report.as_of,
+        position,
+        base=report.rulebook,
+        sellers=report.sellers,
+        complete=complete,
+        same_level_scale=same_scale,
+        level_changed=report.level_changed,
+        searchable_changed=report.searchable_changed,
+        sort_hidden_changed=report.sort_hidden_changed,
+        multiplier_changed=report.multiplier_changed,
+        level_shifts=shifts,
+        level_moves=report.level_moves,
+        multiplier_changes=tuple(changed[:listed_max]),
+    )
+
+
 # The roles of ``api.auth.Role``, spelled out: the client reads this module
 # and nothing else of the server's (``api.routes.caller`` checks the two agree).
 KeyRole = Literal["service", "ranking", "reader", "auditor", "admin"]
@@ -447,6 +535,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     ComplaintPage,
     RefundPage,
     CallerAnswer,
+    WhatIfAnswer,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

@@ -42,8 +42,8 @@ TAGS = [
     },
     {
         "name": Audience.AUDITORS,
-        "description": "The log itself, replays and the proofs that nothing was altered "
-        "(role auditor).",
+        "description": "The log itself, replays, the proofs that nothing was altered and "
+        "what a rulebook change would do to every seller (role auditor).",
     },
     {
         "name": Audience.OPERATIONS,
@@ -114,6 +114,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", "/v1/audit/inclusion"): ("getInclusionProof", AUDITORS),
     ("get", "/v1/audit/consistency"): ("getConsistencyProof", AUDITORS),
     ("get", "/v1/audit/public-key"): ("getPublicKey", AUDITORS),
+    ("get", "/v1/whatif"): ("compareRulebooks", AUDITORS),
     ("get", "/healthz"): ("getHealth", OPS),
     ("get", "/readyz"): ("getReadiness", OPS),
     ("get", "/metrics"): ("getMetrics", OPS),

@@ -171,6 +171,8 @@ STORY: tuple[Example, ...] = (
     Example("getConsistencyProof", "story", "A tree of one grown into a tree of two",
             query={"first": 1, "second": 2}),
     Example("getPublicKey", "story", "The key that signs tree heads"),
+    Example("compareRulebooks", "story", "Every seller under the eBay-style rulebook",
+            query={"rulebook": "ebay-style", "base": "taobao-classic"}),
     Example("getCaller", "story", "Whose key calls, and its role"),
     Example("ping", "story", "The service's key may append and its requests arrive",
             body={"order": "o-1"}),

@@ -24,7 +24,7 @@ from api.admission import Admission
 from api.etags import ETags
 from api.metrics import ROUTE_LABEL
 from api.ranking_path import RankingPath
-from api.routes import appends, audit, caller, operations, penalty_feed, reputation
+from api.routes import appends, audit, caller, operations, penalty_feed, reputation, whatif
 from api.service import Service
 from api.settings import Settings
 from ledger.clock import Clock
@@ -93,7 +93,7 @@ def create_app(
     # bounded before anything reads the body.
     app.add_middleware(Admission, settings=settings)
     app.add_middleware(Timed)  # added last: the outermost, so it times both paths
-    routers = (appends, reputation, penalty_feed, audit, operations, caller)
+    routers = (appends, reputation, penalty_feed, audit, whatif, operations, caller)
     for router in (module.router for module in routers):
         app.include_router(router)
     app.operations = [

@@ -44,6 +44,7 @@ EVERY_APPEND = _codes(
 BY_PARAMETER = {
     "min_position": _codes({422: [E.POSITION_BEYOND_LOG], 503: ["view_behind"]}),
     "rulebook": _codes({422: ["unknown_rulebook"]}),
+    "base": _codes({422: ["unknown_rulebook"]}),  # what-if's rulebook compared with
     "cursor": _codes({422: ["invalid_cursor"]}),
 }
 

@@ -382,14 +382,18 @@ def with_rulebook_limits(document: dict[str, Any], policy: Policy) -> dict[str, 
     return document
 
 
+# The query parameters that name a rulebook (what-if compares one with a ``base``).
+RULEBOOK_PARAMETERS = frozenset({"rulebook", "base"})
+
+
 def with_rulebook_ids(document: dict[str, Any], rulebook_ids: list[str]) -> dict[str, Any]:
-    """Every ``rulebook`` a request may name, as the list of the rulebooks this
+    """Every rulebook a request may name, as the list of the rulebooks this
     server holds: the pattern says what an id looks like, the list which exist."""
     models = document["components"]["schemas"]
     for operations in document["paths"].values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                if parameter["name"] == "rulebook":
+                if parameter["name"] in RULEBOOK_PARAMETERS:
                     _enumerate(parameter["schema"], rulebook_ids)
             content = operation.get("requestBody", {}).get("content", {})
             for media in content.values():

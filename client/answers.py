@@ -18,12 +18,15 @@ from api.answers import (
     DsrAnswer,
     DsrPoint,
     DsrSeriesAnswer,
+    LevelShift,
+    MultiplierChange,
     PenaltyAnswer,
     PenaltyPoint,
     PenaltySeriesAnswer,
     RulebooksAnswer,
     UnknownMember,
     ViolationsAnswer,
+    WhatIfAnswer,
 )
 from ledger.deadlines import DeadlineRun
 from ledger.trade_record import TradeRecord
@@ -33,6 +36,7 @@ from projections.penalty_feed import PenaltyChange
 from projections.queries import UnknownSeller
 from projections.seller_cases import ComplaintPage, RefundPage
 from projections.trade_lists import TradePage
+from projections.whatif import LevelMove
 
 __all__ = [
     "Appended",
@@ -51,7 +55,10 @@ __all__ = [
     "DsrPoint",
     "DsrSeriesAnswer",
     "InclusionProof",
+    "LevelMove",
+    "LevelShift",
     "LogEvent",
+    "MultiplierChange",
     "PenaltyAnswer",
     "PenaltyBatch",
     "PenaltyChange",
@@ -66,6 +73,7 @@ __all__ = [
     "UnknownMember",
     "UnknownSeller",
     "ViolationsAnswer",
+    "WhatIfAnswer",
 ]
 
 

@@ -651,6 +651,24 @@ class TrustLedger:
         answer: a.PublicKey = self._answer(calls.query("/v1/audit/public-key"), a.PublicKey)
         return answer
 
+    def compare_rulebooks(
+        self,
+        rulebook: str,
+        *,
+        base: str | None = None,
+        as_of: datetime | None = None,
+        min_position: int | None = None,
+    ) -> a.WhatIfAnswer:
+        """Every seller under ``rulebook`` against ``base`` (default the server's)."""
+        return self._figure(
+            "/v1/whatif",
+            a.WhatIfAnswer,
+            rulebook=rulebook,
+            base=base,
+            as_of=as_of,
+            min_position=min_position,
+        )
+
     # --- Operations -----------------------------------------------------------------
 
     def get_health(self) -> dict[str, Any]:

@@ -345,6 +345,10 @@ class ReputationView(ABC):
     def tally(self, key: str, at: datetime, width: int) -> Vector:
         """A tally's value as of a business time (``projections.tallies``)."""
 
+    @abstractmethod
+    def seller_ids(self, limit: int) -> list[str]:
+        """The first ``limit`` ids, in order, of the members who sold at least once."""
+
     def files(self, member_ids: Iterable[str]) -> dict[str, MemberFile]:
         found = {}
         for member_id in member_ids:
@@ -456,6 +460,10 @@ class MemoryView(ReputationView):
 
     def member(self, member_id: str) -> MemberFacts | None:
         return self.market.members.get(member_id)
+
+    def seller_ids(self, limit: int) -> list[str]:
+        sellers = {trade.seller_id for trade in self.market.trades.values()}
+        return sorted(sellers)[:limit]
 
     def trades_after(
         self, member_id: str, role: Party, after: tuple[int, str] | None, limit: int
@@ -1259,6 +1267,15 @@ class SQLiteView(SqlView):
             for (body,) in cursor.fetchall():
                 yield body
 
+    def seller_ids(self, limit: int) -> list[str]:
+        with self._transaction() as cursor:
+            # The index on (seller_id, created_us, trade_id) gives them in order.
+            cursor.execute(
+                f"SELECT DISTINCT seller_id FROM {self._prefix}trades ORDER BY seller_id LIMIT ?",
+                (limit,),
+            )
+            return [seller_id for (seller_id,) in cursor.fetchall()]
+
     def _counts_by(
         self, cursor: sqlite3.Cursor, table: str, column: str, keys: Sequence[str]
     ) -> Iterable[tuple[str, int]]:
@@ -1589,6 +1606,17 @@ class PostgresView(SqlView):
             )
             for (body,) in cursor.fetchall():
                 yield bytes(body)
+
+    def seller_ids(self, limit: int) -> list[str]:
+        with self._transaction() as cursor:
+            # In code point order, as SQLite and the view in memory give them.
+            cursor.execute(
+                sql.SQL('SELECT DISTINCT seller_id COLLATE "C" FROM {} ORDER BY 1 LIMIT %s').format(
+                    self._table("trades")
+                ),
+                (limit,),
+            )
+            return [str(seller_id) for (seller_id,) in cursor.fetchall()]
 
     def _counts_by(
         self, cursor: psycopg.Cursor[Any], table: str, column: str, keys: Sequence[str]

@@ -8,11 +8,13 @@ const KEY = 'trustledger.console.key';
 const ROOT = new URL('../', import.meta.url);
 
 export class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, problem = {}) {
     super(detail);
     this.status = status;
     this.code = code;
     this.detail = detail;
+    // The whole problem document: some carry figures beside the detail (/readyz's).
+    this.problem = problem;
   }
 }
 
@@ -49,7 +51,7 @@ async function send(path, params, key) {
   } catch {
     // Not a problem document: the status says enough.
   }
-  const error = new ApiError(response.status, problem.code, problem.detail ?? response.statusText);
+  const error = new ApiError(response.status, problem.code, problem.detail ?? response.statusText, problem);
   if (response.status === 401 && key === undefined) {
     // The key stopped working (revoked, expired): back to the sign-in form.
     window.dispatchEvent(new CustomEvent('trustledger:unauthenticated', { detail: error }));

@@ -3,7 +3,10 @@
 
 import { ApiError, getJson, session } from './api.js';
 import * as audit from './audit.js';
+import * as whatif from './whatif.js';
+import * as buyer from './buyer.js';
 import { h, problemText } from './dom.js';
+import * as explain from './explain.js';
 import { go, hashOf, parse, takeFocusAfter } from './nav.js';
 import { may } from './roles.js';
 import * as seller from './seller.js';
@@ -22,6 +25,7 @@ function showShell() {
   document.getElementById('nav').hidden = !signedIn;
   document.getElementById('who').hidden = !signedIn;
   document.getElementById('nav-audit').hidden = !may(me, 'audit');
+  document.getElementById('nav-whatif').hidden = !may(me, 'audit');
   document.getElementById('who-role').textContent = signedIn ? `${me.role} key ${me.key_id}` : '';
 }
 
@@ -65,6 +69,7 @@ function home(view) {
     h('h1', { tabindex: '-1' }, 'Look up'),
     h('section', { class: 'card narrow' },
       h('h2', null, 'A seller'), lookup('Seller id', 'seller-id', 'seller'),
+      h('h2', null, 'A buyer'), lookup('Buyer id', 'buyer-id', 'buyer'),
       h('h2', null, 'A trade'), lookup('Trade id', 'trade-id', 'trade'),
       may(me, 'audit') ? [h('h2', null, 'The log'), h('p', null, h('a', { href: '#/audit' }, 'Check the signed tree head and an event\'s inclusion'))] : null),
   );
@@ -85,7 +90,10 @@ async function route() {
     if (!page) home(view);
     else if (page === 'seller' && id) await seller.render(view, me, id, params);
     else if (page === 'trade' && id) await trade.render(view, me, id);
+    else if (page === 'buyer' && id) await buyer.render(view, me, id, params);
+    else if (page === 'explain' && id) await explain.render(view, me, id, params);
     else if (page === 'audit') await audit.render(view, me, params);
+    else if (page === 'whatif') await whatif.render(view, me, params);
     else view.append(h('h1', { tabindex: '-1' }, 'No such page'), h('p', null, h('a', { href: '#/' }, 'Look up a seller or a trade')));
   } catch (error) {
     view.append(problemText(error));

@@ -1,14 +1,16 @@
 // Audit: the latest signed tree head checked against the operator's key,
-// and an event's inclusion in it, both checked here in the browser, from
-// the log's own bytes (docs/audit.md); nothing is taken on the server's word.
+// an event's inclusion in it and its consistency with an earlier head, all
+// checked here in the browser, from the log's own bytes (docs/audit.md);
+// nothing is taken on the server's word. Beside them, how far the view
+// trails the log, as the server reports it.
 
 import { getBytes, getJson } from './api.js';
-import { facts, h, problemText, section } from './dom.js';
+import { facts, fill, h, problemText, section } from './dom.js';
 import * as f from './format.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 import {
-  canonicalBytes, equal, fromBase64, headSigned, inclusionHolds, leafHash, readLogLine, webCrypto,
+  canonicalBytes, consistencyHolds, equal, fromBase64, headSigned, inclusionHolds, leafHash, readLogLine, webCrypto,
 } from './verify.js';
 
 const VERIFIED = 'verified';
@@ -58,6 +60,105 @@ async function inclusion(proof, head, headResult) {
     : { ok: false, why: 'the proof does not lead from the event to the signed root' };
 }
 
+const HASH_BYTES = 32;
+
+/** A pasted earlier head: a witness file's line, or just its size and root. */
+function readEarlier(text) {
+  let earlier;
+  try {
+    earlier = JSON.parse(text);
+  } catch {
+    return { why: 'the earlier head is not JSON' };
+  }
+  if (!Number.isSafeInteger(earlier?.tree_size) || earlier.tree_size < 0) return { why: 'the earlier head has no whole number "tree_size"' };
+  let root;
+  try {
+    root = fromBase64(String(earlier.root_hash));
+  } catch {
+    return { why: 'the earlier head\'s "root_hash" is not base64' };
+  }
+  if (root.length !== HASH_BYTES) return { why: `the earlier head's "root_hash" is not ${HASH_BYTES} bytes` };
+  return { earlier, root };
+}
+
+/** Whether the latest signed head extends the earlier head pasted as ``text``. */
+async function consistent(text, head, headResult, publicKey) {
+  if (!headResult.ok) return { ok: false, why: 'the latest tree head itself does not verify' };
+  const { earlier, root, why } = readEarlier(text);
+  if (why) return { ok: false, why };
+  const signed = typeof earlier.signature === 'string';
+  if (signed) {
+    const earlierResult = await headSigned(earlier, publicKey);
+    if (!earlierResult.ok) return { ok: false, why: `the earlier head's signature: ${earlierResult.why}` };
+  }
+  if (earlier.tree_size > head.tree_size) {
+    return { ok: false, why: `the earlier head covers ${earlier.tree_size} events, the latest only ${head.tree_size}` };
+  }
+  const proof = await getJson('/v1/audit/consistency', { first: earlier.tree_size, second: head.tree_size });
+  if (proof.first !== earlier.tree_size || proof.second !== head.tree_size || !Array.isArray(proof.proof)) {
+    return { ok: false, why: `the proof answered is not from ${earlier.tree_size} to ${head.tree_size} events` };
+  }
+  let path;
+  try {
+    path = proof.proof.map(fromBase64);
+  } catch {
+    return { ok: false, why: 'a hash of the proof is not base64' };
+  }
+  const holds = await consistencyHolds(proof.first, proof.second, path, root, fromBase64(head.root_hash));
+  const how = signed ? 'the earlier head\'s signature holds and ' : 'the earlier head is not signed, so only its root is checked: ';
+  return holds
+    ? { ok: true, why: `${how}the tree of ${head.tree_size} events extends the tree of ${earlier.tree_size} unchanged (${path.length} hashes)` }
+    : { ok: false, why: `the proof does not lead from the earlier root (${earlier.tree_size} events) to the latest (${head.tree_size})` };
+}
+
+function consistencyForm(head, headResult, publicKey) {
+  const text = h('textarea', { id: 'earlier-head', name: 'earlier-head', rows: 4, spellcheck: 'false', 'aria-describedby': 'earlier-head-hint',
+    placeholder: '{"tree_size":20,"root_hash":"…","timestamp":"…","signature":"…","key_id":"…"}' });
+  const result = h('div', { 'aria-live': 'polite' });
+  return [
+    h('p', { class: 'muted' }, 'The server signs and serves only its latest head (GET /v1/audit/tree-head): an earlier head is one you kept. ',
+      'Paste it — a line of a witness file, or the JSON GET /v1/audit/tree-head answered then; a size and a root alone are checked too, without a signature. ',
+      'The console asks for the consistency proof from its size to the latest head\'s (GET /v1/audit/consistency) and checks it here against both roots (RFC 9162 §2.1.4.2).'),
+    h('form', { id: 'consistency-form', onsubmit: async (event) => {
+      event.preventDefault();
+      result.replaceChildren(h('p', { class: 'muted' }, 'Checking…'));
+      result.replaceChildren(verdict('consistency', await checked(() => consistent(text.value, head, headResult, publicKey))));
+    } },
+    h('label', { for: 'earlier-head' }, 'An earlier signed tree head (JSON)'),
+    h('small', { id: 'earlier-head-hint' }, `Checked against the latest head above, of ${head.tree_size} events.`),
+    text,
+    h('button', { type: 'submit' }, 'Check consistency')),
+    result,
+  ];
+}
+
+/** How far the view trails the log (GET /readyz), as the server says. */
+async function projections(head) {
+  let ready;
+  try {
+    ready = await getJson('/readyz');
+  } catch (error) {
+    // 503: not ready; the problem document still carries the figures when the store answered.
+    if (!Number.isSafeInteger(error?.problem?.log_position)) return problemText(error);
+    ready = error.problem;
+  }
+  const replica = ready.replica;
+  return [
+    facts([
+      ['Ready', ready.status === 'ready' ? 'yes' : `no: ${ready.detail}`, { 'data-figure': 'ready' }],
+      ['Log position', ready.log_position, { 'data-figure': 'log_position' }],
+      ['View position', ready.view_position, { 'data-figure': 'view_position' }],
+      ['View behind by', `${ready.lag_events} events, ${f.number(ready.lag_seconds)} s`, { 'data-figure': 'lag' }],
+      ['View version', ready.view_version ?? 'in memory', { 'data-figure': 'view_version' }],
+      replica ? ['Standby replay', `${replica.received_not_replayed_bytes} bytes received, not replayed; last replayed ${f.time(replica.last_replayed_at)}`, { 'data-figure': 'replica' }] : null,
+      ['Signed tree head covers', `${head.tree_size} of ${ready.log_position} events`, { 'data-figure': 'tree_covers' }],
+    ].filter(Boolean)),
+    h('p', { class: 'muted' }, 'One view holds every projection (credit, shop scores, penalties, buyer histories, trade lists) and folds them together, ',
+      'so its lag is each one\'s; the server reports no other. GET /readyz answers it, and /metrics as trustledger_projection_lag_events and _seconds. ',
+      'Positions can have gaps, so the events behind are an upper bound.'),
+  ];
+}
+
 export async function render(view, me, params) {
   view.append(h('h1', { tabindex: '-1' }, 'Audit'));
   if (!may(me, 'audit')) {
@@ -73,13 +174,16 @@ export async function render(view, me, params) {
   const headPart = section('Latest signed tree head', 'head');
   const inclusionPart = section('An event in the log', 'inclusion');
   const pastePart = section('Check a proof', 'paste');
-  view.append(h('div', { class: 'grid' }, headPart.element, inclusionPart.element), pastePart.element);
+  const consistencyPart = section('Consistency with an earlier head', 'consistency');
+  const lagPart = section('Projections behind the log', 'lag');
+  view.append(h('div', { class: 'grid' }, headPart.element, inclusionPart.element), pastePart.element,
+    h('div', { class: 'grid' }, consistencyPart.element, lagPart.element));
 
   let head;
   let headResult;
+  let publicKey;
   try {
-    const [answer, publicKey] = await Promise.all([getJson('/v1/audit/tree-head'), getJson('/v1/audit/public-key')]);
-    head = answer;
+    [head, publicKey] = await Promise.all([getJson('/v1/audit/tree-head'), getJson('/v1/audit/public-key')]);
     headResult = await checked(() => headSigned(head, publicKey));
     headPart.body.replaceChildren(
       facts([
@@ -97,8 +201,13 @@ export async function render(view, me, params) {
     headPart.body.dataset.state = 'error';
     inclusionPart.body.replaceChildren(h('p', { class: 'muted' }, 'No tree head to check against.'));
     pastePart.body.replaceChildren();
+    consistencyPart.body.replaceChildren(h('p', { class: 'muted' }, 'No tree head to check against.'));
+    lagPart.body.replaceChildren();
     return;
   }
+  const lagLoad = fill(lagPart.body, () => projections(head));
+  consistencyPart.body.replaceChildren(...consistencyForm(head, headResult, publicKey));
+  consistencyPart.body.dataset.state = 'ready';
 
   const position = Number.parseInt(params.get('position') ?? '1', 10);
   const proofText = h('textarea', { id: 'proof', name: 'proof', rows: 8, spellcheck: 'false', 'aria-describedby': 'proof-hint' });
@@ -149,4 +258,5 @@ export async function render(view, me, params) {
     }
   }
   inclusionPart.body.dataset.state = 'ready';
+  await lagLoad;
 }

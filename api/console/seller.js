@@ -66,7 +66,7 @@ function controls(id, choice, rulebooks) {
     h('button', { type: 'submit' }, 'Show'));
 }
 
-function credit(answer) {
+function credit(answer, explain) {
   const ratings = answer.ratings;
   return [
     h('div', { class: 'credit-head' }, badge(answer.level),
@@ -76,6 +76,7 @@ function credit(answer) {
       ['Positive rate, last 180 days', f.percent(answer.positive_rate_180d), { 'data-figure': 'positive_rate_180d' }],
       ['Ratings', `${ratings.positive} positive, ${ratings.neutral} neutral, ${ratings.negative} negative, ${ratings.unscored} not scored`, { 'data-figure': 'ratings' }],
     ]),
+    h('p', null, h('a', { href: explain, id: 'explain-link' }, 'Each rating behind this credit, and why it counts')),
     stamp(answer),
   ];
 }
@@ -162,7 +163,8 @@ export async function render(view, me, id, params) {
   };
   const figures = may(me, 'figures');
   add(grid, 'Credit', 'credit', figures, async () => credit(
-    await getJson(`/v1/members/${path}/credit`, { role: 'seller', as_of: asOf, ...common })));
+    await getJson(`/v1/members/${path}/credit`, { role: 'seller', as_of: asOf, ...common }),
+    hashOf(['explain', id], { role: 'seller', as_of: choice.asOf, rulebook: choice.rulebook })));
   add(grid, 'Shop scores', 'dsr', figures, async () => dsrBars(
     await getJson(`/v1/sellers/${path}/dsr`, { as_of: asOf, ...common })));
   add(grid, 'Search penalty', 'penalty', may(me, 'penalty'), async () => penalty(

@@ -1,6 +1,6 @@
 // Checking the log in the browser, as docs/audit.md describes it: RFC 9162
-// leaf and node hashes (SHA-256), inclusion proofs, and the Ed25519
-// signature over a tree head, with nothing but WebCrypto.
+// leaf and node hashes (SHA-256), inclusion and consistency proofs, and the
+// Ed25519 signature over a tree head, with nothing but WebCrypto.
 
 const encoder = new TextEncoder();
 const HEAD_TAG = encoder.encode('trustledger-tree-head-v1\0');
@@ -157,4 +157,47 @@ export async function headSigned(head, publicKey) {
   const key = await webCrypto().importKey('spki', der, { name: 'Ed25519' }, false, ['verify']);
   const ok = await webCrypto().verify({ name: 'Ed25519' }, key, fromBase64(head.signature), signedMessage(head));
   return { ok, why: ok ? 'the signature holds' : 'the signature does not match the head' };
+}
+
+function isPowerOfTwo(n) {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+/**
+ * RFC 9162 §2.1.4.2 (docs/audit.md, section 6): does ``proof`` show that the
+ * tree of ``second`` leaves with root ``secondRoot`` extends, unchanged, the
+ * tree of ``first`` leaves with root ``firstRoot``?
+ */
+export async function consistencyHolds(first, second, proof, firstRoot, secondRoot) {
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(second) || first < 0 || first > second) return false;
+  if (first === second) return proof.length === 0 && equal(firstRoot, secondRoot);
+  if (first === 0) return proof.length === 0;
+  // A first tree that is a whole subtree is its own first node of the path.
+  const path = isPowerOfTwo(first) ? [firstRoot, ...proof] : proof;
+  if (path.length === 0) return false;
+  let fn = first - 1;
+  let sn = second - 1;
+  // The right edge both trees share needs no hashing.
+  while (fn % 2 === 1) {
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      while (fn % 2 === 0 && fn !== 0) {
+        fn = Math.floor(fn / 2);
+        sn = Math.floor(sn / 2);
+      }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn = Math.floor(fn / 2);
+    sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && equal(fr, firstRoot) && equal(sr, secondRoot);
 }

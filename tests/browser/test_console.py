@@ -5,17 +5,24 @@ sees only what its role may, and no request leaves for another host."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import httpx2 as httpx
 import pytest
 
+from api.answers import RatingExplained
 from api.auth import Role
+from ledger import commands as c
+from ledger import merkle
+from ledger.events import Score
 from tests.browser.conftest import Story, requests_sent, screenshot
 
 if TYPE_CHECKING:
@@ -24,6 +31,11 @@ if TYPE_CHECKING:
 
 SELLER = "bob-shop"
 TRADE = "T-1001"
+BUYER = "alice"
+# A pair the story leaves alone, whose ratings the tests below add: some
+# counted, some excluded by a rule (docs/rules.md, section 3).
+RATED_SELLER = "erin-shop"
+RATED_BUYER = "frank"
 AS_OF_DATE = "2026-02-14"
 AS_OF = datetime(2026, 2, 14, 23, 59, 59, tzinfo=UTC)  # the end of that day, as the page asks
 WEEKS_13 = timedelta(days=91)
@@ -358,3 +370,255 @@ def test_the_key_goes_in_the_authorization_header_only(
         assert headers.get("authorization") == f"Bearer {story.keys[Role.AUDITOR]}", request
     stored = driver.execute_script("return Object.keys(localStorage).length")
     assert stored == 0  # the key is in this tab's sessionStorage only
+
+
+# --- The buyer, a credit's explanation, consistency ---------------------------------
+
+
+def test_the_buyer_page_shows_the_apis_history_tier_credit_and_trades(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/buyer/{BUYER}?as_of={AS_OF_DATE}", "#trades [data-figure]")
+    with story.client(Role.READER) as reader:
+        history = reader.get_buyer_history(BUYER, as_of=AS_OF)
+        credit = reader.get_credit(BUYER, role="buyer", as_of=AS_OF)
+        trades = reader.list_buyer_trades(BUYER)
+
+    assert (
+        history.trades > 0 and history.disputes > 0
+    )  # the story gives the buyer something to show
+    assert _text(driver, "[data-figure=tier_label]") == history.tier_label
+    assert _text(driver, "[data-figure=tier]") == history.tier
+    assert _text(driver, "[data-figure=window_purchases]") == str(history.window_purchases)
+    assert _text(driver, "[data-figure=window_net_spend]") == _amount(
+        history.window_net_spend_minor
+    )
+    assert "does not serve the tiers' thresholds" in _text(driver, "[data-figure=thresholds]")
+    for name in ("trades", "purchases", "ratings_given", "ratings_received", "fake_trades"):
+        assert _text(driver, f"#history [data-figure={name}]") == str(getattr(history, name)), name
+    assert _text(driver, "[data-figure=net_spend]") == _amount(history.net_spend_minor)
+    assert _text(driver, "[data-figure=refunds]") == (
+        f"{history.refunds}, {_amount(history.refunded_minor)}"
+    )
+    assert _text(driver, "[data-figure=disputes]") == (
+        f"{history.disputes}: {history.disputes_won} won, {history.disputes_lost} lost"
+    )
+    assert _text(driver, "[data-figure=ratings_given_negative_share]") == _percent(
+        history.ratings_given_negative_share
+    )
+    assert _text(driver, "#history .stamp").startswith(history.rulebook)
+
+    # The credit as a buyer, not as a seller.
+    assert _text(driver, "#buyer-credit [data-figure=score]") == str(credit.score)
+    assert _text(driver, "#buyer-credit [data-figure=level]") == credit.level.name
+    for name in ("positive_rate_lifetime", "positive_rate_180d"):
+        assert _text(driver, f"#buyer-credit [data-figure={name}]") == _percent(
+            getattr(credit, name)
+        )
+    link = _all(driver, "#buyer-credit #explain-link")[0].get_attribute("href") or ""
+    assert link.endswith(f"#/explain/{BUYER}?role=buyer&as_of={AS_OF_DATE}")
+
+    # The first page of trades, each a link to its trade.
+    links = _all(driver, "#buyer-trades li a")
+    assert [a.get_attribute("textContent") for a in links] == [t.trade_id for t in trades.trades]
+    assert [urlsplit(a.get_attribute("href") or "").fragment for a in links] == [
+        f"/trade/{t.trade_id}" for t in trades.trades
+    ]
+    screenshot(driver, "buyer")
+
+
+def _amount(minor: int) -> str:
+    return f"{'-' if minor < 0 else ''}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+
+
+@pytest.fixture(scope="module")
+def rated(story: Story) -> int:
+    """Four ratings of ``RATED_SELLER`` by ``RATED_BUYER``: two counted, one
+    excluded for the amount, one as a further positive on the same item
+    within 14 days. The log position the last fact was written at."""
+    start = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
+    trades: list[tuple[str, str, int, Score]] = [
+        ("R-1", "hat", 100, "positive"),
+        ("R-2", "mug", 5_000, "positive"),
+        ("R-3", "mug", 5_000, "positive"),
+        ("R-4", "vase", 8_000, "negative"),
+    ]
+    with story.client(Role.SERVICE) as service:
+        for member in (RATED_SELLER, RATED_BUYER):
+            service.register_member(c.RegisterMember(member_id=member, occurred_at=start))
+        for number, (trade_id, item, amount, score) in enumerate(trades):
+            at = start + timedelta(days=number + 1)
+            service.create_trade(
+                c.CreateTrade(
+                    trade_id=trade_id,
+                    buyer_id=RATED_BUYER,
+                    seller_id=RATED_SELLER,
+                    item_id=item,
+                    amount_minor=amount,
+                    currency="CNY",
+                    goods_kind="physical",
+                    shipping="express",
+                    occurred_at=at,
+                )
+            )
+            hour = timedelta(hours=1)
+            service.pay_into_escrow(c.PayIntoEscrow(trade_id=trade_id, occurred_at=at + hour))
+            service.ship_trade(c.ShipTrade(trade_id=trade_id, occurred_at=at + 2 * hour))
+            confirmed = c.ConfirmReceipt(trade_id=trade_id, occurred_at=at + 3 * hour)
+            service.confirm_receipt(confirmed)
+            rating = c.GiveRating(
+                trade_id=trade_id, rater="buyer", score=score, occurred_at=at + 4 * hour
+            )
+            service.give_rating(rating)
+        written = service.written
+    with story.client(Role.AUDITOR) as auditor:
+        auditor.get_credit(RATED_SELLER, min_position=written)
+        deadline = datetime.now(UTC) + timedelta(seconds=PAGE_SECONDS)
+        while auditor.get_tree_head().tree_size < written:
+            assert datetime.now(UTC) < deadline, "the tree head did not cover the ratings in time"
+            time.sleep(0.1)
+    return written
+
+
+def test_the_explanation_lists_every_rating_the_api_lists_and_filters_the_excluded(
+    driver: WebDriver, story: Story, rated: int, sent: list[dict[str, object]]
+) -> None:
+    from selenium.webdriver.support.select import Select  # noqa: PLC0415
+
+    # From the seller page's credit card, one rating a page: "More" until the end.
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/seller/{RATED_SELLER}", "#credit #explain-link")
+    link = _all(driver, "#credit #explain-link")[0].get_attribute("href") or ""
+    assert urlsplit(link).fragment == f"/explain/{RATED_SELLER}?role=seller"
+    open_page(driver, story, f"#/explain/{RATED_SELLER}?role=seller&limit=1", "#pages")
+    clicks = 0
+    while _all(driver, "#pages[data-state=more]"):
+        _all(driver, "#more")[0].click()
+        clicks += 1
+        _wait(driver, "#pages:is([data-state=more], [data-state=complete], [data-state=error])")
+        assert clicks < 20
+    assert _all(driver, "#pages[data-state=complete]")
+
+    # The pages are read as of the first one's time; so are the API's here.
+    as_of = datetime.fromisoformat(
+        _all(driver, "#explain .stamp")[0].get_attribute("data-as-of") or ""
+    )
+    listed: list[RatingExplained] = []
+    with story.client(Role.READER) as reader:
+        cursor = None
+        while True:
+            page = reader.explain_credit(
+                RATED_SELLER, role="seller", limit=1, cursor=cursor, as_of=as_of
+            )
+            listed += page.ratings
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    assert clicks == len(listed) >= 4  # a page a rating, and the last (empty) page
+    rows = _all(driver, "#ratings tbody tr")
+    shown = [(r.get_attribute("data-trade"), r.get_attribute("data-reason")) for r in rows]
+    assert shown == [(r.trade_id, r.reason or "") for r in listed]
+    for row, rating in zip(rows, listed, strict=True):
+        points = row.find_element("css selector", "[data-figure=points]")
+        assert points.get_attribute("textContent") == str(rating.points)
+    excluded = [r.trade_id for r in listed if r.reason is not None]
+    assert {r.reason for r in listed} == {None, "amount_le_1", "same_item_14d"}
+    assert _text(driver, "[data-figure=loaded]") == str(len(listed))
+    assert _text(driver, "[data-figure=excluded]") == str(len(excluded))
+
+    # "Excluded only" leaves the excluded rows; a reason narrows them further.
+    _all(driver, "#excluded-only")[0].click()
+    visible = [r.get_attribute("data-trade") for r in rows if r.is_displayed()]
+    assert visible == excluded
+    assert all(r.get_attribute("data-status") == "excluded" for r in rows if r.is_displayed())
+    Select(_all(driver, "#reason")[0]).select_by_value("same_item_14d")
+    visible = [r.get_attribute("data-trade") for r in rows if r.is_displayed()]
+    assert visible == [r.trade_id for r in listed if r.reason == "same_item_14d"] == ["R-3"]
+    _all(driver, "#excluded-only")[0].click()
+    Select(_all(driver, "#reason")[0]).select_by_value("")
+    assert all(r.is_displayed() for r in rows)
+    screenshot(driver, "explanation")
+
+
+def _leaves(story: Story, count: int) -> list[bytes]:
+    """The leaf hashes of the log's first ``count`` events, from its bytes."""
+    leaves: list[bytes] = []
+    with story.client(Role.AUDITOR) as auditor:
+        for event in auditor.read_log():
+            if len(leaves) == count:
+                break
+            canonical = merkle.canonical_leaf(
+                event.position,
+                UUID(event.originator_id),
+                event.originator_version,
+                event.topic,
+                bytes(event.body),
+            )
+            leaves.append(merkle.leaf_hash(canonical))
+    assert len(leaves) == count
+    return leaves
+
+
+def test_the_audit_page_checks_consistency_with_an_earlier_root_and_shows_the_views_lag(
+    driver: WebDriver, story: Story, rated: int, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.AUDITOR)
+    open_page(driver, story, "#/audit", "#lag [data-figure=log_position]")
+    size = int(_text(driver, "#head [data-figure=tree_size]"))
+    with story.client(Role.AUDITOR) as auditor:
+        head = auditor.get_tree_head()
+        ready = auditor.get_readiness()
+    assert head.tree_size == size >= rated
+
+    # Earlier roots, computed here from the log's bytes: one of a size that is
+    # a power of two (its root opens the proof), one that is not.
+    leaves = _leaves(story, size)
+    for first in (16, size // 2 + 1, size):
+        earlier = {"tree_size": first, "root_hash": _b64(merkle.root_of_leaves(leaves[:first]))}
+        assert _check_consistency(driver, earlier) == "verified", first
+    first = size // 2 + 1
+    root = merkle.root_of_leaves(leaves[:first])
+    tampered = bytes([root[0] ^ 1, *root[1:]])
+    assert _check_consistency(driver, {"tree_size": first, "root_hash": _b64(tampered)}) == (
+        "does not verify"
+    )
+    moved = {"tree_size": first + 1, "root_hash": _b64(root)}
+    assert _check_consistency(driver, moved) == "does not verify"
+
+    # A witness file's line: the head's signature is checked too.
+    line = json.loads(
+        httpx.get(
+            f"{story.url}/v1/audit/tree-head",
+            headers={"Authorization": f"Bearer {story.keys[Role.AUDITOR]}"},
+        ).text
+    )
+    assert _check_consistency(driver, line) == "verified"
+    assert "signature holds" in _text(driver, "[data-verdict=consistency] .why")
+    forged = {**line, "root_hash": _b64(tampered)}
+    assert _check_consistency(driver, forged) == "does not verify"
+    assert "signature" in _text(driver, "[data-verdict=consistency] .why")
+
+    # The view's lag, as /readyz answers it.
+    assert _text(driver, "[data-figure=log_position]") == str(ready["log_position"])
+    assert _text(driver, "[data-figure=view_position]") == str(ready["view_position"])
+    assert _text(driver, "[data-figure=lag]").startswith(f"{ready['lag_events']} events")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _check_consistency(browser: WebDriver, earlier: dict[str, object]) -> str:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.wait import WebDriverWait  # noqa: PLC0415
+
+    browser.execute_script("document.querySelector('[data-verdict=consistency]')?.remove()")
+    box = browser.find_element(By.ID, "earlier-head")
+    box.clear()
+    box.send_keys(json.dumps(earlier))
+    browser.find_element(By.CSS_SELECTOR, "#consistency-form button[type=submit]").click()
+    WebDriverWait(browser, PAGE_SECONDS).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "[data-verdict=consistency]")
+    )
+    return _text(browser, "[data-verdict=consistency] .word")
