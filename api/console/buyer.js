@@ -2,9 +2,9 @@
 // buyer, and their purchases, as of a date and under a chosen rulebook.
 
 import { getJson, segment } from './api.js';
-import { badge } from './badge.js';
 import { facts, fill, h, problemText, section } from './dom.js';
 import * as f from './format.js';
+import { asOfField, creditCard, rulebookField, stamp } from './figures.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 
@@ -20,19 +20,9 @@ function controls(id, choice, rulebooks) {
     const params = { as_of: form.elements['as-of'].value, rulebook: form.elements.rulebook.value };
     go(hashOf(['buyer', id], params), event.target.id || null);
   };
-  const chosen = choice.rulebook || rulebooks?.find((r) => r.default)?.id;
-  const options = rulebooks
-    ? rulebooks.map((r) => h('option', { value: r.id, selected: r.id === chosen },
-      `${r.title} (${r.scoring_stamp}${r.default ? ', default' : ''})`))
-    : [h('option', { value: '' }, 'the server\'s default')];
   return h('form', { class: 'controls', id: 'buyer-controls', onsubmit: apply },
-    h('div', { class: 'field' },
-      h('label', { for: 'as-of' }, 'As of (end of day, UTC)'),
-      h('input', { id: 'as-of', name: 'as-of', type: 'date', value: choice.asOf, onchange: apply, 'aria-describedby': 'as-of-hint' }),
-      h('small', { id: 'as-of-hint' }, 'Empty: now.')),
-    h('div', { class: 'field' },
-      h('label', { for: 'rulebook' }, 'Rulebook'),
-      h('select', { id: 'rulebook', name: 'rulebook', onchange: apply }, options)),
+    asOfField(choice, apply),
+    rulebookField(choice, rulebooks, apply),
     h('button', { type: 'submit' }, 'Show'));
 }
 
@@ -74,21 +64,6 @@ function history(answer) {
   ];
 }
 
-function credit(answer, explain) {
-  const ratings = answer.ratings;
-  return [
-    h('div', { class: 'credit-head' }, badge(answer.level),
-      h('p', { class: 'big' }, h('span', { 'data-figure': 'score' }, answer.score), h('span', { class: 'unit' }, ' points'))),
-    facts([
-      ['Positive rate, all time', f.percent(answer.positive_rate_lifetime), { 'data-figure': 'positive_rate_lifetime' }],
-      ['Positive rate, last 180 days', f.percent(answer.positive_rate_180d), { 'data-figure': 'positive_rate_180d' }],
-      ['Ratings', `${ratings.positive} positive, ${ratings.neutral} neutral, ${ratings.negative} negative, ${ratings.unscored} not scored`, { 'data-figure': 'ratings' }],
-    ]),
-    h('p', null, h('a', { href: explain, id: 'explain-link' }, 'Each rating behind this credit, and why it counts')),
-    stamp(answer),
-  ];
-}
-
 function trades(page) {
   if (page.trades.length === 0) return h('p', { class: 'muted' }, 'No trades.');
   return [
@@ -101,10 +76,6 @@ function trades(page) {
       ? `The first ${page.trades.length} trades, in the order they were created; there are more.`
       : `All ${page.trades.length} trades, in the order they were created (as they stand now).`),
   ];
-}
-
-function stamp(answer) {
-  return h('p', { class: 'stamp' }, `${answer.rulebook} · as of ${f.time(answer.as_of)} · log position ${answer.position}`);
 }
 
 export async function render(view, me, id, params) {
@@ -136,7 +107,7 @@ export async function render(view, me, id, params) {
   const historyLoad = figures ? getJson(`/v1/buyers/${path}/history`, common) : null;
   historyLoad?.catch(() => {}); // each section shows the refusal
   add('Tier', 'tier', figures, async () => tier(await historyLoad, rulebooks));
-  add('Credit as a buyer', 'buyer-credit', figures, async () => credit(
+  add('Credit as a buyer', 'buyer-credit', figures, async () => creditCard(
     await getJson(`/v1/members/${path}/credit`, { role: 'buyer', ...common }),
     hashOf(['explain', id], { role: 'buyer', as_of: choice.asOf, rulebook: choice.rulebook })));
   add('History', 'history', figures, async () => history(await historyLoad));

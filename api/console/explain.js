@@ -5,6 +5,7 @@
 import { getJson, segment } from './api.js';
 import { facts, h, problemText } from './dom.js';
 import * as f from './format.js';
+import { asOfField, rulebookField } from './figures.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 
@@ -40,23 +41,13 @@ function controls(id, choice, rulebooks) {
     };
     go(hashOf(['explain', id], params), event.target.id || null);
   };
-  const chosen = choice.rulebook || rulebooks?.find((r) => r.default)?.id;
-  const options = rulebooks
-    ? rulebooks.map((r) => h('option', { value: r.id, selected: r.id === chosen },
-      `${r.title} (${r.scoring_stamp}${r.default ? ', default' : ''})`))
-    : [h('option', { value: '' }, 'the server\'s default')];
   return h('form', { class: 'controls', id: 'explain-controls', onsubmit: apply },
     h('div', { class: 'field' },
       h('label', { for: 'role' }, 'Credit as'),
       h('select', { id: 'role', name: 'role', onchange: apply },
         ['seller', 'buyer'].map((role) => h('option', { value: role, selected: role === choice.role }, `a ${role}`)))),
-    h('div', { class: 'field' },
-      h('label', { for: 'as-of' }, 'As of (end of day, UTC)'),
-      h('input', { id: 'as-of', name: 'as-of', type: 'date', value: choice.asOf, onchange: apply, 'aria-describedby': 'as-of-hint' }),
-      h('small', { id: 'as-of-hint' }, 'Empty: now.')),
-    h('div', { class: 'field' },
-      h('label', { for: 'rulebook' }, 'Rulebook'),
-      h('select', { id: 'rulebook', name: 'rulebook', onchange: apply }, options)),
+    asOfField(choice, apply),
+    rulebookField(choice, rulebooks, apply),
     h('div', { class: 'field' },
       h('label', { for: 'limit' }, 'Ratings a page'),
       h('input', { id: 'limit', name: 'limit', type: 'number', min: 1, max: PAGE_MAX, step: 1, value: choice.limit, placeholder: '100', 'aria-describedby': 'limit-hint' }),

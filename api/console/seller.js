@@ -2,10 +2,10 @@
 // their course over time, as of a date and under a chosen rulebook.
 
 import { getJson, segment } from './api.js';
-import { badge } from './badge.js';
 import { lineChart } from './chart.js';
 import { facts, fill, h, problemText, s, section } from './dom.js';
 import * as f from './format.js';
+import { asOfField, creditCard, rulebookField, stamp } from './figures.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 
@@ -46,39 +46,14 @@ function controls(id, choice, rulebooks) {
     };
     go(hashOf(['seller', id], params), event.target.id || null);
   };
-  const chosen = choice.rulebook || rulebooks?.find((r) => r.default)?.id;
-  const options = rulebooks
-    ? rulebooks.map((r) => h('option', { value: r.id, selected: r.id === chosen },
-      `${r.title} (${r.scoring_stamp}${r.default ? ', default' : ''})`))
-    : [h('option', { value: '' }, 'the server\'s default')];
   return h('form', { class: 'controls', id: 'seller-controls', onsubmit: apply },
-    h('div', { class: 'field' },
-      h('label', { for: 'as-of' }, 'As of (end of day, UTC)'),
-      h('input', { id: 'as-of', name: 'as-of', type: 'date', value: choice.asOf, onchange: apply, 'aria-describedby': 'as-of-hint' }),
-      h('small', { id: 'as-of-hint' }, 'Empty: now.')),
-    h('div', { class: 'field' },
-      h('label', { for: 'rulebook' }, 'Rulebook'),
-      h('select', { id: 'rulebook', name: 'rulebook', onchange: apply }, options)),
+    asOfField(choice, apply),
+    rulebookField(choice, rulebooks, apply),
     h('div', { class: 'field' },
       h('label', { for: 'step' }, 'Charts'),
       h('select', { id: 'step', name: 'step', onchange: apply },
         Object.entries(WINDOWS).map(([step, w]) => h('option', { value: step, selected: step === choice.step }, w.label)))),
     h('button', { type: 'submit' }, 'Show'));
-}
-
-function credit(answer, explain) {
-  const ratings = answer.ratings;
-  return [
-    h('div', { class: 'credit-head' }, badge(answer.level),
-      h('p', { class: 'big' }, h('span', { 'data-figure': 'score' }, answer.score), h('span', { class: 'unit' }, ' points'))),
-    facts([
-      ['Positive rate, all time', f.percent(answer.positive_rate_lifetime), { 'data-figure': 'positive_rate_lifetime' }],
-      ['Positive rate, last 180 days', f.percent(answer.positive_rate_180d), { 'data-figure': 'positive_rate_180d' }],
-      ['Ratings', `${ratings.positive} positive, ${ratings.neutral} neutral, ${ratings.negative} negative, ${ratings.unscored} not scored`, { 'data-figure': 'ratings' }],
-    ]),
-    h('p', null, h('a', { href: explain, id: 'explain-link' }, 'Each rating behind this credit, and why it counts')),
-    stamp(answer),
-  ];
 }
 
 function dsrBars(answer) {
@@ -126,10 +101,6 @@ function penalty(answer) {
   ];
 }
 
-function stamp(answer) {
-  return h('p', { class: 'stamp' }, `${answer.rulebook} · as of ${f.time(answer.as_of)} · log position ${answer.position}`);
-}
-
 export async function render(view, me, id, params) {
   const choice = {
     asOf: params.get('as_of') ?? '',
@@ -162,7 +133,7 @@ export async function render(view, me, id, params) {
     }));
   };
   const figures = may(me, 'figures');
-  add(grid, 'Credit', 'credit', figures, async () => credit(
+  add(grid, 'Credit', 'credit', figures, async () => creditCard(
     await getJson(`/v1/members/${path}/credit`, { role: 'seller', as_of: asOf, ...common }),
     hashOf(['explain', id], { role: 'seller', as_of: choice.asOf, rulebook: choice.rulebook })));
   add(grid, 'Shop scores', 'dsr', figures, async () => dsrBars(
