@@ -95,18 +95,23 @@ class Writer:
         self, client: httpx.Client, body: dict[str, object], headers: dict[str, str]
     ) -> list[int]:
         deadline = time.monotonic() + FAILOVER_SECONDS_MAX
+        last = "no answer"  # what the last try got, for a failure to say
         while time.monotonic() < deadline:
             try:
                 answer = client.post("/v1/trades", json=body, headers=headers)
-            except httpx.HTTPError:
-                answer = None
+            except httpx.HTTPError as error:
+                answer, last = None, repr(error)
             if answer is not None and answer.status_code == 201:
                 return [int(p) for p in answer.json()["positions"]]
             if answer is not None and answer.status_code not in (503, 409):
                 raise AssertionError(f"{answer.status_code} {answer.text}")
+            if answer is not None:
+                last = f"{answer.status_code} {answer.text}"
             self.retried += 1
             time.sleep(0.1)
-        raise AssertionError("an append was not acknowledged through the failover")
+        raise AssertionError(
+            f"{body['trade_id']} was not acknowledged through the failover; last: {last}"
+        )
 
     def wait_for(self, count: int) -> None:
         deadline = time.monotonic() + FAILOVER_SECONDS_MAX
