@@ -75,16 +75,21 @@ def browser_present() -> None:
         pytest.skip(f"no browser: {missing}")
 
 
-@pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
-    folder = tmp_path_factory.mktemp("console")
+def story_log(folder: Path) -> tuple[str, int]:
+    """A SQLite ledger in ``folder`` holding the demo story: its URL and last position."""
     database_url = f"sqlite:///{folder / 'story.db'}"
     ledger = LedgerApp(database_url)
     try:
         written = run_scenario(ledger)
     finally:
         ledger.close()
-    last = max(position for _, appended in written for position in appended.positions)
+    return database_url, max(position for _, appended in written for position in appended.positions)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    folder = tmp_path_factory.mktemp("console")
+    database_url, last = story_log(folder)
     with live_server(database_url, folder) as (url, keys):
         story = Story(url, keys, events=last)
         _wait_for_the_story(story, last)

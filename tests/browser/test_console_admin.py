@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from api.auth import Role
-from ledger.app import LedgerApp
-from tests.browser.conftest import Story, requests_sent
+from tests.browser.conftest import Story, requests_sent, story_log
 from tests.e2e.support import live_server
 from tests.e2e.test_api_whatif import strict_rulebook
-from tools.scenario import run_scenario
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -34,13 +32,7 @@ TIMES = "\N{MULTIPLICATION SIGN}"  # how the page writes a multiplier
 def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     """The demo story on a server whose own rulebook is the strict one."""
     folder = tmp_path_factory.mktemp("console-admin")
-    database_url = f"sqlite:///{folder / 'story.db'}"
-    ledger = LedgerApp(database_url)
-    try:
-        written = run_scenario(ledger)
-    finally:
-        ledger.close()
-    last = max(position for _, appended in written for position in appended.positions)
+    database_url, last = story_log(folder)
     rulebook = str(strict_rulebook(folder))
     with live_server(database_url, folder, rulebook=rulebook) as (url, keys):
         story = Story(url, keys, events=last)
