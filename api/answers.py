@@ -15,6 +15,7 @@ import msgspec
 from ledger.commands import UtcTime
 from ledger.deadlines import DeadlineRun
 from ledger.events import Score
+from ledger.policy import Policy, RulebookHeader
 from ledger.trade_record import TradeRecord
 from ledger.tree_head import TreeHead
 from projections.buyers import BuyerHistory
@@ -26,7 +27,7 @@ from projections.log_tree import ConsistencyProof, InclusionProof
 from projections.marketplace import ViolationFacts
 from projections.penalties import Penalty, PenaltyReason
 from projections.queries import Answer, Series, UnknownSeller
-from projections.rulebook import Fraction, Rulebook
+from projections.rulebook import Fraction, Rulebook, Scoring
 from projections.seller_cases import ComplaintPage, RefundPage
 from projections.series import Step
 from projections.trade_lists import TradePage
@@ -105,6 +106,12 @@ class RatingExplained(msgspec.Struct, frozen=True):
     reason: CreditReason | None
     order_created_at: UtcTime
     visible_at: UtcTime
+    # Corrections as of the answer's time: ``score`` above is the revised one
+    # once a revision is in force, ``given_score`` the one first given.
+    given_score: Score | None = None
+    revised_at: UtcTime | None = None
+    withdrawn_at: UtcTime | None = None
+    default: bool = False  # recorded for a silent rater when the window closed
 
 
 class CreditExplainedAnswer(msgspec.Struct, frozen=True):
@@ -148,6 +155,10 @@ def rating_explained(counted: Counted) -> RatingExplained:
         counted.reason,
         record.order_created_at,
         record.visible_at,
+        given_score=record.score,
+        revised_at=record.revised_at,
+        withdrawn_at=record.withdrawn_at,
+        default=record.default,
     )
 
 
@@ -407,6 +418,30 @@ def rulebooks_answer(rulebooks: Iterable[Rulebook], default: str) -> RulebooksAn
     )
 
 
+class RulebookAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """A rulebook whole: its header, the write side's policy (deadlines,
+    limits) and the scoring every figure follows (levels, tiers, windows,
+    exclusions, factors), as the server loaded it."""
+
+    id: str
+    scoring_stamp: str
+    default: bool
+    header: RulebookHeader
+    policy: Policy
+    scoring: Scoring
+
+
+def rulebook_answer(rulebook: Rulebook, *, default: bool) -> RulebookAnswer:
+    return RulebookAnswer(
+        id=rulebook.id,
+        scoring_stamp=rulebook.scoring_stamp,
+        default=default,
+        header=rulebook.rulebook,
+        policy=rulebook.policy,
+        scoring=rulebook.scoring,
+    )
+
+
 # --- What-if ----------------------------------------------------------------------
 
 
@@ -506,6 +541,75 @@ class CallerAnswer(msgspec.Struct, frozen=True, kw_only=True):
     caller: str
 
 
+# --- Operations ----------------------------------------------------------------------
+
+
+class ProjectionStanding(msgspec.Struct, frozen=True):
+    """How far one read model trails the log: the last position it reflects."""
+
+    name: Literal["view", "penalty_feed", "log_tree"]
+    position: int
+    lag_events: int
+
+
+class DeadlinesStanding(msgspec.Struct, frozen=True):
+    """The deadline index by the ledger's clock: trades due now (counted up to
+    a limit; ``more``: others beyond it), the oldest due time among them (how
+    far behind the deadline worker is) and the next time one falls due."""
+
+    due: int
+    more: bool
+    oldest_due_at: UtcTime | None
+    next_due_at: UtcTime | None
+
+
+class KeyStanding(msgspec.Struct, frozen=True):
+    """An API key as the key ring holds it (never its secret or hash)."""
+
+    id: str
+    role: KeyRole
+    caller: str
+    state: Literal["valid", "ended"]
+    created_at: UtcTime
+    expires_at: UtcTime | None
+    revoked_at: UtcTime | None
+
+
+class RefusalCount(msgspec.Struct, frozen=True):
+    code: str
+    count: int
+
+
+class RefusalSeen(msgspec.Struct, frozen=True):
+    """One problem answered: when (recording clock), its status and code, the
+    route and the calling key's id (null: no valid key)."""
+
+    at: UtcTime
+    status: int
+    code: str
+    route: str | None
+    key_id: str | None
+
+
+class OperationsStatusAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What an operator watches: the log's head and how far each read model
+    trails it, the deadlines due, the API keys, and the problems answered by
+    code since the server started (all workers') with the latest ones seen by
+    the worker that answers (``worker``: its process id)."""
+
+    at: UtcTime
+    log_position: int
+    view_lag_seconds: float
+    view_version: int | None
+    projections: tuple[ProjectionStanding, ...]
+    deadlines: DeadlinesStanding
+    keys: tuple[KeyStanding, ...]
+    refusals_since: UtcTime
+    refusals: tuple[RefusalCount, ...]
+    recent_refusals: tuple[RefusalSeen, ...]
+    worker: int
+
+
 class UnknownMember(msgspec.Struct, frozen=True):
     """A member unknown as of the batch's time: never registered, or registered later."""
 
@@ -515,6 +619,7 @@ class UnknownMember(msgspec.Struct, frozen=True):
 
 ANSWERS: tuple[type[msgspec.Struct], ...] = (
     RulebooksAnswer,
+    RulebookAnswer,
     CreditAnswer,
     CreditExplanationAnswer,
     DsrAnswer,
@@ -536,6 +641,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     RefundPage,
     CallerAnswer,
     WhatIfAnswer,
+    OperationsStatusAnswer,
 )
 _SCHEMA_REF = "#/components/schemas/{name}"
 

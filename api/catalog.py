@@ -90,6 +90,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("post", SELLER + "/fake-trades"): ("confirmFakeTrades", PLATFORM),
     ("post", SELLER + "/search-cheating"): ("recordSearchCheating", PLATFORM),
     ("get", "/v1/rulebooks"): ("listRulebooks", PLATFORM),
+    ("get", "/v1/rulebooks/{rulebook}"): ("getRulebook", PLATFORM),
     ("get", "/v1/members/{member_id}/credit"): ("getCredit", PLATFORM),
     ("get", "/v1/members/{member_id}/credit/explanation"): ("explainCredit", PLATFORM),
     ("get", "/v1/members/{member_id}/credit/series"): ("getCreditSeries", PLATFORM),
@@ -120,6 +121,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", "/metrics"): ("getMetrics", OPS),
     ("post", "/v1/ping"): ("ping", OPS),
     ("get", "/v1/me"): ("getCaller", OPS),
+    ("get", "/v1/operations/status"): ("getOperationsStatus", OPS),
     ("post", "/v1/deadlines/run"): ("runDeadlines", OPS),
 }
 

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -22,7 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import answers, catalog, examples, logs, problems, refusals, schemas
 from api.admission import Admission
 from api.etags import ETags
-from api.metrics import ROUTE_LABEL
+from api.metrics import ROUTE_LABEL, Refusal
+from api.problems import PROBLEM_JSON
 from api.ranking_path import RankingPath
 from api.routes import appends, audit, caller, operations, penalty_feed, reputation, whatif
 from api.service import Service
@@ -206,12 +208,14 @@ class TrustLedgerApi(FastAPI):
 
 
 class Timed:
-    """Latency by route and status for /metrics, the request id, and the
+    """Latency by route and status for /metrics, every problem answered by its
+    code (``/metrics`` and the operations status), the request id, and the
     access line (``api.logs``), as plain ASGI middleware.
 
     Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) runs every request
     through an extra task and stream; on the ranking engine's hot path that
-    cost more than the penalty lookup itself.
+    cost more than the penalty lookup itself. Problems are read here, from the
+    answer itself, so those made by the admission layer count too.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -223,15 +227,20 @@ class Timed:
             return
         started = time.perf_counter()
         status = 500  # unless an answer begins: the app failed before it could send one
+        problem_body: bytes | None = None  # the first chunk of a problem answer
         request_id = _request_id(scope)
         appended = logs.note_appended_reset()
 
         async def noted(message: Message) -> None:
-            nonlocal status
+            nonlocal status, problem_body
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [*message.get("headers", ()), (logs.REQUEST_ID_HEADER, request_id)]
                 message = {**message, "headers": headers}
+                if status >= 400 and _is_problem(headers):
+                    problem_body = b""
+            elif problem_body == b"" and message["type"] == "http.response.body":
+                problem_body = message.get("body", b"")
             await send(message)
 
         try:
@@ -243,9 +252,33 @@ class Timed:
             service: Service | None = getattr(state, "service", None)
             if service is not None and route is not None:
                 service.metrics.observe(route, status, seconds)
+            if service is not None and problem_body is not None:
+                _note_refusal(service, scope, route, status, problem_body)
             if logs.access.isEnabledFor(logging.INFO):
                 _log_access(scope, route, status, seconds, request_id.decode())
             logs.note_appended_done(appended)
+
+
+def _is_problem(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"content-type" and value.startswith(_PROBLEM) for name, value in headers)
+
+
+_PROBLEM = PROBLEM_JSON.encode()
+
+
+class _ProblemCode(msgspec.Struct):
+    code: str = "unknown"
+
+
+def _note_refusal(
+    service: Service, scope: Scope, route: str | None, status: int, body: bytes
+) -> None:
+    try:
+        code = msgspec.json.decode(body, type=_ProblemCode).code
+    except msgspec.DecodeError:
+        code = "unknown"  # a problem split over several chunks: never made here
+    refusal = Refusal(service.clock.now(), status, code, route, scope.get(logs.KEY_ID_SCOPE))
+    service.metrics.refused(refusal)
 
 
 def _request_id(scope: Scope) -> bytes:

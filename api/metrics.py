@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
+import msgspec
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,6 +27,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 
 LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # The ASGI scope key naming the route of a request answered outside the
@@ -30,6 +35,18 @@ LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 ROUTE_LABEL = "trustledger.route"
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# The refusals a process keeps to show an operator (the counts cover all).
+RECENT_REFUSALS_MAX = 50
+
+
+class Refusal(msgspec.Struct, frozen=True):
+    """One problem answered: when, its status and code, the route and the key."""
+
+    at: datetime
+    status: int
+    code: str
+    route: str | None
+    key_id: str | None
 
 
 def shared_samples_dir() -> tuple[Path, bool]:
@@ -94,6 +111,7 @@ class Metrics:
         )
         if not self.shared:
             ProcessCollector(registry=r)  # CPU, memory, open files of this process
+        self.recent_refusals: deque[Refusal] = deque(maxlen=RECENT_REFUSALS_MAX)
 
     @property
     def ranking_path_answers(self) -> int:
@@ -106,10 +124,23 @@ class Metrics:
     def ranking_path_answered(self) -> None:
         self._ranking_path.inc()
 
-    def refused(self, code: str) -> None:
-        self._refusals.labels(code=code).inc()
-        if code == "concurrent_update":
+    def refused(self, refusal: Refusal) -> None:
+        self._refusals.labels(code=refusal.code).inc()
+        if refusal.code == "concurrent_update":
             self._conflicts.inc()
+        self.recent_refusals.append(refusal)  # deque appends are atomic: no lock
+
+    def refusals_by_code(self) -> dict[str, int]:
+        """Every problem answered since the server started, by code (all workers')."""
+        counts: dict[str, int] = {}
+        for metric in self._collected():
+            if metric.name != "trustledger_refusals":
+                continue
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.value:
+                    code = sample.labels["code"]
+                    counts[code] = counts.get(code, 0) + int(sample.value)
+        return counts
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self._latency.labels(route=route, status=str(status)).observe(seconds)
@@ -118,8 +149,15 @@ class Metrics:
         """The exposition text: this process's metrics, or every worker's."""
         self._lag_events.set(lag_events)
         self._lag_seconds.set(lag_seconds)
+        return generate_latest(self._readable())
+
+    def _readable(self) -> CollectorRegistry:
+        """This process's registry, or one gathering every worker's samples."""
         if not self.shared:
-            return generate_latest(self.registry)
+            return self.registry
         combined = CollectorRegistry()
         multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
-        return generate_latest(combined)
+        return combined
+
+    def _collected(self) -> Iterable[Metric]:
+        return self._readable().collect()

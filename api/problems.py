@@ -152,9 +152,6 @@ def status_of(error: LedgerError) -> int:
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(request: Request, error: LedgerError) -> JSONResponse:
-        service = getattr(request.app.state, "service", None)
-        if service is not None:
-            service.metrics.refused(str(error.code))
         extra = {"retryable": True} if isinstance(error, ConcurrentUpdateError) else {}
         return problem(status_of(error), str(error.code), error.detail, field=error.field, **extra)
 

@@ -131,6 +131,7 @@ class Service:
         self._written_feed = written_feed
         self._head_lock = threading.Lock()
         self.metrics = Metrics()
+        self.started_at = self.clock.now()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         # A command is handed to these threads straight from the event loop:

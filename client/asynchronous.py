@@ -267,6 +267,13 @@ class AsyncTrustLedger:
         )
         return answer
 
+    async def get_rulebook(self, rulebook: str) -> a.RulebookAnswer:
+        """A rulebook whole: levels, tiers, windows, factors and deadlines."""
+        answer: a.RulebookAnswer = await self._answer(
+            calls.query(f"/v1/rulebooks/{segment(rulebook)}"), a.RulebookAnswer
+        )
+        return answer
+
     async def get_credit(
         self,
         member_id: str,
@@ -693,6 +700,13 @@ class AsyncTrustLedger:
     async def get_caller(self) -> a.CallerAnswer:
         """This client's key as the server knows it: its id, role and caller."""
         answer: a.CallerAnswer = await self._answer(calls.query("/v1/me"), a.CallerAnswer)
+        return answer
+
+    async def get_operations_status(self) -> a.OperationsStatusAnswer:
+        """What an operator watches: lags, deadlines due, keys, refusals (admin keys)."""
+        answer: a.OperationsStatusAnswer = await self._answer(
+            calls.query("/v1/operations/status"), a.OperationsStatusAnswer
+        )
         return answer
 
     async def ping(self, body: dict[str, Any] | None = None) -> None:

@@ -263,6 +263,13 @@ class TrustLedger:
         answer: a.RulebooksAnswer = self._answer(calls.query("/v1/rulebooks"), a.RulebooksAnswer)
         return answer
 
+    def get_rulebook(self, rulebook: str) -> a.RulebookAnswer:
+        """A rulebook whole: levels, tiers, windows, factors and deadlines."""
+        answer: a.RulebookAnswer = self._answer(
+            calls.query(f"/v1/rulebooks/{segment(rulebook)}"), a.RulebookAnswer
+        )
+        return answer
+
     def get_credit(
         self,
         member_id: str,
@@ -687,6 +694,13 @@ class TrustLedger:
     def get_caller(self) -> a.CallerAnswer:
         """This client's key as the server knows it: its id, role and caller."""
         answer: a.CallerAnswer = self._answer(calls.query("/v1/me"), a.CallerAnswer)
+        return answer
+
+    def get_operations_status(self) -> a.OperationsStatusAnswer:
+        """What an operator watches: lags, deadlines due, keys, refusals (admin keys)."""
+        answer: a.OperationsStatusAnswer = self._answer(
+            calls.query("/v1/operations/status"), a.OperationsStatusAnswer
+        )
         return answer
 
     def ping(self, body: dict[str, Any] | None = None) -> None:

@@ -43,6 +43,7 @@ class Context(msgspec.Struct, frozen=True):
 
     recorded_at: datetime
     book: PolicyBook
+    recorded_by: str | None = None  # whose request the facts are written for
 
     def check_not_future(self, at: datetime, *, field: str) -> None:
         """A business time runs ahead of the ledger's clock by the skew allowance at most."""
@@ -177,6 +178,7 @@ class Aggregate:
             recorded_at=self.context.recorded_at,
             occurred_at=occurred_at,
             policy_version=self.context.book.stamp,
+            recorded_by=self.context.recorded_by,
             **fields,
         )
         self.apply(event)

@@ -44,7 +44,7 @@ from ledger import commands as c
 from ledger import deadlines as deadline_worker
 from ledger.aggregate import Aggregate, Context
 from ledger.complaint import Complaint, TradeComplaintSlot
-from ledger.deadlines import DEADLINE_BATCH_MAX, DeadlineRun
+from ledger.deadlines import DEADLINE_BATCH_MAX, DEADLINES_COUNTED_MAX, DeadlineRun
 from ledger.enforcement import SellerEnforcement
 from ledger.errors import (
     ConcurrentUpdateError,
@@ -65,7 +65,7 @@ from ledger.limits import check_limits
 from ledger.log_reader import LOG_PAGE_MAX, EventPage, LogReader
 from ledger.member import Member, member_exists_error
 from ledger.reading import Reading, stored_history
-from ledger.store import DeadlineUpdate, IdempotencyRecord, StoredEntry
+from ledger.store import DeadlinesDue, DeadlineUpdate, IdempotencyRecord, StoredEntry
 from ledger.trade import Trade, check_parties_differ, known_trade
 from ledger.trade_record import TradeRecord, trade_record
 from ledger.writer import IMPORT_BATCH_EVENTS_MAX, LedgerWriter
@@ -339,6 +339,11 @@ class LedgerApp(LedgerWriter):
     def decode(self, notification: Notification) -> Event:
         return self.log_reader.decode(notification)
 
+    def deadlines_due(self, limit: int = DEADLINES_COUNTED_MAX) -> DeadlinesDue:
+        """The deadline index by the ledger's clock: the trades due now (counted
+        up to ``limit``), the oldest due time among them and the next one coming."""
+        return self.ledger_recorder.deadlines_due(self.clock.now(), limit)
+
     # --- The command path --------------------------------------------------------------
 
     def _on_trade(self, command: TC, origin: Origin, act: Callable[[Trade, TC], None]) -> Appended:
@@ -397,7 +402,7 @@ class LedgerApp(LedgerWriter):
     def _attempt(
         self, command: C, origin: Origin, command_hash: str, decide: Decide[C], reading: Reading
     ) -> Appended:
-        ctx = self.context()
+        ctx = self.context(recorded_by=origin.caller)
         try:
             ctx.check_not_future(command.occurred_at, field="occurred_at")
             aggregates = decide(command, reading, ctx)

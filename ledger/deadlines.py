@@ -25,6 +25,10 @@ from ledger.writer import LedgerWriter
 DEADLINE_BATCH_MAX = 500
 DEADLINE_ROUNDS_MAX = 1_000
 DEADLINE_RETRIES_MAX = 3
+# What the facts the worker fires name as their recorder.
+DEADLINE_WORKER = "trustledger:deadlines"
+# Due trades an operator's count stops at (the count reads the index's range).
+DEADLINES_COUNTED_MAX = 10_000
 
 
 class DeadlineRun(msgspec.Struct, frozen=True):
@@ -59,7 +63,7 @@ def _settle_one(writer: LedgerWriter, aggregate_id: UUID, now: datetime) -> list
         reading = writer.reading(fresh=fresh)
         trade = reading.load(Trade, aggregate_id)
         if trade is not None:
-            trade.begin(writer.context())
+            trade.begin(writer.context(recorded_by=DEADLINE_WORKER))
             trade.settle(now)
         if trade is None or not trade.has_pending:
             if not reading.remembered:

@@ -73,6 +73,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="topic"):
     recorded_at: datetime
     occurred_at: datetime
     policy_version: str
+    # Whose request wrote the fact: the caller an API key acts for, or the
+    # ledger's deadline worker. None: written before the log named callers.
+    recorded_by: str | None = None
 
 
 TOPIC_PREFIX = "trustledger."

@@ -128,21 +128,21 @@ class CashWaiver(Strict, frozen=True):
     max_major: NonNegativeInt
 
 
-class ComplaintRuling(Strict, frozen=True):
+class ComplaintConsequence(Strict, frozen=True):
     category: ViolationCategory
     points: PointsBySeverity
     cash_waiver: CashWaiver | None = None
 
 
 class ComplaintRulings(Strict, frozen=True):
-    late_shipment: ComplaintRuling
-    not_as_described: ComplaintRuling
-    counterfeit: ComplaintRuling
-    service_attitude: ComplaintRuling
-    other: ComplaintRuling
+    late_shipment: ComplaintConsequence
+    not_as_described: ComplaintConsequence
+    counterfeit: ComplaintConsequence
+    service_attitude: ComplaintConsequence
+    other: ComplaintConsequence
 
-    def of(self, complaint_type: ComplaintType) -> ComplaintRuling:
-        ruling: ComplaintRuling = getattr(self, complaint_type)
+    def of(self, complaint_type: ComplaintType) -> ComplaintConsequence:
+        ruling: ComplaintConsequence = getattr(self, complaint_type)
         return ruling
 
 

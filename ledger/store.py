@@ -71,8 +71,32 @@ class DeadlineUpdate(msgspec.Struct, frozen=True):
     due_at: datetime | None
 
 
+class DeadlinesDue(msgspec.Struct, frozen=True):
+    """Where the deadline index stands at a time: how many aggregates are due
+    (counted up to a limit; ``more`` says there are others), the earliest due
+    time among them (how far behind the worker is) and the next one to fall due."""
+
+    due: int
+    more: bool
+    oldest_due_at: datetime | None
+    next_due_at: datetime | None
+
+
 def to_micros(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def _due_from(counted: int, limit: int, oldest: int | None, following: int | None) -> DeadlinesDue:
+    return DeadlinesDue(
+        min(counted, limit),
+        counted > limit,
+        from_micros(oldest) if counted else None,
+        from_micros(following),
+    )
 
 
 _keys_encoder = msgspec.json.Encoder()
@@ -95,6 +119,10 @@ class LedgerRecorder(Protocol):
     def positions_of(self, event_keys: Sequence[EventKey]) -> list[int]: ...
 
     def due_aggregates(self, until: datetime, limit: int) -> list[UUID]: ...
+
+    def deadlines_due(self, now: datetime, limit: int) -> DeadlinesDue:
+        """The index's state at ``now``; costs the due aggregates up to ``limit``."""
+        ...
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
         """The log after a position, lean: no Notification objects, no ids decoded."""
@@ -150,6 +178,14 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         with self._database_lock:
             due = sorted((at, oid) for oid, at in self._deadlines.items() if at <= until)
         return [oid for _, oid in due[:limit]]
+
+    def deadlines_due(self, now: datetime, limit: int) -> DeadlinesDue:
+        with self._database_lock:
+            times = sorted(to_micros(at) for at in self._deadlines.values())
+        until = to_micros(now)
+        due = [at for at in times if at <= until]
+        following = next((at for at in times if at > until), None)
+        return _due_from(len(due), limit, due[0] if due else None, following)
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
         found = self.select_notifications(start=after, limit=limit, inclusive_of_start=False)
@@ -303,6 +339,25 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 (to_micros(until), limit),
             )
             return [UUID(row["originator_id"]) for row in c.fetchall()]
+
+    def deadlines_due(self, now: datetime, limit: int) -> DeadlinesDue:
+        until = to_micros(now)
+        with self.datastore.transaction(commit=False) as c:
+            # Three index reads: counting stops one past the limit.
+            c.execute(
+                f"SELECT count(*) AS n FROM (SELECT 1 FROM {self.deadlines_table} "
+                "WHERE due_at_us <= ? LIMIT ?)",
+                (until, limit + 1),
+            )
+            counted = int(c.fetchone()["n"])
+            c.execute(f"SELECT min(due_at_us) AS at FROM {self.deadlines_table}")
+            oldest = c.fetchone()["at"]
+            c.execute(
+                f"SELECT min(due_at_us) AS at FROM {self.deadlines_table} WHERE due_at_us > ?",
+                (until,),
+            )
+            following = c.fetchone()["at"]
+        return _due_from(counted, limit, oldest, following)
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
         rows = self._rows_after(_ENTRY_COLUMNS, after, limit)
@@ -619,6 +674,25 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 (to_micros(until), limit),
             )
             return [row["originator_id"] for row in curs.fetchall()]
+
+    def deadlines_due(self, now: datetime, limit: int) -> DeadlinesDue:
+        until = to_micros(now)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            # Index reads only: counting stops one past the limit.
+            curs.execute(
+                SQL(
+                    "SELECT (SELECT count(*) FROM (SELECT 1 FROM {schema}.{table} "
+                    "WHERE due_at_us <= %s LIMIT %s) AS due) AS counted, "
+                    "(SELECT min(due_at_us) FROM {schema}.{table}) AS oldest, "
+                    "(SELECT min(due_at_us) FROM {schema}.{table} WHERE due_at_us > %s) "
+                    "AS following"
+                ).format(schema=self._schema, table=self.deadlines_table),
+                (until, limit + 1, until),
+            )
+            row = curs.fetchone()
+        if row is None:
+            raise RuntimeError("a query of three aggregates returned no row")
+        return _due_from(int(row["counted"]), limit, row["oldest"], row["following"])
 
     def select_entries(self, after: int, limit: int) -> list[LogEntry]:
         return self._rows_after(_ENTRY_COLUMNS, after, limit)

@@ -25,6 +25,9 @@ class RecordedFact(msgspec.Struct, frozen=True):
     topic: str
     occurred_at: UtcTime
     recorded_at: UtcTime
+    # Whose request wrote it: a caller (the service an API key acts for) or
+    # the ledger's deadline worker; null for facts written before callers were kept.
+    recorded_by: str | None = None
 
 
 class TradeRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +64,9 @@ class TradeRecord(msgspec.Struct, frozen=True, kw_only=True):
 def trade_record(trade: Trade, events: tuple[Event, ...], positions: list[int]) -> TradeRecord:
     """The record of a replayed trade, from its events and their positions."""
     facts = tuple(
-        RecordedFact(p, e.originator_version, topic_of(type(e)), e.occurred_at, e.recorded_at)
+        RecordedFact(
+            p, e.originator_version, topic_of(type(e)), e.occurred_at, e.recorded_at, e.recorded_by
+        )
         for p, e in zip(positions, events, strict=True)
     )
     return TradeRecord(

@@ -80,8 +80,8 @@ class LedgerWriter(Application[UUID]):
 
     # --- What a decision runs under ------------------------------------------------------
 
-    def context(self) -> Context:
-        return Context(recorded_at=self.clock.now(), book=self.book)
+    def context(self, recorded_by: str | None = None) -> Context:
+        return Context(recorded_at=self.clock.now(), book=self.book, recorded_by=recorded_by)
 
     def reading(self, *, fresh: bool) -> Reading:
         """A new reading of the aggregates: ``fresh`` reads the store for every one."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+import os
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Depends, Response
@@ -12,10 +14,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api import answers as a
 from api import schemas as s
-from api.auth import ADMIN_ROLES, APPEND_ROLES, Principal
+from api.auth import ADMIN_ROLES, APPEND_ROLES, Principal, StoredKey
 from api.deps import ServiceDep, require
 from api.metrics import CONTENT_TYPE
 from api.problems import RETRY_AFTER_UNAVAILABLE_SECONDS, problem
+from api.service import Service
 from ledger.database import STORE_UNAVAILABLE
 from ledger.deadlines import DeadlineRun
 
@@ -74,6 +77,66 @@ def metrics(service: ServiceDep) -> Response:
     lag_events, lag_seconds = service.lag()
     text = service.metrics.render(lag_events=lag_events, lag_seconds=lag_seconds)
     return Response(text, media_type=CONTENT_TYPE)
+
+
+ReadModel = Literal["view", "penalty_feed", "log_tree"]
+
+
+@router.get(
+    "/v1/operations/status",
+    responses={**s.PROBLEMS, **a.answered_by(a.OperationsStatusAnswer)},
+)
+def operations_status(service: ServiceDep, who: Admin) -> Response:
+    """What an operator watches: every read model's lag behind the log, the
+    deadlines due, the API keys (revoked with ``trustledger keys revoke``),
+    and the problems answered by code."""
+    return Response(msgspec.json.encode(_status(service)), media_type=a.JSON)
+
+
+def _status(service: Service) -> a.OperationsStatusAnswer:
+    readiness = service.readiness()
+    head = readiness.log_position
+    due = service.ledger.deadlines_due()
+    now = service.clock.now()
+    models: tuple[tuple[ReadModel, int], ...] = (
+        ("view", readiness.view_position),
+        ("penalty_feed", service.feed.covered()),
+        ("log_tree", service.tree.tracked()[0]),
+    )
+    counts = sorted(
+        service.metrics.refusals_by_code().items(), key=lambda item: (-item[1], item[0])
+    )
+    return a.OperationsStatusAnswer(
+        at=now,
+        log_position=head,
+        view_lag_seconds=readiness.lag_seconds,
+        view_version=readiness.view_version,
+        projections=tuple(
+            a.ProjectionStanding(name, position, max(head - position, 0))
+            for name, position in models
+        ),
+        deadlines=a.DeadlinesStanding(due.due, due.more, due.oldest_due_at, due.next_due_at),
+        keys=tuple(_key_standing(key, now) for key in service.keys.listed()),
+        refusals_since=service.started_at,
+        refusals=tuple(a.RefusalCount(code, count) for code, count in counts),
+        recent_refusals=tuple(
+            a.RefusalSeen(r.at, r.status, r.code, r.route, r.key_id)
+            for r in reversed(service.metrics.recent_refusals)
+        ),
+        worker=os.getpid(),
+    )
+
+
+def _key_standing(key: StoredKey, now: datetime) -> a.KeyStanding:
+    return a.KeyStanding(
+        key.id,
+        key.role.value,
+        key.scope,
+        "valid" if key.valid_at(now) else "ended",
+        key.created_at,
+        key.expires_at,
+        key.revoked_at,
+    )
 
 
 @router.post(

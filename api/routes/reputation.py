@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api import answers as a
@@ -199,6 +199,19 @@ def rulebooks(
     """The rulebooks a query may name in ``rulebook``, by id, and which one is the default."""
     reputation = service.reputation
     return _served(a.rulebooks_answer(reputation.rulebooks, reputation.default_rulebook))
+
+
+@router.get("/rulebooks/{rulebook}", responses=a.answered_by(a.RulebookAnswer))
+def rulebook(
+    service: ServiceDep,
+    who: Annotated[Principal, Depends(require(frozenset(AuthRole)))],
+    rulebook: Annotated[str, Path(max_length=RULEBOOK_ID_MAX_CHARS, pattern=RULEBOOK_ID_PATTERN)],
+) -> Response:
+    """A rulebook whole, as figures are computed under it: every level and its
+    threshold, the buyer tiers, every window, cap, factor and deadline."""
+    reputation = service.reputation
+    found = reputation.rulebook(rulebook)
+    return _served(a.rulebook_answer(found, default=found.id == reputation.default_rulebook))
 
 
 @router.get("/members/{member_id}/credit", responses=a.answered_by(a.CreditAnswer))

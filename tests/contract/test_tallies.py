@@ -48,7 +48,7 @@ ORIGIN = uuid.UUID(int=1)
 versions = itertools.count(1)
 
 
-def fact(kind: type[ev.Event], at: datetime, **fields: object) -> ev.Event:
+def fact(kind: type[ev.Event], at: datetime, **fields: Any) -> ev.Event:
     return kind(
         originator_id=ORIGIN,
         originator_version=next(versions),

@@ -611,6 +611,10 @@ def test_answers_keep_their_fields_in_order(api: Api) -> None:
         "reason",
         "order_created_at",
         "visible_at",
+        "given_score",
+        "revised_at",
+        "withdrawn_at",
+        "default",
     ]
     violations = api.get("/v1/sellers/seller-1/violations", as_of=at(50)).json()
     assert list(violations["points"]) == ["general", "serious"]

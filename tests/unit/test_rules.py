@@ -78,7 +78,14 @@ FAR = T0 + 1_000 * DAY  # a deadline-worker time after every deadline of these s
 Fact = tuple[str, datetime, dict[str, Any]]
 
 _ENVELOPE = frozenset(
-    {"originator_id", "originator_version", "recorded_at", "policy_version", "occurred_at"}
+    {
+        "originator_id",
+        "originator_version",
+        "recorded_at",
+        "policy_version",
+        "occurred_at",
+        "recorded_by",
+    }
 )
 _STORY = {"trade_id": "T1", "buyer_id": "buyer-1", "seller_id": "seller-1", "complaint_id": "C1"}
 
