@@ -7,6 +7,7 @@ import * as whatif from './whatif.js';
 import * as buyer from './buyer.js';
 import { h, problemText } from './dom.js';
 import * as explain from './explain.js';
+import * as ops from './ops.js';
 import { go, hashOf, parse, takeFocusAfter } from './nav.js';
 import { may } from './roles.js';
 import * as seller from './seller.js';
@@ -26,6 +27,7 @@ function showShell() {
   document.getElementById('who').hidden = !signedIn;
   document.getElementById('nav-audit').hidden = !may(me, 'audit');
   document.getElementById('nav-whatif').hidden = !may(me, 'audit');
+  document.getElementById('nav-operations').hidden = !may(me, 'operations');
   document.getElementById('who-role').textContent = signedIn ? `${me.role} key ${me.key_id}` : '';
 }
 
@@ -94,6 +96,7 @@ async function route() {
     else if (page === 'explain' && id) await explain.render(view, me, id, params);
     else if (page === 'audit') await audit.render(view, me, params);
     else if (page === 'whatif') await whatif.render(view, me, params);
+    else if (page === 'operations') await ops.render(view, me);
     else view.append(h('h1', { tabindex: '-1' }, 'No such page'), h('p', null, h('a', { href: '#/' }, 'Look up a seller or a trade')));
   } catch (error) {
     view.append(problemText(error));

@@ -26,8 +26,23 @@ function controls(id, choice, rulebooks) {
     h('button', { type: 'submit' }, 'Show'));
 }
 
-function tier(answer, rulebooks) {
+/** The rulebook's tiers, each with what it takes to reach it; the buyer's own marked. */
+function thresholds(answer, book) {
+  const tiers = book.scoring.buyer_tiers;
+  return [
+    h('table', { id: 'tier-thresholds', 'data-window-days': tiers.window_days },
+      h('caption', null, `What each tier takes: purchases and net spend in the last ${tiers.window_days} days`),
+      h('thead', null, h('tr', null, ['Tier', 'Purchases at least', 'Net spend at least'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', null, tiers.tiers.map((t) => h('tr', { 'data-tier': t.name, 'data-current': String(t.name === answer.tier), class: t.name === answer.tier ? 'current' : null },
+        h('th', { scope: 'row' }, t.label, ' ', h('code', null, t.name), t.name === answer.tier ? h('span', { class: 'marker' }, ' (this buyer)') : null),
+        h('td', { 'data-figure': 'min_purchases' }, t.min_purchases),
+        h('td', { 'data-figure': 'min_net_spend' }, amount(t.min_net_spend_major * 100)))))),
+  ];
+}
+
+async function tier(answer, rulebooks) {
   const entry = rulebooks?.find((r) => r.scoring_stamp === answer.rulebook);
+  const book = entry ? await getJson(`/v1/rulebooks/${segment(entry.id)}`) : null;
   return [
     h('p', { class: 'big' }, h('span', { 'data-figure': 'tier_label' }, answer.tier_label),
       h('span', { class: 'unit' }, ' ', h('code', { 'data-figure': 'tier' }, answer.tier))),
@@ -36,10 +51,9 @@ function tier(answer, rulebooks) {
       ['Net spend in the tier\'s window', amount(answer.window_net_spend_minor), { 'data-figure': 'window_net_spend' }],
       ['Rulebook', entry ? `${entry.title} (${entry.scoring_stamp})` : answer.rulebook, { 'data-figure': 'rulebook' }],
     ]),
-    // The thresholds live in the rulebook's scoring, which no endpoint serves.
-    h('p', { class: 'muted', 'data-figure': 'thresholds' },
-      'The API does not serve the tiers\' thresholds (purchases or net spend to reach each tier, and the window\'s length): ',
-      'GET /v1/rulebooks names each rulebook and its versions only. The tier is the one the server reached under ', h('code', null, answer.rulebook), '.'),
+    book
+      ? thresholds(answer, book)
+      : h('p', { class: 'muted', 'data-figure': 'thresholds' }, 'The server no longer holds rulebook ', h('code', null, answer.rulebook), ': its thresholds cannot be shown.'),
     stamp(answer),
   ];
 }

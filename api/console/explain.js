@@ -29,6 +29,13 @@ function statusOf(rating) {
 
 const STATUS_WORDS = { counted: 'counted', excluded: 'excluded', hidden: 'not yet visible' };
 
+/** What corrected a rating by the answer's time (its rater revised or withdrew it), or null. */
+export function correction(rating) {
+  if (rating.withdrawn_at) return `withdrawn ${f.time(rating.withdrawn_at)}`;
+  if (rating.revised_at) return `revised from ${rating.given_score} ${f.time(rating.revised_at)}`;
+  return null;
+}
+
 function controls(id, choice, rulebooks) {
   const apply = (event) => {
     event.preventDefault();
@@ -57,15 +64,17 @@ function controls(id, choice, rulebooks) {
 
 function row(rating, me) {
   const status = statusOf(rating);
-  return h('tr', { 'data-trade': rating.trade_id, 'data-status': status, 'data-reason': rating.reason ?? '' },
+  const corrected = correction(rating);
+  return h('tr', { 'data-trade': rating.trade_id, 'data-status': status, 'data-reason': rating.reason ?? '', 'data-corrected': String(corrected !== null) },
     h('th', { scope: 'row' }, may(me, 'trades') ? h('a', { href: hashOf(['trade', rating.trade_id]) }, rating.trade_id) : rating.trade_id),
     h('td', null, rating.rater_id),
-    h('td', null, rating.score),
+    h('td', null, rating.score, rating.default ? ' (default)' : null),
     h('td', { 'data-figure': 'points' }, rating.points),
     h('td', { class: `status ${status}`, 'data-figure': 'status' }, STATUS_WORDS[status]),
     h('td', { 'data-figure': 'why' }, rating.reason === null
       ? f.DASH
       : [h('code', null, rating.reason), ': ', REASONS[rating.reason] ?? 'a rule this console does not know']),
+    h('td', { 'data-figure': 'correction' }, corrected ?? f.DASH),
     h('td', null, f.time(rating.order_created_at)),
     h('td', null, f.time(rating.visible_at)),
     h('td', null, rating.position));
@@ -116,6 +125,7 @@ export async function render(view, me, id, params) {
   const body = h('tbody');
   const shown = h('p', { class: 'muted', id: 'shown', role: 'status' });
   const excludedOnly = h('input', { id: 'excluded-only', name: 'excluded-only', type: 'checkbox', onchange: () => applyFilters() });
+  const correctedOnly = h('input', { id: 'corrected-only', name: 'corrected-only', type: 'checkbox', onchange: () => applyFilters() });
   const reason = h('select', { id: 'reason', name: 'reason', onchange: () => applyFilters() },
     h('option', { value: '' }, 'any reason'),
     Object.entries(REASONS).map(([code]) => h('option', { value: code }, code.replaceAll('_', ' '))));
@@ -126,6 +136,7 @@ export async function render(view, me, id, params) {
     let count = 0;
     for (const tr of body.children) {
       const visible = (!excludedOnly.checked || tr.dataset.status === 'excluded')
+        && (!correctedOnly.checked || tr.dataset.corrected === 'true')
         && (!reason.value || tr.dataset.reason === reason.value);
       tr.hidden = !visible;
       if (visible) count++;
@@ -137,12 +148,14 @@ export async function render(view, me, id, params) {
   function drawSummary() {
     const counts = { counted: 0, excluded: 0, hidden: 0 };
     for (const rating of loaded) counts[statusOf(rating)]++;
+    const corrected = loaded.filter((rating) => correction(rating) !== null).length;
     summary.replaceChildren(
       h('p', { class: 'big' }, h('span', { 'data-figure': 'score' }, first.score), h('span', { class: 'unit' }, ' points')),
       facts([
         ['Ratings loaded', loaded.length, { 'data-figure': 'loaded' }],
         ['Counted', counts.counted, { 'data-figure': 'counted' }],
         ['Excluded', counts.excluded, { 'data-figure': 'excluded' }],
+        ['Corrected by their rater', corrected, { 'data-figure': 'corrected' }],
         may(me, 'audit') ? ['Not yet visible', counts.hidden, { 'data-figure': 'hidden' }] : null,
       ].filter(Boolean)),
       h('p', { class: 'stamp', 'data-as-of': first.as_of }, `${first.rulebook} · as of ${f.time(first.as_of)} · log position ${first.position}`));
@@ -180,16 +193,17 @@ export async function render(view, me, id, params) {
   view.append(
     h('section', { class: 'card', id: 'explain', 'aria-labelledby': 'explain-title' },
       h('h2', { id: 'explain-title' }, 'The credit'), summary,
-      h('p', { class: 'muted' }, 'A revised rating is shown with its score as of this time; the answer does not say whether it was revised. ',
+      h('p', { class: 'muted' }, 'A revised rating counts with its revised score from the revision on; a withdrawn one counts no more. ',
         'Ratings not yet visible are listed to auditors only.')),
     h('section', { class: 'card', id: 'ratings-card', 'aria-labelledby': 'ratings-title' },
       h('h2', { id: 'ratings-title' }, 'Ratings, in order of order creation'),
       h('div', { class: 'filters', role: 'group', 'aria-label': 'Filters over the ratings loaded' },
         h('div', { class: 'field check' }, excludedOnly, h('label', { for: 'excluded-only' }, 'Excluded only')),
+        h('div', { class: 'field check' }, correctedOnly, h('label', { for: 'corrected-only' }, 'Corrected only')),
         h('div', { class: 'field' }, h('label', { for: 'reason' }, 'Reason'), reason)),
       shown,
       h('div', { class: 'scroll' }, h('table', { id: 'ratings' },
-        h('thead', null, h('tr', null, ['Trade', 'Rater', 'Score', 'Points', 'Counts', 'Why', 'Order created', 'Visible from', 'Log position']
+        h('thead', null, h('tr', null, ['Trade', 'Rater', 'Score', 'Points', 'Counts', 'Why', 'Correction', 'Order created', 'Visible from', 'Log position']
           .map((c) => h('th', { scope: 'col' }, c)))),
         body)),
       end));

@@ -8,6 +8,7 @@ export const MAY = {
   penalty: ['ranking', ...QUERY],
   trades: ['service', ...QUERY],
   audit: ['auditor', 'admin'],
+  operations: ['admin'],
 };
 
 export function may(me, what) {

@@ -58,15 +58,23 @@ function refunds(trade) {
     h('tbody', null, rows)), dispute];
 }
 
+const DEADLINE_WORKER = 'trustledger:deadlines';
+
+function recorder(name) {
+  if (name === DEADLINE_WORKER) return 'the ledger\'s deadline worker';
+  return name ?? 'not named (recorded before the log kept callers)';
+}
+
 function timeline(trade, me) {
   const auditor = may(me, 'audit');
   return [
-    h('p', { class: 'muted' }, 'Each fact with its business time (when it happened), the time the ledger accepted it, and its place in the log. Facts are written by the platform services whose keys may append; the log does not name which one.'),
+    h('p', { class: 'muted' }, 'Each fact with its business time (when it happened), the time the ledger accepted it, who recorded it (the platform service whose key appended it, or the ledger\'s deadline worker) and its place in the log.'),
     h('ol', { class: 'timeline', 'data-facts': trade.facts.length }, trade.facts.map((fact) => h('li', { 'data-position': fact.position, 'data-topic': fact.topic },
       h('p', { class: 'what' }, f.topic(fact.topic)),
       facts([
         ['Happened', h('time', { datetime: fact.occurred_at }, f.time(fact.occurred_at)), { 'data-figure': 'occurred_at' }],
         ['Recorded', h('time', { datetime: fact.recorded_at }, f.time(fact.recorded_at)), { 'data-figure': 'recorded_at' }],
+        ['Recorded by', recorder(fact.recorded_by), { 'data-figure': 'recorded_by' }],
         ['Log position', auditor
           ? h('a', { href: hashOf(['audit'], { position: fact.position }), title: 'Check this fact\'s inclusion in the log' }, fact.position)
           : fact.position, { 'data-figure': 'position' }],

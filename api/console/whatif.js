@@ -139,7 +139,7 @@ export async function render(view, me, params) {
       `Only the first ${answer.sellers} sellers by id are counted: the server folds no more in one answer. `,
       'The command line counts them all: ', h('code', null, `trustledger --rulebook ${choice.base} whatif --vs ${choice.rulebook}`));
   view.append(
-    complete,
+    complete ?? '',
     h('section', { class: 'card', id: 'whatif-summary', 'aria-labelledby': 'whatif-summary-title' },
       h('h2', { id: 'whatif-summary-title' }, `${answer.base} against ${answer.rulebook}`),
       facts([

@@ -24,6 +24,7 @@ from ledger import commands as c
 from ledger import merkle
 from ledger.events import Score
 from tests.browser.conftest import Story, requests_sent, screenshot
+from tools import scenario
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -293,6 +294,8 @@ def test_the_trade_page_shows_every_fact_of_the_trade(
             shown = moment.strftime("%Y-%m-%d %H:%M:%S")
             assert shown in text, (fact.position, shown)
         assert f"#{fact.version}" in text
+        recorder = item.find_element("css selector", "[data-figure=recorded_by]")
+        assert recorder.get_attribute("textContent") == fact.recorded_by == scenario.CALLER
     # A reader's key may not audit: positions are not links to the audit page.
     assert _all(driver, "ol.timeline a[href^='#/audit']") == []
     screenshot(driver, "trade")
@@ -375,6 +378,29 @@ def test_the_key_goes_in_the_authorization_header_only(
 # --- The buyer, a credit's explanation, consistency ---------------------------------
 
 
+def _check_the_tier_thresholds(driver: WebDriver, story: Story, stamp: str, tier: str) -> None:
+    """Every tier of the rulebook the figures were reached under, with what
+    it takes, the buyer's own marked."""
+    with story.client(Role.READER) as reader:
+        book_id = next(r.id for r in reader.list_rulebooks().rulebooks if r.scoring_stamp == stamp)
+        tiers = reader.get_rulebook(book_id).scoring.buyer_tiers
+    table = _all(driver, "#tier-thresholds")[0]
+    assert table.get_attribute("data-window-days") == str(tiers.window_days)
+    rows = _all(driver, "#tier-thresholds tbody tr")
+    assert [row.get_attribute("data-tier") for row in rows] == [t.name for t in tiers.tiers]
+    for row, t in zip(rows, tiers.tiers, strict=True):
+        cells = {
+            name: row.find_element("css selector", f"[data-figure={name}]").text
+            for name in ("min_purchases", "min_net_spend")
+        }
+        assert cells == {
+            "min_purchases": str(t.min_purchases),
+            "min_net_spend": _amount(t.min_net_spend_major * 100),
+        }
+        assert row.get_attribute("data-current") == str(t.name == tier).lower()
+    assert len(tiers.tiers) > 1 and tier in {t.name for t in tiers.tiers}
+
+
 def test_the_buyer_page_shows_the_apis_history_tier_credit_and_trades(
     driver: WebDriver, story: Story, sent: list[dict[str, object]]
 ) -> None:
@@ -394,7 +420,7 @@ def test_the_buyer_page_shows_the_apis_history_tier_credit_and_trades(
     assert _text(driver, "[data-figure=window_net_spend]") == _amount(
         history.window_net_spend_minor
     )
-    assert "does not serve the tiers' thresholds" in _text(driver, "[data-figure=thresholds]")
+    _check_the_tier_thresholds(driver, story, history.rulebook, history.tier)
     for name in ("trades", "purchases", "ratings_given", "ratings_received", "fake_trades"):
         assert _text(driver, f"#history [data-figure={name}]") == str(getattr(history, name)), name
     assert _text(driver, "[data-figure=net_spend]") == _amount(history.net_spend_minor)
@@ -434,15 +460,17 @@ def _amount(minor: int) -> str:
 
 @pytest.fixture(scope="module")
 def rated(story: Story) -> int:
-    """Four ratings of ``RATED_SELLER`` by ``RATED_BUYER``: two counted, one
+    """Five ratings of ``RATED_SELLER`` by ``RATED_BUYER``: two counted, one
     excluded for the amount, one as a further positive on the same item
-    within 14 days. The log position the last fact was written at."""
+    within 14 days, a neutral its rater revised to positive the next day.
+    The log position the last fact was written at."""
     start = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
     trades: list[tuple[str, str, int, Score]] = [
         ("R-1", "hat", 100, "positive"),
         ("R-2", "mug", 5_000, "positive"),
         ("R-3", "mug", 5_000, "positive"),
         ("R-4", "vase", 8_000, "negative"),
+        ("R-5", "lamp", 6_000, "neutral"),
     ]
     with story.client(Role.SERVICE) as service:
         for member in (RATED_SELLER, RATED_BUYER):
@@ -471,6 +499,8 @@ def rated(story: Story) -> int:
                 trade_id=trade_id, rater="buyer", score=score, occurred_at=at + 4 * hour
             )
             service.give_rating(rating)
+        revised = c.ReviseRating(trade_id="R-5", rater="buyer", occurred_at=at + timedelta(days=1))
+        service.revise_rating(revised)
         written = service.written
     with story.client(Role.AUDITOR) as auditor:
         auditor.get_credit(RATED_SELLER, min_position=written)
@@ -527,6 +557,8 @@ def test_the_explanation_lists_every_rating_the_api_lists_and_filters_the_exclud
     assert _text(driver, "[data-figure=loaded]") == str(len(listed))
     assert _text(driver, "[data-figure=excluded]") == str(len(excluded))
 
+    _check_the_revised_rating(driver, listed)
+
     # "Excluded only" leaves the excluded rows; a reason narrows them further.
     _all(driver, "#excluded-only")[0].click()
     visible = [r.get_attribute("data-trade") for r in rows if r.is_displayed()]
@@ -539,6 +571,23 @@ def test_the_explanation_lists_every_rating_the_api_lists_and_filters_the_exclud
     Select(_all(driver, "#reason")[0]).select_by_value("")
     assert all(r.is_displayed() for r in rows)
     screenshot(driver, "explanation")
+
+
+def _check_the_revised_rating(driver: WebDriver, listed: list[RatingExplained]) -> None:
+    """The revised rating counts with its revised score and says what it was
+    given; "Corrected only" leaves it alone."""
+    revised = [r for r in listed if r.revised_at is not None]
+    assert [(r.trade_id, r.given_score, r.score) for r in revised] == [
+        ("R-5", "neutral", "positive")
+    ]
+    assert _text(driver, "[data-figure=corrected]") == "1"
+    correction = _text(driver, "tr[data-trade=R-5] [data-figure=correction]")
+    assert correction.startswith("revised from neutral ")
+    rows = _all(driver, "#ratings tbody tr")
+    _all(driver, "#corrected-only")[0].click()
+    assert [r.get_attribute("data-trade") for r in rows if r.is_displayed()] == ["R-5"]
+    _all(driver, "#corrected-only")[0].click()
+    assert all(r.is_displayed() for r in rows)
 
 
 def _leaves(story: Story, count: int) -> list[bytes]:

@@ -1,7 +1,8 @@
-"""The what-if page in Chromium against the demo story, served under a
-rulebook of taobao-classic's levels with other thresholds and multipliers:
-its histogram and list are the API's answer, across level scales it counts
-where sellers land, and a reader's key sees no such page."""
+"""The what-if and operations pages in Chromium against the demo story,
+served under a rulebook of taobao-classic's levels with other thresholds and
+multipliers: the what-if histogram and list are the API's answer, across
+level scales it counts where sellers land; the operations page shows the
+status an admin's key reads; other keys see neither page."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from api.auth import Role
-from tests.browser.conftest import Story, requests_sent, story_log
+from client import errors
+from tests.browser.conftest import Story, requests_sent, screenshot, story_log
 from tests.e2e.support import live_server
 from tests.e2e.test_api_whatif import strict_rulebook
 
@@ -144,10 +146,58 @@ def test_across_scales_the_page_counts_where_sellers_land(driver: WebDriver, sto
     assert shown == [(m.before, m.after, str(m.sellers)) for m in answer.level_moves]
 
 
-def test_a_readers_key_does_not_see_the_whatif_page(driver: WebDriver, story: Story) -> None:
-    sign_in(driver, story, Role.READER)
-    assert _all(driver, "#nav-whatif")[0].is_displayed() is False
+@pytest.mark.parametrize(
+    ("role", "page", "route", "drawn", "path"),
+    [
+        (
+            Role.READER,
+            "whatif",
+            "#/whatif?rulebook=taobao-classic",
+            "svg[data-chart]",
+            "/v1/whatif",
+        ),
+        (Role.AUDITOR, "operations", "#/operations", "#ops-read-models", "/v1/operations"),
+    ],
+)
+def test_a_key_without_the_role_does_not_see_the_page(
+    driver: WebDriver, story: Story, role: Role, page: str, route: str, drawn: str, path: str
+) -> None:
+    """Neither its link, nor its content, nor a request for its answer."""
+    sign_in(driver, story, role)
+    assert _all(driver, f"#nav-{page}")[0].is_displayed() is False
     requests_sent(driver)  # the sign-in's
-    open_page(driver, story, "#/whatif?rulebook=taobao-classic", "[data-refused=whatif]")
-    assert _all(driver, "svg[data-chart=levels]") == []
-    assert [r for r in requests_sent(driver) if "/v1/whatif" in str(r["url"])] == []
+    open_page(driver, story, route, f"[data-refused={page}]")
+    assert _all(driver, drawn) == []
+    assert [r for r in requests_sent(driver) if path in str(r["url"])] == []
+
+
+def _figure(browser: WebDriver, scope: str, name: str) -> str:
+    return _text(_all(browser, f"{scope} [data-figure={name}]")[0])
+
+
+def test_the_operations_page_shows_the_apis_status(driver: WebDriver, story: Story) -> None:
+    with story.client(Role.READER) as reader, pytest.raises(errors.Forbidden):
+        reader.get_operations_status()  # a problem for the page to count
+    sign_in(driver, story, Role.ADMIN)
+    assert _all(driver, "#nav-operations")[0].is_displayed()
+    open_page(driver, story, "#/operations", "#ops-recent-refusals")
+    with story.client(Role.ADMIN) as admin:
+        status = admin.get_operations_status()
+
+    assert _figure(driver, "#ops-models", "log_position") == str(status.log_position)
+    for model in status.projections:
+        row = f"#ops-read-models tr[data-model={model.name}]"
+        assert _figure(driver, row, "position") == str(model.position)
+        assert _figure(driver, row, "lag_events") == str(model.lag_events)
+    assert _figure(driver, "#ops-deadlines", "due") == str(status.deadlines.due)
+    shown_keys = [row.get_attribute("data-key") for row in _all(driver, "#ops-keys tbody tr")]
+    assert shown_keys == [key.id for key in status.keys]
+    counts = {
+        row.get_attribute("data-code"): _figure(
+            driver, f"tr[data-code={row.get_attribute('data-code')}]", "count"
+        )
+        for row in _all(driver, "#ops-refusal-counts tbody tr")
+    }
+    assert counts == {count.code: str(count.count) for count in status.refusals}
+    assert int(counts["forbidden"]) >= 1
+    screenshot(driver, "operations")
