@@ -23,7 +23,7 @@ from projections.credit import Counted, CreditResult
 from projections.credit import Reason as CreditReason
 from projections.dsr import DsrResult
 from projections.explanations import ExplanationPage
-from projections.log_tree import ConsistencyProof, InclusionProof
+from projections.log_tree import ConsistencyProof, InclusionProof, TreeHeadPage
 from projections.marketplace import ViolationFacts
 from projections.penalties import Penalty, PenaltyReason
 from projections.queries import Answer, Series, UnknownSeller
@@ -633,6 +633,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     BuyerHistoryAnswer,
     TreeHead,
     InclusionProof,
+    TreeHeadPage,
     ConsistencyProof,
     DeadlineRun,
     TradeRecord,

@@ -112,6 +112,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", "/v1/log"): ("readLog", AUDITORS),
     ("get", "/v1/replay"): ("replayMember", AUDITORS),
     ("get", "/v1/audit/tree-head"): ("getTreeHead", AUDITORS),
+    ("get", "/v1/audit/tree-heads"): ("listTreeHeads", AUDITORS),
     ("get", "/v1/audit/inclusion"): ("getInclusionProof", AUDITORS),
     ("get", "/v1/audit/consistency"): ("getConsistencyProof", AUDITORS),
     ("get", "/v1/audit/public-key"): ("getPublicKey", AUDITORS),

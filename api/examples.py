@@ -167,6 +167,7 @@ STORY: tuple[Example, ...] = (
     Example("replayMember", "seller", "The seller's figures replayed from the log",
             query={"member_id": SELLER}),
     Example("getTreeHead", "story", "The latest signed tree head"),
+    Example("listTreeHeads", "story", "The signed heads kept, newest first", query={"limit": 10}),
     Example("getInclusionProof", "story", "The first event's inclusion in a tree of two",
             query={"position": 1, "tree_size": 2}),
     Example("getConsistencyProof", "story", "A tree of one grown into a tree of two",

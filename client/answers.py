@@ -33,7 +33,7 @@ from api.answers import (
 from ledger.deadlines import DeadlineRun
 from ledger.trade_record import TradeRecord
 from ledger.tree_head import TreeHead
-from projections.log_tree import ConsistencyProof, InclusionProof
+from projections.log_tree import ConsistencyProof, InclusionProof, TreeHeadPage
 from projections.penalty_feed import PenaltyChange
 from projections.queries import UnknownSeller
 from projections.seller_cases import ComplaintPage, RefundPage
@@ -74,6 +74,7 @@ __all__ = [
     "TradePage",
     "TradeRecord",
     "TreeHead",
+    "TreeHeadPage",
     "UnknownMember",
     "UnknownSeller",
     "ViolationsAnswer",

@@ -650,6 +650,14 @@ class AsyncTrustLedger:
         answer: a.TreeHead = await self._answer(calls.query("/v1/audit/tree-head"), a.TreeHead)
         return answer
 
+    async def list_tree_heads(
+        self, *, limit: int = 50, cursor: str | None = None
+    ) -> a.TreeHeadPage:
+        """A page of the signed heads the server kept, newest first."""
+        call = calls.query("/v1/audit/tree-heads", limit=limit, cursor=cursor)
+        answer: a.TreeHeadPage = await self._answer(call, a.TreeHeadPage)
+        return answer
+
     async def get_inclusion_proof(self, position: int, tree_size: int) -> a.InclusionProof:
         call = calls.query("/v1/audit/inclusion", position=position, tree_size=tree_size)
         answer: a.InclusionProof = await self._answer(call, a.InclusionProof)

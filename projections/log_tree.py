@@ -16,13 +16,15 @@ transaction, so two writers cannot both extend the same tree.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import psycopg
@@ -39,6 +41,7 @@ from ledger.merkle import NodeKey
 from ledger.store import StoredEntry, lock_schema_changes, to_micros
 from ledger.tree_head import TreeHead, TreeHeadSigner, from_json, to_json
 from projections.connections import Fence, SQLiteConnection, chunks, place_of, postgres_pool
+from projections.explanations import BadCursorError
 from projections.runner import LogFollower
 
 # Each refused commit means another process extended the tree; past this
@@ -49,10 +52,45 @@ HEADS_PAGE_MAX = 1_000
 # One head every five minutes for a century is some ten million.
 HEADS_KEPT_MAX = 20_000_000
 HeadKey = tuple[int, int]  # (tree size, timestamp in microseconds): how heads are ordered
+HEAD_KEY_END = 2**63 - 1  # past every head's size and time (both are stored as bigint)
+# A page of heads: the comparison with the key it starts from, and the order.
+_HeadOrder = tuple[Literal[">", "<"], Literal["ASC", "DESC"]]
+_OLDEST_FIRST: _HeadOrder = (">", "ASC")
+_NEWEST_FIRST: _HeadOrder = ("<", "DESC")
 
 
 def head_key(head: TreeHead) -> HeadKey:
     return (head.tree_size, to_micros(head.timestamp))
+
+
+class TreeHeadPage(msgspec.Struct, frozen=True):
+    """Signed heads kept, newest first; ``next_cursor`` asks for older ones (null: none)."""
+
+    heads: tuple[TreeHead, ...]
+    next_cursor: str | None
+
+
+def heads_page(tree: LogTree, limit: int, cursor: str | None = None) -> TreeHeadPage:
+    """A page of the kept heads, newest first, older than the cursor's head."""
+    before = _head_key_of(cursor) if cursor is not None else None
+    heads = tree.heads_before(limit, before)
+    more = len(heads) == limit and bool(tree.heads_before(1, head_key(heads[-1])))
+    return TreeHeadPage(tuple(heads), _cursor_of(head_key(heads[-1])) if more else None)
+
+
+def _cursor_of(key: HeadKey) -> str:
+    return base64.urlsafe_b64encode(f"{key[0]}:{key[1]}".encode()).decode().rstrip("=")
+
+
+def _head_key_of(cursor: str) -> HeadKey:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        size, micros = (int(part) for part in text.split(":"))
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise BadCursorError(f"cursor {cursor!r} was not handed out by this ledger") from error
+    if not (0 <= size <= HEAD_KEY_END and 0 <= micros <= HEAD_KEY_END):
+        raise BadCursorError(f"cursor {cursor!r} was not handed out by this ledger")
+    return size, micros
 
 
 TREE_POOL_SIZE = 4
@@ -105,6 +143,10 @@ class LogTree(ABC):
     @abstractmethod
     def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
         """A page of the signed heads kept, by (tree size, timestamp), after ``after``."""
+
+    @abstractmethod
+    def heads_before(self, limit: int, before: HeadKey | None = None) -> list[TreeHead]:
+        """A page of the signed heads kept, newest first, before ``before``."""
 
     @abstractmethod
     def latest_head(self) -> TreeHead | None: ...
@@ -230,6 +272,11 @@ class MemoryLogTree(LogTree):
         later = [h for h in ordered if after is None or head_key(h) > after]
         return later[: min(limit, HEADS_PAGE_MAX)]
 
+    def heads_before(self, limit: int, before: HeadKey | None = None) -> list[TreeHead]:
+        ordered = sorted(self._heads, key=head_key, reverse=True)
+        earlier = [h for h in ordered if before is None or head_key(h) < before]
+        return earlier[: min(limit, HEADS_PAGE_MAX)]
+
     def latest_head(self) -> TreeHead | None:
         return max(self._heads, key=head_key, default=None)
 
@@ -309,12 +356,18 @@ class SQLiteLogTree(LogTree):
             )
 
     def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
-        size, micros = after if after is not None else (-1, -1)
+        return self._heads_page(_OLDEST_FIRST, after or (-1, -1), limit)
+
+    def heads_before(self, limit: int, before: HeadKey | None = None) -> list[TreeHead]:
+        return self._heads_page(_NEWEST_FIRST, before or (HEAD_KEY_END, HEAD_KEY_END), limit)
+
+    def _heads_page(self, order: _HeadOrder, key: HeadKey, limit: int) -> list[TreeHead]:
+        beyond, direction = order
         with self._transaction(write=False) as cursor:
             rows = cursor.execute(
-                "SELECT body FROM log_tree_heads WHERE (tree_size, timestamp_us) > (?, ?) "
-                "ORDER BY tree_size, timestamp_us LIMIT ?",
-                (size, micros, min(limit, HEADS_PAGE_MAX)),
+                f"SELECT body FROM log_tree_heads WHERE (tree_size, timestamp_us) {beyond} (?, ?) "
+                f"ORDER BY tree_size {direction}, timestamp_us {direction} LIMIT ?",
+                (*key, min(limit, HEADS_PAGE_MAX)),
             ).fetchall()
         return [from_json(body) for (body,) in rows]
 
@@ -450,14 +503,25 @@ class PostgresLogTree(LogTree):
             )
 
     def heads(self, limit: int = HEADS_PAGE_MAX, after: HeadKey | None = None) -> list[TreeHead]:
-        size, micros = after if after is not None else (-1, -1)
+        return self._heads_page(_OLDEST_FIRST, after or (-1, -1), limit)
+
+    def heads_before(self, limit: int, before: HeadKey | None = None) -> list[TreeHead]:
+        return self._heads_page(_NEWEST_FIRST, before or (HEAD_KEY_END, HEAD_KEY_END), limit)
+
+    def _heads_page(self, order: _HeadOrder, key: HeadKey, limit: int) -> list[TreeHead]:
+        beyond, direction = order
         with self._transaction() as cursor:
             cursor.execute(
                 sql.SQL(
-                    "SELECT body FROM {} WHERE (tree_size, timestamp_us) > (%s, %s) "
-                    "ORDER BY tree_size, timestamp_us LIMIT %s"
+                    "SELECT body FROM {} WHERE (tree_size, timestamp_us) "
+                    + beyond
+                    + " (%s, %s) ORDER BY tree_size "
+                    + direction
+                    + ", timestamp_us "
+                    + direction
+                    + " LIMIT %s"
                 ).format(self._table("heads")),
-                (size, micros, min(limit, HEADS_PAGE_MAX)),
+                (*key, min(limit, HEADS_PAGE_MAX)),
             )
             return [from_json(bytes(body)) for (body,) in cursor.fetchall()]
 

@@ -111,19 +111,42 @@ async function consistent(text, head, headResult, publicKey) {
     : { ok: false, why: `the proof does not lead from the earlier root (${earlier.tree_size} events) to the latest (${head.tree_size})` };
 }
 
-function consistencyForm(head, headResult, publicKey) {
+// The kept heads offered to pick an earlier one from (newest first).
+const KEPT_HEADS_LISTED = 50;
+
+/** A list of the heads the server kept; picking one puts it in ``text``. */
+async function keptHeads(text) {
+  let page;
+  try {
+    page = await getJson('/v1/audit/tree-heads', { limit: KEPT_HEADS_LISTED });
+  } catch (error) {
+    return problemText(error);
+  }
+  const kept = page.heads;
+  const select = h('select', { id: 'kept-head', name: 'kept-head', 'data-heads': kept.length, onchange: () => {
+    const chosen = kept[Number(select.value)];
+    text.value = chosen ? JSON.stringify(chosen) : '';
+  } },
+  h('option', { value: '' }, kept.length ? 'choose one…' : 'none kept yet'),
+  kept.map((one, i) => h('option', { value: i, 'data-tree-size': one.tree_size }, `${one.tree_size} events, signed ${f.time(one.timestamp)}`)));
+  return h('div', { class: 'field' },
+    h('label', { for: 'kept-head' }, `A head the server kept (the latest ${KEPT_HEADS_LISTED})`), select);
+}
+
+async function consistencyForm(head, headResult, publicKey) {
   const text = h('textarea', { id: 'earlier-head', name: 'earlier-head', rows: 4, spellcheck: 'false', 'aria-describedby': 'earlier-head-hint',
     placeholder: '{"tree_size":20,"root_hash":"…","timestamp":"…","signature":"…","key_id":"…"}' });
   const result = h('div', { 'aria-live': 'polite' });
   return [
-    h('p', { class: 'muted' }, 'The server signs and serves only its latest head (GET /v1/audit/tree-head): an earlier head is one you kept. ',
-      'Paste it — a line of a witness file, or the JSON GET /v1/audit/tree-head answered then; a size and a root alone are checked too, without a signature. ',
-      'The console asks for the consistency proof from its size to the latest head\'s (GET /v1/audit/consistency) and checks it here against both roots (RFC 9162 §2.1.4.2).'),
+    h('p', { class: 'muted' }, 'Pick an earlier head the server kept (GET /v1/audit/tree-heads), or paste one you kept yourself — ',
+      'a line of a witness file, or the JSON GET /v1/audit/tree-head answered then; a size and a root alone are checked too, without a signature. ',
+      'A head you kept proves more than one the server kept: the server could have rewritten its own. The console asks for the consistency proof from its size to the latest head\'s (GET /v1/audit/consistency) and checks it here against both roots (RFC 9162 §2.1.4.2).'),
     h('form', { id: 'consistency-form', onsubmit: async (event) => {
       event.preventDefault();
       result.replaceChildren(h('p', { class: 'muted' }, 'Checking…'));
       result.replaceChildren(verdict('consistency', await checked(() => consistent(text.value, head, headResult, publicKey))));
     } },
+    await keptHeads(text),
     h('label', { for: 'earlier-head' }, 'An earlier signed tree head (JSON)'),
     h('small', { id: 'earlier-head-hint' }, `Checked against the latest head above, of ${head.tree_size} events.`),
     text,
@@ -206,7 +229,7 @@ export async function render(view, me, params) {
     return;
   }
   const lagLoad = fill(lagPart.body, () => projections(head));
-  consistencyPart.body.replaceChildren(...consistencyForm(head, headResult, publicKey));
+  consistencyPart.body.replaceChildren(...await consistencyForm(head, headResult, publicKey));
   consistencyPart.body.dataset.state = 'ready';
 
   const position = Number.parseInt(params.get('position') ?? '1', 10);

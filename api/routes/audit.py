@@ -16,11 +16,18 @@ from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
-from api.routes.reputation import RULEBOOK_ID_MAX_CHARS
+from api.routes.reputation import RULEBOOK_ID_MAX_CHARS, PageCursor
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
 from ledger.policy import RULEBOOK_ID_PATTERN
 from ledger.tree_head import TreeHead, to_json
-from projections.log_tree import ConsistencyProof, InclusionProof
+from projections.explanations import BadCursorError
+from projections.log_tree import (
+    HEADS_PAGE_MAX,
+    ConsistencyProof,
+    InclusionProof,
+    TreeHeadPage,
+    heads_page,
+)
 from projections.queries import Reputation, Where
 from projections.views import MemoryView
 
@@ -176,6 +183,36 @@ def tree_head(service: ServiceDep, who: Auditor) -> Response:
     if head is None:
         raise _no_signing_key()
     return Response(to_json(head), media_type=a.JSON)
+
+
+TREE_HEADS_PAGE_DEFAULT = 50
+
+
+@router.get(
+    f"{TREE}/tree-heads",
+    responses=a.answered_by(
+        TreeHeadPage,
+        "Signed heads kept, newest first; bytes are base64, each as a witness keeps it.",
+    ),
+)
+def tree_heads(
+    request: Request,
+    service: ServiceDep,
+    who: Auditor,
+    limit: Annotated[int, Query(ge=1, le=HEADS_PAGE_MAX)] = TREE_HEADS_PAGE_DEFAULT,
+    cursor: PageCursor = None,
+) -> Response:
+    """The signed heads the server kept, newest first, a page at a time: any
+    two of them can be checked for consistency (``/consistency``)."""
+    try:
+        page = heads_page(service.tree, limit, cursor)
+    except BadCursorError as error:
+        raise ApiProblem(422, "invalid_cursor", str(error), field="cursor") from error
+    response = _json(page)
+    if page.next_cursor is not None:
+        following = request.url.include_query_params(cursor=page.next_cursor, limit=limit)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return response
 
 
 @router.get(

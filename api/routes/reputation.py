@@ -63,6 +63,14 @@ AtPosition = Annotated[
         ),
     ),
 ]
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=CURSOR_MAX_CHARS,
+        pattern=CURSOR_PATTERN,
+        description="next_cursor of the page before",
+    ),
+]
 RulebookId = Annotated[
     str | None,
     Query(
@@ -252,14 +260,7 @@ def credit_explanation(
     service: ServiceDep,
     scope: ReaderScope,
     role: PartyRole = "seller",
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_CHARS,
-            pattern=CURSOR_PATTERN,
-            description="next_cursor of the page before",
-        ),
-    ] = None,
+    cursor: PageCursor = None,
     limit: Annotated[int, Query(ge=1, le=EXPLANATION_PAGE_MAX)] = EXPLANATION_PAGE_DEFAULT,
 ) -> Response:
     """One page of the ratings behind a member's credit, in order of order
@@ -408,14 +409,6 @@ def trade(trade_id: s.TradePath, service: ServiceDep, who: TradeReader) -> Respo
 
 
 TradesLimit = Annotated[int, Query(ge=1, le=TRADE_PAGE_MAX)]
-TradesCursor = Annotated[
-    str | None,
-    Query(
-        max_length=CURSOR_MAX_CHARS,
-        pattern=CURSOR_PATTERN,
-        description="next_cursor of the page before",
-    ),
-]
 
 
 @router.get("/sellers/{seller_id}/trades", responses=a.answered_by(TradePage))
@@ -424,7 +417,7 @@ def seller_trades(
     request: Request,
     service: ServiceDep,
     who: TradeReader,
-    cursor: TradesCursor = None,
+    cursor: PageCursor = None,
     limit: TradesLimit = TRADE_PAGE_DEFAULT,
     min_position: MinPosition = None,
 ) -> Response:
@@ -441,7 +434,7 @@ def buyer_trades(
     request: Request,
     service: ServiceDep,
     who: TradeReader,
-    cursor: TradesCursor = None,
+    cursor: PageCursor = None,
     limit: TradesLimit = TRADE_PAGE_DEFAULT,
     min_position: MinPosition = None,
 ) -> Response:
@@ -480,7 +473,7 @@ def seller_complaints(
     request: Request,
     service: ServiceDep,
     who: TradeReader,
-    cursor: TradesCursor = None,
+    cursor: PageCursor = None,
     limit: CasesLimit = CASE_PAGE_DEFAULT,
     min_position: MinPosition = None,
 ) -> Response:
@@ -502,7 +495,7 @@ def seller_refunds(
     request: Request,
     service: ServiceDep,
     who: TradeReader,
-    cursor: TradesCursor = None,
+    cursor: PageCursor = None,
     limit: CasesLimit = CASE_PAGE_DEFAULT,
     min_position: MinPosition = None,
 ) -> Response:

@@ -648,10 +648,34 @@ def test_the_audit_page_checks_consistency_with_an_earlier_root_and_shows_the_vi
     assert _check_consistency(driver, forged) == "does not verify"
     assert "signature" in _text(driver, "[data-verdict=consistency] .why")
 
+    _check_a_kept_head(driver, story)
+
     # The view's lag, as /readyz answers it.
     assert _text(driver, "[data-figure=log_position]") == str(ready["log_position"])
     assert _text(driver, "[data-figure=view_position]") == str(ready["view_position"])
     assert _text(driver, "[data-figure=lag]").startswith(f"{ready['lag_events']} events")
+
+
+def _check_a_kept_head(driver: WebDriver, story: Story) -> None:
+    """The heads the server kept are offered as the API lists them; the
+    oldest, picked, is signed and consistent with the latest."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.select import Select  # noqa: PLC0415
+
+    with story.client(Role.AUDITOR) as auditor:
+        kept = auditor.list_tree_heads(limit=50).heads
+    options = _all(driver, "#kept-head option[data-tree-size]")
+    assert [o.get_attribute("data-tree-size") for o in options] == [
+        str(head.tree_size) for head in kept
+    ]
+    driver.execute_script("document.querySelector('[data-verdict=consistency]')?.remove()")
+    Select(_all(driver, "#kept-head")[0]).select_by_index(len(options))  # after "choose one"
+    picked = json.loads(driver.find_element(By.ID, "earlier-head").get_attribute("value") or "")
+    assert picked["tree_size"] == kept[-1].tree_size
+    driver.find_element(By.CSS_SELECTOR, "#consistency-form button[type=submit]").click()
+    _wait(driver, "[data-verdict=consistency] .word")
+    assert _text(driver, "[data-verdict=consistency] .word") == "verified"
+    assert "signature holds" in _text(driver, "[data-verdict=consistency] .why")
 
 
 def _b64(raw: bytes) -> str:

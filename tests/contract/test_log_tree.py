@@ -138,6 +138,10 @@ def test_signed_heads_are_kept_and_verify(story_app: LedgerApp, tree: LogTree) -
     assert tree.heads(after=head_key(early)) == [late]
     assert tree.heads(limit=1) == [early]
     assert list(tree.all_heads()) == [early, late]
+    assert tree.heads_before(10) == [late, early]
+    assert tree.heads_before(1) == [late]
+    assert tree.heads_before(10, before=head_key(late)) == [early]
+    assert tree.heads_before(10, before=head_key(early)) == []
     assert tree.latest_head() == late
     verifier = TreeHeadVerifier.from_pem(signer.public_key_pem())
     assert verifier.verify(early)

@@ -78,6 +78,35 @@ def test_a_later_head_is_proved_to_extend_an_earlier_one(api: Api) -> None:
     )
 
 
+def test_the_heads_kept_are_listed_newest_first_a_page_at_a_time(api: Api) -> None:
+    auditor = api.auditor
+    heads = []
+    for member in ("m-1", "m-2", "m-3"):
+        register(api.service, member)
+        heads.append(auditor.get_tree_head())
+    verifier = TreeHeadVerifier.from_pem(auditor.get_public_key().public_key_pem.encode())
+
+    first = auditor.list_tree_heads(limit=2)
+    assert first.next_cursor is not None
+    rest = auditor.list_tree_heads(limit=2, cursor=first.next_cursor)
+    raw = api.get("/v1/audit/tree-heads", role=Role.AUDITOR, limit=2)
+
+    assert [*first.heads, *rest.heads] == heads[::-1]
+    assert rest.next_cursor is None
+    assert all(verifier.verify(head) for head in first.heads + rest.heads)
+    assert raw.headers["Link"] == (
+        f'</v1/audit/tree-heads?cursor={first.next_cursor}&limit=2>; rel="next"'
+    )
+    # Any two of them are consistent: the later tree extends the earlier one.
+    older, newer = rest.heads[0], first.heads[0]
+    hashes = auditor.get_consistency_proof(older.tree_size, newer.tree_size).proof
+    assert merkle.verify_consistency(
+        older.tree_size, newer.tree_size, older.root_hash, newer.root_hash, hashes
+    )
+    refused = api.get("/v1/audit/tree-heads", role=Role.AUDITOR, cursor="bm90LWEtaGVhZA")
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_cursor")
+
+
 def test_proofs_refuse_what_the_tree_does_not_hold(api: Api) -> None:
     auditor = api.auditor
     register(api.service, "m-1")
@@ -96,6 +125,7 @@ def test_only_auditors_see_the_tree(api: Api) -> None:
     # Raw: the status each role's key is answered with is the subject.
     for role in (Role.SERVICE, Role.RANKING, Role.READER):
         assert api.get("/v1/audit/tree-head", role=role).status_code == 403
+        assert api.get("/v1/audit/tree-heads", role=role).status_code == 403
 
 
 def test_without_a_signing_key_heads_are_refused_not_signed(tmp_path: Path) -> None:
