@@ -16,11 +16,10 @@ from api import schemas as s
 from api.auth import AUDIT_ROLES, Principal
 from api.deps import ServiceDep, require
 from api.problems import ApiProblem
-from api.routes.reputation import RULEBOOK_ID_MAX_CHARS, PageCursor
+from api.routes.reputation import RULEBOOK_ID_MAX_CHARS, PageCursor, linked_page
 from ledger.ids import ID_MAX_CHARS, ID_PATTERN
 from ledger.policy import RULEBOOK_ID_PATTERN
 from ledger.tree_head import TreeHead, to_json
-from projections.explanations import BadCursorError
 from projections.log_tree import (
     HEADS_PAGE_MAX,
     ConsistencyProof,
@@ -204,15 +203,7 @@ def tree_heads(
 ) -> Response:
     """The signed heads the server kept, newest first, a page at a time: any
     two of them can be checked for consistency (``/consistency``)."""
-    try:
-        page = heads_page(service.tree, limit, cursor)
-    except BadCursorError as error:
-        raise ApiProblem(422, "invalid_cursor", str(error), field="cursor") from error
-    response = _json(page)
-    if page.next_cursor is not None:
-        following = request.url.include_query_params(cursor=page.next_cursor, limit=limit)
-        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
-    return response
+    return linked_page(request, lambda: heads_page(service.tree, limit, cursor), limit=limit)
 
 
 @router.get(

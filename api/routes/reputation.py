@@ -35,6 +35,7 @@ from projections.explanations import (
     EXPLANATION_PAGE_MAX,
     BadCursorError,
 )
+from projections.log_tree import TreeHeadPage
 from projections.queries import PENALTY_BATCH_MAX, UnknownMemberError, UnknownSeller, Where
 from projections.seller_cases import CASE_PAGE_DEFAULT, CASE_PAGE_MAX, ComplaintPage, RefundPage
 from projections.series import SERIES_POINTS_MAX, SeriesWindowError, Step, series_times
@@ -511,10 +512,13 @@ def seller_refunds(
     )
 
 
+Page = TradePage | ComplaintPage | RefundPage | TreeHeadPage
+
+
 def _paged(
     request: Request,
     service: Service,
-    page_of: Callable[[], TradePage | ComplaintPage | RefundPage],
+    page_of: Callable[[], Page],
     *,
     limit: int,
     min_position: int | None,
@@ -522,6 +526,12 @@ def _paged(
     """A list's page, read once the view reflects ``min_position``, with the
     next page's address in a ``Link`` header."""
     _read_scope(service, min_position)
+    return linked_page(request, page_of, limit=limit)
+
+
+def linked_page(request: Request, page_of: Callable[[], Page], *, limit: int) -> Response:
+    """A page as JSON, with the next page's address in a ``Link`` header; a
+    cursor no page handed out is refused 422 ``invalid_cursor``."""
     try:
         page = page_of()
     except BadCursorError as error:
