@@ -337,6 +337,27 @@ class PenaltySeriesAnswer(msgspec.Struct, frozen=True, kw_only=True):
     position: int
 
 
+class ViolationsPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A seller's violation standing as of one time of a series: its points
+    this year, whether it is sealed, and the bans in force then (the records
+    are in ``GET /v1/sellers/{seller_id}/violations``)."""
+
+    as_of: UtcTime
+    points: ViolationPoints
+    sealed: bool
+    bans_in_force: tuple[Ban, ...]
+
+
+class ViolationsSeriesAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """A seller's violation standing at the end of each step, in time order."""
+
+    seller_id: str
+    rulebook: str
+    step: Step
+    points: tuple[ViolationsPoint, ...]
+    position: int
+
+
 P = TypeVar("P", bound=msgspec.Struct)
 
 
@@ -363,6 +384,27 @@ def dsr_series_answer(
 ) -> DsrSeriesAnswer:
     points = tuple(_point(dsr_answer(p, decimals=decimals), DsrPoint) for p in series.points)
     return DsrSeriesAnswer(
+        seller_id=seller_id,
+        rulebook=series.rulebook,
+        step=step,
+        points=points,
+        position=series.position,
+    )
+
+
+def violations_series_answer(
+    seller_id: str, step: Step, series: Series[ViolationStanding]
+) -> ViolationsSeriesAnswer:
+    points = tuple(
+        ViolationsPoint(
+            as_of=p.as_of,
+            points=ViolationPoints(p.figure.general, p.figure.serious),
+            sealed=p.figure.sealed,
+            bans_in_force=tuple(p.figure.active_bans(p.as_of)),
+        )
+        for p in series.points
+    )
+    return ViolationsSeriesAnswer(
         seller_id=seller_id,
         rulebook=series.rulebook,
         step=step,
@@ -627,6 +669,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     CreditSeriesAnswer,
     DsrSeriesAnswer,
     PenaltySeriesAnswer,
+    ViolationsSeriesAnswer,
     UnknownSeller,
     UnknownMember,
     ViolationsAnswer,

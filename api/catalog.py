@@ -97,6 +97,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", SELLER + "/dsr"): ("getSellerDsr", PLATFORM),
     ("get", SELLER + "/dsr/series"): ("getSellerDsrSeries", PLATFORM),
     ("get", SELLER + "/violations"): ("getSellerViolations", PLATFORM),
+    ("get", SELLER + "/violations/series"): ("getSellerViolationsSeries", PLATFORM),
     ("get", "/v1/buyers/{buyer_id}/history"): ("getBuyerHistory", PLATFORM),
     ("get", "/v1/trades/{trade_id}"): ("getTrade", PLATFORM),
     ("get", SELLER + "/trades"): ("listSellerTrades", PLATFORM),

@@ -146,6 +146,8 @@ STORY: tuple[Example, ...] = (
             path={"seller_id": SELLER}, query=SERIES_WINDOW),
     Example("getSellerViolations", "seller", "The seller's violation points",
             path={"seller_id": SELLER}),
+    Example("getSellerViolationsSeries", "seller", "The seller's violation points week by week",
+            path={"seller_id": SELLER}, query=SERIES_WINDOW),
     Example("getBuyerHistory", "buyer", "The buyer's history and tier", path={"buyer_id": BUYER}),
     Example("getTrade", "trade", "The trade and its facts", path={"trade_id": TRADE}),
     Example("listSellerTrades", "seller", "The seller's trades", path={"seller_id": SELLER}),

@@ -28,6 +28,7 @@ from api.answers import (
     RulebooksAnswer,
     UnknownMember,
     ViolationsAnswer,
+    ViolationsSeriesAnswer,
     WhatIfAnswer,
 )
 from ledger.deadlines import DeadlineRun
@@ -78,6 +79,7 @@ __all__ = [
     "UnknownMember",
     "UnknownSeller",
     "ViolationsAnswer",
+    "ViolationsSeriesAnswer",
     "WhatIfAnswer",
 ]
 

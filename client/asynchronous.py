@@ -385,6 +385,29 @@ class AsyncTrustLedger:
             min_position=min_position,
         )
 
+    async def get_seller_violations_series(
+        self,
+        seller_id: str,
+        *,
+        from_: datetime,
+        to: datetime,
+        step: Step = "day",
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.ViolationsSeriesAnswer:
+        """The violation points, seal and bans in force at the end of each step, in time order."""
+        return await self._figure(
+            f"/v1/sellers/{segment(seller_id)}/violations/series",
+            a.ViolationsSeriesAnswer,
+            **{"from": from_},
+            to=to,
+            step=step,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+
     async def get_trade(self, trade_id: str) -> a.TradeRecord:
         """A trade's state now and every fact recorded about it, with positions."""
         answer: a.TradeRecord = await self._answer(

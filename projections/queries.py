@@ -57,7 +57,7 @@ from projections.tallies import (
 from projections.timeline import Vector
 from projections.trade_lists import TradePage, trades_page
 from projections.views import ReputationView
-from projections.violations import ViolationStanding, standing_at, violations_of
+from projections.violations import ViolationStanding, standing_at, violations_at
 from projections.windows import calendar_year
 
 PENALTY_BATCH_MAX = 1_000
@@ -462,7 +462,33 @@ class Reputation:
         return penalty, min((c for c in changes if c is not None), default=None)
 
     def violations(self, seller_id: str, where: Where = NOW) -> Answer[ViolationStanding]:
-        return self._answer(seller_id, violations_of, where)
+        """A seller's violation standing, from its own facts (its trades are not read)."""
+        book = self.rulebook(where.rulebook)
+        cut, position = self.cut(where.as_of, where.at_position)
+        member = self.view.member(seller_id)
+        if member is None or not cut.sees(member.registered):
+            raise UnknownMemberError(seller_id)
+        return Answer(violations_at(member, cut, book), book.scoring_stamp, cut.as_of, position)
+
+    def violations_series(
+        self, seller_id: str, where: Where, ats: Sequence[datetime]
+    ) -> Series[ViolationStanding]:
+        """A seller's violation standing at each of ``ats``, each point
+        ``violations`` as of it: the seller's own facts read once, folded at
+        each point. Points before its registration are left out."""
+        book = self.rulebook(where.rulebook)
+        _, position = self.cut(ats[-1], where.at_position)
+        member = self.view.member(seller_id)
+        cuts = [
+            c for c in self._cuts(ats, where) if member is not None and c.sees(member.registered)
+        ]
+        if member is None or not cuts or cuts[-1].as_of != ats[-1]:
+            raise UnknownMemberError(seller_id)
+        points = tuple(
+            Answer(violations_at(member, cut, book), book.scoring_stamp, cut.as_of, position)
+            for cut in cuts
+        )
+        return Series(points, book.scoring_stamp, position)
 
     def buyer_history(self, buyer_id: str, where: Where = NOW) -> Answer[BuyerHistory]:
         """A buyer's history and tier: from its tally when the view keeps one

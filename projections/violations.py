@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 import msgspec
 
 from ledger.commands import UtcTime
-from projections.marketplace import Cut, MemberFile, ViolationFacts
+from projections.marketplace import Cut, MemberFacts, MemberFile, ViolationFacts
 from projections.rulebook import Rulebook, ViolationScoring
 from projections.windows import calendar_year
 
@@ -67,9 +67,15 @@ class ViolationStanding(msgspec.Struct, frozen=True):
 
 
 def violations_of(file: MemberFile, cut: Cut, rulebook: Rulebook) -> ViolationStanding:
+    return violations_at(file.member, cut, rulebook)
+
+
+def violations_at(member: MemberFacts, cut: Cut, rulebook: Rulebook) -> ViolationStanding:
+    """A seller's standing from its own facts: its violations and nothing of
+    its trades, so it costs what its violations cost."""
     rules = rulebook.scoring.violations
     zone = rulebook.scoring.zone
-    records = _in_order(v for v in file.member.violations if cut.sees(v.stamp))
+    records = _in_order(v for v in member.violations if cut.sees(v.stamp))
     totals = {"general": 0, "serious": 0}
     year: int | None = None
     bans: list[Ban] = []

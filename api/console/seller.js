@@ -142,26 +142,62 @@ export async function render(view, me, id, params) {
     await getJson(`/v1/sellers/${path}/penalty`, { as_of: asOf, ...common })));
 
   const query = { ...window, ...common };
+  const span = WINDOWS[choice.step].label.toLowerCase();
+  // One credit series draws three charts: the score, the level and the positive rates.
+  const creditLoad = figures ? getJson(`/v1/members/${path}/credit/series`, { role: 'seller', ...query }) : null;
+  creditLoad?.catch(() => {}); // each chart shows the refusal
   add(charts, 'Credit score', 'credit-series', figures, async () => {
-    const series = await getJson(`/v1/members/${path}/credit/series`, { role: 'seller', ...query });
+    const series = await creditLoad;
     return lineChart({
-      id: 'credit-series', title: `Credit score of ${id}, ${WINDOWS[choice.step].label.toLowerCase()}`,
+      id: 'credit-series', title: `Credit score of ${id}, ${span}`,
       times: series.points.map((p) => p.as_of), domain: [0, 1], format: (v) => String(Math.round(v)),
       lines: [{ key: 'score', name: 'score', values: series.points.map((p) => p.score) }],
+    });
+  });
+  add(charts, 'Credit level', 'level-series', figures, async () => {
+    const series = await creditLoad;
+    const names = new Map(series.points.map((p) => [p.level.index, p.level.name]));
+    return lineChart({
+      id: 'level-series', title: `Credit level of ${id}, ${span}`,
+      times: series.points.map((p) => p.as_of), domain: [0, 1],
+      format: (v) => names.get(Math.round(v)) ?? `level ${Math.round(v)}`,
+      lines: [{ key: 'level', name: 'level', values: series.points.map((p) => p.level.index) }],
+    });
+  });
+  add(charts, 'Positive rate', 'rate-series', figures, async () => {
+    const series = await creditLoad;
+    return lineChart({
+      id: 'rate-series', title: `Positive rate of ${id}, ${span}`,
+      times: series.points.map((p) => p.as_of), domain: [0, 1], format: f.percent,
+      lines: [
+        { key: 'positive_rate_lifetime', name: 'all time', values: series.points.map((p) => p.positive_rate_lifetime) },
+        { key: 'positive_rate_180d', name: 'last 180 days', values: series.points.map((p) => p.positive_rate_180d) },
+      ],
     });
   });
   add(charts, 'Shop scores', 'dsr-series', figures, async () => {
     const series = await getJson(`/v1/sellers/${path}/dsr/series`, query);
     return lineChart({
-      id: 'dsr-series', title: `Shop scores of ${id}, ${WINDOWS[choice.step].label.toLowerCase()}`,
+      id: 'dsr-series', title: `Shop scores of ${id}, ${span}`,
       times: series.points.map((p) => p.as_of), domain: [1, DSR_MAX], format: (v) => v.toFixed(2),
       lines: DSR.map(([key, name]) => ({ key, name, values: series.points.map((p) => p[key]) })),
+    });
+  });
+  add(charts, 'Violation points', 'violations-series', figures, async () => {
+    const series = await getJson(`/v1/sellers/${path}/violations/series`, query);
+    return lineChart({
+      id: 'violations-series', title: `Violation points of ${id} this year, ${span}`,
+      times: series.points.map((p) => p.as_of), domain: [0, 1], format: (v) => String(Math.round(v)),
+      lines: [
+        { key: 'general', name: 'general', values: series.points.map((p) => p.points.general) },
+        { key: 'serious', name: 'serious', values: series.points.map((p) => p.points.serious) },
+      ],
     });
   });
   add(charts, 'Search ranking multiplier', 'penalty-series', may(me, 'penalty'), async () => {
     const series = await getJson(`/v1/sellers/${path}/penalty/series`, query);
     return lineChart({
-      id: 'penalty-series', title: `Ranking multiplier of ${id}, ${WINDOWS[choice.step].label.toLowerCase()}`,
+      id: 'penalty-series', title: `Ranking multiplier of ${id}, ${span}`,
       times: series.points.map((p) => p.as_of), domain: [0, 1], format: (v) => v.toFixed(2),
       lines: [{ key: 'multiplier', name: 'multiplier', values: series.points.map((p) => p.multiplier) }],
     });

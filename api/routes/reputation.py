@@ -300,6 +300,20 @@ def dsr_series(seller_id: s.SellerPath, service: ServiceDep, scope: ReaderSeries
     return _served(a.dsr_series_answer(seller_id, scope.step, series, decimals=decimals))
 
 
+@router.get(
+    "/sellers/{seller_id}/violations/series", responses=a.answered_by(a.ViolationsSeriesAnswer)
+)
+def violations_series(
+    seller_id: s.SellerPath, service: ServiceDep, scope: ReaderSeries
+) -> Response:
+    """A seller's violation points, seal and bans in force at the end of each
+    step from ``from`` to ``to``, in time order: each point is what ``GET
+    /v1/sellers/{seller_id}/violations`` answers as of its time; the seller's
+    own facts are read once for the whole series."""
+    series = service.reputation.violations_series(seller_id, scope.where, scope.times)
+    return _served(a.violations_series_answer(seller_id, scope.step, series))
+
+
 @router.get("/sellers/{seller_id}/penalty/series", responses=a.answered_by(a.PenaltySeriesAnswer))
 def penalty_series(seller_id: s.SellerPath, service: ServiceDep, scope: RankerSeries) -> Response:
     """A seller's search-ranking penalty at the end of each step from ``from``

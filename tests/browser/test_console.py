@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -223,7 +223,8 @@ def test_the_seller_page_shows_the_apis_figures(
 def test_each_chart_has_a_vertex_per_point_of_its_series(
     driver: WebDriver, story: Story, sent: list[dict[str, object]]
 ) -> None:
-    """One request per chart, and a vertex per point where the line has a value."""
+    """One request per series (the credit series draws the score, level and
+    rate charts), and a vertex per point where the line has a value."""
     sign_in(driver, story, Role.READER)
     open_page(driver, story, f"#/seller/{SELLER}?as_of={AS_OF_DATE}", "#penalty-series svg.chart")
     start = AS_OF - WEEKS_13
@@ -233,14 +234,25 @@ def test_each_chart_has_a_vertex_per_point_of_its_series(
         penalty_series = reader.get_seller_penalty_series(
             SELLER, from_=start, to=AS_OF, step="week"
         )
+        violations = reader.get_seller_violations_series(SELLER, from_=start, to=AS_OF, step="week")
     window = _all(driver, "#window")[0]
     assert window.get_attribute("data-from") == start.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert window.get_attribute("data-to") == AS_OF.strftime("%Y-%m-%dT%H:%M:%SZ")
     sent += requests_sent(driver)
     asked = [str(r["url"]) for r in sent if "/series" in str(r["url"])]
-    assert len(asked) == 3, asked
-    charts = {
-        "credit-series": {"score": [p.score for p in credit_series.points]},
+    assert len(asked) == 4, asked
+    credit = credit_series.points
+    charts: dict[str, dict[str, list[Any]]] = {
+        "credit-series": {"score": [p.score for p in credit]},
+        "level-series": {"level": [p.level.index for p in credit]},
+        "rate-series": {
+            "positive_rate_lifetime": [p.positive_rate_lifetime for p in credit],
+            "positive_rate_180d": [p.positive_rate_180d for p in credit],
+        },
+        "violations-series": {
+            "general": [p.points.general for p in violations.points],
+            "serious": [p.points.serious for p in violations.points],
+        },
         "dsr-series": {
             key: [getattr(p, key) for p in dsr_series.points]
             for key in ("as_described", "service", "shipping_speed", "logistics")

@@ -85,6 +85,10 @@ def figures(reputation: Reputation, member: str) -> dict[str, tuple[Any, Any]]:
             lambda w, ats: reputation.penalty_series(member, w, ats),
             lambda w: reputation.penalty(member, w),
         ),
+        "violations": (
+            lambda w, ats: reputation.violations_series(member, w, ats),
+            lambda w: reputation.violations(member, w),
+        ),
     }
 
 
@@ -133,9 +137,11 @@ def test_points_before_registration_are_left_out_and_an_unknown_member_is_refuse
         lambda: reputation.credit_series("alice", "buyer", Where(), early),
         lambda: reputation.dsr_series("alice", Where(), early),
         lambda: reputation.penalty_series("alice", Where(), early),
+        lambda: reputation.violations_series("alice", Where(), early),
         lambda: reputation.credit_series("nobody", "seller", Where(), ats),
         lambda: reputation.dsr_series("nobody", Where(at_position=40), ats),
         lambda: reputation.penalty_series("nobody", Where(), ats),
+        lambda: reputation.violations_series("nobody", Where(at_position=40), ats),
     ):
         with pytest.raises(UnknownMemberError):
             query()

@@ -5,7 +5,7 @@ of its time, and the window's limits are refused."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,11 +101,25 @@ def test_each_point_is_what_the_single_query_answers_as_of_it(api: Api) -> None:
         single_penalty = api.ranking.get_seller_penalty("seller-1", as_of=demotion.as_of)
         assert msgspec.structs.asdict(demotion) == without(single_penalty, *STAMPS, "seller_id")
     assert [p.searchable for p in penalty.points].count(False) > 0  # the violation's ban
+    _check_violations_series(api, start, end)
     audited = api.auditor.get_credit_series("seller-1", from_=start, to=end, at_position=10)
     assert audited.position == 10
     for point in audited.points:
         single = api.auditor.get_credit("seller-1", as_of=point.as_of, at_position=10)
         assert msgspec.structs.asdict(point) == without(single, *STAMPS)
+
+
+def _check_violations_series(api: Api, start: datetime, end: datetime) -> None:
+    """Each point is the single query's points and seal, with the bans in force then."""
+    series = api.reader.get_seller_violations_series("seller-1", from_=start, to=end, step="day")
+    for point in series.points:
+        single = api.reader.get_seller_violations("seller-1", as_of=point.as_of)
+        assert (point.points, point.sealed) == (single.points, single.sealed)
+        in_force = [ban for ban in single.bans if ban.active(point.as_of)]
+        assert list(point.bans_in_force) == in_force
+    general = [p.points.general for p in series.points]
+    assert general[0] == 0 and general[-1] == 12  # the violation of day 5 counts from then on
+    assert any(p.bans_in_force for p in series.points)
 
 
 def test_the_window_and_the_callers_are_refused_as_the_single_queries_refuse_them(
