@@ -29,6 +29,7 @@ from projections.penalties import Penalty, PenaltyReason
 from projections.queries import Answer, Series, UnknownSeller
 from projections.rulebook import Fraction, Rulebook, Scoring
 from projections.seller_cases import ComplaintPage, RefundPage
+from projections.seller_level import SellerLevel
 from projections.series import Step
 from projections.trade_lists import TradePage
 from projections.violations import Ban, ViolationStanding
@@ -228,6 +229,19 @@ class ViolationsAnswer(Stamped, frozen=True, kw_only=True):
     sealed: bool
     records: tuple[ViolationRecord, ...]
     bans: tuple[Ban, ...]
+
+
+class SellerLevelAnswer(Stamped, frozen=True, kw_only=True):
+    """A seller's level as buyers see it under rulebooks that grade sellers
+    by defects (eBay-style: top rated, above standard, below standard), with
+    the figures behind it; ``level`` is null under a rulebook without seller
+    levels."""
+
+    level: SellerLevel | None
+
+
+def seller_level_answer(answer: Answer[SellerLevel | None]) -> SellerLevelAnswer:
+    return SellerLevelAnswer(*_stamps(answer), level=answer.figure)
 
 
 def violations_answer(answer: Answer[ViolationStanding]) -> ViolationsAnswer:
@@ -673,6 +687,7 @@ ANSWERS: tuple[type[msgspec.Struct], ...] = (
     UnknownSeller,
     UnknownMember,
     ViolationsAnswer,
+    SellerLevelAnswer,
     BuyerHistoryAnswer,
     TreeHead,
     InclusionProof,

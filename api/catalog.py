@@ -98,6 +98,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, Audience]] = {
     ("get", SELLER + "/dsr/series"): ("getSellerDsrSeries", PLATFORM),
     ("get", SELLER + "/violations"): ("getSellerViolations", PLATFORM),
     ("get", SELLER + "/violations/series"): ("getSellerViolationsSeries", PLATFORM),
+    ("get", SELLER + "/level"): ("getSellerLevel", PLATFORM),
     ("get", "/v1/buyers/{buyer_id}/history"): ("getBuyerHistory", PLATFORM),
     ("get", "/v1/trades/{trade_id}"): ("getTrade", PLATFORM),
     ("get", SELLER + "/trades"): ("listSellerTrades", PLATFORM),

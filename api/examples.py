@@ -146,6 +146,8 @@ STORY: tuple[Example, ...] = (
             path={"seller_id": SELLER}, query=SERIES_WINDOW),
     Example("getSellerViolations", "seller", "The seller's violation points",
             path={"seller_id": SELLER}),
+    Example("getSellerLevel", "seller", "The seller's level under the eBay-style rulebook",
+            path={"seller_id": SELLER}, query={"rulebook": "ebay-style"}),
     Example("getSellerViolationsSeries", "seller", "The seller's violation points week by week",
             path={"seller_id": SELLER}, query=SERIES_WINDOW),
     Example("getBuyerHistory", "buyer", "The buyer's history and tier", path={"buyer_id": BUYER}),

@@ -510,6 +510,25 @@ class TrustLedger:
             min_position=min_position,
         )
 
+    def get_seller_level(
+        self,
+        seller_id: str,
+        *,
+        as_of: datetime | None = None,
+        at_position: int | None = None,
+        rulebook: str | None = None,
+        min_position: int | None = None,
+    ) -> a.SellerLevelAnswer:
+        """The seller's level from its defects (null under a rulebook without levels)."""
+        return self._figure(
+            f"/v1/sellers/{segment(seller_id)}/level",
+            a.SellerLevelAnswer,
+            as_of=as_of,
+            at_position=at_position,
+            rulebook=rulebook,
+            min_position=min_position,
+        )
+
     def get_buyer_history(
         self,
         buyer_id: str,

@@ -73,6 +73,32 @@ function dsrBars(answer) {
   ];
 }
 
+const SELLER_LEVELS = {
+  top_rated: 'Top Rated',
+  above_standard: 'Above Standard',
+  below_standard: 'Below Standard',
+};
+
+/** The seller's level from its defects, as buyers see it, where the rulebook grades one. */
+function sellerLevel(answer) {
+  const level = answer.level;
+  if (level === null) {
+    return [h('p', { class: 'muted', 'data-figure': 'seller_level', 'data-level': '' },
+      'This rulebook grades no seller levels (ebay-style does, from defects).'), stamp(answer)];
+  }
+  return [
+    h('p', { class: `big seller-level ${level.level}`, 'data-figure': 'seller_level', 'data-level': level.level }, SELLER_LEVELS[level.level] ?? level.level),
+    facts([
+      ['Window', `the last ${level.window_days} days`, { 'data-figure': 'window_days' }],
+      ['Trades', level.trades, { 'data-figure': 'level_trades' }],
+      ['Defects', level.defects, { 'data-figure': 'defects' }],
+      ['Defect rate', f.percent(level.defect_rate), { 'data-figure': 'defect_rate' }],
+      ['Buyers with a defect', level.defect_buyers, { 'data-figure': 'defect_buyers' }],
+    ]),
+    stamp(answer),
+  ];
+}
+
 function penalty(answer) {
   const demoted = Object.entries(answer.demoted_items);
   return [
@@ -138,6 +164,8 @@ export async function render(view, me, id, params) {
     hashOf(['explain', id], { role: 'seller', as_of: choice.asOf, rulebook: choice.rulebook })));
   add(grid, 'Shop scores', 'dsr', figures, async () => dsrBars(
     await getJson(`/v1/sellers/${path}/dsr`, { as_of: asOf, ...common })));
+  add(grid, 'Seller level', 'seller-level', figures, async () => sellerLevel(
+    await getJson(`/v1/sellers/${path}/level`, { as_of: asOf, ...common })));
   add(grid, 'Search penalty', 'penalty', may(me, 'penalty'), async () => penalty(
     await getJson(`/v1/sellers/${path}/penalty`, { as_of: asOf, ...common })));
 

@@ -568,6 +568,18 @@ def violations(
     return _served(a.violations_answer(answer))
 
 
+@router.get("/sellers/{seller_id}/level", responses=a.answered_by(a.SellerLevelAnswer))
+def seller_level(
+    seller_id: s.SellerPath,
+    service: ServiceDep,
+    scope: ReaderScope,
+) -> Response:
+    """A seller's level from its defects, as buyers see it (null under a
+    rulebook without seller levels); computed from the seller's file."""
+    answer = service.reputation.seller_level(seller_id, scope.where)
+    return _served(a.seller_level_answer(answer))
+
+
 @router.get("/buyers/{buyer_id}/history", responses=a.answered_by(a.BuyerHistoryAnswer))
 def buyer_history(
     buyer_id: s.BuyerPath,

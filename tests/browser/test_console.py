@@ -277,6 +277,12 @@ def test_the_rulebook_switch_reads_the_figures_again_under_the_rulebook_chosen(
     open_page(driver, story, f"#/seller/{SELLER}?as_of={AS_OF_DATE}", "#credit .stamp")
     with story.client(Role.READER) as reader:
         ebay = reader.get_credit(SELLER, as_of=AS_OF, rulebook="ebay-style")
+        graded = reader.get_seller_level(SELLER, as_of=AS_OF, rulebook="ebay-style").level
+    # taobao-classic grades no seller level; ebay-style does.
+    assert (
+        _all(driver, "#seller-level [data-figure=seller_level]")[0].get_attribute("data-level")
+        == ""
+    )
 
     _stale(driver)
     Select(_all(driver, "#rulebook")[0]).select_by_value("ebay-style")
@@ -286,6 +292,11 @@ def test_the_rulebook_switch_reads_the_figures_again_under_the_rulebook_chosen(
     assert _text(driver, "#credit [data-figure=level]") == ebay.level.name
     assert _all(driver, "#credit .badge")[0].get_attribute("data-icon") == ebay.level.icon
     assert _text(driver, "[data-figure=score]") == str(ebay.score)
+    assert graded is not None
+    shown = _all(driver, "#seller-level [data-figure=seller_level]")[0]
+    assert shown.get_attribute("data-level") == graded.level
+    assert _text(driver, "#seller-level [data-figure=defects]") == str(graded.defects)
+    assert _text(driver, "#seller-level [data-figure=level_trades]") == str(graded.trades)
 
 
 def test_the_trade_page_shows_every_fact_of_the_trade(
