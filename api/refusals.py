@@ -272,6 +272,8 @@ OWN: dict[str, tuple[tuple[type[c.Command], ...], Codes]] = {
     "getCreditSeries": ((), MEMBER_FIGURE),
     "getSellerDsrSeries": ((), MEMBER_FIGURE),
     "getSellerPenaltySeries": ((), MEMBER_FIGURE),
+    "getSellerViolationsSeries": ((), MEMBER_FIGURE),
+    "getSellerLevel": ((), MEMBER_FIGURE),
     "listSellerTrades": ((), MEMBER_FIGURE),
     "listBuyerTrades": ((), MEMBER_FIGURE),
     "listSellerComplaints": ((), MEMBER_FIGURE),

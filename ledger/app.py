@@ -67,7 +67,7 @@ from ledger.member import Member, member_exists_error
 from ledger.reading import Reading, stored_history
 from ledger.store import DeadlinesDue, DeadlineUpdate, IdempotencyRecord, StoredEntry
 from ledger.trade import Trade, check_parties_differ, known_trade
-from ledger.trade_record import TradeRecord, trade_record
+from ledger.trade_record import TradeRecord, complaint_record, trade_record
 from ledger.writer import IMPORT_BATCH_EVENTS_MAX, LedgerWriter
 
 # What callers import from here, some of it defined beside the command path.
@@ -313,8 +313,19 @@ class LedgerApp(LedgerWriter):
         events = stored_history(self.events, aggregate_id)
         # Its deadlines follow the rulebook: read under the context a command would be.
         trade = known_trade(Trade.replay(aggregate_id, events), trade_id).begin(self.context())
-        keys = [(event.originator_id, event.originator_version) for event in events]
-        return trade_record(trade, events, self.ledger_recorder.positions_of(keys))
+        slot = self.stored(TradeComplaintSlot, trade_complaint_slot_id(trade_id))
+        case: tuple[Event, ...] = ()
+        if slot is not None and slot.complaint_id:
+            case = stored_history(self.events, complaint_aggregate_id(slot.complaint_id))
+        keys = [(event.originator_id, event.originator_version) for event in events + case]
+        positions = self.ledger_recorder.positions_of(keys)
+        complaint = Complaint.replay(case[0].originator_id, case) if case else None
+        return trade_record(
+            trade,
+            events,
+            positions[: len(events)],
+            complaint_record(complaint, case, positions[len(events) :]) if complaint else None,
+        )
 
     def member(self, member_id: str) -> Member | None:
         return self.stored(Member, member_aggregate_id(member_id))

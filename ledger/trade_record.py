@@ -12,8 +12,9 @@ from __future__ import annotations
 import msgspec
 
 from ledger.commands import UtcTime
-from ledger.events import Event, topic_of
-from ledger.policy import GoodsKind, ShippingMethod
+from ledger.complaint import Complaint
+from ledger.events import ComplaintOutcome, Event, topic_of
+from ledger.policy import ComplaintType, GoodsKind, Severity, ShippingMethod
 from ledger.trade import Dispute, Rating, Refund, Trade
 
 
@@ -28,6 +29,19 @@ class RecordedFact(msgspec.Struct, frozen=True):
     # Whose request wrote it: a caller (the service an API key acts for) or
     # the ledger's deadline worker; null for facts written before callers were kept.
     recorded_by: str | None = None
+
+
+class ComplaintRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The customer-service case on a trade (one a trade at most): where it
+    stands and every fact about it, with positions."""
+
+    complaint_id: str
+    type: ComplaintType
+    severity: Severity
+    escalated: bool
+    cash_paid_minor: int
+    outcome: ComplaintOutcome | None  # null while the case is open
+    facts: tuple[RecordedFact, ...]
 
 
 class TradeRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,16 +73,40 @@ class TradeRecord(msgspec.Struct, frozen=True, kw_only=True):
     next_deadline_at: UtcTime | None
     facts: tuple[RecordedFact, ...]
     position: int  # the log position of its last fact
+    complaint: ComplaintRecord | None = None  # the trade's complaint, if one was filed
 
 
-def trade_record(trade: Trade, events: tuple[Event, ...], positions: list[int]) -> TradeRecord:
-    """The record of a replayed trade, from its events and their positions."""
-    facts = tuple(
+def recorded_facts(events: tuple[Event, ...], positions: list[int]) -> tuple[RecordedFact, ...]:
+    return tuple(
         RecordedFact(
             p, e.originator_version, topic_of(type(e)), e.occurred_at, e.recorded_at, e.recorded_by
         )
         for p, e in zip(positions, events, strict=True)
     )
+
+
+def complaint_record(
+    complaint: Complaint, events: tuple[Event, ...], positions: list[int]
+) -> ComplaintRecord:
+    return ComplaintRecord(
+        complaint_id=complaint.complaint_id,
+        type=complaint.type,
+        severity=complaint.severity,
+        escalated=complaint.escalated,
+        cash_paid_minor=complaint.cash_paid_minor,
+        outcome=complaint.outcome,
+        facts=recorded_facts(events, positions),
+    )
+
+
+def trade_record(
+    trade: Trade,
+    events: tuple[Event, ...],
+    positions: list[int],
+    complaint: ComplaintRecord | None = None,
+) -> TradeRecord:
+    """The record of a replayed trade, from its events and their positions."""
+    facts = recorded_facts(events, positions)
     return TradeRecord(
         trade_id=trade.trade_id,
         buyer_id=trade.buyer_id,
@@ -93,5 +131,9 @@ def trade_record(trade: Trade, events: tuple[Event, ...], positions: list[int]) 
         rating_window_closes_at=trade.rating_window_closes_at,
         next_deadline_at=trade.next_deadline(),
         facts=facts,
-        position=max(positions, default=0),
+        position=max(
+            [*positions, *(f.position for f in complaint.facts)] if complaint else positions,
+            default=0,
+        ),
+        complaint=complaint,
     )

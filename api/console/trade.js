@@ -65,11 +65,31 @@ function recorder(name) {
   return name ?? 'not named (recorded before the log kept callers)';
 }
 
+function complaint(trade) {
+  const c = trade.complaint;
+  if (!c) return h('p', { class: 'muted', 'data-figure': 'complaint' }, 'No complaint.');
+  return facts([
+    ['Case', h('code', null, c.complaint_id), { 'data-figure': 'complaint' }],
+    ['Type, severity', `${c.type.replaceAll('_', ' ')}, ${c.severity}`],
+    ['Escalated', f.yesNo(c.escalated)],
+    ['Ruling', c.outcome ?? 'not ruled yet', { 'data-figure': 'complaint_outcome' }],
+    ['Cash paid', f.money(c.cash_paid_minor, trade.currency)],
+  ]);
+}
+
+/** The trade's facts and its complaint's, in log order. */
+function allFacts(trade) {
+  const own = trade.facts.map((fact) => ({ ...fact, of: 'trade' }));
+  const caseFacts = (trade.complaint?.facts ?? []).map((fact) => ({ ...fact, of: 'complaint' }));
+  return [...own, ...caseFacts].sort((a, b) => a.position - b.position);
+}
+
 function timeline(trade, me) {
   const auditor = may(me, 'audit');
+  const all = allFacts(trade);
   return [
     h('p', { class: 'muted' }, 'Each fact with its business time (when it happened), the time the ledger accepted it, who recorded it (the platform service whose key appended it, or the ledger\'s deadline worker) and its place in the log.'),
-    h('ol', { class: 'timeline', 'data-facts': trade.facts.length }, trade.facts.map((fact) => h('li', { 'data-position': fact.position, 'data-topic': fact.topic },
+    h('ol', { class: 'timeline', 'data-facts': all.length }, all.map((fact) => h('li', { 'data-position': fact.position, 'data-topic': fact.topic, 'data-of': fact.of },
       h('p', { class: 'what' }, f.topic(fact.topic)),
       facts([
         ['Happened', h('time', { datetime: fact.occurred_at }, f.time(fact.occurred_at)), { 'data-figure': 'occurred_at' }],
@@ -78,7 +98,7 @@ function timeline(trade, me) {
         ['Log position', auditor
           ? h('a', { href: hashOf(['audit'], { position: fact.position }), title: 'Check this fact\'s inclusion in the log' }, fact.position)
           : fact.position, { 'data-figure': 'position' }],
-        ['Fact of the trade', `#${fact.version}`, { 'data-figure': 'version' }],
+        [fact.of === 'trade' ? 'Fact of the trade' : `Fact of complaint ${trade.complaint.complaint_id}`, `#${fact.version}`, { 'data-figure': 'version' }],
         ['Topic', h('code', null, fact.topic)],
       ], { class: 'facts inline' })))),
   ];
@@ -91,8 +111,9 @@ export async function render(view, me, id) {
     timeline: section('Timeline', 'trade-timeline'),
     ratings: section('Ratings', 'trade-ratings'),
     refunds: section('Refunds and dispute', 'trade-refunds'),
+    complaint: section('Complaint', 'trade-complaint'),
   };
-  view.append(h('div', { class: 'grid' }, parts.summary.element, parts.ratings.element, parts.refunds.element), parts.timeline.element);
+  view.append(h('div', { class: 'grid' }, parts.summary.element, parts.ratings.element, parts.refunds.element, parts.complaint.element), parts.timeline.element);
   const load = may(me, 'trades')
     ? getJson(`/v1/trades/${segment(id)}`)
     : Promise.reject(new Error(`A ${me.role} key may not read trades.`));
@@ -102,5 +123,6 @@ export async function render(view, me, id) {
     fill(parts.timeline.body, async () => timeline(await load, me)),
     fill(parts.ratings.body, async () => ratings(await load)),
     fill(parts.refunds.body, async () => refunds(await load)),
+    fill(parts.complaint.body, async () => complaint(await load)),
   ]);
 }

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 SELLER = "bob-shop"
 TRADE = "T-1001"
+COMPLAINED_TRADE = "T-1003"  # disputed, and a complaint upheld
 BUYER = "alice"
 # A pair the story leaves alone, whose ratings the tests below add: some
 # counted, some excluded by a rule (docs/rules.md, section 3).
@@ -321,7 +322,27 @@ def test_the_trade_page_shows_every_fact_of_the_trade(
         assert recorder.get_attribute("textContent") == fact.recorded_by == scenario.CALLER
     # A reader's key may not audit: positions are not links to the audit page.
     assert _all(driver, "ol.timeline a[href^='#/audit']") == []
+    assert _text(driver, "[data-figure=complaint]") == "No complaint."
     screenshot(driver, "trade")
+
+
+def test_a_trades_complaint_is_in_its_timeline_in_log_order(
+    driver: WebDriver, story: Story, sent: list[dict[str, object]]
+) -> None:
+    sign_in(driver, story, Role.READER)
+    open_page(driver, story, f"#/trade/{COMPLAINED_TRADE}", "ol.timeline")
+    with story.client(Role.READER) as reader:
+        trade = reader.get_trade(COMPLAINED_TRADE)
+    assert trade.complaint is not None and trade.complaint.outcome == "upheld"
+    both = sorted([*trade.facts, *trade.complaint.facts], key=lambda fact: fact.position)
+    items = _all(driver, "ol.timeline > li")
+    assert [i.get_attribute("data-position") for i in items] == [str(f.position) for f in both]
+    complaint_positions = {str(f.position) for f in trade.complaint.facts}
+    assert {
+        i.get_attribute("data-position") for i in items if i.get_attribute("data-of") == "complaint"
+    } == complaint_positions
+    assert _text(driver, "[data-figure=complaint]") == trade.complaint.complaint_id
+    assert _text(driver, "[data-figure=complaint_outcome]") == "upheld"
 
 
 def test_the_audit_page_verifies_the_head_and_an_inclusion_and_refuses_a_tampered_proof(
