@@ -14,9 +14,10 @@ function scale(value, [lo, hi], [from, to]) {
 
 /**
  * A chart of ``lines`` ({name, key, values}) over ``times`` (RFC 3339 strings,
- * one per point), the y axis from ``domain`` [lo, hi] widened to the data.
+ * one per point), the y axis from ``domain`` [lo, hi] widened to the data;
+ * ``format`` writes a figure, ``tick`` (default ``format``) the axis's ends.
  */
-export function lineChart({ id, title, times, lines, domain, format }) {
+export function lineChart({ id, title, times, lines, domain, format, tick = format }) {
   const known = lines.flatMap((line) => line.values.filter((v) => v !== null && v !== undefined));
   const lo = Math.min(domain[0], ...known);
   const hi = Math.max(domain[1], ...known);
@@ -37,8 +38,8 @@ export function lineChart({ id, title, times, lines, domain, format }) {
   svg.append(
     s('line', { class: 'axis', x1: PAD.left, x2: WIDTH - PAD.right, y1: yRange[0], y2: yRange[0] }),
     s('line', { class: 'axis', x1: PAD.left, x2: PAD.left, y1: yRange[0], y2: yRange[1] }),
-    s('text', { class: 'tick', x: PAD.left - 6, y: yRange[1] + 4, 'text-anchor': 'end' }, format(hi)),
-    s('text', { class: 'tick', x: PAD.left - 6, y: yRange[0], 'text-anchor': 'end' }, format(lo)),
+    s('text', { class: 'tick', x: PAD.left - 6, y: yRange[1] + 4, 'text-anchor': 'end' }, tick(hi)),
+    s('text', { class: 'tick', x: PAD.left - 6, y: yRange[0], 'text-anchor': 'end' }, tick(lo)),
   );
   if (times.length > 0) {
     svg.append(

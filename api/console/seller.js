@@ -197,6 +197,7 @@ export async function render(view, me, id, params) {
     return lineChart({
       id: 'rate-series', title: `Positive rate of ${id}, ${span}`,
       times: series.points.map((p) => p.as_of), domain: [0, 1], format: f.percent,
+      tick: (v) => `${Math.round(v * 100)} %`,
       lines: [
         { key: 'positive_rate_lifetime', name: 'all time', values: series.points.map((p) => p.positive_rate_lifetime) },
         { key: 'positive_rate_180d', name: 'last 180 days', values: series.points.map((p) => p.positive_rate_180d) },
