@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import msgspec
 import psycopg
+from eventsourcing.persistence import IntegrityError
 
 from api.auth import KeyRing, Role
 from api.metrics import Metrics
@@ -161,9 +162,27 @@ class Service:
     async def run_command(
         self, method: Callable[[C, Origin], Appended], command: C, origin: Origin
     ) -> Appended:
-        """Run a ledger command on a command thread; what it appended."""
+        """Run a ledger command; what it appended.
+
+        Decided here, on the event loop, when every aggregate it reads is
+        remembered, and saved by the group committer's writer thread while the
+        loop goes on (no thread waits per append); otherwise, and after a save
+        the store refused, run on a command thread, which may block."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._commands, method, command, origin)
+        prepared = self.ledger.prepare(method, command, origin)
+        if prepared is None:
+            return await loop.run_in_executor(self._commands, method, command, origin)
+        saved: asyncio.Future[list[int]] = loop.create_future()
+
+        def done(positions: list[int] | None, error: Exception | None) -> None:
+            loop.call_soon_threadsafe(_settle, saved, positions, error)
+
+        self.ledger.save_prepared(prepared, done)
+        try:
+            positions = await saved
+        except IntegrityError:
+            return await loop.run_in_executor(self._commands, self.ledger.recover, prepared)
+        return Appended(positions=tuple(positions))
 
     def stop(self) -> None:
         self._stop.set()
@@ -339,6 +358,20 @@ def _open_reads(primary: str, replica: str | None, version: int | None = None) -
             if time.monotonic() > deadline:
                 raise
             time.sleep(REPLICA_OPEN_PAUSE_SECONDS)
+
+
+def _settle(
+    future: asyncio.Future[list[int]], positions: list[int] | None, error: Exception | None
+) -> None:
+    """On the event loop: a handed-over save's outcome to the request awaiting it."""
+    if future.done():  # the request went away meanwhile; the save stands
+        return
+    if error is not None:
+        future.set_exception(error)
+    elif positions is None:
+        future.set_exception(RuntimeError("a save finished with neither positions nor an error"))
+    else:
+        future.set_result(positions)
 
 
 def _file_stamp(path: Path) -> tuple[int, int, int] | None:

@@ -33,9 +33,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from eventsourcing.persistence import IntegrityError, Notification
@@ -64,7 +66,7 @@ from ledger.ids import (
 from ledger.limits import check_limits
 from ledger.log_reader import LOG_PAGE_MAX, EventPage, LogReader
 from ledger.member import Member, member_exists_error
-from ledger.reading import Reading, stored_history
+from ledger.reading import Reading, StoreNeeded, stored_history
 from ledger.store import DeadlinesDue, DeadlineUpdate, IdempotencyRecord, StoredEntry
 from ledger.trade import Trade, check_parties_differ, known_trade
 from ledger.trade_record import TradeRecord, complaint_record, trade_record
@@ -116,8 +118,35 @@ _caller_re = re.compile(CALLER_PATTERN)
 _key_re = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
+@dataclass(slots=True, kw_only=True)
+class Prepared:
+    """A command decided on remembered aggregates, its writes not yet saved."""
+
+    aggregates: list[Aggregate]
+    events: list[Event]
+    record: IdempotencyRecord
+    command: Any
+    origin: Origin
+    command_hash: str
+    decide: Decide[Any]
+    assumed_new: bool = False  # an id was taken as free without asking the store
+
+
+class _Ready(Exception):
+    """Raised where a prepared command would have been saved."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        super().__init__()
+        self.prepared = prepared
+
+
 class LedgerApp(LedgerWriter):
     name = "trustledger"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Set while ``prepare`` runs a command on this thread.
+        self._preparing = threading.local()
 
     @functools.cached_property
     def log_reader(self) -> LogReader:
@@ -389,11 +418,67 @@ class LedgerApp(LedgerWriter):
 
         return self._execute(command, origin, decide)
 
+    # --- Deciding on the caller's thread, saving on the writer's ------------------------
+
+    def prepare(
+        self, method: Callable[[C, Origin], Appended], command: C, origin: Origin
+    ) -> Prepared | None:
+        """``method``'s decision on remembered aggregates only, ready to be saved
+        (``save_prepared``), without touching the store; None when it needs the
+        store (an aggregate not remembered, a refusal to check again, a repeat
+        to look up): run ``method`` itself then, on a thread that may block.
+        Refusals of the input itself are raised as ``method`` raises them."""
+        self._preparing.active = True
+        try:
+            method(command, origin)
+        except _Ready as ready:
+            return ready.prepared
+        except StoreNeeded:
+            return None
+        finally:
+            self._preparing.active = False
+        raise RuntimeError("a command decided on remembered aggregates was not held back")
+
+    def save_prepared(
+        self, prepared: Prepared, done: Callable[[list[int] | None, Exception | None], None]
+    ) -> None:
+        """Hand a prepared command's writes to the group committer's writer
+        thread; ``done`` is called there with the positions, or the error."""
+        self.write_then(
+            prepared.aggregates,
+            idempotency=(prepared.record,),
+            events=prepared.events,
+            done=done,
+        )
+
+    def recover(self, prepared: Prepared) -> Appended:
+        """After a prepared command's save was refused (``IntegrityError``), as
+        the command itself would go on: the first answer to a repeat, a
+        conflict to retry, or, for an id taken as free, a decision on what the
+        store holds. On a thread that may block."""
+        earlier = self._replay(prepared.origin, prepared.command_hash)
+        if earlier is not None:
+            return earlier
+        if not prepared.assumed_new:
+            raise ConcurrentUpdateError(
+                "another command changed the same record first; retry the command"
+            )
+        return self._attempt(
+            prepared.command,
+            prepared.origin,
+            prepared.command_hash,
+            prepared.decide,
+            self.reading(fresh=True),
+        )
+
     def _execute(self, command: C, origin: Origin, decide: Decide[C]) -> Appended:
         command = _validated(command)
         _check_origin(origin)
         command_hash = hashlib.sha256(_command_encoder.encode(command)).hexdigest()
-        first = self.reading(fresh=False)
+        preparing = getattr(self._preparing, "active", False)
+        first = self.reading(fresh=False, remembered_only=preparing)
+        if preparing:
+            return self._attempt(command, origin, command_hash, decide, first)
         try:
             return self._attempt(command, origin, command_hash, decide, first)
         except ConcurrentUpdateError:
@@ -417,7 +502,10 @@ class LedgerApp(LedgerWriter):
         try:
             ctx.check_not_future(command.occurred_at, field="occurred_at")
             aggregates = decide(command, reading, ctx)
-        except LedgerError:
+        except LedgerError as refused:
+            if reading.remembered_only:
+                # It may be a repeat, or drawn from stale memories: the store says.
+                raise StoreNeeded() from refused
             # A repeat of an accepted command is usually refused by the state it
             # left behind: answer it from its idempotency record instead. Looking
             # the key up only here keeps the common path at one read less.
@@ -432,6 +520,19 @@ class LedgerApp(LedgerWriter):
             command_hash,
             tuple((e.originator_id, e.originator_version) for e in events),
         )
+        if reading.remembered_only:
+            raise _Ready(
+                Prepared(
+                    aggregates=aggregates,
+                    events=events,
+                    record=record,
+                    command=command,
+                    origin=origin,
+                    command_hash=command_hash,
+                    decide=decide,
+                    assumed_new=reading.assumed_new,
+                )
+            )
         try:
             positions = self.write(aggregates, events=events, idempotency=(record,))
         except IntegrityError as error:

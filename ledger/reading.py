@@ -44,11 +44,26 @@ def stored_history(store: EventStore[UUID], aggregate_id: UUID) -> tuple[Event, 
     return events  # type: ignore[return-value]
 
 
+class StoreNeeded(Exception):
+    """A reading that may not touch the store met an aggregate it does not remember."""
+
+
 class Reading:
-    def __init__(self, store: EventStore[UUID], recent: RecentEvents, *, fresh: bool) -> None:
+    def __init__(
+        self,
+        store: EventStore[UUID],
+        recent: RecentEvents,
+        *,
+        fresh: bool,
+        remembered_only: bool = False,
+    ) -> None:
+        if fresh and remembered_only:
+            raise ValueError("a fresh reading reads the store")
         self._store = store
         self._recent = recent
         self.fresh = fresh  # read the store even where a history is remembered
+        # Never read the store (a decision on the event loop): StoreNeeded instead.
+        self.remembered_only = remembered_only
         self.remembered = False  # whether any aggregate came from a remembered history
         self.assumed_new = False  # whether an id was taken as free without asking the store
 
@@ -57,6 +72,8 @@ class Reading:
         events = None if self.fresh else self._recent.history(aggregate_id)
         if events is not None:
             self.remembered = True
+        elif self.remembered_only:
+            raise StoreNeeded(aggregate_id)
         else:
             events = stored_history(self._store, aggregate_id)
             self._recent.keep(aggregate_id, events)

@@ -15,7 +15,7 @@ store allows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -29,7 +29,7 @@ from ledger.codec import MsgspecMapper, stored_rows
 from ledger.database import database_url_from_environment, persistence_env
 from ledger.errors import ErrorCode, InvalidInputError
 from ledger.events import Event
-from ledger.group_commit import GroupCommitter
+from ledger.group_commit import GroupCommitter, Pending
 from ledger.policy import DEFAULT_RULEBOOK, PolicyBook, load_policy
 from ledger.reading import Reading, stored_history
 from ledger.recent_events import RecentEvents
@@ -45,6 +45,15 @@ from ledger.trade import Trade
 A = TypeVar("A", bound=Aggregate)
 
 IMPORT_BATCH_EVENTS_MAX = 50_000
+
+
+def _deadlines(aggregates: Sequence[Aggregate]) -> list[DeadlineUpdate]:
+    """The next due time of each trade saved, for the deadline index."""
+    return [
+        DeadlineUpdate(aggregate.id, aggregate.next_deadline())
+        for aggregate in aggregates
+        if isinstance(aggregate, Trade)
+    ]
 
 
 class LedgerWriter(Application[UUID]):
@@ -83,9 +92,10 @@ class LedgerWriter(Application[UUID]):
     def context(self, recorded_by: str | None = None) -> Context:
         return Context(recorded_at=self.clock.now(), book=self.book, recorded_by=recorded_by)
 
-    def reading(self, *, fresh: bool) -> Reading:
-        """A new reading of the aggregates: ``fresh`` reads the store for every one."""
-        return Reading(self.events, self.recent, fresh=fresh)
+    def reading(self, *, fresh: bool, remembered_only: bool = False) -> Reading:
+        """A new reading of the aggregates: ``fresh`` reads the store for every
+        one; ``remembered_only`` never reads it (``StoreNeeded`` instead)."""
+        return Reading(self.events, self.recent, fresh=fresh, remembered_only=remembered_only)
 
     def stored(self, kind: type[A], aggregate_id: UUID) -> A | None:
         """An aggregate as the store holds it now (for tools and auditors)."""
@@ -109,18 +119,39 @@ class LedgerWriter(Application[UUID]):
         """
         if events is None:
             events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        deadlines = [
-            DeadlineUpdate(aggregate.id, aggregate.next_deadline())
-            for aggregate in aggregates
-            if isinstance(aggregate, Trade)
-        ]
         try:
-            positions = self._committer.commit(events, idempotency, deadlines)
+            positions = self._committer.commit(events, idempotency, _deadlines(aggregates))
         except BaseException:
             self.recent.forget(aggregate.id for aggregate in aggregates)
             raise
         self.recent.extend(events)
         return positions
+
+    def write_then(
+        self,
+        aggregates: Sequence[Aggregate],
+        *,
+        idempotency: Sequence[IdempotencyRecord],
+        events: Sequence[Event],
+        done: Callable[[list[int] | None, Exception | None], None],
+    ) -> None:
+        """As ``write``, without waiting: the group committer's writer thread
+        saves the writes with whatever else is in line and calls ``done`` with
+        the positions, or the error (then the aggregates are forgotten)."""
+
+        def saved(pending: Pending) -> None:
+            if pending.error is not None:
+                self.recent.forget(aggregate.id for aggregate in aggregates)
+                done(None, pending.error)
+                return
+            self.recent.extend(events)
+            done(pending.positions, None)
+
+        self._committer.submit(events, idempotency, _deadlines(aggregates), saved)
+
+    def close(self) -> None:
+        self._committer.close()
+        super().close()
 
     def _save_together(
         self,

@@ -132,3 +132,107 @@ def test_many_threads_on_postgres_share_transactions(postgres_url: str) -> None:
         assert transactions < 16 * 15  # commands shared transactions
     finally:
         market.app.close()
+
+
+# --- Commands handed over without a waiting thread -----------------------------------
+
+
+class Outcomes:
+    """What each handed-over command was called back with, and when all were."""
+
+    def __init__(self, expected: int) -> None:
+        self.by_name: dict[str, Any] = {}
+        self.threads: set[str] = set()
+        self.expected = expected
+        self.all_in = threading.Event()
+        self.lock = threading.Lock()
+
+    def done_for(self, name: str) -> Any:
+        def done(pending: Any) -> None:
+            with self.lock:
+                self.by_name[name] = pending.error or pending.positions
+                self.threads.add(threading.current_thread().name)
+                if len(self.by_name) == self.expected:
+                    self.all_in.set()
+
+        return done
+
+
+def hand_over(committer: GroupCommitter, store: FakeStore, names: list[str]) -> Outcomes:
+    """Every command handed over from this thread while the first save is held."""
+    outcomes = Outcomes(len(names))
+    for name in names:
+        committer.submit([name], [], [], outcomes.done_for(name))  # type: ignore[list-item]
+    while not store.calls:
+        threading.Event().wait(0.001)
+    store.release.set()
+    assert outcomes.all_in.wait(timeout=10)
+    return outcomes
+
+
+def test_handed_over_commands_are_saved_by_the_writer_in_groups() -> None:
+    store = FakeStore(bad=set())
+    committer = GroupCommitter(store.save)
+    names = [f"c{i}" for i in range(10)]
+
+    outcomes = hand_over(committer, store, names)
+
+    assert len(store.calls) < len(names)  # shared transactions
+    assert sorted(p for r in outcomes.by_name.values() for p in r) == list(range(1, 11))
+    assert outcomes.threads == {"group-commit-writer"}
+    committer.close()
+
+
+def test_a_conflict_among_handed_over_commands_fails_only_its_own() -> None:
+    store = FakeStore(bad={"c3"})
+    committer = GroupCommitter(store.save)
+
+    outcomes = hand_over(committer, store, [f"c{i}" for i in range(6)])
+
+    assert isinstance(outcomes.by_name.pop("c3"), IntegrityError)
+    assert sorted(p for r in outcomes.by_name.values() for p in r) == list(range(1, 6))
+    committer.close()
+
+
+def test_waiting_threads_and_handed_over_commands_share_the_line() -> None:
+    store = FakeStore(bad=set())
+    committer = GroupCommitter(store.save)
+    outcomes = Outcomes(5)
+    waited: dict[str, Any] = {}
+
+    def wait_for(name: str) -> None:
+        waited[name] = committer.commit([name], [], [])  # type: ignore[list-item]
+
+    first = threading.Thread(target=wait_for, args=("w0",))
+    first.start()
+    while not store.calls:
+        threading.Event().wait(0.001)
+    for n in range(5):
+        committer.submit([f"h{n}"], [], [], outcomes.done_for(f"h{n}"))  # type: ignore[list-item]
+    later = threading.Thread(target=wait_for, args=("w1",))
+    later.start()
+    while len(committer._queue) < 6:
+        threading.Event().wait(0.001)
+    store.release.set()
+    for thread in (first, later):
+        thread.join(timeout=10)
+    assert outcomes.all_in.wait(timeout=10)
+
+    positions = [*waited.values(), *outcomes.by_name.values()]
+    assert sorted(p for r in positions for p in r) == list(range(1, 8))
+    committer.close()
+
+
+def test_closing_saves_what_was_handed_over_first() -> None:
+    store = FakeStore(bad=set())
+    store.release.set()
+    committer = GroupCommitter(store.save)
+    outcomes = Outcomes(50)
+    for n in range(50):
+        committer.submit([f"c{n}"], [], [], outcomes.done_for(f"c{n}"))  # type: ignore[list-item]
+
+    committer.close()
+
+    assert len(outcomes.by_name) == 50
+    with pytest.raises(RuntimeError):
+        committer.submit(["late"], [], [], outcomes.done_for("late"))  # type: ignore[list-item]
