@@ -175,7 +175,8 @@ class Service:
         saved: asyncio.Future[list[int]] = loop.create_future()
 
         def done(positions: list[int] | None, error: Exception | None) -> None:
-            loop.call_soon_threadsafe(_settle, saved, positions, error)
+            if not loop.is_closed():  # a server stopping: the save stands, no one awaits it
+                loop.call_soon_threadsafe(_settle, saved, positions, error)
 
         self.ledger.save_prepared(prepared, done)
         try:

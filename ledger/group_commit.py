@@ -18,6 +18,7 @@ with the positions or the error. The HTTP service hands its appends over so
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.events import Event
 from ledger.store import DeadlineUpdate, IdempotencyRecord
+
+log = logging.getLogger("trustledger.group_commit")
 
 GROUP_COMMANDS_MAX = 256
 
@@ -54,6 +57,17 @@ class Pending:
         # A waiting thread's wake-up, or the callback of a command handed over.
         self.done = done
         self.wake = threading.Event() if done is None else None
+
+
+def _call_back(pending: Pending) -> None:
+    """A handed-over command's callback; one that fails is logged, so the
+    others of its group are still called and the writer thread goes on."""
+    if pending.done is None:
+        return
+    try:
+        pending.done(pending)
+    except Exception:
+        log.exception("a saved command's callback failed")
 
 
 class GroupCommitter:
@@ -177,7 +191,7 @@ class GroupCommitter:
                 keep = self._pass_lead(by_writer=by_writer)
             for pending in group:
                 if pending.done is not None:
-                    pending.done(pending)
+                    _call_back(pending)
         return keep
 
     def _pass_lead(self, *, by_writer: bool) -> bool:

@@ -236,3 +236,22 @@ def test_closing_saves_what_was_handed_over_first() -> None:
     assert len(outcomes.by_name) == 50
     with pytest.raises(RuntimeError):
         committer.submit(["late"], [], [], outcomes.done_for("late"))  # type: ignore[list-item]
+
+
+def test_a_failing_callback_keeps_the_others_and_the_writer_going() -> None:
+    store = FakeStore(bad=set())
+    committer = GroupCommitter(store.save)
+    outcomes = Outcomes(4)
+
+    def broken(pending: Any) -> None:
+        raise RuntimeError("the event loop is gone")
+
+    committer.submit(["broken"], [], [], broken)  # type: ignore[list-item]
+    for n in range(3):
+        committer.submit([f"c{n}"], [], [], outcomes.done_for(f"c{n}"))  # type: ignore[list-item]
+    store.release.set()
+    committer.submit(["later"], [], [], outcomes.done_for("later"))  # type: ignore[list-item]
+
+    assert outcomes.all_in.wait(timeout=10)
+    assert sorted(p for r in outcomes.by_name.values() for p in r) == [2, 3, 4, 5]
+    committer.close()

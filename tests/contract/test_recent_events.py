@@ -94,8 +94,8 @@ class Readings:
         self.made: list[tuple[str, Reading]] = []
         make = app.reading
 
-        def reading(*, fresh: bool) -> Reading:
-            made = make(fresh=fresh)
+        def reading(*, fresh: bool, remembered_only: bool = False) -> Reading:
+            made = make(fresh=fresh, remembered_only=remembered_only)
             self.made.append((threading.current_thread().name, made))
             self.on_made(made)
             return made
