@@ -22,6 +22,7 @@ from ledger.database import (
     DatabaseUrl,
     parse_database_url,
 )
+from ledger.store import PingUnlessRecent
 
 # SQLite allows 32766 host parameters; stay far below it per IN (...) list.
 SQL_IN_LIST_MAX = 500
@@ -46,8 +47,10 @@ def postgres_pool(
     wait_seconds: float = POSTGRES_CONNECT_TIMEOUT_SECONDS_DEFAULT,
     statement_seconds: int = POSTGRES_STATEMENT_TIMEOUT_SECONDS_DEFAULT,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
-    """A projection's connections: each checked as it leaves the pool (one the
-    server closed is replaced), a request that waits longer than
+    """A projection's connections: each checked as it leaves the pool unless
+    it left it within the last second, as the event store's are (one the
+    server closed while it sat idle is replaced; one in steady use is not
+    pinged before every transaction), a request that waits longer than
     ``wait_seconds`` for one fails instead of hanging through an outage, and
     no statement runs longer than ``statement_seconds``."""
     options = f"-c statement_timeout={statement_seconds * 1000}"
@@ -57,7 +60,7 @@ def postgres_pool(
         max_size=max_size,
         kwargs={"autocommit": True, "options": options},
         timeout=wait_seconds,
-        check=ConnectionPool.check_connection,
+        check=PingUnlessRecent(),
         open=True,
     )
 

@@ -1,6 +1,7 @@
-"""The event store's pool checks a connection as it leaves the pool, unless the
-connection left it within the last second: a connection in steady use is not
-pinged before every command, one the server closed while it sat idle is."""
+"""The event store's pool, and each projection's, checks a connection as it
+leaves the pool, unless the connection left it within the last second: a
+connection in steady use is not pinged before every command, one the server
+closed while it sat idle is."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from ledger.store import PING_SKIPPED_WITHIN_SECONDS, PingUnlessRecent
-from projections.connections import place_of
+from projections.connections import place_of, postgres_pool
 from tests.support import T0, Market
 
 
@@ -90,3 +91,24 @@ def test_connections_the_server_closed_while_idle_are_replaced(postgres_url: str
             market.trade(f"T{i + 2}", at=T0 + timedelta(hours=2))
     finally:
         market.app.close()
+
+
+@pytest.mark.postgres
+def test_a_projections_connections_the_server_closed_while_idle_are_replaced(
+    postgres_url: str,
+) -> None:
+    pool = postgres_pool(place_of(postgres_url).conninfo, max_size=4)
+    try:
+        with ExitStack() as held:  # the pool's connections, all at once
+            pids = [held.enter_context(pool.connection()).info.backend_pid for _ in range(4)]
+        with pool.connection() as steady:  # in steady use: not pinged again
+            assert steady.info.backend_pid in pids
+        with psycopg.connect(place_of(postgres_url).conninfo, autocommit=True) as admin:
+            for pid in pids[:2]:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(PING_SKIPPED_WITHIN_SECONDS + 0.1)
+        for _ in range(8):
+            with pool.connection() as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pool.close()
