@@ -600,10 +600,13 @@ class CallerAnswer(msgspec.Struct, frozen=True, kw_only=True):
 # --- Operations ----------------------------------------------------------------------
 
 
+ReadModel = Literal["view", "penalty_feed", "log_tree"]
+
+
 class ProjectionStanding(msgspec.Struct, frozen=True):
     """How far one read model trails the log: the last position it reflects."""
 
-    name: Literal["view", "penalty_feed", "log_tree"]
+    name: ReadModel
     position: int
     lag_events: int
 

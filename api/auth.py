@@ -19,6 +19,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -45,6 +46,9 @@ AUDIT_ROLES = frozenset({Role.AUDITOR, Role.ADMIN})
 ADMIN_ROLES = frozenset({Role.ADMIN})
 
 
+KeyState = Literal["valid", "ended"]
+
+
 class StoredKey(msgspec.Struct, frozen=True):
     id: str
     role: Role
@@ -63,6 +67,9 @@ class StoredKey(msgspec.Struct, frozen=True):
     def valid_at(self, now: datetime) -> bool:
         ends = [at for at in (self.expires_at, self.revoked_at) if at is not None]
         return all(now < at for at in ends)
+
+    def state_at(self, now: datetime) -> KeyState:
+        return "valid" if self.valid_at(now) else "ended"
 
 
 class Principal(msgspec.Struct, frozen=True):

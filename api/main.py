@@ -6,7 +6,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,11 @@ def create_app(
 def _add_console(app: FastAPI) -> None:
     """/console, its pages, scripts and style sheet, needing no key (the pages
     ask for one), and / leading there."""
-    app.mount(CONSOLE_URL, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
+    app.mount(
+        CONSOLE_URL,
+        HeaderedFiles(directory=CONSOLE_DIR, html=True, headers=CONSOLE_HEADERS),
+        name="console",
+    )
 
     @app.get("/", include_in_schema=False)
     async def home(request: Request) -> RedirectResponse:
@@ -119,7 +123,11 @@ def _add_console(app: FastAPI) -> None:
 def _add_docs(app: FastAPI) -> None:
     """/docs (Swagger UI) and /redoc over /openapi.json, their scripts, styles
     and icon served under /static; like /openapi.json, they need no key."""
-    app.mount(STATIC_URL, VendoredFiles(directory=STATIC_DIR), name="static")
+    app.mount(
+        STATIC_URL,
+        HeaderedFiles(directory=STATIC_DIR, headers={"Cache-Control": STATIC_CACHE_CONTROL}),
+        name="static",
+    )
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
@@ -152,8 +160,13 @@ def _root_path(request: Request) -> str:
     return root.rstrip("/")
 
 
-class VendoredFiles(StaticFiles):
-    """StaticFiles whose answers (304s included) say how long a browser may keep them."""
+class HeaderedFiles(StaticFiles):
+    """StaticFiles whose answers (304s included) carry the given headers: how
+    long a browser may keep them, and for the console its security policy."""
+
+    def __init__(self, *, headers: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.headers = dict(headers)
 
     def file_response(
         self,
@@ -163,22 +176,7 @@ class VendoredFiles(StaticFiles):
         status_code: int = 200,
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers["Cache-Control"] = STATIC_CACHE_CONTROL
-        return response
-
-
-class ConsoleFiles(StaticFiles):
-    """StaticFiles whose answers carry ``CONSOLE_HEADERS``."""
-
-    def file_response(
-        self,
-        full_path: str | os.PathLike[str],
-        stat_result: os.stat_result,
-        scope: Scope,
-        status_code: int = 200,
-    ) -> Response:
-        response = super().file_response(full_path, stat_result, scope, status_code)
-        response.headers.update(CONSOLE_HEADERS)
+        response.headers.update(self.headers)
         return response
 
 

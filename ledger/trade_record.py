@@ -107,6 +107,7 @@ def trade_record(
 ) -> TradeRecord:
     """The record of a replayed trade, from its events and their positions."""
     facts = recorded_facts(events, positions)
+    case_positions = [fact.position for fact in complaint.facts] if complaint else []
     return TradeRecord(
         trade_id=trade.trade_id,
         buyer_id=trade.buyer_id,
@@ -131,9 +132,6 @@ def trade_record(
         rating_window_closes_at=trade.rating_window_closes_at,
         next_deadline_at=trade.next_deadline(),
         facts=facts,
-        position=max(
-            [*positions, *(f.position for f in complaint.facts)] if complaint else positions,
-            default=0,
-        ),
+        position=max(positions + case_positions, default=0),
         complaint=complaint,
     )

@@ -144,7 +144,7 @@ def _when(at: datetime | None) -> str:
 
 
 def _state(key: StoredKey, now: datetime) -> str:
-    return "valid" if key.valid_at(now) else "ended"
+    return key.state_at(now)
 
 
 def _described(key: StoredKey, now: datetime) -> str:

@@ -2,9 +2,9 @@
 // buyer, and their purchases, as of a date and under a chosen rulebook.
 
 import { getJson, segment } from './api.js';
-import { facts, fill, h, problemText, section } from './dom.js';
+import { addSection, facts, h } from './dom.js';
 import * as f from './format.js';
-import { asOfField, creditCard, rulebookField, stamp } from './figures.js';
+import { asOfField, creditCard, rulebookField, rulebooksFor, stamp } from './figures.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 
@@ -99,24 +99,13 @@ export async function render(view, me, id, params) {
   const path = segment(id);
 
   view.append(h('h1', { tabindex: '-1' }, 'Buyer ', h('span', { class: 'id' }, id)));
-  let rulebooks = null;
-  try {
-    rulebooks = (await getJson('/v1/rulebooks')).rulebooks;
-  } catch (error) {
-    view.append(problemText(error));
-  }
+  const rulebooks = await rulebooksFor(view);
   view.append(controls(id, choice, rulebooks));
 
   const grid = h('div', { class: 'grid' });
   view.append(grid);
   const loads = [];
-  const add = (title, key, allowed, load) => {
-    const part = section(title, key);
-    grid.append(part.element);
-    loads.push(fill(part.body, allowed ? load : async () => {
-      throw new Error(`A ${me.role} key may not read this.`);
-    }));
-  };
+  const add = (title, key, allowed, load) => addSection({ into: grid, loads, me }, title, key, allowed, load);
   const figures = may(me, 'figures');
   const historyLoad = figures ? getJson(`/v1/buyers/${path}/history`, common) : null;
   historyLoad?.catch(() => {}); // each section shows the refusal

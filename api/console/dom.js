@@ -55,6 +55,18 @@ export async function fill(body, load) {
   }
 }
 
+/**
+ * A section added to ``into`` and filled by ``load`` (its promise pushed on
+ * ``loads``), or, when the key's role may not read it, with that refusal.
+ */
+export function addSection({ into, loads, me }, title, id, allowed, load) {
+  const part = section(title, id);
+  into.append(part.element);
+  loads.push(fill(part.body, allowed ? load : async () => {
+    throw new Error(`A ${me.role} key may not read this.`);
+  }));
+}
+
 export function problemText(error) {
   const detail = error?.detail ?? error?.message ?? String(error);
   const status = error?.status ? ` (${error.status}${error.code ? ` ${error.code}` : ''})` : '';

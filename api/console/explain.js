@@ -5,7 +5,7 @@
 import { getJson, segment } from './api.js';
 import { facts, h, problemText } from './dom.js';
 import * as f from './format.js';
-import { asOfField, rulebookField } from './figures.js';
+import { asOfField, rulebookField, rulebooksFor } from './figures.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 
@@ -93,12 +93,7 @@ export async function render(view, me, id, params) {
     view.append(h('p', { class: 'error', role: 'alert' }, `A ${me.role} key may not read credit.`));
     return;
   }
-  let rulebooks = null;
-  try {
-    rulebooks = (await getJson('/v1/rulebooks')).rulebooks;
-  } catch (error) {
-    view.append(problemText(error));
-  }
+  const rulebooks = await rulebooksFor(view);
   view.append(controls(id, choice, rulebooks));
   const back = choice.role === 'seller' ? ['seller', id] : ['buyer', id];
   view.append(h('p', null, h('a', { href: hashOf(back, { as_of: choice.asOf, rulebook: choice.rulebook }) }, `Back to the ${choice.role}`)));

@@ -1,8 +1,9 @@
 // What the seller, buyer and explanation pages show alike: the as-of and
 // rulebook fields of their forms, and a member's credit card.
 
+import { getJson } from './api.js';
 import { badge } from './badge.js';
-import { facts, h } from './dom.js';
+import { facts, h, problemText } from './dom.js';
 import * as f from './format.js';
 
 /** The as-of date field: the end of that day in UTC; empty means now. */
@@ -46,3 +47,13 @@ export function stamp(answer) {
   return h('p', { class: 'stamp' }, `${answer.rulebook} · as of ${f.time(answer.as_of)} · log position ${answer.position}`);
 }
 
+
+/** The rulebooks the server holds, for the rulebook switch; null (and why, shown in ``view``) when they cannot be read. */
+export async function rulebooksFor(view) {
+  try {
+    return (await getJson('/v1/rulebooks')).rulebooks;
+  } catch (error) {
+    view.append(problemText(error));
+    return null;
+  }
+}

@@ -3,9 +3,9 @@
 
 import { getJson, segment } from './api.js';
 import { lineChart } from './chart.js';
-import { facts, fill, h, problemText, s, section } from './dom.js';
+import { addSection, facts, h, s } from './dom.js';
 import * as f from './format.js';
-import { asOfField, creditCard, rulebookField, stamp } from './figures.js';
+import { asOfField, creditCard, rulebookField, rulebooksFor, stamp } from './figures.js';
 import { go, hashOf } from './nav.js';
 import { may } from './roles.js';
 
@@ -139,25 +139,14 @@ export async function render(view, me, id, params) {
   const path = segment(id);
 
   view.append(h('h1', { tabindex: '-1' }, 'Seller ', h('span', { class: 'id' }, id)));
-  let rulebooks = null;
-  try {
-    rulebooks = (await getJson('/v1/rulebooks')).rulebooks;
-  } catch (error) {
-    view.append(problemText(error));
-  }
+  const rulebooks = await rulebooksFor(view);
   view.append(controls(id, choice, rulebooks));
 
   const grid = h('div', { class: 'grid' });
   const charts = h('div', { class: 'charts' });
   view.append(grid, h('h2', { class: 'band' }, 'Over time'), charts);
   const loads = [];
-  const add = (into, title, key, allowed, load) => {
-    const part = section(title, key);
-    into.append(part.element);
-    loads.push(fill(part.body, allowed ? load : async () => {
-      throw new Error(`A ${me.role} key may not read this.`);
-    }));
-  };
+  const add = (into, title, key, allowed, load) => addSection({ into, loads, me }, title, key, allowed, load);
   const figures = may(me, 'figures');
   add(grid, 'Credit', 'credit', figures, async () => creditCard(
     await getJson(`/v1/members/${path}/credit`, { role: 'seller', as_of: asOf, ...common }),

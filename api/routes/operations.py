@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Depends, Response
@@ -79,9 +79,6 @@ def metrics(service: ServiceDep) -> Response:
     return Response(text, media_type=CONTENT_TYPE)
 
 
-ReadModel = Literal["view", "penalty_feed", "log_tree"]
-
-
 @router.get(
     "/v1/operations/status",
     responses={**s.PROBLEMS, **a.answered_by(a.OperationsStatusAnswer)},
@@ -98,7 +95,7 @@ def _status(service: Service) -> a.OperationsStatusAnswer:
     head = readiness.log_position
     due = service.ledger.deadlines_due()
     now = service.clock.now()
-    models: tuple[tuple[ReadModel, int], ...] = (
+    models: tuple[tuple[a.ReadModel, int], ...] = (
         ("view", readiness.view_position),
         ("penalty_feed", service.feed.covered()),
         ("log_tree", service.tree.tracked()[0]),
@@ -132,7 +129,7 @@ def _key_standing(key: StoredKey, now: datetime) -> a.KeyStanding:
         key.id,
         key.role.value,
         key.scope,
-        "valid" if key.valid_at(now) else "ended",
+        key.state_at(now),
         key.created_at,
         key.expires_at,
         key.revoked_at,
