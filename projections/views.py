@@ -130,6 +130,10 @@ LISTED_REFUND_STEPS: tuple[type[ev.RefundEvent], ...] = (
     ev.RefundCancelled,
     ev.RefundClosed,
 )
+# The trade facts no penalty reads: an order placed and a refund asked for.
+# The rates count paid trades and paid refunds, credit and shop scores count
+# ratings; what follows these facts is what touches the seller.
+UNSCORED_TRADE_FACTS: tuple[type[ev.TradeEvent], ...] = (ev.TradeCreated, ev.RefundRequested)
 
 
 def _member(touched: Touched, e: ev.MemberEvent, _: int) -> None:
@@ -153,7 +157,7 @@ def _complaint(touched: Touched, e: ev.ComplaintEvent, position: int) -> None:
     touched.sellers[e.seller_id] = position
 
 
-def _refund_step(touched: Touched, e: ev.RefundEvent, _: int) -> None:
+def _trade_row(touched: Touched, e: ev.TradeEvent, _: int) -> None:
     touched.trades.add(e.trade_id)  # the trade's row holds it; no penalty moves
 
 
@@ -177,7 +181,7 @@ def _note_for(event_type: type[ev.Event]) -> Note | None:
     kinds: list[tuple[type[ev.Event], Note]] = [
         (ev.IdentityVerified, _verified),
         (ev.MemberEvent, _member),
-        *((step, _refund_step) for step in LISTED_REFUND_STEPS),
+        *((step, _trade_row) for step in (*LISTED_REFUND_STEPS, *UNSCORED_TRADE_FACTS)),
         (ev.ComplaintEscalated, _complaint_step),
         (ev.TradeEvent, _trade),
         (ev.ComplaintEvent, _complaint),

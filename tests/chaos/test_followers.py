@@ -126,6 +126,8 @@ def test_the_penalty_feed_resumes_after_a_disconnect(tmp_path: Path) -> None:
         for member in ("b1", "s1"):
             server.append("/v1/members", {"member_id": member, "occurred_at": recent}, member)
         server.append("/v1/trades", trade_body("T1", recent, buyer="b1", seller="s1"), "T1")
+        # An order placed moves no penalty; the payment is the seller's first fact that can.
+        server.append("/v1/trades/T1/payment", {"occurred_at": recent}, "T1-pay")
         (first,) = _stream(server, after=0, lines=1)
         assert (first["feed_position"], first["seller_id"]) == (1, "s1")
         assert first["penalty"]["searchable"]
