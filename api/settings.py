@@ -26,7 +26,7 @@ from api.auth import Role
 from api.rate_limits import FAILED_AUTH_LIMIT_DEFAULT, RATE_LIMITS_DEFAULT, RateLimit
 from ledger.database import DEFAULT_DATABASE_URL, parse_database_url
 from ledger.policy import DEFAULT_RULEBOOK
-from projections.follower import FollowerSettings
+from projections.follower import GATHER_SECONDS_DEFAULT, GATHER_SECONDS_MAX, FollowerSettings
 
 ENV_PREFIX = "TRUSTLEDGER_"
 # The variables ``serve --workers`` sets for the workers it spawns.
@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     projection_poll_seconds: float = Field(
         default=1.0, description="how often the log is looked at, besides PostgreSQL's wake-ups"
     )
+    projection_gather_seconds: float = Field(
+        default=GATHER_SECONDS_DEFAULT,
+        ge=0,
+        le=GATHER_SECONDS_MAX,
+        description="woken by an append, how long the follower lets the appends behind it "
+        "arrive before folding them: fewer, larger batches under load; the views trail the "
+        "log by up to this much more",
+    )
     tree_head_key: Path | None = Field(
         default=None,
         description="the Ed25519 key that signs tree heads (trustledger keygen); without one "
@@ -152,6 +160,7 @@ class Settings(BaseSettings):
         """The follower's intervals as these settings give them."""
         given = FollowerSettings(
             poll_seconds=self.projection_poll_seconds,
+            gather_seconds=self.projection_gather_seconds,
             tree_head_interval_seconds=self.tree_head_interval_seconds,
             deadline_interval_seconds=self.deadline_interval_seconds,
             deadline_worker=self.deadline_worker,

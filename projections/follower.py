@@ -37,8 +37,17 @@ log = logging.getLogger("trustledger")
 RESTART_SECONDS = 1.0  # after a failed run of a loop, before it tries again
 
 
+GATHER_SECONDS_DEFAULT = 0.1
+GATHER_SECONDS_MAX = 5.0
+
+
 class FollowerSettings(msgspec.Struct, frozen=True):
     poll_seconds: float = 1.0  # how often the log is looked at, besides PostgreSQL's wake-ups
+    # Woken by an append, how long to let the appends behind it arrive before
+    # folding: under a stream of appends the follower folds fewer, larger
+    # batches (less CPU an event, left to the API workers on a shared machine);
+    # the read models trail the log by up to this much more.
+    gather_seconds: float = GATHER_SECONDS_DEFAULT
     tree_head_interval_seconds: float = 300.0
     deadline_interval_seconds: float = 30.0
     deadline_worker: bool = True
@@ -58,6 +67,8 @@ class FollowerSettings(msgspec.Struct, frozen=True):
         )
         if not min(intervals) > 0:
             raise ValueError("the follower's intervals must be positive")
+        if not 0 <= self.gather_seconds <= GATHER_SECONDS_MAX:
+            raise ValueError(f"gather_seconds is 0-{GATHER_SECONDS_MAX:g}")
 
 
 class Follower:
@@ -217,7 +228,11 @@ class Follower:
         """Keep one runner up with the log until ``halt``, starting it again after a failure."""
         while not halt.is_set():
             try:
-                runner.follow(halt, poll_seconds=self.settings.poll_seconds)
+                runner.follow(
+                    halt,
+                    poll_seconds=self.settings.poll_seconds,
+                    gather_seconds=self.settings.gather_seconds,
+                )
             except Exception:
                 log.exception("%s failed; restarting", type(runner).__name__)
                 halt.wait(RESTART_SECONDS)

@@ -45,12 +45,19 @@ class LogFollower(ABC):
     def catch_up(self) -> int:
         """Process everything the log holds now; how many events."""
 
-    def follow(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS_DEFAULT) -> None:
-        """Catch up, then keep up until ``stop`` is set."""
+    def follow(
+        self,
+        stop: threading.Event,
+        *,
+        poll_seconds: float = POLL_SECONDS_DEFAULT,
+        gather_seconds: float = 0.0,
+    ) -> None:
+        """Catch up, then keep up until ``stop`` is set; woken by an append, wait
+        ``gather_seconds`` for those that follow it before catching up."""
         with Waker(self.app.database_url) as waker:
             while not stop.is_set():
                 self.catch_up()
-                waker.wait(poll_seconds, stop)
+                waker.wait(poll_seconds, stop, gather_seconds=gather_seconds)
 
 
 class Runner(LogFollower):
@@ -130,7 +137,9 @@ class Waker:
         if self._conn is not None:
             self._conn.close()
 
-    def wait(self, seconds: float, stop: threading.Event) -> None:
+    def wait(self, seconds: float, stop: threading.Event, *, gather_seconds: float = 0.0) -> None:
+        """Until an append is notified and ``gather_seconds`` more have passed,
+        ``seconds`` have passed, or ``stop`` is set."""
         if self._conn is None:
             stop.wait(seconds)
             return
@@ -138,6 +147,9 @@ class Waker:
         while not stop.is_set() and time.monotonic() < deadline:
             ready, _, _ = select.select([self._conn.fileno()], [], [], min(0.2, seconds))
             if ready:
+                # Let the appends right behind this one arrive too: one batch
+                # of many events costs the follower far less than many small ones.
+                stop.wait(gather_seconds)
                 for _ in self._conn.notifies(timeout=0):
                     pass
                 return

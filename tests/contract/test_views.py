@@ -18,7 +18,7 @@ from ledger.clock import FixedClock
 from ledger.events import topic_of
 from projections import views
 from projections.marketplace import Marketplace
-from projections.runner import Runner
+from projections.runner import Progress, Runner
 from projections.views import MemoryView, ReputationView, SqlView, open_view
 from tests.support import DAY, Market
 from tools.scenario import SCENARIO_END, run_scenario
@@ -202,6 +202,50 @@ def test_on_postgres_the_runner_wakes_on_notify_not_on_its_poll(postgres_url: st
                 break
             threading.Event().wait(0.05)
         assert view.position() == 1  # well before the 60-second poll
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        view.close()
+        app.close()
+
+
+class CountedRunner(Runner):
+    """A runner that notes how many events each of its catch-ups processed."""
+
+    def __init__(self, app: LedgerApp, view: ReputationView) -> None:
+        super().__init__(app, view)
+        self.batches: list[int] = []
+
+    def catch_up(self, progress: Progress | None = None, *, until: int | None = None) -> int:
+        processed = super().catch_up(progress, until=until)
+        self.batches.append(processed)
+        return processed
+
+
+@pytest.mark.postgres
+def test_on_postgres_woken_the_runner_gathers_the_appends_behind_the_first(
+    postgres_url: str,
+) -> None:
+    app = LedgerApp(postgres_url, clock=FixedClock(SCENARIO_END + 1000 * DAY))
+    view = open_view(postgres_url)
+    runner = CountedRunner(app, view)
+    stop = threading.Event()
+    follow = {"poll_seconds": 60, "gather_seconds": 1.0}
+    thread = threading.Thread(target=runner.follow, args=(stop,), kwargs=follow)
+    thread.start()
+    try:
+        threading.Event().wait(0.3)  # the runner has caught up and waits
+        market = Market(app, app.clock)  # type: ignore[arg-type]
+        market.members("erin")
+        threading.Event().wait(0.3)  # within the second it gathers
+        market.members("frank")
+        for _ in range(100):
+            if view.position() >= 2:
+                break
+            threading.Event().wait(0.05)
+        assert view.position() == 2
+        # The first catch-up found the empty log; the second folded both appends.
+        assert runner.batches == [0, 2]
     finally:
         stop.set()
         thread.join(timeout=10)
