@@ -131,10 +131,20 @@ class Leadership:
             )
 
     def release(self) -> None:
-        """Give the lock up: ending the session releases it."""
-        self.term = None
+        """Give the lock up: unlocked at once while the session still answers,
+        then the session ended. (Ending it alone frees the lock only when the
+        server has finished the session, a moment after the close returns: a
+        standby asking right away would still find it taken.)"""
+        held, self.term = self.term is not None, None
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            if held and not conn.closed and not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except psycopg.Error:
+            pass  # a broken session: the server frees its lock when it ends it
+        finally:
             conn.close()
 
     def _connection(self) -> psycopg.Connection[Any]:
