@@ -25,6 +25,7 @@ def test_every_setting_is_read_from_its_variable(monkeypatch: pytest.MonkeyPatch
         "RANKING_PATH": "false",
         "BODY_BYTES_MAX": "2048",
         "FAILED_AUTH_LIMIT": '{"per_second": 2, "burst": 10}',
+        "PROJECTION_GATHER_SECONDS": "0.25",
     }
     for name, value in given.items():
         monkeypatch.setenv(ENV_PREFIX + name, value)
@@ -37,6 +38,7 @@ def test_every_setting_is_read_from_its_variable(monkeypatch: pytest.MonkeyPatch
     assert settings.ranking_path is False
     assert settings.body_bytes_max == 2048
     assert settings.failed_auth_limit == RateLimit(per_second=2, burst=10)
+    assert settings.follower_settings().gather_seconds == 0.25  # the follower's own setting
 
 
 def test_code_comes_before_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,6 +69,8 @@ def test_rate_limits_are_json_by_role(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("FOLLOWER", "beside", "inside"),
         ("PROJECTION_POLL_SECONDS", "0", "positive"),
+        ("PROJECTION_GATHER_SECONDS", "-0.1", "greater than or equal to 0"),
+        ("PROJECTION_GATHER_SECONDS", "6", "less than or equal to 5"),
         ("BODY_BYTES_MAX", "0", "positive"),
         ("READ_DATABASE_URL", "sqlite:///x.db", "standbys"),
         ("UNKNOWN_SETTING", "1", None),
