@@ -520,10 +520,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 
         The whole transaction is one round trip: BEGIN, the table lock, the
         notification, the events, the side rows and COMMIT are sent together
-        and synced once (the library synced three or four times). Under load
-        each round trip waits for the database's process and then this thread
-        to be scheduled again, which made a group's write take five times its
-        idle time.
+        and synced once (the library synced three or four times); each round
+        trip waits for the database's process and then this thread to run
+        again, which on a busy machine is most of a write's time.
 
         A failure (a lost race, a duplicate key) raises at the sync; the
         statements after it, COMMIT included, are skipped, so nothing of the
