@@ -460,9 +460,7 @@ class LedgerApp(LedgerWriter):
         if earlier is not None:
             return earlier
         if not prepared.assumed_new:
-            raise ConcurrentUpdateError(
-                "another command changed the same record first; retry the command"
-            )
+            raise _clashed()
         return self._attempt(
             prepared.command,
             prepared.origin,
@@ -477,7 +475,7 @@ class LedgerApp(LedgerWriter):
         command_hash = hashlib.sha256(_command_encoder.encode(command)).hexdigest()
         preparing = getattr(self._preparing, "active", False)
         first = self.reading(fresh=False, remembered_only=preparing)
-        if preparing:
+        if preparing:  # a miss or a refusal goes back to ``prepare`` as StoreNeeded
             return self._attempt(command, origin, command_hash, decide, first)
         try:
             return self._attempt(command, origin, command_hash, decide, first)
@@ -539,9 +537,7 @@ class LedgerApp(LedgerWriter):
             earlier = self._replay(origin, command_hash)
             if earlier is not None:
                 return earlier
-            raise ConcurrentUpdateError(
-                "another command changed the same record first; retry the command"
-            ) from error
+            raise _clashed() from error
         return Appended(positions=tuple(positions))
 
     def _replay(self, origin: Origin, command_hash: str) -> Appended | None:
@@ -556,6 +552,11 @@ class LedgerApp(LedgerWriter):
             )
         positions = self.ledger_recorder.positions_of(record.event_keys)
         return Appended(positions=tuple(positions), replayed=True)
+
+
+def _clashed() -> ConcurrentUpdateError:
+    """The store refused a save: another command moved the same record first."""
+    return ConcurrentUpdateError("another command changed the same record first; retry the command")
 
 
 # --- Aggregate actions shaped for the command helpers ----------------------------------

@@ -14,6 +14,8 @@ and the shop scores show in the penalty even in these small logs.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,7 +48,7 @@ BOOKS = (*RULEBOOKS.values(), *(sensitive(book) for book in RULEBOOKS.values()))
 Seen = list[Penalty | None]
 
 
-def penalties(view: MemoryView, seller: str, instants: list[object]) -> Seen:
+def penalties(view: MemoryView, seller: str, instants: list[datetime]) -> Seen:
     """The seller's penalty at each instant (None: unknown then). How long each
     holds (``penalty_valid_until``) is left out: a fact may add an instant at
     which the penalty might change and does not, and the penalties at every
@@ -55,7 +57,7 @@ def penalties(view: MemoryView, seller: str, instants: list[object]) -> Seen:
     seen: Seen = []
     for book in BOOKS:
         for at in instants:
-            cut = Cut(at)  # type: ignore[arg-type]
+            cut = Cut(at)
             if member_file is None or not known_at(member_file, cut):
                 seen.append(None)
                 continue
@@ -68,7 +70,7 @@ def penalties(view: MemoryView, seller: str, instants: list[object]) -> Seen:
 def test_a_fact_that_touches_no_seller_leaves_the_penalty_as_it_was(
     log: list[ev.Event], data: st.DataObject
 ) -> None:
-    instants: list[object] = list(
+    instants: list[datetime] = list(
         data.draw(st.lists(st.sampled_from(probes(log)), min_size=1, max_size=30, unique=True))
     )
     view = MemoryView(tally_from_trades=0)
